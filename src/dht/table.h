@@ -1,0 +1,124 @@
+/* The Kademlia routing table, as BEP 5 describes it, with no I/O.
+ *
+ * Buckets are indexed by common-prefix length with our own ID: bucket i
+ * holds nodes whose ID shares exactly i leading bits with ours, and the last
+ * bucket holds everything at or beyond its index.  Only that last bucket --
+ * the one covering our own ID -- ever splits, which is the same tree BEP 5
+ * draws, stored as an array.
+ *
+ * Node states follow BEP 5:
+ *   good          answered one of our queries within good_ms, or answered
+ *                 at some time and sent us a query within good_ms;
+ *   questionable  no such activity for good_ms;
+ *   bad           failed to answer bad_after_failures queries in a row.
+ *
+ * When a full bucket is offered a new node, a bad entry is replaced at once.
+ * Otherwise the newcomer waits in the bucket's replacement cache and, if the
+ * bucket has a questionable entry, the table asks its owner to ping the
+ * least-recently-seen one (KM_OFFER_PING).  The owner reports the outcome
+ * with km_table_offer(..., KM_SEEN_REPLY, ...) or km_table_on_failure();
+ * a node that goes bad is replaced from the cache.  Old, responsive nodes
+ * therefore always win over newcomers.  */
+#ifndef KM_DHT_TABLE_H
+#define KM_DHT_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dht/contact.h"
+#include "dht/rng.h"
+
+struct km_table_config {
+	int k;                  /* bucket size; BEP 5 uses 8 */
+	int replacements;       /* replacement cache size per bucket */
+	int max_nodes;          /* cap on entries across all buckets */
+	int bad_after_failures; /* consecutive failures that make a node bad */
+	km_ms good_ms;          /* activity window for "good": 15 min */
+	km_ms refresh_ms;       /* a bucket untouched this long is refreshed */
+};
+
+/* k=8, replacements=8, max_nodes=1280 (160 buckets of 8),
+ * bad_after_failures=2, good_ms=15 min, refresh_ms=15 min. */
+void km_table_config_default(struct km_table_config *cfg);
+
+enum km_node_state { KM_NODE_GOOD, KM_NODE_QUESTIONABLE, KM_NODE_BAD };
+
+struct km_table_entry {
+	struct km_contact c;
+	km_ms first_seen;   /* when it entered the table */
+	km_ms last_seen;    /* any valid message from it */
+	km_ms last_reply;   /* last answer to our query; 0 = never answered */
+	km_ms last_query;   /* last query it sent us; 0 = never */
+	int failures;       /* consecutive unanswered queries */
+	bool ping_pending;  /* the table asked for a ping and awaits the result */
+	uint32_t rtt_ms;    /* smoothed round-trip time; 0 = unknown */
+};
+
+/* How we heard from a node. */
+enum km_seen_kind {
+	KM_SEEN_QUERY, /* it sent us a valid query */
+	KM_SEEN_REPLY, /* it answered a query of ours */
+};
+
+enum km_offer_result {
+	KM_OFFER_UPDATED,  /* already present; timestamps refreshed */
+	KM_OFFER_ADDED,    /* inserted into a bucket */
+	KM_OFFER_CACHED,   /* bucket full of good nodes; kept as a replacement */
+	KM_OFFER_PING,     /* cached, and *to_ping must be pinged now */
+	KM_OFFER_REJECTED, /* our own ID, an unusable address, or over the cap */
+};
+
+struct km_table;
+
+/* Returns NULL on allocation failure.  cfg may be NULL for the defaults. */
+struct km_table *km_table_new(const struct km_id *self,
+			      const struct km_table_config *cfg, km_ms now);
+void km_table_del(struct km_table *t); /* NULL is a no-op */
+
+const struct km_id *km_table_self(const struct km_table *t);
+
+/* Tells the table we heard from c.  rtt_ms is 0 when unknown (queries).
+ * A known ID seen at a different address keeps its old address: an ID does
+ * not move just because someone claims it from elsewhere. */
+enum km_offer_result km_table_offer(struct km_table *t,
+				    const struct km_contact *c,
+				    enum km_seen_kind kind, uint32_t rtt_ms,
+				    km_ms now, struct km_contact *to_ping);
+
+/* A query we sent to id went unanswered.  After bad_after_failures of these
+ * in a row the node is bad, and is replaced from the replacement cache if
+ * one is waiting. */
+void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now);
+
+/* Removes id from its bucket (for example after GOODBYE); true if found. */
+bool km_table_remove(struct km_table *t, const struct km_id *id);
+
+const struct km_table_entry *km_table_find(const struct km_table *t,
+					   const struct km_id *id);
+
+enum km_node_state km_table_state(const struct km_table *t,
+				  const struct km_table_entry *e, km_ms now);
+
+/* Up to n non-bad contacts closest to target by XOR, closest first.
+ * Returns how many were written. */
+size_t km_table_closest(const struct km_table *t, const struct km_id *target,
+			size_t n, struct km_contact *out);
+
+size_t km_table_size(const struct km_table *t);     /* entries in buckets */
+int km_table_bucket_count(const struct km_table *t);
+size_t km_table_bucket_size(const struct km_table *t, int bucket);
+const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,
+						   int bucket, size_t i);
+size_t km_table_replacement_count(const struct km_table *t, int bucket);
+
+/* Fills out with one random target for each bucket untouched (no node added,
+ * no reply from a node in it) for refresh_ms, and marks those buckets as
+ * refreshed at now.  Returns how many targets were written (at most max). */
+size_t km_table_refresh_targets(struct km_table *t, km_ms now,
+				struct km_rng *rng, struct km_id *out,
+				size_t max);
+
+/* When the next bucket becomes due for refresh. */
+km_ms km_table_next_refresh(const struct km_table *t);
+
+#endif
