@@ -1,11 +1,12 @@
-/* Time and contacts: the two things every part of the core passes around. */
+/* Time, and contacts: the two things every part of the core passes around.
+ * struct km_contact itself is defined in proto/node.h. */
 #ifndef KM_DHT_CONTACT_H
 #define KM_DHT_CONTACT_H
 
 #include <stdint.h>
 
 #include "dht/id.h"
-#include "proto/addr.h"
+#include "proto/node.h"
 
 /* Milliseconds on a monotonic clock that the caller supplies (uv_now() in the
  * daemon, the virtual clock in the simulator).  Only differences matter. */
@@ -13,11 +14,5 @@ typedef uint64_t km_ms;
 
 #define KM_SECONDS(s) ((km_ms)(s) * 1000)
 #define KM_MINUTES(m) ((km_ms)(m) * 60 * 1000)
-
-/* A node we can talk to: its ID and its UDP address. */
-struct km_contact {
-	struct km_id id;
-	struct km_addr addr;
-};
 
 #endif

@@ -11,14 +11,7 @@
 #include <stdint.h>
 
 #include "dht/rng.h"
-
-#define KM_ID_LEN 20
-#define KM_ID_BITS 160
-#define KM_ID_HEXLEN 40
-
-struct km_id {
-	uint8_t b[KM_ID_LEN];
-};
+#include "proto/node.h"
 
 bool km_id_eq(const struct km_id *a, const struct km_id *b);
 
