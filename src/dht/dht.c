@@ -1,0 +1,309 @@
+/* The DHT node: transactions, dispatch and timers.  Query handling lives in
+ * dht_server.c and lookups in dht_search.c. */
+#include "dht/dht.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "dht/dht_internal.h"
+#include "proto/err.h"
+
+#define PEER_EXPIRY_EVERY_MS KM_MINUTES(1)
+
+void km_dht_config_default(struct km_dht_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->family = KM_AF_INET4;
+	km_table_config_default(&cfg->table);
+	km_lookup_config_default(&cfg->lookup);
+	km_peers_config_default(&cfg->peers);
+	cfg->query_timeout_ms = KM_SECONDS(4);
+	cfg->max_transactions = 2048;
+	cfg->max_lookups = 64;
+}
+
+static bool config_valid(const struct km_dht_config *cfg)
+{
+	return (cfg->family == KM_AF_INET4 || cfg->family == KM_AF_INET6) &&
+	       cfg->query_timeout_ms > 0 && cfg->max_transactions > 0 &&
+	       cfg->max_lookups > 0;
+}
+
+struct km_dht *km_dht_new(const struct km_dht_config *cfg,
+			  const struct km_dht_callbacks *cb, void *user,
+			  struct km_rng *rng, km_ms now)
+{
+	struct km_dht *d;
+
+	if (!config_valid(cfg) || !cb || !cb->send)
+		return NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->cfg = *cfg;
+	d->cb = *cb;
+	d->user = user;
+	d->rng = rng;
+	d->table = km_table_new(&cfg->id, &cfg->table, now);
+	d->peers = km_peers_new(&cfg->peers);
+	d->scratch = calloc(KM_DHT_SCRATCH_NODES, sizeof(*d->scratch));
+	if (!d->table || !d->peers || !d->scratch) {
+		km_dht_del(d);
+		return NULL;
+	}
+	km_tokens_init(&d->tokens, rng, now);
+	d->next_lookup_id = 1;
+	d->next_peer_expiry = now + PEER_EXPIRY_EVERY_MS;
+	return d;
+}
+
+static void tx_free(struct km_dht *d, struct tx *tx)
+{
+	HASH_DEL(d->tx_by_tid, tx);
+	DL_DELETE(d->tx_queue, tx);
+	d->ntx--;
+	free(tx);
+}
+
+void km_dht_del(struct km_dht *d)
+{
+	struct tx *tx, *tmp;
+
+	if (!d)
+		return;
+	DL_FOREACH_SAFE(d->tx_queue, tx, tmp)
+		tx_free(d, tx);
+	dht_searches_free(d);
+	if (d->sibling && d->sibling->sibling == d)
+		d->sibling->sibling = NULL;
+	km_table_del(d->table);
+	km_peers_del(d->peers);
+	free(d->scratch);
+	free(d);
+}
+
+void km_dht_set_sibling(struct km_dht *d, struct km_dht *other_family)
+{
+	d->sibling = other_family;
+	if (other_family)
+		other_family->sibling = d;
+}
+
+void dht_send_msg(struct km_dht *d, const struct km_addr *to,
+		  struct km_krpc_msg *m)
+{
+	int len;
+
+	memcpy(m->v, KM_KRPC_CLIENT_V, 4);
+	m->v_len = 4;
+	m->ro = d->cfg.read_only && m->type == KM_KRPC_QUERY;
+	len = km_krpc_encode(m, d->out, sizeof(d->out));
+	if (len < 0)
+		return; /* our own message does not fit: a bug, never a crash */
+	d->stats.packets_out++;
+	d->stats.bytes_out += (unsigned long)len;
+	d->cb.send(d->user, to, d->out, (size_t)len);
+}
+
+static struct tx *tx_new(struct km_dht *d)
+{
+	struct tx *tx = calloc(1, sizeof(*tx)), *clash;
+
+	if (!tx)
+		return NULL;
+	do {
+		km_rng_fill(d->rng, tx->tid, sizeof(tx->tid));
+		HASH_FIND(hh, d->tx_by_tid, tx->tid, sizeof(tx->tid), clash);
+	} while (clash);
+	return tx;
+}
+
+int dht_send_query(struct km_dht *d, const struct km_contact *to, bool id_known,
+		   enum tx_kind kind, uint64_t lookup_id, struct km_krpc_msg *m,
+		   km_ms now)
+{
+	struct tx *tx;
+
+	if (d->ntx >= d->cfg.max_transactions || !(tx = tx_new(d))) {
+		d->stats.tx_full++;
+		return KM_ERR_FULL;
+	}
+	tx->kind = kind;
+	tx->to = to->addr;
+	tx->expect_id = to->id;
+	tx->id_known = id_known;
+	tx->lookup_id = lookup_id;
+	tx->sent = now;
+	tx->deadline = now + d->cfg.query_timeout_ms;
+	HASH_ADD(hh, d->tx_by_tid, tid, sizeof(tx->tid), tx);
+	DL_APPEND(d->tx_queue, tx);
+	d->ntx++;
+
+	memcpy(m->tid, tx->tid, sizeof(tx->tid));
+	m->tid_len = sizeof(tx->tid);
+	m->id = d->cfg.id;
+	dht_send_msg(d, &to->addr, m);
+	return 0;
+}
+
+void dht_ping(struct km_dht *d, const struct km_contact *c, km_ms now)
+{
+	struct km_krpc_msg m;
+
+	km_krpc_init(&m, KM_KRPC_QUERY);
+	m.method = KM_KRPC_PING;
+	dht_send_query(d, c, true, TX_PING, 0, &m, now);
+}
+
+void dht_offer(struct km_dht *d, const struct km_contact *c,
+	       enum km_seen_kind kind, uint32_t rtt_ms, km_ms now)
+{
+	struct km_contact to_ping;
+
+	if (c->addr.family != d->cfg.family)
+		return;
+	if (km_table_offer(d->table, c, kind, rtt_ms, now, &to_ping) == KM_OFFER_PING)
+		dht_ping(d, &to_ping, now);
+}
+
+int km_dht_ping_addr(struct km_dht *d, const struct km_addr *addr, km_ms now)
+{
+	struct km_contact c = { .addr = *addr };
+	struct km_krpc_msg m;
+
+	km_krpc_init(&m, KM_KRPC_QUERY);
+	m.method = KM_KRPC_FIND_NODE;
+	m.target = d->cfg.id;
+	return dht_send_query(d, &c, false, TX_VERIFY, 0, &m, now);
+}
+
+/* Nodes in the reply to a verification query are worth asking in turn:
+ * that is how a node that knows one address fills its table. */
+static void verify_reply_nodes(struct km_dht *d, const struct km_krpc_msg *m,
+			       km_ms now)
+{
+	size_t n = dht_reply_contacts(d, m, d->scratch, KM_DHT_SCRATCH_NODES);
+
+	if (n > (size_t)d->cfg.table.k)
+		n = (size_t)d->cfg.table.k;
+	for (size_t i = 0; i < n; i++)
+		if (!km_table_find(d->table, &d->scratch[i].id))
+			km_dht_ping_addr(d, &d->scratch[i].addr, now);
+}
+
+static void handle_reply(struct km_dht *d, const struct km_addr *from,
+			 const struct km_krpc_msg *m, km_ms now)
+{
+	struct tx *tx = NULL;
+
+	if (m->tid_len == KM_DHT_TID_LEN)
+		HASH_FIND(hh, d->tx_by_tid, m->tid, KM_DHT_TID_LEN, tx);
+	/* A reply must come from where the query went; anything else is a
+	 * stale packet or a spoofing attempt. */
+	if (!tx || !km_addr_eq(&tx->to, from)) {
+		d->stats.unmatched_replies++;
+		return;
+	}
+	if (m->type == KM_KRPC_RESPONSE) {
+		struct km_contact c = { .id = m->id, .addr = *from };
+
+		d->stats.replies_in++;
+		dht_offer(d, &c, KM_SEEN_REPLY, (uint32_t)(now - tx->sent), now);
+		if (tx->kind == TX_VERIFY)
+			verify_reply_nodes(d, m, now);
+		if (tx->kind == TX_LOOKUP)
+			dht_search_on_reply(d, tx, m, now);
+	} else {
+		d->stats.errors_in++;
+		if (tx->kind == TX_LOOKUP)
+			dht_search_on_failure(d, tx, now);
+	}
+	tx_free(d, tx);
+}
+
+void km_dht_receive(struct km_dht *d, const struct km_addr *from,
+		    const uint8_t *buf, size_t len, km_ms now)
+{
+	struct km_krpc_msg m;
+	int rc;
+
+	d->stats.packets_in++;
+	d->stats.bytes_in += len;
+	rc = km_krpc_decode(buf, len, &m);
+	if (rc < 0) {
+		d->stats.malformed_in++;
+		if (m.type == KM_KRPC_QUERY && m.tid_len > 0 && !d->cfg.read_only)
+			dht_send_error(d, from, &m, KM_KRPC_ERR_PROTOCOL,
+				       km_strerror(rc));
+		return;
+	}
+	if (m.type == KM_KRPC_QUERY)
+		dht_handle_query(d, from, &m, now);
+	else
+		handle_reply(d, from, &m, now);
+}
+
+static void expire_transactions(struct km_dht *d, km_ms now)
+{
+	while (d->tx_queue && d->tx_queue->deadline <= now) {
+		struct tx *tx = d->tx_queue;
+
+		d->stats.timeouts++;
+		if (tx->id_known)
+			km_table_on_failure(d->table, &tx->expect_id, now);
+		if (tx->kind == TX_LOOKUP)
+			dht_search_on_failure(d, tx, now);
+		tx_free(d, tx);
+	}
+}
+
+static km_ms earliest(km_ms a, km_ms b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return a < b ? a : b;
+}
+
+km_ms km_dht_tick(struct km_dht *d, km_ms now)
+{
+	km_ms wake;
+
+	expire_transactions(d, now);
+	km_tokens_tick(&d->tokens, d->rng, now);
+	if (now >= d->next_peer_expiry) {
+		km_peers_expire(d->peers, now);
+		d->next_peer_expiry = now + PEER_EXPIRY_EVERY_MS;
+	}
+	wake = dht_search_tick(d, now);
+	wake = earliest(wake, d->tx_queue ? d->tx_queue->deadline : 0);
+	wake = earliest(wake, km_tokens_next_rotation(&d->tokens));
+	wake = earliest(wake, d->next_peer_expiry);
+	return wake;
+}
+
+const struct km_id *km_dht_id(const struct km_dht *d)
+{
+	return &d->cfg.id;
+}
+
+const struct km_table *km_dht_table(const struct km_dht *d)
+{
+	return d->table;
+}
+
+const struct km_peers *km_dht_peers(const struct km_dht *d)
+{
+	return d->peers;
+}
+
+struct km_dht_stats km_dht_stats(const struct km_dht *d)
+{
+	struct km_dht_stats s = d->stats;
+
+	s.transactions = d->ntx;
+	s.lookups = d->nsearches;
+	return s;
+}

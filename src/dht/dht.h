@@ -1,0 +1,111 @@
+/* A Mainline DHT node (BEP 5) as a state machine with no I/O.
+ *
+ * Bytes come in through km_dht_receive(), time through km_dht_tick(), and
+ * randomness through the km_rng given at creation.  Datagrams go out through
+ * the send callback, and km_dht_tick() returns when it next wants to run.
+ * One km_dht serves one address family, as BEP 32 asks: a dual-stack host
+ * runs two and links them with km_dht_set_sibling() so that `want` can be
+ * answered with both `nodes` and `nodes6`.
+ *
+ * Everything a peer sends is hostile until validated: malformed queries get
+ * error 203, unknown methods 204, and nothing costs more than a bounded
+ * amount of memory (transactions, lookups, peers and the table are capped). */
+#ifndef KM_DHT_DHT_H
+#define KM_DHT_DHT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dht/contact.h"
+#include "dht/lookup.h"
+#include "dht/peers.h"
+#include "dht/rng.h"
+#include "dht/table.h"
+
+struct km_dht;
+
+struct km_dht_config {
+	struct km_id id;
+	enum km_family family;          /* KM_AF_INET4 or KM_AF_INET6 */
+	struct km_table_config table;
+	struct km_lookup_config lookup;
+	struct km_peers_config peers;
+	bool read_only;                 /* BEP 43: send ro=1, answer nothing */
+	km_ms query_timeout_ms;         /* an unanswered query fails: 4 s */
+	size_t max_transactions;        /* queries awaiting replies: 2048 */
+	size_t max_lookups;             /* lookups running at once: 64 */
+};
+
+/* Defaults everywhere; the caller must still set id and family. */
+void km_dht_config_default(struct km_dht_config *cfg);
+
+struct km_dht_callbacks {
+	/* Sends one datagram.  buf is only valid during the call. */
+	void (*send)(void *user, const struct km_addr *to, const uint8_t *buf,
+		     size_t len);
+	/* A lookup started with km_dht_lookup()/km_dht_announce() ended.  lk
+	 * is valid only during the call.  May be NULL. */
+	void (*lookup_done)(void *user, uint64_t lookup_id,
+			    const struct km_lookup *lk);
+};
+
+struct km_dht_stats {
+	unsigned long packets_in, packets_out;
+	unsigned long bytes_in, bytes_out;
+	unsigned long queries_in, replies_in, errors_in;
+	unsigned long malformed_in;     /* could not be decoded */
+	unsigned long errors_sent;      /* 203/204 answers */
+	unsigned long unmatched_replies;/* no such transaction, or wrong sender */
+	unsigned long timeouts;
+	unsigned long tx_full;          /* queries not sent: transaction cap */
+	unsigned long lookups_started, lookups_done;
+	size_t transactions;            /* pending now */
+	size_t lookups;                 /* running now */
+};
+
+/* Returns NULL if cfg is invalid or memory runs out.  rng must outlive the
+ * node. */
+struct km_dht *km_dht_new(const struct km_dht_config *cfg,
+			  const struct km_dht_callbacks *cb, void *user,
+			  struct km_rng *rng, km_ms now);
+void km_dht_del(struct km_dht *d); /* NULL is a no-op */
+
+void km_dht_set_sibling(struct km_dht *d, struct km_dht *other_family);
+
+/* Feeds one datagram that arrived from `from`. */
+void km_dht_receive(struct km_dht *d, const struct km_addr *from,
+		    const uint8_t *buf, size_t len, km_ms now);
+
+/* Runs whatever is due (timeouts, lookups, bucket refresh, table pings,
+ * token rotation, peer expiry) and returns the time it next wants to run. */
+km_ms km_dht_tick(struct km_dht *d, km_ms now);
+
+/* Asks addr, whose ID we may not know, for the nodes closest to our own ID.
+ * This is how a node joins through any Mainline node, and how contacts
+ * learned elsewhere (PEER_LIST, a state file) are verified: nothing enters
+ * the routing table until it has answered.  Returns 0 or KM_ERR_FULL. */
+int km_dht_ping_addr(struct km_dht *d, const struct km_addr *addr, km_ms now);
+
+/* Starts a lookup of target, seeded from the routing table plus `seeds`
+ * (contacts learned out of band, e.g. from PEER_LIST; may be NULL).
+ * Returns 0 and writes its id, or KM_ERR_FULL when max_lookups are running.
+ * The lookup_done callback reports the end; with no seeds at all the lookup
+ * ends at once. */
+int km_dht_lookup(struct km_dht *d, const struct km_id *target,
+		  enum km_lookup_kind kind, const struct km_contact *seeds,
+		  size_t nseeds, uint64_t *lookup_id, km_ms now);
+
+/* A get_peers lookup that then announces us under info_hash (port, or the
+ * source port of our UDP socket when implied_port) to the closest nodes
+ * that gave tokens.  lookup_done fires once the announces are sent. */
+int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
+		    uint16_t port, bool implied_port, uint64_t *lookup_id,
+		    km_ms now);
+
+const struct km_id *km_dht_id(const struct km_dht *d);
+const struct km_table *km_dht_table(const struct km_dht *d);
+const struct km_peers *km_dht_peers(const struct km_dht *d);
+struct km_dht_stats km_dht_stats(const struct km_dht *d);
+
+#endif

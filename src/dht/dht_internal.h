@@ -1,0 +1,100 @@
+/* Private to dht.c, dht_server.c and dht_search.c. */
+#ifndef KM_DHT_DHT_INTERNAL_H
+#define KM_DHT_DHT_INTERNAL_H
+
+#include <uthash.h>
+
+#include "dht/dht.h"
+#include "dht/token.h"
+#include "proto/krpc.h"
+
+#define KM_DHT_TID_LEN 4
+/* The most values a reply of ours carries: keeps it near one MTU. */
+#define KM_DHT_REPLY_VALUES_MAX 50
+#define KM_DHT_SEND_BUF 2048
+/* The most compact nodes one 64 KiB reply can carry. */
+#define KM_DHT_SCRATCH_NODES (KM_KRPC_MAX_PACKET / KM_COMPACT_NODE4_LEN + 1)
+
+enum tx_kind {
+	TX_PING,     /* a table ping before eviction */
+	TX_VERIFY,   /* find_node(self) to an address we want to know */
+	TX_LOOKUP,   /* find_node or get_peers for a running lookup */
+	TX_ANNOUNCE, /* announce_peer */
+};
+
+/* A query of ours that awaits a reply. */
+struct tx {
+	uint8_t tid[KM_DHT_TID_LEN];
+	enum tx_kind kind;
+	struct km_addr to;
+	struct km_id expect_id;   /* valid when id_known */
+	bool id_known;
+	uint64_t lookup_id;       /* TX_LOOKUP */
+	km_ms sent, deadline;
+	UT_hash_handle hh;
+	struct tx *prev, *next;   /* send order, which is deadline order */
+};
+
+struct search {
+	uint64_t id;
+	struct km_lookup *lk;
+	bool report;              /* user lookups call lookup_done */
+	bool join;                /* the self-lookup run when joining */
+	bool announce;
+	bool implied_port;
+	uint16_t port;
+	struct search *prev, *next;
+};
+
+struct km_dht {
+	struct km_dht_config cfg;
+	struct km_dht_callbacks cb;
+	void *user;
+	struct km_rng *rng;
+	struct km_dht *sibling;
+
+	struct km_table *table;
+	struct km_peers *peers;
+	struct km_tokens tokens;
+
+	struct tx *tx_by_tid;
+	struct tx *tx_queue;
+	size_t ntx;
+
+	struct search *searches;
+	size_t nsearches;
+	uint64_t next_lookup_id;
+
+	bool joined;              /* the self-lookup after joining has run */
+	km_ms next_peer_expiry;
+	struct km_dht_stats stats;
+	struct km_contact *scratch; /* KM_DHT_SCRATCH_NODES, for parsing replies */
+	uint8_t out[KM_DHT_SEND_BUF];
+};
+
+/* dht.c */
+void dht_send_msg(struct km_dht *d, const struct km_addr *to,
+		  struct km_krpc_msg *m);
+int dht_send_query(struct km_dht *d, const struct km_contact *to, bool id_known,
+		   enum tx_kind kind, uint64_t lookup_id, struct km_krpc_msg *m,
+		   km_ms now);
+void dht_ping(struct km_dht *d, const struct km_contact *c, km_ms now);
+void dht_offer(struct km_dht *d, const struct km_contact *c,
+	       enum km_seen_kind kind, uint32_t rtt_ms, km_ms now);
+
+/* dht_server.c */
+void dht_handle_query(struct km_dht *d, const struct km_addr *from,
+		      struct km_krpc_msg *m, km_ms now);
+void dht_send_error(struct km_dht *d, const struct km_addr *to,
+		    const struct km_krpc_msg *q, int code, const char *msg);
+
+/* dht_search.c */
+void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
+			 const struct km_krpc_msg *m, km_ms now);
+void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now);
+km_ms dht_search_tick(struct km_dht *d, km_ms now);
+void dht_searches_free(struct km_dht *d);
+size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
+			  struct km_contact *out, size_t max);
+
+#endif

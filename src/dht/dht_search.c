@@ -1,0 +1,285 @@
+/* Running lookups on behalf of the user and of the table itself: the join
+ * lookup of our own ID, bucket refreshes, and get_peers + announce_peer. */
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "dht/dht_internal.h"
+#include "proto/err.h"
+
+/* Buckets refreshed per tick at most, so a long sleep does not burst. */
+#define REFRESH_BATCH 8
+/* Nodes an announce goes to: the k closest that gave tokens. */
+#define ANNOUNCE_MAX 32
+
+static void refresh_every_bucket(struct km_dht *d, km_ms now);
+
+static struct search *search_find(struct km_dht *d, uint64_t id)
+{
+	struct search *s;
+
+	DL_FOREACH(d->searches, s)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void search_free(struct km_dht *d, struct search *s)
+{
+	DL_DELETE(d->searches, s);
+	d->nsearches--;
+	km_lookup_del(s->lk);
+	free(s);
+}
+
+void dht_searches_free(struct km_dht *d)
+{
+	struct search *s, *tmp;
+
+	DL_FOREACH_SAFE(d->searches, s, tmp)
+		search_free(d, s);
+}
+
+size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
+			  struct km_contact *out, size_t max)
+{
+	bool v4 = d->cfg.family == KM_AF_INET4;
+	const uint8_t *list = v4 ? m->nodes : m->nodes6;
+	size_t entry = v4 ? KM_COMPACT_NODE4_LEN : KM_COMPACT_NODE6_LEN;
+	size_t count = list ? (v4 ? m->nodes_len : m->nodes6_len) / entry : 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < count && n < max; i++) {
+		km_compact_node_read(list, i, d->cfg.family, &out[n]);
+		if (out[n].addr.port != 0 && !km_id_eq(&out[n].id, &d->cfg.id))
+			n++;
+	}
+	return n;
+}
+
+static void send_announces(struct km_dht *d, const struct search *s, km_ms now)
+{
+	struct km_lookup_result res[ANNOUNCE_MAX];
+	size_t n = km_lookup_results(s->lk, res, sizeof(res) / sizeof(res[0]));
+
+	for (size_t i = 0; i < n; i++) {
+		struct km_krpc_msg m;
+
+		if (res[i].token_len == 0 || res[i].token_len > KM_KRPC_TOKEN_MAX)
+			continue;
+		km_krpc_init(&m, KM_KRPC_QUERY);
+		m.method = KM_KRPC_ANNOUNCE_PEER;
+		m.info_hash = *km_lookup_target(s->lk);
+		m.port = s->port;
+		m.implied_port = s->implied_port;
+		memcpy(m.token, res[i].token, res[i].token_len);
+		m.token_len = res[i].token_len;
+		dht_send_query(d, &res[i].c, true, TX_ANNOUNCE, 0, &m, now);
+	}
+}
+
+static void search_finish(struct km_dht *d, struct search *s, km_ms now)
+{
+	if (s->announce)
+		send_announces(d, s, now);
+	if (s->join)
+		refresh_every_bucket(d, now);
+	d->stats.lookups_done++;
+	if (s->report && d->cb.lookup_done)
+		d->cb.lookup_done(d->user, s->id, s->lk);
+	search_free(d, s);
+}
+
+static void send_lookup_query(struct km_dht *d, struct search *s,
+			      const struct km_contact *c, km_ms now)
+{
+	struct km_krpc_msg m;
+	bool get_peers = km_lookup_kind(s->lk) == KM_LOOKUP_GET_PEERS;
+
+	km_krpc_init(&m, KM_KRPC_QUERY);
+	m.method = get_peers ? KM_KRPC_GET_PEERS : KM_KRPC_FIND_NODE;
+	if (get_peers)
+		m.info_hash = *km_lookup_target(s->lk);
+	else
+		m.target = *km_lookup_target(s->lk);
+	if (dht_send_query(d, c, true, TX_LOOKUP, s->id, &m, now) < 0)
+		km_lookup_on_timeout(s->lk, &c->id, now);
+}
+
+/* Sends whatever the lookup wants sent and finishes it when it is done.
+ * s may be freed: callers must not touch it afterwards. */
+static void search_pump(struct km_dht *d, struct search *s, km_ms now)
+{
+	struct km_contact c;
+
+	while (km_lookup_next_query(s->lk, now, &c))
+		send_lookup_query(d, s, &c, now);
+	if (km_lookup_done(s->lk))
+		search_finish(d, s, now);
+}
+
+static struct search *search_new(struct km_dht *d, const struct km_id *target,
+				 enum km_lookup_kind kind,
+				 const struct km_contact *seeds, size_t nseeds,
+				 km_ms now)
+{
+	struct search *s;
+	size_t n;
+
+	if (d->nsearches >= d->cfg.max_lookups || !(s = calloc(1, sizeof(*s))))
+		return NULL;
+	s->lk = km_lookup_new(target, kind, &d->cfg.lookup, now);
+	if (!s->lk) {
+		free(s);
+		return NULL;
+	}
+	s->id = d->next_lookup_id++;
+	n = km_table_closest(d->table, target, d->cfg.lookup.max_candidates,
+			     d->scratch);
+	km_lookup_add(s->lk, d->scratch, n);
+	if (seeds)
+		km_lookup_add(s->lk, seeds, nseeds);
+	DL_APPEND(d->searches, s);
+	d->nsearches++;
+	d->stats.lookups_started++;
+	return s;
+}
+
+int km_dht_lookup(struct km_dht *d, const struct km_id *target,
+		  enum km_lookup_kind kind, const struct km_contact *seeds,
+		  size_t nseeds, uint64_t *lookup_id, km_ms now)
+{
+	struct search *s = search_new(d, target, kind, seeds, nseeds, now);
+
+	if (!s)
+		return KM_ERR_FULL;
+	s->report = true;
+	if (lookup_id)
+		*lookup_id = s->id;
+	search_pump(d, s, now);
+	return 0;
+}
+
+int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
+		    uint16_t port, bool implied_port, uint64_t *lookup_id,
+		    km_ms now)
+{
+	struct search *s = search_new(d, info_hash, KM_LOOKUP_GET_PEERS, NULL, 0,
+				      now);
+
+	if (!s)
+		return KM_ERR_FULL;
+	s->report = true;
+	s->announce = true;
+	s->port = port;
+	s->implied_port = implied_port;
+	if (lookup_id)
+		*lookup_id = s->id;
+	search_pump(d, s, now);
+	return 0;
+}
+
+void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
+			 const struct km_krpc_msg *m, km_ms now)
+{
+	struct search *s = search_find(d, tx->lookup_id);
+	size_t n;
+
+	if (!s)
+		return; /* the lookup ended before this late reply */
+	n = dht_reply_contacts(d, m, d->scratch, KM_DHT_SCRATCH_NODES);
+	if (m->values_count > 0)
+		km_lookup_on_peers(s->lk, m->values, m->values_count);
+	if (m->token_len > 0)
+		km_lookup_on_token(s->lk, &tx->expect_id, m->token, m->token_len);
+	/* The lookup knows the node by the ID we queried, whatever it says
+	 * now. */
+	km_lookup_on_reply(s->lk, &tx->expect_id, d->scratch, n, now);
+	search_pump(d, s, now);
+}
+
+void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now)
+{
+	struct search *s = search_find(d, tx->lookup_id);
+
+	if (!s)
+		return;
+	km_lookup_on_timeout(s->lk, &tx->expect_id, now);
+	search_pump(d, s, now);
+}
+
+/* Internal lookups (join, refresh) use at most half the lookup slots, so
+ * the user's lookups always find room. */
+static void start_internal(struct km_dht *d, const struct km_id *target,
+			   km_ms now)
+{
+	struct search *s;
+
+	if (d->nsearches >= d->cfg.max_lookups / 2 + 1)
+		return;
+	s = search_new(d, target, KM_LOOKUP_FIND_NODE, NULL, 0, now);
+	if (s)
+		search_pump(d, s, now);
+}
+
+/* Joining is a lookup of our own ID, which fills the buckets near us;
+ * when it ends, refresh_every_bucket() fills the far ones. */
+static void join(struct km_dht *d, km_ms now)
+{
+	struct search *s;
+
+	d->joined = true;
+	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, NULL, 0, now);
+	if (!s)
+		return;
+	s->join = true;
+	search_pump(d, s, now);
+}
+
+/* One lookup of a random ID in the range of every bucket but our own. */
+static void refresh_every_bucket(struct km_dht *d, km_ms now)
+{
+	int buckets = km_table_bucket_count(d->table);
+
+	for (int i = 0; i < buckets - 1; i++) {
+		struct km_id target;
+
+		km_id_random_with_prefix(&d->cfg.id, i + 1, d->rng, &target);
+		target.b[i / 8] ^= (uint8_t)(0x80 >> (i % 8));
+		start_internal(d, &target, now);
+	}
+}
+
+static void refresh_buckets(struct km_dht *d, km_ms now)
+{
+	struct km_id targets[REFRESH_BATCH];
+	size_t n;
+
+	if (now < km_table_next_refresh(d->table))
+		return;
+	n = km_table_refresh_targets(d->table, now, d->rng, targets,
+				     REFRESH_BATCH);
+	for (size_t i = 0; i < n; i++)
+		start_internal(d, &targets[i], now);
+}
+
+km_ms dht_search_tick(struct km_dht *d, km_ms now)
+{
+	struct search *s, *tmp;
+	km_ms wake = km_table_next_refresh(d->table);
+
+	if (!d->joined && km_table_size(d->table) > 0)
+		join(d, now);
+	if (d->joined)
+		refresh_buckets(d, now);
+	DL_FOREACH_SAFE(d->searches, s, tmp) {
+		km_ms w;
+
+		km_lookup_tick(s->lk, now);
+		w = km_lookup_next_wake(s->lk);
+		search_pump(d, s, now); /* may free s */
+		if (w && w < wake)
+			wake = w;
+	}
+	return wake;
+}

@@ -1,0 +1,109 @@
+/* A kadmesh node with no I/O: the DHT plus the TCP overlay's handshake.
+ *
+ * km_node composes km_dht (UDP, KRPC) with the overlay links (TCP, framed
+ * HELLO / PEER_LIST / PING / PONG / GOODBYE) and the join logic: HELLO to
+ * each bootstrap address first, KRPC find_node as the fallback for
+ * addresses that do not speak the overlay, retries with backoff and jitter,
+ * and rejoining from saved nodes when the routing table empties.
+ *
+ * Like km_dht it never touches a socket or a clock.  The driver (uv_node.c
+ * in the daemon, the simulator elsewhere) feeds it events and carries out
+ * what the callbacks ask.  TCP connections are named by 64-bit ids that the
+ * node hands out. */
+#ifndef KM_NET_NODE_H
+#define KM_NET_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dht/dht.h"
+
+#define KM_NODE_MAX_BOOTSTRAP 16
+#define KM_NETWORK_ID_DEFAULT 0x6b6d3031u /* "km01" */
+
+enum km_log_level { KM_LOG_ERROR, KM_LOG_WARN, KM_LOG_INFO, KM_LOG_DEBUG };
+
+struct km_node_config {
+	struct km_dht_config dht;       /* id, family, k, alpha, read_only... */
+	uint32_t network_id;
+	uint16_t port;                  /* our UDP and TCP port, once bound */
+	struct km_addr bootstrap[KM_NODE_MAX_BOOTSTRAP];
+	size_t nbootstrap;
+	bool seed;                      /* starts a network: no bootstrap */
+	size_t max_links;               /* overlay connections at once: 64 */
+	km_ms handshake_timeout_ms;     /* HELLO must arrive within: 5 s */
+	km_ms save_interval_ms;         /* routing table snapshot: 60 s */
+};
+
+void km_node_config_default(struct km_node_config *cfg);
+
+struct km_node_callbacks {
+	void (*udp_send)(void *user, const struct km_addr *to,
+			 const uint8_t *buf, size_t len);
+	/* Starts a TCP connect to `to` for link `conn`; the driver answers
+	 * with km_node_tcp_connected() or km_node_tcp_closed(). */
+	void (*tcp_connect)(void *user, uint64_t conn, const struct km_addr *to);
+	void (*tcp_send)(void *user, uint64_t conn, const uint8_t *buf,
+			 size_t len);
+	/* Closes after pending writes flush; no km_node_tcp_closed() follows. */
+	void (*tcp_close)(void *user, uint64_t conn);
+	/* The routing table snapshot to persist (see km_state_encode()). */
+	void (*save_state)(void *user, const uint8_t *buf, size_t len);
+	void (*lookup_done)(void *user, uint64_t lookup_id,
+			    const struct km_lookup *lk);
+	void (*log)(void *user, enum km_log_level level, const char *msg);
+};
+
+struct km_node_stats {
+	struct km_dht_stats dht;
+	unsigned long links_in, links_out;      /* accepted / opened, total */
+	unsigned long hellos_ok, hellos_bad;
+	unsigned long peer_lists_in, peer_lists_out;
+	unsigned long bootstrap_krpc_fallbacks;
+	size_t links;                           /* open now */
+};
+
+struct km_node;
+
+struct km_node *km_node_new(const struct km_node_config *cfg,
+			    const struct km_node_callbacks *cb, void *user,
+			    struct km_rng *rng, km_ms now);
+void km_node_del(struct km_node *n); /* NULL is a no-op */
+
+/* Starts joining: saved contacts (from a state file) are verified over
+ * KRPC, and every bootstrap address gets HELLO. */
+void km_node_start(struct km_node *n, const struct km_contact *saved,
+		   size_t nsaved, km_ms now);
+
+/* Orderly shutdown: GOODBYE on every link, then a final save_state. */
+void km_node_stop(struct km_node *n, km_ms now);
+
+void km_node_udp_recv(struct km_node *n, const struct km_addr *from,
+		      const uint8_t *buf, size_t len, km_ms now);
+
+/* An inbound connection; returns the id the node gives it, or 0 to refuse
+ * (the driver then closes it). */
+uint64_t km_node_tcp_accepted(struct km_node *n, const struct km_addr *remote,
+			      km_ms now);
+void km_node_tcp_connected(struct km_node *n, uint64_t conn, km_ms now);
+void km_node_tcp_recv(struct km_node *n, uint64_t conn, const uint8_t *buf,
+		      size_t len, km_ms now);
+/* The peer closed, or the connection failed. */
+void km_node_tcp_closed(struct km_node *n, uint64_t conn, km_ms now);
+
+/* Runs timers; returns when it next wants to run. */
+km_ms km_node_tick(struct km_node *n, km_ms now);
+
+/* Lookups and announces, reported through lookup_done. */
+int km_node_lookup(struct km_node *n, const struct km_id *target,
+		   enum km_lookup_kind kind, uint64_t *lookup_id, km_ms now);
+int km_node_announce(struct km_node *n, const struct km_id *info_hash,
+		     uint16_t port, uint64_t *lookup_id, km_ms now);
+
+struct km_dht *km_node_dht(struct km_node *n);
+const struct km_node_config *km_node_config(const struct km_node *n);
+struct km_node_stats km_node_stats(const struct km_node *n);
+km_ms km_node_started_at(const struct km_node *n);
+
+#endif
