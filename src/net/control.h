@@ -1,0 +1,38 @@
+/* The control protocol, with no I/O: lines in, JSON lines out.
+ *
+ * Each client of the control socket is a session.  A request is one line,
+ * `COMMAND [ARGS...]\n`; every response is one line of JSON,
+ * {"ok":true,"result":...} or {"ok":false,"error":"..."}.  Lookups answer
+ * when they finish, so the driver forwards the node's lookup_done here.
+ * docs/CONTROL.md specifies every command. */
+#ifndef KM_NET_CONTROL_H
+#define KM_NET_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/node.h"
+
+struct km_control;
+
+struct km_control_callbacks {
+	void (*write)(void *user, uint64_t session, const char *buf, size_t len);
+	void (*close)(void *user, uint64_t session);
+};
+
+struct km_control *km_control_new(struct km_node *node,
+				  const struct km_control_callbacks *cb,
+				  void *user);
+void km_control_del(struct km_control *c); /* NULL is a no-op */
+
+/* A new client; returns its session id (never 0), or 0 when at the cap. */
+uint64_t km_control_open(struct km_control *c);
+void km_control_recv(struct km_control *c, uint64_t session,
+		     const uint8_t *buf, size_t len, km_ms now);
+void km_control_closed(struct km_control *c, uint64_t session);
+
+/* Returns true if a session was waiting for this lookup. */
+bool km_control_lookup_done(struct km_control *c, uint64_t lookup_id,
+			    const struct km_lookup *lk);
+
+#endif
