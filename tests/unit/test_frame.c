@@ -248,6 +248,22 @@ Test(frame, decoder_rejects_unknown_type_on_the_first_byte)
 	km_frame_decoder_free(&dec);
 }
 
+Test(frame, decoder_rejects_an_unknown_type_at_the_start_of_a_later_frame)
+{
+	struct km_frame_decoder dec;
+	const uint8_t in[] = { KM_FRAME_PING, 0, 0, 0, 1, 0xee, 0, 0, 0, 0, 0 };
+	struct km_frame f;
+	size_t used;
+
+	km_frame_decoder_init(&dec, 0);
+	cr_assert_eq(km_frame_decoder_feed(&dec, in, sizeof(in), &used, &f), 1);
+	cr_assert_eq(used, 6);
+	cr_assert_eq(km_frame_decoder_feed(&dec, in + 6, sizeof(in) - 6, &used, &f),
+		     KM_ERR_UNKNOWN_TYPE);
+	cr_assert_eq(used, 1);
+	km_frame_decoder_free(&dec);
+}
+
 Test(frame, decoder_rejects_a_4GiB_length_after_exactly_five_bytes_without_allocating)
 {
 	struct km_frame_decoder dec;
