@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dht/lookup.h"
+#include "dht/table.h"
 
 /* The target is the zero ID, so a contact made from d sits at distance d
  * (in the top byte): smaller d is closer. */
@@ -508,12 +509,12 @@ Test(lookup, a_config_out_of_range_is_raised_to_something_that_works)
 #define NET_K 8
 #define NET_TARGETS 200
 #define NET_MAX_PENDING 512
+#define NET_START 1000 /* the virtual clock starts here; 0 means "never" */
 
 struct net_node {
 	struct km_contact c;
 	bool dead; /* never answers */
-	struct km_contact *known; /* stand-in routing table */
-	size_t nknown;
+	struct km_table *table;
 };
 
 struct net {
@@ -538,22 +539,23 @@ static size_t net_index(const struct km_contact *c)
 	return (size_t)c->addr.ip[1] << 16 | (size_t)c->addr.ip[2] << 8 | c->addr.ip[3];
 }
 
-/* Stand-in table: per common-prefix length with self, the first NET_K nodes
- * offered, which is what a BEP 5 table holds when nobody ever fails. */
+/* Everyone has heard from everyone: each table is offered every other
+ * node as having answered, starting at a random node so that the first
+ * come, first kept rule of full buckets favours no one in particular. */
 static void net_fill_table(struct net *net, size_t self)
 {
 	struct net_node *me = &net->nodes[self];
-	int per_bucket[KM_ID_BITS + 1] = { 0 };
+	size_t start = (size_t)km_rng_below(&net->rng, NET_NODES);
+	struct km_contact to_ping;
 
-	me->known = calloc(NET_NODES, sizeof(*me->known));
-	cr_assert_not_null(me->known);
-	for (size_t j = 0; j < NET_NODES; j++) {
-		int b = km_id_cpl(&me->c.id, &net->nodes[j].c.id);
+	me->table = km_table_new(&me->c.id, NULL, NET_START);
+	cr_assert_not_null(me->table);
+	for (size_t k = 0; k < NET_NODES; k++) {
+		size_t j = (start + k) % NET_NODES;
 
-		if (j == self || per_bucket[b] >= NET_K)
-			continue;
-		per_bucket[b]++;
-		me->known[me->nknown++] = net->nodes[j].c;
+		if (j != self)
+			km_table_offer(me->table, &net->nodes[j].c, KM_SEEN_REPLY,
+				       50, NET_START, &to_ping);
 	}
 }
 
@@ -573,15 +575,11 @@ static void keep_closest(const struct km_id *target, const struct km_contact *c,
 	out[pos] = *c;
 }
 
+/* What node i says when asked for target. */
 static size_t net_closest(const struct net *net, size_t i,
 			  const struct km_id *target, struct km_contact *out)
 {
-	const struct net_node *me = &net->nodes[i];
-	size_t n = 0;
-
-	for (size_t j = 0; j < me->nknown; j++)
-		keep_closest(target, &me->known[j], out, &n);
-	return n;
+	return km_table_closest(net->nodes[i].table, target, NET_K, out);
 }
 
 static void net_init(struct net *net, uint64_t seed, int dead_percent)
@@ -604,7 +602,7 @@ static void net_init(struct net *net, uint64_t seed, int dead_percent)
 static void net_free(struct net *net)
 {
 	for (size_t i = 0; i < NET_NODES; i++)
-		free(net->nodes[i].known);
+		km_table_del(net->nodes[i].table);
 	free(net->nodes);
 }
 
@@ -730,7 +728,7 @@ static bool net_lookup(struct net *net, const struct km_id *target,
 
 	cr_assert_not_null(s);
 	s->net = net;
-	s->now = 1000;
+	s->now = NET_START;
 	s->lk = km_lookup_new(target, KM_LOOKUP_FIND_NODE, NULL, s->now);
 	cr_assert_not_null(s->lk);
 	n = net_closest(net, net_random_live(net), target, seeds);
