@@ -104,7 +104,7 @@ void km_lookup_tick(struct km_lookup *lk, km_ms now);
 km_ms km_lookup_next_wake(const struct km_lookup *lk);
 
 /* Once a call has seen the lookup done it stays done: later replies still
- * mark their senders answered, but add no candidates. */
+ * mark their senders answered, but no call adds candidates. */
 bool km_lookup_done(const struct km_lookup *lk);
 
 /* The up-to-k closest candidates that answered, closest first. */
