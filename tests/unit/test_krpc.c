@@ -857,3 +857,36 @@ Test(krpc, method_names_cover_every_method)
 	cr_assert_str_eq(km_krpc_method_name(KM_KRPC_UNKNOWN_METHOD), "unknown");
 	cr_assert_str_eq(km_krpc_method_name((enum km_krpc_method)99), "unknown");
 }
+
+/* Deterministic xorshift, so failures reproduce. */
+static uint32_t next_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+Test(krpc, mutated_packets_never_crash_and_what_decodes_stays_in_bounds)
+{
+	static const char seed[] =
+		"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:"
+		"mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnth4:wantl2:n42:n6ee"
+		"1:q13:announce_peer1:t2:aa1:y1:qe";
+	uint8_t buf[sizeof(seed)];
+	uint32_t rng = 777;
+
+	for (int iter = 0; iter < 20000; iter++) {
+		size_t len = sizeof(seed) - 1;
+
+		memcpy(buf, seed, len);
+		for (int k = 0; k < 1 + (int)(next_rand(&rng) % 4); k++)
+			buf[next_rand(&rng) % len] = (uint8_t)next_rand(&rng);
+		if (decode(buf, len) < 0)
+			continue;
+		cr_assert_leq(m.tid_len, KM_KRPC_TID_MAX);
+		cr_assert_leq(m.token_len, KM_KRPC_TOKEN_MAX);
+		cr_assert_lt(strlen(m.method_name), sizeof(m.method_name));
+		cr_assert_leq(m.nodes_len, len);
+	}
+}
