@@ -10,6 +10,9 @@
 #include "proto/err.h"
 
 #define PEER_EXPIRY_EVERY_MS KM_MINUTES(1)
+/* One questionable node pinged per interval: slow enough to cost nothing,
+ * fast enough to find a whole table's dead nodes within minutes. */
+#define MAINTENANCE_EVERY_MS KM_SECONDS(1)
 
 void km_dht_config_default(struct km_dht_config *cfg)
 {
@@ -95,8 +98,8 @@ void dht_send_msg(struct km_dht *d, const struct km_addr *to,
 {
 	int len;
 
-	memcpy(m->v, KM_KRPC_CLIENT_V, 4);
-	m->v_len = 4;
+	memcpy(m->v, KM_KRPC_CLIENT_V, KM_KRPC_CLIENT_V_LEN);
+	m->v_len = KM_KRPC_CLIENT_V_LEN;
 	m->ro = d->cfg.read_only && m->type == KM_KRPC_QUERY;
 	len = km_krpc_encode(m, d->out, sizeof(d->out));
 	if (len < 0)
@@ -277,7 +280,15 @@ km_ms km_dht_tick(struct km_dht *d, km_ms now)
 		km_peers_expire(d->peers, now);
 		d->next_peer_expiry = now + PEER_EXPIRY_EVERY_MS;
 	}
+	if (now >= d->next_maintenance) {
+		struct km_contact stale;
+
+		if (km_table_next_stale(d->table, now, &stale))
+			dht_ping(d, &stale, now);
+		d->next_maintenance = now + MAINTENANCE_EVERY_MS;
+	}
 	wake = dht_search_tick(d, now);
+	wake = earliest(wake, d->next_maintenance);
 	wake = earliest(wake, d->tx_queue ? d->tx_queue->deadline : 0);
 	wake = earliest(wake, km_tokens_next_rotation(&d->tokens));
 	wake = earliest(wake, d->next_peer_expiry);

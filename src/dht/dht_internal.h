@@ -67,6 +67,7 @@ struct km_dht {
 
 	bool joined;              /* the self-lookup after joining has run */
 	km_ms next_peer_expiry;
+	km_ms next_maintenance;   /* next ping of a questionable node */
 	struct km_dht_stats stats;
 	struct km_contact *scratch; /* KM_DHT_SCRATCH_NODES, for parsing replies */
 	uint8_t out[KM_DHT_SEND_BUF];

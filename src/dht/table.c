@@ -373,6 +373,29 @@ static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
 	return KM_OFFER_PING;
 }
 
+bool km_table_next_stale(struct km_table *t, km_ms now, struct km_contact *out)
+{
+	struct km_table_entry *pick = NULL;
+
+	for (int i = 0; i < t->nbuckets; i++) {
+		struct km_table_entry *nodes = nodes_of(t, i);
+
+		for (int j = 0; j < t->b[i].n; j++) {
+			struct km_table_entry *e = &nodes[j];
+
+			if (!e->ping_pending &&
+			    km_table_state(t, e, now) == KM_NODE_QUESTIONABLE &&
+			    (pick == NULL || e->last_seen < pick->last_seen))
+				pick = e;
+		}
+	}
+	if (!pick)
+		return false;
+	pick->ping_pending = true;
+	*out = pick->c;
+	return true;
+}
+
 static enum km_offer_result offer_new(struct km_table *t,
 				      const struct km_contact *c,
 				      enum km_seen_kind kind, uint32_t rtt_ms,

@@ -126,6 +126,13 @@ const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,
 						   int bucket, size_t i);
 size_t km_table_replacement_count(const struct km_table *t, int bucket);
 
+/* Active maintenance, as jech/dht and libtorrent do it: finds the least
+ * recently seen questionable node with no ping pending, marks its ping
+ * pending, writes it to *out and returns true.  The owner pings it and
+ * reports the outcome as for KM_OFFER_PING.  Without this a dead node that
+ * no newcomer competes with would be handed out forever. */
+bool km_table_next_stale(struct km_table *t, km_ms now, struct km_contact *out);
+
 /* Fills out with one random target for each bucket untouched (no node added,
  * no reply from a node in it) for refresh_ms, and marks those buckets as
  * refreshed at now.  Returns how many targets were written (at most max). */

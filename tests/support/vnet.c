@@ -3,18 +3,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An event: a datagram in flight, or (data == NULL) a node's timer.  A
+ * timer event whose gen no longer matches its node's is stale: the node was
+ * ticked since and armed a newer one. */
 struct packet {
 	km_ms at;
 	uint64_t seq;        /* FIFO among equal times: determinism */
 	struct km_addr from, to;
 	size_t len;
 	uint8_t *data;
+	size_t node;
+	uint64_t gen;
 };
 
 struct vnode {
 	struct km_dht *dht;
 	struct km_addr addr;
 	km_ms wake;
+	uint64_t gen;
 	bool dead;
 	size_t index;
 	struct vnet *net;
@@ -35,6 +41,8 @@ struct vnet {
 	uint8_t *capture_buf;
 	size_t capture_cap, capture_len;
 };
+
+static void tick_node(struct vnet *v, struct vnode *node);
 
 static bool packet_before(const struct packet *a, const struct packet *b)
 {
@@ -146,6 +154,7 @@ struct vnet *vnet_new(size_t n, uint64_t seed, const struct km_dht_config *cfg)
 		node->index = i;
 		km_addr_set_v4(&node->addr, ip, 6881);
 		node->dht = km_dht_new(&c, &cb, node, &v->rng, v->now);
+		tick_node(v, node);
 	}
 	return v;
 }
@@ -166,28 +175,28 @@ const struct km_addr *vnet_addr(const struct vnet *v, size_t i) { return &v->nod
 size_t vnet_size(const struct vnet *v) { return v->n; }
 km_ms vnet_now(const struct vnet *v) { return v->now; }
 struct km_rng *vnet_rng(struct vnet *v) { return &v->rng; }
-void vnet_set_dead(struct vnet *v, size_t i, bool dead) { v->nodes[i].dead = dead; }
 
 static void tick_node(struct vnet *v, struct vnode *node)
 {
+	struct packet timer = { .node = node->index, .gen = ++node->gen };
+
 	node->wake = km_dht_tick(node->dht, v->now);
-}
-
-/* The earliest node timer; O(n), which is fine at test sizes. */
-static struct vnode *next_timer(struct vnet *v)
-{
-	struct vnode *best = NULL;
-
-	for (size_t i = 0; i < v->n; i++)
-		if (!v->nodes[i].dead && (!best || v->nodes[i].wake < best->wake))
-			best = &v->nodes[i];
-	return best;
+	timer.at = node->wake > v->now ? node->wake : v->now + 1;
+	timer.seq = v->seq++;
+	heap_push(v, timer);
 }
 
 static void deliver(struct vnet *v, struct packet *p)
 {
 	size_t i = addr_index(&p->to);
 
+	if (!p->data) {
+		struct vnode *node = &v->nodes[p->node];
+
+		if (p->gen == node->gen && !node->dead)
+			tick_node(v, node);
+		return;
+	}
 	if (p->to.ip[0] == 10 && i < v->n && !v->nodes[i].dead) {
 		km_dht_receive(v->nodes[i].dht, &p->from, p->data, p->len, v->now);
 		tick_node(v, &v->nodes[i]);
@@ -195,25 +204,22 @@ static void deliver(struct vnet *v, struct packet *p)
 	free(p->data);
 }
 
+void vnet_set_dead(struct vnet *v, size_t i, bool dead)
+{
+	v->nodes[i].dead = dead;
+	if (!dead)
+		tick_node(v, &v->nodes[i]);
+}
+
 void vnet_run_until(struct vnet *v, km_ms until)
 {
-	for (;;) {
-		struct vnode *t = next_timer(v);
-		km_ms pkt = v->heap_len ? v->heap[0].at : UINT64_MAX;
-		km_ms tim = t ? t->wake : UINT64_MAX;
+	while (v->heap_len > 0 && v->heap[0].at <= until &&
+	       !(v->waiting && v->waiting->done)) {
+		struct packet p = heap_pop(v);
 
-		if ((pkt > until && tim > until) || (v->waiting && v->waiting->done))
-			break;
-		if (pkt <= tim) {
-			struct packet p = heap_pop(v);
-
+		if (p.at > v->now)
 			v->now = p.at;
-			deliver(v, &p);
-		} else {
-			if (tim > v->now)
-				v->now = tim;
-			tick_node(v, t);
-		}
+		deliver(v, &p);
 	}
 	if (v->now < until && !(v->waiting && v->waiting->done))
 		v->now = until;
@@ -250,13 +256,13 @@ static int by_distance(const void *a, const void *b)
 }
 
 size_t vnet_true_closest(const struct vnet *v, const struct km_id *target,
-			 size_t k, struct km_id *out)
+			 size_t except, size_t k, struct km_id *out)
 {
 	struct km_id *all = malloc(v->n * sizeof(*all));
 	size_t live = 0;
 
 	for (size_t i = 0; i < v->n; i++)
-		if (!v->nodes[i].dead)
+		if (!v->nodes[i].dead && i != except)
 			all[live++] = *km_dht_id(v->nodes[i].dht);
 	sort_target = target;
 	qsort(all, live, sizeof(*all), by_distance);

@@ -46,9 +46,10 @@ void vnet_join(struct vnet *v, size_t i, size_t via);
 bool vnet_lookup(struct vnet *v, size_t from, const struct km_id *target,
 		 enum km_lookup_kind kind, struct vnet_lookup *out, km_ms limit);
 
-/* The k closest live node IDs to target, by brute force. */
+/* The k closest live node IDs to target, by brute force, leaving out node
+ * `except` (the one looking: a lookup never returns its own node). */
 size_t vnet_true_closest(const struct vnet *v, const struct km_id *target,
-			 size_t k, struct km_id *out);
+			 size_t except, size_t k, struct km_id *out);
 
 /* Injects a raw datagram to node i from addr, and returns the first reply
  * node i sends back to that address (copied to buf), or 0 if none. */

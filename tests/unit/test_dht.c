@@ -48,7 +48,7 @@ Test(dht, nodes_joined_through_one_seed_find_the_true_k_closest)
 		km_id_random(vnet_rng(v), &target);
 		cr_assert(vnet_lookup(v, from, &target, KM_LOOKUP_FIND_NODE, &res,
 				      KM_SECONDS(30)));
-		vnet_true_closest(v, &target, K, truth);
+		vnet_true_closest(v, &target, from, K, truth);
 		cr_assert(same_set(res.results, res.nresults, truth, K),
 			  "lookup %d from node %zu missed the true closest set", i, from);
 		rounds += res.stats.rounds;
@@ -175,4 +175,48 @@ Test(dht, random_garbage_never_crashes_and_the_node_still_answers)
 	cr_assert_eq(exchange(v, ping, sizeof(ping) - 1, &r, buf), 0);
 	cr_assert_eq(r.type, KM_KRPC_RESPONSE);
 	vnet_del(v);
+}
+
+/* The foundation issue's check, with the real node code: 2,000 nodes, then
+ * 10% of them fall silent.  Lookups still end on the true k closest live
+ * nodes, because timeouts mark the silent ones failed in the lookup and,
+ * through BEP 5 maintenance, bad in the tables that held them. */
+static void lookups_after_losing(double dead_fraction, const char *label)
+{
+	const size_t n = 2000;
+	struct vnet *v = joined_network(n, 2024);
+	double rounds = 0, queries = 0;
+	int lookups = 200, exact = 0;
+
+	for (size_t i = 1; i < n; i++)
+		if (km_rng_below(vnet_rng(v), 1000) < dead_fraction * 1000)
+			vnet_set_dead(v, i, true);
+	vnet_run_until(v, vnet_now(v) + KM_MINUTES(20));
+	for (int i = 0; i < lookups; i++) {
+		struct km_id target, truth[K];
+		struct vnet_lookup res;
+		size_t from = 0; /* node 0 never dies */
+
+		km_id_random(vnet_rng(v), &target);
+		cr_assert(vnet_lookup(v, from, &target, KM_LOOKUP_FIND_NODE, &res,
+				      KM_SECONDS(60)));
+		vnet_true_closest(v, &target, from, K, truth);
+		exact += same_set(res.results, res.nresults, truth, K);
+		rounds += res.stats.rounds;
+		queries += res.stats.queries;
+	}
+	printf("dht: 2000 nodes, %s: %d/%d lookups exact, mean rounds %.2f, mean queries %.1f\n",
+	       label, exact, lookups, rounds / lookups, queries / lookups);
+	cr_assert_eq(exact, lookups);
+	vnet_del(v);
+}
+
+Test(dht, lookups_in_2000_nodes_find_the_true_k_closest, .timeout = 240)
+{
+	lookups_after_losing(0, "all live");
+}
+
+Test(dht, lookups_find_the_true_k_closest_when_a_tenth_never_answer, .timeout = 240)
+{
+	lookups_after_losing(0.1, "10% silent");
 }
