@@ -608,6 +608,8 @@ static void on_timer(uv_timer_t *t)
 	}
 	u->kicked = false;
 	next = km_node_tick(u->node, now);
+	if (next == 0) /* the core has nothing scheduled */
+		next = UINT64_MAX;
 	linger = sweep_lingering(u, now);
 	if (linger < next)
 		next = linger;
