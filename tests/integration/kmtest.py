@@ -121,11 +121,16 @@ def udp_exchange(port, payload, timeout=2.0, host=HOST):
             return None
 
 
-def krpc_query(port, method, args=None, timeout=2.0, tid=b"kt"):
-    """Sends a KRPC query; returns the decoded reply dict or None."""
+def krpc_query(port, method, args=None, timeout=2.0, tid=b"kt", ro=True):
+    """Sends a KRPC query; returns the decoded reply dict or None.  With ro
+    (BEP 43, the default) the node does not add the test's throwaway socket
+    to its routing table, so probing does not disturb the network."""
     a = {b"id": random_id()}
     a.update(args or {})
-    msg = bencode({b"t": tid, b"y": b"q", b"q": method.encode(), b"a": a})
+    q = {b"t": tid, b"y": b"q", b"q": method.encode(), b"a": a}
+    if ro:
+        q[b"ro"] = 1
+    msg = bencode(q)
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(msg, (HOST, port))
