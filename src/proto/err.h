@@ -31,6 +31,7 @@ enum km_err {
 	KM_ERR_MISSING = -219,     /* a required field is absent */
 	KM_ERR_RANGE = -220,       /* a number outside its allowed range */
 	KM_ERR_VERSION = -221,     /* incompatible protocol version or network */
+	KM_ERR_CHECKSUM = -222,    /* a checksum does not match the bytes it covers */
 };
 
 /* A short English description of code; never NULL. */

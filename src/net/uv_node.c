@@ -1,0 +1,821 @@
+/* The libuv driver for km_node: sockets, the clock and the OS's randomness.
+ *
+ * Ownership follows libuv: every handle lives in memory that only its close
+ * callback frees, and u itself is freed when its last handle has closed.
+ * The core is never called back from inside one of its own callbacks: a
+ * connection that fails while the node is talking to us is closed, and the
+ * node hears about it from the close callback, on a later turn of the loop.
+ *
+ * Timers: instead of running km_node_tick() after every datagram, an event
+ * "kicks" the one timer to fire at once, so a burst of events read in one
+ * poll costs one tick, which then re-arms the timer for whatever the core
+ * asks for. */
+#include "net/uv_node.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "net/uv_addr.h"
+#include "proto/err.h"
+
+#define UDP_RCVBUF (4 * 1024 * 1024) /* absorbs bursts of lookup replies */
+#define UDP_QUEUE_CAP (1024 * 1024)  /* bytes waiting for the socket */
+#define CONN_WRITE_CAP (256 * 1024)  /* bytes in flight per connection */
+#define MAX_CONNS 1024               /* open TCP handles, closing included */
+#define LINGER_MS 2000               /* a closing link may flush this long */
+#define STOP_LINGER_MS 1000          /* GOODBYEs get this long at shutdown */
+#define BIND_ATTEMPTS 8
+#define MAX_SLEEP_MS 60000
+#define RNG_POOL 256
+
+struct os_rng {
+	uint8_t pool[RNG_POOL];
+	size_t avail; /* unused bytes at the end of pool */
+};
+
+struct conn {
+	uint64_t id; /* 0 until the node names it */
+	uv_tcp_t tcp;
+	struct km_uv_node *u;
+	size_t queued;       /* bytes handed to uv_write, not yet written */
+	km_ms linger_until;  /* a graceful close turns forced then; 0 = none */
+	bool hashed;
+	bool connecting;
+	bool closing;        /* the node has forgotten this link */
+	bool notify;         /* tell the node from the close callback */
+	uv_connect_t connect_req;
+	uv_shutdown_t shutdown_req;
+	UT_hash_handle hh;
+};
+
+struct write_req {
+	uv_write_t req;
+	struct conn *c;
+	size_t len;
+	uint8_t data[];
+};
+
+struct udp_req {
+	uv_udp_send_t req;
+	struct km_uv_node *u;
+	size_t len;
+	uint8_t data[];
+};
+
+/* One UDP socket and one TCP listener on the same port.  There is one pair
+ * per address family; IPv6 (a second km_dht) will add the second. */
+struct sock_pair {
+	uv_udp_t udp;
+	uv_tcp_t listener;
+	enum km_family family;
+	struct km_uv_node *u;
+};
+
+struct km_uv_node {
+	uv_loop_t *loop;
+	struct sock_pair socks[1];
+	size_t nsocks;
+	uv_timer_t timer;
+	struct km_node *node;
+	struct os_rng osrng;
+	struct km_rng rng;
+	struct conn *conns;     /* by id, closing ones included */
+	struct conn *accepting; /* accepted, not yet named by the node */
+	size_t nconns;
+	size_t udp_queued;
+	struct km_uv_hooks hooks;
+	void *user;
+	uint16_t port;
+	int handles; /* open handles; the last close frees u */
+	bool kicked;
+	bool stopping;
+	void (*done)(void *user);
+	void *done_user;
+	uint8_t udp_buf[65536];
+	uint8_t tcp_buf[65536];
+};
+
+static void on_timer(uv_timer_t *t);
+
+/* --- randomness -------------------------------------------------------- */
+
+static void getrandom_all(uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* Without randomness, tokens and transaction ids turn
+		 * guessable; refusing to run is the only safe answer. */
+		if (n < 0)
+			abort();
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Draws from a small pool so that the core's many 2- and 8-byte requests
+ * do not cost a system call each; used bytes are wiped. */
+static void os_rng_fill(void *ctx, void *buf, size_t len)
+{
+	struct os_rng *r = ctx;
+	uint8_t *src;
+
+	if (len > RNG_POOL / 2) {
+		getrandom_all(buf, len);
+		return;
+	}
+	if (r->avail < len) {
+		getrandom_all(r->pool, RNG_POOL);
+		r->avail = RNG_POOL;
+	}
+	src = r->pool + RNG_POOL - r->avail;
+	memcpy(buf, src, len);
+	memset(src, 0, len);
+	r->avail -= len;
+}
+
+/* --- logging and the timer -------------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void say(struct km_uv_node *u, enum km_log_level level,
+		const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!u->hooks.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	u->hooks.log(u->user, level, msg);
+}
+
+static km_ms now_ms(struct km_uv_node *u)
+{
+	return uv_now(u->loop);
+}
+
+/* Asks for a tick on the next turn of the loop. */
+static void kick(struct km_uv_node *u)
+{
+	if (u->kicked || u->stopping)
+		return;
+	u->kicked = true;
+	uv_timer_start(&u->timer, on_timer, 0, 0);
+}
+
+/* --- connections ------------------------------------------------------- */
+
+static void handle_closed(struct km_uv_node *u);
+static void timer_closed(uv_handle_t *h);
+
+static struct conn *conn_new(struct km_uv_node *u)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		say(u, KM_LOG_ERROR, "out of memory for a connection");
+		return NULL;
+	}
+	c->u = u;
+	uv_tcp_init(u->loop, &c->tcp);
+	uv_tcp_nodelay(&c->tcp, 1); /* frames are small and latency-bound */
+	c->tcp.data = c;
+	u->handles++;
+	u->nconns++;
+	return c;
+}
+
+static void conn_hash(struct conn *c, uint64_t id)
+{
+	c->id = id;
+	c->hashed = true;
+	HASH_ADD(hh, c->u->conns, id, sizeof(c->id), c);
+}
+
+/* The node may name a connection it is being told about (accepted) and send
+ * on it before km_node_tcp_accepted() returns; the unknown id then belongs
+ * to the connection being accepted. */
+static struct conn *conn_find(struct km_uv_node *u, uint64_t id)
+{
+	struct conn *c;
+
+	HASH_FIND(hh, u->conns, &id, sizeof(id), c);
+	if (!c && u->accepting && !u->accepting->hashed && id != 0) {
+		c = u->accepting;
+		conn_hash(c, id);
+	}
+	return c;
+}
+
+static void on_conn_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct km_uv_node *u = c->u;
+
+	if (c->hashed)
+		HASH_DEL(u->conns, c);
+	u->nconns--;
+	if (c->notify && !u->stopping) {
+		km_node_tcp_closed(u->node, c->id, now_ms(u));
+		kick(u);
+	}
+	free(c);
+	if (u->stopping && u->nconns == 0 &&
+	    !uv_is_closing((uv_handle_t *)&u->timer))
+		uv_close((uv_handle_t *)&u->timer, timer_closed);
+	handle_closed(u);
+}
+
+/* Closes at once, dropping unwritten bytes.  notify: the node still thinks
+ * the link is open and must hear that it closed. */
+static void conn_close(struct conn *c, bool notify)
+{
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	c->notify = notify && !c->closing;
+	c->closing = true;
+	uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	conn_close(req->handle->data, false);
+}
+
+/* Closes once queued writes (a GOODBYE, say) have gone out, or at
+ * linger_until, whichever comes first. */
+static void conn_shutdown(struct conn *c, km_ms linger)
+{
+	uv_stream_t *s = (uv_stream_t *)&c->tcp;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_read_stop(s);
+	c->linger_until = now_ms(c->u) + linger;
+	if (c->connecting || uv_shutdown(&c->shutdown_req, s, on_shutdown) < 0)
+		conn_close(c, false);
+}
+
+/* Force-closes links whose graceful close has taken too long; returns the
+ * earliest linger deadline still pending, or UINT64_MAX. */
+static km_ms sweep_lingering(struct km_uv_node *u, km_ms now)
+{
+	struct conn *c, *tmp;
+	km_ms next = UINT64_MAX;
+
+	HASH_ITER(hh, u->conns, c, tmp) {
+		if (!c->linger_until || uv_is_closing((uv_handle_t *)&c->tcp))
+			continue;
+		if (c->linger_until <= now)
+			conn_close(c, false);
+		else if (c->linger_until < next)
+			next = c->linger_until;
+	}
+	return next;
+}
+
+static void on_tcp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	/* One buffer serves every connection: libuv hands it straight to
+	 * on_tcp_read, and the core copies what it keeps. */
+	*buf = uv_buf_init((char *)c->u->tcp_buf, sizeof(c->u->tcp_buf));
+}
+
+static void on_tcp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	struct km_uv_node *u = c->u;
+
+	if (n == 0 || c->closing || u->stopping)
+		return;
+	if (n < 0) {
+		conn_close(c, true);
+		return;
+	}
+	km_node_tcp_recv(u->node, c->id, (const uint8_t *)buf->base,
+			 (size_t)n, now_ms(u));
+	kick(u);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct conn *c = w->c;
+
+	c->queued -= w->len;
+	free(w);
+	if (status < 0 && status != UV_ECANCELED)
+		conn_close(c, true);
+}
+
+/* Queues what uv_try_write could not write.  A peer that does not read
+ * must not make us buffer without bound: past the cap it is cut off. */
+static void conn_queue(struct conn *c, const uint8_t *buf, size_t len)
+{
+	struct write_req *w;
+	uv_buf_t b;
+
+	if (c->queued + len > CONN_WRITE_CAP) {
+		say(c->u, KM_LOG_DEBUG, "link %llu: write queue full, closing",
+		    (unsigned long long)c->id);
+		conn_close(c, true);
+		return;
+	}
+	w = malloc(sizeof(*w) + len);
+	if (!w) {
+		conn_close(c, true);
+		return;
+	}
+	memcpy(w->data, buf, len);
+	w->c = c;
+	w->len = len;
+	b = uv_buf_init((char *)w->data, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+		free(w);
+		conn_close(c, true);
+		return;
+	}
+	c->queued += len;
+}
+
+/* --- the node's callbacks ---------------------------------------------- */
+
+static void node_tcp_send(void *user, uint64_t id, const uint8_t *buf,
+			  size_t len)
+{
+	struct km_uv_node *u = user;
+	struct conn *c = conn_find(u, id);
+
+	if (!c || c->closing || len == 0)
+		return;
+	if (c->queued == 0 && !c->connecting) {
+		uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+
+		if (n < 0 && n != UV_EAGAIN) {
+			conn_close(c, true);
+			return;
+		}
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+		}
+		if (len == 0)
+			return;
+	}
+	conn_queue(c, buf, len);
+}
+
+static void node_tcp_close(void *user, uint64_t id)
+{
+	struct conn *c = conn_find(user, id);
+
+	if (c)
+		conn_shutdown(c, LINGER_MS);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->handle->data;
+	struct km_uv_node *u = c->u;
+
+	c->connecting = false;
+	if (c->closing || u->stopping)
+		return;
+	if (status < 0 ||
+	    uv_read_start(req->handle, on_tcp_alloc, on_tcp_read) < 0) {
+		conn_close(c, true);
+		return;
+	}
+	km_node_tcp_connected(u->node, c->id, now_ms(u));
+	kick(u);
+}
+
+static void node_tcp_connect(void *user, uint64_t id, const struct km_addr *to)
+{
+	struct km_uv_node *u = user;
+	struct sockaddr_storage ss;
+	struct conn *c = conn_new(u);
+	int rc;
+
+	/* Without a handle there is no way to report the failure later; the
+	 * node's handshake timeout will give up on the link. */
+	if (!c)
+		return;
+	conn_hash(c, id);
+	c->connecting = true;
+	rc = km_uv_addr_to_sockaddr(to, &ss);
+	if (rc >= 0)
+		rc = uv_tcp_connect(&c->connect_req, &c->tcp,
+				    (const struct sockaddr *)&ss, on_connect);
+	if (rc < 0)
+		conn_close(c, true);
+}
+
+static struct sock_pair *pair_for(struct km_uv_node *u, uint8_t family)
+{
+	for (size_t i = 0; i < u->nsocks; i++)
+		if (u->socks[i].family == family)
+			return &u->socks[i];
+	return NULL;
+}
+
+static void on_udp_sent(uv_udp_send_t *req, int status)
+{
+	struct udp_req *r = (struct udp_req *)req;
+
+	r->u->udp_queued -= r->len;
+	free(r);
+}
+
+/* The socket's buffer was full: queue a copy, up to UDP_QUEUE_CAP bytes.
+ * Past that the datagram is dropped, as the network might have. */
+static void udp_queue(struct sock_pair *sp, const struct sockaddr *sa,
+		      const uint8_t *buf, size_t len)
+{
+	struct km_uv_node *u = sp->u;
+	struct udp_req *r;
+	uv_buf_t b;
+
+	if (u->udp_queued + len > UDP_QUEUE_CAP)
+		return;
+	r = malloc(sizeof(*r) + len);
+	if (!r)
+		return;
+	memcpy(r->data, buf, len);
+	r->u = u;
+	r->len = len;
+	b = uv_buf_init((char *)r->data, (unsigned)len);
+	if (uv_udp_send(&r->req, &sp->udp, &b, 1, sa, on_udp_sent) < 0) {
+		free(r);
+		return;
+	}
+	u->udp_queued += len;
+}
+
+static void node_udp_send(void *user, const struct km_addr *to,
+			  const uint8_t *buf, size_t len)
+{
+	struct km_uv_node *u = user;
+	struct sock_pair *sp = pair_for(u, to->family);
+	struct sockaddr_storage ss;
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+	int rc;
+
+	if (!sp || uv_is_closing((uv_handle_t *)&sp->udp) ||
+	    km_uv_addr_to_sockaddr(to, &ss) < 0)
+		return;
+	rc = uv_udp_try_send(&sp->udp, &b, 1, (const struct sockaddr *)&ss);
+	if (rc == UV_EAGAIN)
+		udp_queue(sp, (const struct sockaddr *)&ss, buf, len);
+	else if (rc < 0)
+		say(u, KM_LOG_DEBUG, "udp send: %s", uv_strerror(rc));
+}
+
+static void node_save_state(void *user, const uint8_t *buf, size_t len)
+{
+	struct km_uv_node *u = user;
+
+	if (u->hooks.save_state)
+		u->hooks.save_state(u->user, buf, len);
+}
+
+static void node_lookup_done(void *user, uint64_t lookup_id,
+			     const struct km_lookup *lk)
+{
+	struct km_uv_node *u = user;
+
+	if (u->hooks.lookup_done)
+		u->hooks.lookup_done(u->user, lookup_id, lk);
+}
+
+static void node_log(void *user, enum km_log_level level, const char *msg)
+{
+	struct km_uv_node *u = user;
+
+	if (u->hooks.log)
+		u->hooks.log(u->user, level, msg);
+}
+
+static const struct km_node_callbacks node_callbacks = {
+	.udp_send = node_udp_send,
+	.tcp_connect = node_tcp_connect,
+	.tcp_send = node_tcp_send,
+	.tcp_close = node_tcp_close,
+	.save_state = node_save_state,
+	.lookup_done = node_lookup_done,
+	.log = node_log,
+};
+
+/* --- events from the sockets ------------------------------------------- */
+
+static void on_udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct sock_pair *sp = h->data;
+
+	*buf = uv_buf_init((char *)sp->u->udp_buf, sizeof(sp->u->udp_buf));
+}
+
+static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
+			const struct sockaddr *addr, unsigned flags)
+{
+	struct sock_pair *sp = h->data;
+	struct km_uv_node *u = sp->u;
+	struct km_addr from;
+
+	/* n == 0 with no address just means the socket ran dry; a partial
+	 * datagram was over 64 KiB and cannot be KRPC. */
+	if (n <= 0 || !addr || (flags & UV_UDP_PARTIAL) || u->stopping)
+		return;
+	if (!km_uv_addr_from_sockaddr(addr, &from))
+		return;
+	km_node_udp_recv(u->node, &from, (const uint8_t *)buf->base,
+			 (size_t)n, now_ms(u));
+	kick(u);
+}
+
+static bool peer_addr(struct conn *c, struct km_addr *out)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	       km_uv_addr_from_sockaddr((struct sockaddr *)&ss, out);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct km_uv_node *u = ((struct sock_pair *)server->data)->u;
+	struct km_addr remote;
+	struct conn *c;
+	uint64_t id;
+
+	if (status < 0) {
+		say(u, KM_LOG_WARN, "accept: %s", uv_strerror(status));
+		return;
+	}
+	c = conn_new(u);
+	if (!c)
+		return;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || u->stopping ||
+	    u->nconns > MAX_CONNS || !peer_addr(c, &remote)) {
+		conn_close(c, false);
+		return;
+	}
+	u->accepting = c;
+	id = km_node_tcp_accepted(u->node, &remote, now_ms(u));
+	u->accepting = NULL;
+	if (id == 0) {
+		conn_close(c, false);
+	} else {
+		if (!c->hashed)
+			conn_hash(c, id);
+		if (!c->closing &&
+		    uv_read_start((uv_stream_t *)&c->tcp, on_tcp_alloc,
+				  on_tcp_read) < 0)
+			conn_close(c, true);
+	}
+	kick(u);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct km_uv_node *u = t->data;
+	km_ms now = now_ms(u), next, linger;
+	struct conn *c, *tmp;
+
+	if (u->stopping) { /* the GOODBYEs had their chance */
+		HASH_ITER(hh, u->conns, c, tmp)
+			conn_close(c, false);
+		return;
+	}
+	u->kicked = false;
+	next = km_node_tick(u->node, now);
+	if (next == 0) /* the core has nothing scheduled */
+		next = UINT64_MAX;
+	linger = sweep_lingering(u, now);
+	if (linger < next)
+		next = linger;
+	next = next > now ? next - now : 1;
+	uv_timer_start(&u->timer, on_timer,
+		       next > MAX_SLEEP_MS ? MAX_SLEEP_MS : next, 0);
+}
+
+/* --- start and stop ---------------------------------------------------- */
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Binds TCP first, so that port 0 picks a port free for TCP, then UDP to
+ * the same number. */
+static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
+		    uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int one = 1, rcvbuf = UDP_RCVBUF;
+	int len = km_uv_addr_to_sockaddr(bind_to, &ss);
+	struct km_addr bound;
+
+	if (len < 0)
+		return len;
+	*tfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (*tfd < 0)
+		return -errno;
+	setsockopt(*tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(*tfd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
+	    getsockname(*tfd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	*ufd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (*ufd < 0 || bind(*ufd, (struct sockaddr *)&ss, sl) < 0)
+		return -errno;
+	/* Best effort: the kernel caps it at net.core.rmem_max. */
+	setsockopt(*ufd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	km_uv_addr_from_sockaddr((struct sockaddr *)&ss, &bound);
+	*port = bound.port;
+	return 0;
+}
+
+/* Port 0: if UDP finds the port TCP got already taken, try another. */
+static int bind_pair(const struct km_addr *bind_to, int *tfd, int *ufd,
+		     uint16_t *port)
+{
+	int rc = KM_ERR_INVAL;
+
+	for (int i = 0; i < BIND_ATTEMPTS; i++) {
+		rc = try_bind(bind_to, tfd, ufd, port);
+		if (rc == 0)
+			return 0;
+		close_fd(tfd);
+		close_fd(ufd);
+		if (rc != -EADDRINUSE || bind_to->port != 0)
+			break;
+	}
+	return rc;
+}
+
+static void handle_closed(struct km_uv_node *u)
+{
+	void (*done)(void *) = u->done;
+	void *done_user = u->done_user;
+
+	if (--u->handles > 0)
+		return;
+	km_node_del(u->node);
+	free(u);
+	if (done)
+		done(done_user);
+}
+
+static void pair_closed(uv_handle_t *h)
+{
+	handle_closed(((struct sock_pair *)h->data)->u);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	handle_closed(h->data);
+}
+
+static void close_sockets(struct km_uv_node *u)
+{
+	for (size_t i = 0; i < u->nsocks; i++) {
+		struct sock_pair *sp = &u->socks[i];
+
+		uv_udp_recv_stop(&sp->udp);
+		uv_close((uv_handle_t *)&sp->udp, pair_closed);
+		uv_close((uv_handle_t *)&sp->listener, pair_closed);
+	}
+}
+
+/* Adopts the bound sockets into libuv.  On failure the handles are closing
+ * (and free u when done); fds not yet adopted are closed here. */
+static int open_pair(struct km_uv_node *u, int tfd, int ufd)
+{
+	struct sock_pair *sp = &u->socks[u->nsocks++];
+	int rc;
+
+	sp->u = u;
+	sp->family = km_node_config(u->node)->dht.family;
+	uv_udp_init(u->loop, &sp->udp);
+	uv_tcp_init(u->loop, &sp->listener);
+	sp->udp.data = sp->listener.data = sp;
+	u->handles += 2;
+	rc = uv_udp_open(&sp->udp, ufd);
+	if (rc < 0)
+		close(ufd);
+	if (uv_tcp_open(&sp->listener, tfd) < 0) {
+		close(tfd);
+		rc = rc < 0 ? rc : KM_ERR_INVAL;
+	}
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&sp->listener, 128, on_connection);
+	if (rc == 0)
+		rc = uv_udp_recv_start(&sp->udp, on_udp_alloc, on_udp_recv);
+	return rc;
+}
+
+static void start_failed(struct km_uv_node *u)
+{
+	u->stopping = true;
+	close_sockets(u);
+	uv_close((uv_handle_t *)&u->timer, timer_closed);
+}
+
+int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind_to,
+		     struct km_node_config *cfg, const struct km_contact *saved,
+		     size_t nsaved, const struct km_uv_hooks *hooks, void *user,
+		     struct km_uv_node **out)
+{
+	struct km_uv_node *u;
+	int tfd = -1, ufd = -1, rc;
+
+	*out = NULL;
+	if (bind_to->family != cfg->dht.family)
+		return KM_ERR_INVAL;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return KM_ERR_NOMEM;
+	u->loop = loop;
+	u->user = user;
+	if (hooks)
+		u->hooks = *hooks;
+	u->rng = (struct km_rng){ .fill = os_rng_fill, .ctx = &u->osrng };
+	rc = bind_pair(bind_to, &tfd, &ufd, &u->port);
+	if (rc < 0) {
+		free(u);
+		return rc;
+	}
+	cfg->port = u->port;
+	u->node = km_node_new(cfg, &node_callbacks, u, &u->rng, uv_now(loop));
+	if (!u->node) {
+		close_fd(&tfd);
+		close_fd(&ufd);
+		free(u);
+		return KM_ERR_NOMEM;
+	}
+	uv_timer_init(loop, &u->timer);
+	u->timer.data = u;
+	u->handles = 1;
+	rc = open_pair(u, tfd, ufd);
+	if (rc < 0) {
+		start_failed(u);
+		return rc;
+	}
+	km_node_start(u->node, saved, nsaved, uv_now(loop));
+	kick(u);
+	*out = u;
+	return 0;
+}
+
+struct km_node *km_uv_node_core(struct km_uv_node *u)
+{
+	return u->node;
+}
+
+uint16_t km_uv_node_port(const struct km_uv_node *u)
+{
+	return u->port;
+}
+
+void km_uv_node_stop(struct km_uv_node *u, void (*done)(void *user),
+		     void *user)
+{
+	struct conn *c, *tmp;
+
+	if (u->stopping)
+		return;
+	u->done = done;
+	u->done_user = user;
+	/* GOODBYEs and the final save go out while the sockets still work. */
+	km_node_stop(u->node, now_ms(u));
+	u->stopping = true;
+	close_sockets(u);
+	HASH_ITER(hh, u->conns, c, tmp)
+		conn_shutdown(c, STOP_LINGER_MS);
+	if (u->nconns == 0)
+		uv_close((uv_handle_t *)&u->timer, timer_closed);
+	else
+		uv_timer_start(&u->timer, on_timer, STOP_LINGER_MS, 0);
+}

@@ -1,0 +1,331 @@
+"""Shared helpers for kadmesh integration tests.
+
+Everything runs on 127.0.0.1 with ports picked by the kernel (--port 0) and
+temporary state directories.  Typical use:
+
+    import kmtest
+    with kmtest.Cluster() as c:              # stops every node on exit
+        seed = c.start(seed=True)            # -> kmtest.Node
+        a = c.start(bootstrap=[seed])        # state dir is created for it
+        reply = kmtest.krpc_ping(a.port)     # decoded KRPC reply, or None
+        st = c.ctl(a, "status", "--json")    # parsed JSON from dht-ctl
+
+Node attributes: id (40 hex), port, control (path or None), state_dir, proc,
+log (path of its stderr).  Node.stop() sends SIGTERM and returns the exit
+code; Node.kill() sends SIGKILL.  Cluster.restart(node, ...) starts a new
+process with the same state dir.  Every wait is bounded.
+
+The KRPC helpers carry a tiny bencoder: bencode(obj) / bdecode(bytes), where
+strings are bytes, and krpc_query(port, method, args) sends one query and
+returns the reply dict (or None on timeout).
+"""
+
+import json
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HOST = "127.0.0.1"
+
+
+def bin_path(name):
+    """Path of a kadmesh program, from $KM_BIN (set by ctest) or build/bin."""
+    d = os.environ.get("KM_BIN")
+    if not d:
+        here = os.path.dirname(os.path.abspath(__file__))
+        d = os.path.join(here, "..", "..", "build", "bin")
+    return os.path.join(d, name)
+
+
+def have(name):
+    return os.access(bin_path(name), os.X_OK)
+
+
+# --- bencode -----------------------------------------------------------------
+
+def bencode(v):
+    if isinstance(v, bool):
+        raise TypeError("no booleans in bencode")
+    if isinstance(v, int):
+        return b"i%de" % v
+    if isinstance(v, str):
+        v = v.encode()
+    if isinstance(v, (bytes, bytearray)):
+        return b"%d:%s" % (len(v), bytes(v))
+    if isinstance(v, (list, tuple)):
+        return b"l" + b"".join(bencode(x) for x in v) + b"e"
+    if isinstance(v, dict):
+        items = sorted((k.encode() if isinstance(k, str) else k, x)
+                       for k, x in v.items())
+        return b"d" + b"".join(bencode(k) + bencode(x) for k, x in items) + b"e"
+    raise TypeError("cannot bencode %r" % type(v))
+
+
+def bdecode(data):
+    """Decodes one complete value; raises ValueError on anything malformed."""
+    v, i = _bdec(data, 0)
+    if i != len(data):
+        raise ValueError("trailing bytes")
+    return v
+
+
+def _bdec(d, i):
+    if i >= len(d):
+        raise ValueError("truncated")
+    c = d[i:i + 1]
+    if c == b"i":
+        j = d.index(b"e", i)
+        return int(d[i + 1:j]), j + 1
+    if c == b"l":
+        out, i = [], i + 1
+        while d[i:i + 1] != b"e":
+            v, i = _bdec(d, i)
+            out.append(v)
+        return out, i + 1
+    if c == b"d":
+        out, i = {}, i + 1
+        while d[i:i + 1] != b"e":
+            k, i = _bdec(d, i)
+            out[k], i = _bdec(d, i)
+        return out, i + 1
+    if c.isdigit():
+        j = d.index(b":", i)
+        n = int(d[i:j])
+        if j + 1 + n > len(d):
+            raise ValueError("truncated string")
+        return d[j + 1:j + 1 + n], j + 1 + n
+    raise ValueError("bad byte %r" % c)
+
+
+# --- KRPC over UDP -----------------------------------------------------------
+
+def random_id():
+    return bytes(random.getrandbits(8) for _ in range(20))
+
+
+def udp_exchange(port, payload, timeout=2.0, host=HOST):
+    """Sends one datagram and returns the first datagram back, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(payload, (host, port))
+        try:
+            data, _ = s.recvfrom(65536)
+            return data
+        except socket.timeout:
+            return None
+
+
+def krpc_query(port, method, args=None, timeout=2.0, tid=b"kt", ro=True):
+    """Sends a KRPC query; returns the decoded reply dict or None.  With ro
+    (BEP 43, the default) the node does not add the test's throwaway socket
+    to its routing table, so probing does not disturb the network."""
+    a = {b"id": random_id()}
+    a.update(args or {})
+    q = {b"t": tid, b"y": b"q", b"q": method.encode(), b"a": a}
+    if ro:
+        q[b"ro"] = 1
+    msg = bencode(q)
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(msg, (HOST, port))
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data, _ = s.recvfrom(65536)
+            except socket.timeout:
+                return None
+            try:
+                r = bdecode(data)
+            except ValueError:
+                continue
+            if isinstance(r, dict) and r.get(b"t") == tid:
+                return r
+    return None
+
+
+def krpc_ping(port, timeout=2.0):
+    """The reply to a ping if it is a proper response ('y' == 'r'), else None."""
+    r = krpc_query(port, "ping", timeout=timeout)
+    if r and r.get(b"y") == b"r" and len(r.get(b"r", {}).get(b"id", b"")) == 20:
+        return r
+    return None
+
+
+def krpc_find_node(port, target=None, timeout=2.0):
+    """[(id_hex, ip, port)] from a find_node reply's compact 'nodes', or None."""
+    r = krpc_query(port, "find_node", {b"target": target or random_id()},
+                   timeout=timeout)
+    if not r or r.get(b"y") != b"r":
+        return None
+    nodes = r[b"r"].get(b"nodes", b"")
+    out = []
+    for i in range(0, len(nodes) - len(nodes) % 26, 26):
+        e = nodes[i:i + 26]
+        out.append((e[:20].hex(), socket.inet_ntoa(e[20:24]),
+                    int.from_bytes(e[24:26], "big")))
+    return out
+
+
+# --- processes ---------------------------------------------------------------
+
+class Node:
+    def __init__(self, proc, state_dir, log):
+        self.proc, self.state_dir, self.log = proc, state_dir, log
+        self.id = self.port = self.control = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, then SIGKILL after timeout; returns the exit code."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+        return self.proc.wait(10)
+
+    def stderr(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def addr(self):
+        return "%s:%d" % (HOST, self.port)
+
+
+def read_ready(proc, timeout=10.0):
+    """Reads stdout until the ready line; returns its key=value fields."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None and not select.select([fd], [], [], 0)[0]:
+            raise RuntimeError("no ready line (exit %r): %r" % (proc.poll(), buf))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk and proc.poll() is not None:
+                raise RuntimeError("node exited %r before ready" % proc.poll())
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].decode()
+    words = line.split()
+    if not words or words[0] != "ready":
+        raise RuntimeError("unexpected first line %r" % line)
+    return dict(w.split("=", 1) for w in words[1:])
+
+
+class Cluster:
+    """Owns a temp dir and every node started through it; stops them all."""
+
+    def __init__(self, log_level="info"):
+        self.tmp = tempfile.mkdtemp(prefix="kmtest-")
+        self.nodes = []
+        self.log_level = log_level
+        self._n = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(keep_logs=exc[0] is not None)
+        return False
+
+    def close(self, keep_logs=False):
+        for n in self.nodes:
+            try:
+                n.kill()
+            except Exception:
+                pass
+        if keep_logs:
+            for n in self.nodes:
+                err = n.stderr()
+                if err:
+                    sys.stderr.write("--- node pid %d log (%s):\n%s\n" %
+                                     (n.pid, n.log, err[-4000:]))
+        subprocess.run(["rm", "-rf", self.tmp], check=False)
+
+    def new_state_dir(self):
+        self._n += 1
+        return os.path.join(self.tmp, "node%d" % self._n)
+
+    def start(self, seed=False, bootstrap=(), state_dir=True, extra=(),
+              timeout=10.0, prefix=()):
+        """Starts dht-node on 127.0.0.1 with --port 0.  bootstrap holds Nodes
+        or "HOST:PORT" strings; state_dir=True makes a fresh one, a path
+        reuses it, None runs without one.  prefix (e.g. valgrind) goes
+        before the program."""
+        if state_dir is True:
+            state_dir = self.new_state_dir()
+        args = list(prefix) + [bin_path("dht-node"), "--port", "0",
+                               "--bind", HOST, "--log-level", self.log_level]
+        if seed:
+            args.append("--seed")
+        for b in bootstrap:
+            args += ["--bootstrap", b.addr() if isinstance(b, Node) else b]
+        if state_dir:
+            args += ["--state-dir", state_dir]
+        args += list(extra)
+        self._n += 1
+        log = os.path.join(self.tmp, "log%d.txt" % self._n)
+        with open(log, "wb") as errf:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errf,
+                                    stdin=subprocess.DEVNULL)
+        node = Node(proc, state_dir, log)
+        self.nodes.append(node)
+        try:
+            f = read_ready(proc, timeout)
+        except RuntimeError as e:
+            raise RuntimeError("%s\nstderr:\n%s" % (e, node.stderr()))
+        node.id, node.port = f["id"], int(f["port"])
+        node.control = f.get("control") if f.get("control") != "none" else None
+        return node
+
+    def restart(self, node, **kw):
+        """Starts a new process on node's state dir (after it has exited)."""
+        if node.alive():
+            node.kill()
+        return self.start(state_dir=node.state_dir, **kw)
+
+    def ctl(self, node, *args, timeout=10.0):
+        """Runs dht-ctl against node; parses the output as JSON if it can."""
+        r = subprocess.run([bin_path("dht-ctl"), "--control", node.control] +
+                           list(args), capture_output=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError("dht-ctl %s failed: %s" %
+                               (" ".join(args), r.stderr.decode(errors="replace")))
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return r.stdout.decode()
+
+
+def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
+    """Polls pred() until it returns something truthy; raises on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)

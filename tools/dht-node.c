@@ -1,0 +1,396 @@
+/* dht-node: a kadmesh node as a daemon.
+ *
+ * One libuv loop drives the core through km_uv_node (UDP and TCP on one
+ * port) and serves the control socket.  The state directory keeps the node
+ * ID, the routing table snapshot and, by default, the control socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <uv.h>
+
+#include "common/identity.h"
+#include "common/log.h"
+#include "common/resolve.h"
+#include "dht/id.h"
+#include "net/state.h"
+#include "net/uv_fs.h"
+#include "net/uv_node.h"
+#include "proto/err.h"
+
+/* The control server lands on its own branch; until it is merged this
+ * program runs without a control socket.  This is its one call site. */
+#if defined(__has_include)
+#if __has_include("net/uv_control.h")
+#include "net/uv_control.h"
+#define HAVE_UV_CONTROL 1
+#endif
+#endif
+
+struct km_uv_control;
+
+#define PROG "dht-node"
+#define VERSION "0.1.0"
+
+struct opts {
+	long port;
+	const char *bind;
+	bool seed;
+	struct km_addr boot[KM_NODE_MAX_BOOTSTRAP];
+	size_t nboot;
+	const char *state_dir;
+	const char *control;
+	long k, alpha;
+	long save_interval;
+	enum km_log_level level;
+};
+
+struct daemon {
+	uv_loop_t loop;
+	uv_signal_t sigs[2];
+	struct km_uv_node *node;
+	struct km_uv_control *control; /* NULL without a control socket */
+	const char *state_dir;
+	char control_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	bool stopping;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: " PROG " [OPTIONS]\n"
+"Runs a kadmesh node: KRPC over UDP and the overlay over TCP, on one port.\n"
+"\n"
+"  -p, --port N            UDP and TCP port; 0 picks a free one (default 0)\n"
+"  -b, --bind ADDR         IPv4 address to listen on (default 0.0.0.0)\n"
+"  -s, --seed              start a new network: no bootstrap needed\n"
+"  -B, --bootstrap H:P     join through this node (repeatable, up to %d;\n"
+"                          names are resolved; IPv6 not supported yet)\n"
+"  -d, --state-dir DIR     keep the node ID (DIR/id), the routing table\n"
+"                          (DIR/nodes.dat) and the control socket\n"
+"                          (DIR/control.sock) here; created 0700 if missing.\n"
+"                          With saved nodes the node rejoins by itself.\n"
+"                          Without it: a random ID and nothing saved\n"
+"  -c, --control PATH      control socket (default DIR/control.sock with\n"
+"                          --state-dir, otherwise none: no control socket)\n"
+"  -k N                    bucket and lookup result size (default 8)\n"
+"  -a, --alpha N           parallel queries per lookup (default 3)\n"
+"  -S, --save-interval SECS\n"
+"                          save the routing table this often (default 60)\n"
+"  -l, --log-level LEVEL   error, warn, info or debug (default info)\n"
+"  -h, --help              this help\n"
+"  -V, --version           print the version\n"
+"\n"
+"Once listening it prints `ready id=<40 hex> port=<N> control=<path|none>`\n"
+"on stdout.  SIGINT or SIGTERM: GOODBYE to overlay peers, save, exit 0.\n",
+		KM_NODE_MAX_BOOTSTRAP);
+}
+
+static const struct option long_opts[] = {
+	{ "port", required_argument, NULL, 'p' },
+	{ "bind", required_argument, NULL, 'b' },
+	{ "seed", no_argument, NULL, 's' },
+	{ "bootstrap", required_argument, NULL, 'B' },
+	{ "state-dir", required_argument, NULL, 'd' },
+	{ "control", required_argument, NULL, 'c' },
+	{ "alpha", required_argument, NULL, 'a' },
+	{ "save-interval", required_argument, NULL, 'S' },
+	{ "log-level", required_argument, NULL, 'l' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static bool add_bootstrap(struct opts *o, const char *spec)
+{
+	if (o->nboot == KM_NODE_MAX_BOOTSTRAP) {
+		fprintf(stderr, PROG ": at most %d --bootstrap addresses\n",
+			KM_NODE_MAX_BOOTSTRAP);
+		return false;
+	}
+	return km_tool_resolve(PROG, spec, &o->boot[o->nboot++]);
+}
+
+/* Returns 0 to go on, 1 after --help/--version, -1 on a bad option. */
+static int parse_one(struct opts *o, int c)
+{
+	switch (c) {
+	case 'p': return km_tool_parse_long(PROG, "--port", optarg, 0, 65535, &o->port) ? 0 : -1;
+	case 'b': o->bind = optarg; return 0;
+	case 's': o->seed = true; return 0;
+	case 'B': return add_bootstrap(o, optarg) ? 0 : -1;
+	case 'd': o->state_dir = optarg; return 0;
+	case 'c': o->control = optarg; return 0;
+	case 'k': return km_tool_parse_long(PROG, "-k", optarg, 1, 64, &o->k) ? 0 : -1;
+	case 'a': return km_tool_parse_long(PROG, "--alpha", optarg, 1, 16, &o->alpha) ? 0 : -1;
+	case 'S': return km_tool_parse_long(PROG, "--save-interval", optarg, 1, 86400, &o->save_interval) ? 0 : -1;
+	case 'l':
+		if (km_tool_log_level_parse(optarg, &o->level))
+			return 0;
+		fprintf(stderr, PROG ": --log-level: '%s' is not error, warn, "
+			"info or debug\n", optarg);
+		return -1;
+	case 'h': usage(stdout); return 1;
+	case 'V': printf(PROG " (kadmesh) " VERSION "\n"); return 1;
+	default:
+		fprintf(stderr, "Try '" PROG " --help'.\n");
+		return -1;
+	}
+}
+
+static int parse_opts(struct opts *o, int argc, char **argv)
+{
+	int c, rc;
+
+	*o = (struct opts){ .k = 8, .alpha = 3, .save_interval = 60,
+			    .level = KM_LOG_INFO };
+	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:l:hV", long_opts,
+				NULL)) != -1) {
+		rc = parse_one(o, c);
+		if (rc != 0)
+			return rc;
+	}
+	if (optind < argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static bool bind_address(const struct opts *o, struct km_addr *out)
+{
+	if (!km_addr_parse_ip(o->bind ? o->bind : "0.0.0.0", out)) {
+		fprintf(stderr, PROG ": --bind: '%s' is not an IP address\n",
+			o->bind);
+		return false;
+	}
+	if (out->family != KM_AF_INET4) {
+		fprintf(stderr, PROG ": --bind: IPv6 is not supported yet\n");
+		return false;
+	}
+	out->port = (uint16_t)o->port;
+	return true;
+}
+
+static void node_config(const struct opts *o, const struct km_id *id,
+			struct km_node_config *cfg)
+{
+	km_node_config_default(cfg);
+	cfg->dht.id = *id;
+	cfg->dht.family = KM_AF_INET4;
+	cfg->dht.table.k = (int)o->k;
+	cfg->dht.lookup.k = (int)o->k;
+	cfg->dht.lookup.alpha = (int)o->alpha;
+	memcpy(cfg->bootstrap, o->boot, o->nboot * sizeof(o->boot[0]));
+	cfg->nbootstrap = o->nboot;
+	cfg->seed = o->seed;
+	cfg->save_interval_ms = KM_SECONDS(o->save_interval);
+}
+
+/* --- hooks from the node ------------------------------------------------ */
+
+static void on_save_state(void *user, const uint8_t *buf, size_t len)
+{
+	struct daemon *d = user;
+
+	if (d->state_dir)
+		km_tool_state_save(d->state_dir, buf, len);
+}
+
+static void on_lookup_done(void *user, uint64_t lookup_id,
+			   const struct km_lookup *lk)
+{
+#ifdef HAVE_UV_CONTROL
+	struct daemon *d = user;
+
+	if (d->control)
+		km_control_lookup_done(km_uv_control_core(d->control),
+				       lookup_id, lk);
+#endif
+}
+
+static const struct km_uv_hooks hooks = {
+	.lookup_done = on_lookup_done,
+	.save_state = on_save_state,
+	.log = km_tool_log_hook,
+};
+
+/* --- control socket --------------------------------------------------- */
+
+static bool control_path(const struct opts *o, struct daemon *d)
+{
+	int n;
+
+	if (o->control)
+		n = snprintf(d->control_path, sizeof(d->control_path), "%s",
+			     o->control);
+	else if (o->state_dir)
+		n = snprintf(d->control_path, sizeof(d->control_path),
+			     "%s/control.sock", o->state_dir);
+	else
+		return true;
+	if (n < 0 || (size_t)n >= sizeof(d->control_path)) {
+		fprintf(stderr, PROG ": control socket path longer than %zu "
+			"bytes; use --control\n", sizeof(d->control_path) - 1);
+		return false;
+	}
+	return true;
+}
+
+static int control_start(struct daemon *d)
+{
+	if (!d->control_path[0])
+		return 0;
+#ifdef HAVE_UV_CONTROL
+	return km_uv_control_start(&d->loop, d->control_path,
+				   km_uv_node_core(d->node),
+				   &d->control);
+#else
+	km_tool_log(KM_LOG_WARN, "built without the control server; "
+		    "no control socket");
+	d->control_path[0] = '\0';
+	return 0;
+#endif
+}
+
+static void control_stop(struct daemon *d)
+{
+#ifdef HAVE_UV_CONTROL
+	km_uv_control_stop(d->control);
+#endif
+	d->control = NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+static void on_stopped(void *user)
+{
+	struct daemon *d = user;
+
+	d->node = NULL;
+	km_tool_log(KM_LOG_INFO, "stopped");
+}
+
+static void shutdown_daemon(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	for (size_t i = 0; i < 2; i++)
+		uv_close((uv_handle_t *)&d->sigs[i], NULL);
+	control_stop(d);
+	if (d->node)
+		km_uv_node_stop(d->node, on_stopped, d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	km_tool_log(KM_LOG_INFO, "%s: shutting down", strsignal(signum));
+	shutdown_daemon(h->data);
+}
+
+static void watch_signals(struct daemon *d)
+{
+	static const int signums[2] = { SIGINT, SIGTERM };
+
+	for (size_t i = 0; i < 2; i++) {
+		uv_signal_init(&d->loop, &d->sigs[i]);
+		d->sigs[i].data = d;
+		uv_signal_start(&d->sigs[i], on_signal, signums[i]);
+	}
+}
+
+static void print_ready(struct daemon *d, const struct km_id *id)
+{
+	char hex[KM_ID_HEXLEN + 1];
+
+	km_id_to_hex(id, hex);
+	printf("ready id=%s port=%u control=%s\n", hex,
+	       km_uv_node_port(d->node),
+	       d->control_path[0] ? d->control_path : "none");
+	fflush(stdout);
+}
+
+/* Identity and saved contacts; a state dir is optional. */
+static bool load_state(const struct opts *o, struct km_id *id,
+		       struct km_contact *saved, size_t *nsaved)
+{
+	int rc;
+
+	*nsaved = 0;
+	if (!o->state_dir) {
+		km_tool_random_id(id);
+		return true;
+	}
+	rc = km_uv_fs_mkdir_private(o->state_dir);
+	if (rc == 0)
+		rc = km_tool_identity_load(o->state_dir, id);
+	if (rc < 0) {
+		fprintf(stderr, PROG ": --state-dir %s: %s\n", o->state_dir,
+			strerror(-rc));
+		return false;
+	}
+	km_tool_log_set_id(id);
+	km_tool_state_load(o->state_dir, id, saved, nsaved);
+	return true;
+}
+
+static int run(struct daemon *d, const struct opts *o, const struct km_id *id,
+	       const struct km_contact *saved, size_t nsaved)
+{
+	struct km_node_config cfg;
+	struct km_addr bind_to;
+	int rc;
+
+	if (!bind_address(o, &bind_to) || !control_path(o, d))
+		return 2;
+	node_config(o, id, &cfg);
+	uv_loop_init(&d->loop);
+	rc = km_uv_node_start(&d->loop, &bind_to, &cfg, saved, nsaved, &hooks,
+			      d, &d->node);
+	if (rc < 0) {
+		fprintf(stderr, PROG ": cannot listen on port %ld: %s\n",
+			o->port, rc <= -200 ? km_strerror(rc) : uv_strerror(rc));
+	} else if ((rc = control_start(d)) < 0) {
+		fprintf(stderr, PROG ": control socket %s: %s\n",
+			d->control_path, uv_strerror(rc));
+		km_uv_node_stop(d->node, on_stopped, d);
+	} else {
+		watch_signals(d);
+		km_tool_log(KM_LOG_INFO, "listening on port %u with %zu saved "
+			    "nodes", cfg.port, nsaved);
+		print_ready(d, id);
+	}
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&d->loop);
+	return rc < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct km_contact saved[KM_STATE_MAX_ENTRIES];
+	struct daemon d = { 0 };
+	struct opts o;
+	struct km_id id;
+	size_t nsaved;
+	int rc = parse_opts(&o, argc, argv);
+
+	if (rc != 0)
+		return rc < 0 ? 2 : 0;
+	km_tool_log_init(o.level);
+	if (!load_state(&o, &id, saved, &nsaved))
+		return 1;
+	km_tool_log_set_id(&id);
+	if (!o.seed && o.nboot == 0 && nsaved == 0) {
+		fprintf(stderr, PROG ": nothing to join: use --seed, --bootstrap "
+			"or a --state-dir with saved nodes\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	d.state_dir = o.state_dir;
+	return run(&d, &o, &id, saved, nsaved);
+}
