@@ -13,6 +13,11 @@
 
 #include "net/node.h"
 
+/* A request line, newline included, fits in this many bytes. */
+#define KM_CONTROL_LINE_MAX 4096
+/* Clients connected at once. */
+#define KM_CONTROL_MAX_SESSIONS 32
+
 struct km_control;
 
 struct km_control_callbacks {
