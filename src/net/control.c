@@ -483,6 +483,14 @@ void km_control_closed(struct km_control *c, uint64_t session)
 		session_free(c, *slot);
 }
 
+bool km_control_pending(const struct km_control *c, uint64_t session)
+{
+	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++)
+		if (c->sessions[i] && c->sessions[i]->id == session)
+			return c->sessions[i]->pending != PENDING_NONE;
+	return false;
+}
+
 /* Line handling */
 
 /* Splits line in place on blanks; returns the argument count, or -1 if
