@@ -610,3 +610,206 @@ Test(control, announce_defaults_to_the_nodes_port)
 	cr_assert_eq(num_of(r, "port"), 4000);
 	cJSON_Delete(r);
 }
+
+/* The Unix socket server, on a real loop.  The client is a plain blocking
+ * socket; the loop runs in small steps until the answer is in. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "net/uv_control.h"
+
+static uv_loop_t loop;
+static struct km_uv_control *uvc;
+static char sock_path[64];
+
+/* What the daemon does: the node's lookup_done goes to the control. */
+static void uv_lookup_done(void *user, uint64_t id, const struct km_lookup *lk)
+{
+	km_control_lookup_done(km_uv_control_core(uvc), id, lk);
+}
+
+static void uv_setup(void)
+{
+	struct km_node_config cfg;
+	static const struct km_node_callbacks ncb = {
+		.udp_send = on_udp, .tcp_connect = on_tcp_connect,
+		.tcp_send = on_tcp_send, .tcp_close = on_tcp_close,
+		.lookup_done = uv_lookup_done,
+	};
+
+	km_prng_seed(&prng, 7);
+	rng = km_prng_rng(&prng);
+	km_node_config_default(&cfg);
+	memset(cfg.dht.id.b, 0x11, KM_ID_LEN);
+	cfg.dht.family = KM_AF_INET4;
+	cfg.port = 6881;
+	node = km_node_new(&cfg, &ncb, NULL, &rng, T0);
+	cr_assert_not_null(node);
+	cr_assert_eq(uv_loop_init(&loop), 0);
+	snprintf(sock_path, sizeof(sock_path), "/tmp/km-test-ctl-%d.sock",
+		 (int)getpid());
+	unlink(sock_path);
+	uvc = NULL;
+}
+
+static void uv_teardown(void)
+{
+	km_uv_control_stop(uvc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0);
+	km_node_del(node);
+	unlink(sock_path);
+}
+
+TestSuite(uv_control, .init = uv_setup, .fini = uv_teardown);
+
+static int client_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	strcpy(sa.sun_path, sock_path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
+		     "connect: %s", strerror(errno));
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	return fd;
+}
+
+/* Runs the loop until the client has read a whole line (or EOF). */
+static size_t client_read(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < 2000 && !memchr(buf, '\n', len); i++) {
+		ssize_t n;
+
+		uv_run(&loop, UV_RUN_NOWAIT);
+		n = read(fd, buf + len, cap - len - 1);
+		if (n == 0)
+			break;
+		if (n > 0)
+			len += (size_t)n;
+		else
+			usleep(1000);
+	}
+	buf[len] = '\0';
+	return len;
+}
+
+static void start_server(void)
+{
+	cr_assert_eq(km_uv_control_start(&loop, sock_path, node, &uvc), 0);
+}
+
+Test(uv_control, a_client_gets_one_json_line_per_request)
+{
+	char buf[8192];
+	int fd;
+
+	start_server();
+	fd = client_connect();
+	cr_assert_eq(write(fd, "status\n", 7), 7);
+	client_read(fd, buf, sizeof(buf));
+	cr_assert_not_null(strstr(buf, "{\"ok\":true,\"result\":{\"id\":\"1111"));
+	cr_assert_eq(strchr(buf, '\n')[1], '\0');
+	close(fd);
+}
+
+Test(uv_control, the_socket_is_private_to_its_owner)
+{
+	struct stat st;
+
+	start_server();
+	cr_assert_eq(stat(sock_path, &st), 0);
+	cr_assert(S_ISSOCK(st.st_mode));
+	cr_assert_eq(st.st_mode & 0777, 0600);
+}
+
+Test(uv_control, a_client_that_half_closes_still_gets_its_answer)
+{
+	char buf[8192];
+	int fd;
+
+	start_server();
+	fd = client_connect();
+	cr_assert_eq(write(fd, "lookup " TARGET "\n", 48), 48);
+	shutdown(fd, SHUT_WR);
+	client_read(fd, buf, sizeof(buf));
+	cr_assert_not_null(strstr(buf, "\"nodes\":[]"));
+	close(fd);
+}
+
+Test(uv_control, an_overlong_line_is_answered_then_the_client_closed)
+{
+	static char junk[KM_CONTROL_LINE_MAX + 1];
+	char buf[512];
+	int fd;
+
+	memset(junk, 'x', sizeof(junk));
+	start_server();
+	fd = client_connect();
+	cr_assert_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	client_read(fd, buf, sizeof(buf));
+	cr_assert_not_null(strstr(buf, "longer than"));
+	cr_assert_eq(client_read(fd, buf, sizeof(buf)), 0); /* EOF */
+	close(fd);
+}
+
+Test(uv_control, a_client_over_the_cap_is_told_and_closed)
+{
+	int fds[KM_CONTROL_MAX_SESSIONS];
+	char buf[512];
+	int extra;
+
+	start_server();
+	for (int i = 0; i < KM_CONTROL_MAX_SESSIONS; i++) {
+		fds[i] = client_connect();
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	extra = client_connect();
+	client_read(extra, buf, sizeof(buf));
+	cr_assert_not_null(strstr(buf, "too many control clients"));
+	close(extra);
+	for (int i = 0; i < KM_CONTROL_MAX_SESSIONS; i++)
+		close(fds[i]);
+}
+
+Test(uv_control, a_stale_socket_file_is_replaced_but_a_live_one_is_not)
+{
+	struct km_uv_control *second;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	strcpy(sa.sun_path, sock_path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd); /* the file stays, with nobody behind it */
+	start_server();
+	cr_assert_eq(km_uv_control_start(&loop, sock_path, node, &second),
+		     UV_EADDRINUSE);
+}
+
+Test(uv_control, a_file_that_is_not_a_socket_is_left_alone)
+{
+	struct km_uv_control *u = NULL;
+	FILE *f = fopen(sock_path, "w");
+
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_assert_eq(km_uv_control_start(&loop, sock_path, node, &u), UV_EEXIST);
+	cr_assert_eq(access(sock_path, F_OK), 0);
+}
+
+Test(uv_control, stopping_removes_the_socket_file)
+{
+	start_server();
+	km_uv_control_stop(uvc);
+	uvc = NULL;
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_neq(access(sock_path, F_OK), 0);
+}
