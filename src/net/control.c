@@ -493,16 +493,27 @@ bool km_control_pending(const struct km_control *c, uint64_t session)
 
 /* Line handling */
 
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
 /* Splits line in place on blanks; returns the argument count, or -1 if
  * there are more than max. */
 static int split_args(char *line, char **argv, int max)
 {
 	int argc = 0;
 
-	for (char *p = strtok(line, " \t"); p; p = strtok(NULL, " \t")) {
+	for (char *p = line; *p;) {
+		if (is_blank(*p)) {
+			*p++ = '\0';
+			continue;
+		}
 		if (argc == max)
 			return -1;
 		argv[argc++] = p;
+		while (*p && !is_blank(*p))
+			p++;
 	}
 	return argc;
 }

@@ -422,6 +422,30 @@ Test(control, a_nul_byte_in_a_request_is_refused)
 	expect_error("NUL");
 }
 
+Test(control, random_bytes_never_crash_and_every_answer_is_json)
+{
+	uint64_t s = km_control_open(ctl);
+	uint8_t buf[700];
+	int answers = 0;
+
+	for (int round = 0; round < 300; round++) {
+		size_t len = km_rng_below(&rng, sizeof(buf)) + 1;
+
+		km_rng_fill(&rng, buf, len);
+		for (size_t i = 0; i < len; i++)
+			if (km_rng_below(&rng, 8) == 0)
+				buf[i] = (uint8_t)"\n \r\tls"[km_rng_below(&rng, 7)];
+		km_control_recv(ctl, s, buf, len, T0);
+		while (memchr(out, '\n', outlen)) {
+			cJSON_Delete(take());
+			answers++;
+		}
+		if (closed == s)
+			s = km_control_open(ctl);
+	}
+	cr_assert_gt(answers, 100);
+}
+
 /* Framing */
 
 Test(control, blank_lines_are_ignored_and_crlf_is_accepted)
