@@ -13,8 +13,14 @@
 
 #include "net/node.h"
 
+/* A request line, newline included, fits in this many bytes. */
+#define KM_CONTROL_LINE_MAX 4096
+/* Clients connected at once. */
+#define KM_CONTROL_MAX_SESSIONS 32
+
 struct km_control;
 
+/* Neither callback may call back into km_control. */
 struct km_control_callbacks {
 	void (*write)(void *user, uint64_t session, const char *buf, size_t len);
 	void (*close)(void *user, uint64_t session);
@@ -30,6 +36,10 @@ uint64_t km_control_open(struct km_control *c);
 void km_control_recv(struct km_control *c, uint64_t session,
 		     const uint8_t *buf, size_t len, km_ms now);
 void km_control_closed(struct km_control *c, uint64_t session);
+
+/* True while the session's request awaits its answer (a lookup): a driver
+ * that saw the client half-close keeps the session open until then. */
+bool km_control_pending(const struct km_control *c, uint64_t session);
 
 /* Returns true if a session was waiting for this lookup. */
 bool km_control_lookup_done(struct km_control *c, uint64_t lookup_id,

@@ -1,0 +1,437 @@
+/* dht-ctl: asks a running dht-node over its control socket.
+ *
+ * One request line out, one JSON line back (docs/CONTROL.md).  Each
+ * subcommand is a row of a table, wireguard-tools style: how many
+ * arguments it takes and how to print its result for people; --json
+ * prints the result as it came. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#define DEFAULT_CONTROL "control.sock"
+#define DEFAULT_TIMEOUT_S 60
+/* The longest response read: a full routing table is a few hundred KiB. */
+#define RESPONSE_MAX (64u << 20)
+
+enum { EXIT_ERROR = 1, EXIT_CONNECT = 2 };
+
+struct subcommand {
+	const char *name;
+	int min_args, max_args;
+	void (*print)(const cJSON *result);
+	const char *usage;
+	const char *help;
+};
+
+/* Printing */
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+static void print_scalar(const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		fputs(v->valuestring, stdout);
+	else if (cJSON_IsNumber(v))
+		printf("%.0f", v->valuedouble);
+	else if (cJSON_IsBool(v))
+		fputs(cJSON_IsTrue(v) ? "yes" : "no", stdout);
+	else if (cJSON_IsArray(v))
+		for (const cJSON *e = v->child; e; e = e->next) {
+			print_scalar(e);
+			fputs(e->next ? " " : "", stdout);
+		}
+}
+
+static size_t key_width(const cJSON *o, size_t prefix)
+{
+	size_t w = 0;
+
+	for (const cJSON *v = o->child; v; v = v->next) {
+		size_t k = cJSON_IsObject(v) ? key_width(v, prefix +
+			   strlen(v->string) + 1) : prefix + strlen(v->string);
+
+		w = k > w ? k : w;
+	}
+	return w;
+}
+
+/* Nested objects print as "parent.key: value". */
+static void print_keys(const cJSON *o, const char *prefix, int width)
+{
+	for (const cJSON *v = o->child; v; v = v->next) {
+		char key[256];
+
+		snprintf(key, sizeof(key), "%s%s", prefix, v->string);
+		if (cJSON_IsObject(v)) {
+			strncat(key, ".", sizeof(key) - strlen(key) - 1);
+			print_keys(v, key, width);
+			continue;
+		}
+		printf("%-*s ", width + 1, strcat(key, ":"));
+		print_scalar(v);
+		putchar('\n');
+	}
+}
+
+static void print_status(const cJSON *r)
+{
+	print_keys(r, "", (int)key_width(r, 0));
+}
+
+static void print_table(const cJSON *r)
+{
+	int aw = 4;
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, r) {
+		int len = (int)strlen(str(e, "addr"));
+
+		aw = len > aw ? len : aw;
+	}
+	printf("%-40s  %-*s  %-12s  %9s  %6s  %6s  %8s\n", "ID", aw, "ADDR",
+	       "STATE", "LAST_SEEN", "RTT_MS", "BUCKET", "FAILURES");
+	cJSON_ArrayForEach(e, r)
+		printf("%-40s  %-*s  %-12s  %8.0fs  %6.0f  %6.0f  %8.0f\n",
+		       str(e, "id"), aw, str(e, "addr"), str(e, "state"),
+		       num(e, "last_seen_s"), num(e, "rtt_ms"), num(e, "bucket"),
+		       num(e, "failures"));
+}
+
+static void print_nodes(const cJSON *r)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "nodes"))
+		printf("%s %s %.0f\n", str(e, "id"), str(e, "addr"),
+		       num(e, "rtt_ms"));
+}
+
+static void print_summary(const cJSON *r)
+{
+	printf("# rounds=%.0f queries=%.0f elapsed_ms=%.0f\n", num(r, "rounds"),
+	       num(r, "queries"), num(r, "elapsed_ms"));
+}
+
+static void print_lookup(const cJSON *r)
+{
+	const cJSON *e;
+
+	print_nodes(r);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "peers"))
+		if (cJSON_IsString(e))
+			printf("peer %s\n", e->valuestring);
+	print_summary(r);
+}
+
+static void print_announce(const cJSON *r)
+{
+	printf("# announced %s port=%.0f to %d nodes\n", str(r, "target"),
+	       num(r, "port"),
+	       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "nodes")));
+	print_nodes(r);
+	print_summary(r);
+}
+
+static void print_help(const cJSON *r)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, r)
+		printf("  %-22s %s\n", str(e, "usage"), str(e, "help"));
+}
+
+/* Still to come: peers, broadcast TEXT|-, subscribe, metrics. */
+static const struct subcommand subcommands[] = {
+	{ "status", 0, 0, print_status, "status",
+	  "identity, uptime, routing table size, traffic and errors" },
+	{ "table", 0, 0, print_table, "table", "every routing table entry" },
+	{ "lookup", 1, 1, print_lookup, "lookup ID",
+	  "the k nodes closest to ID (40 hex characters)" },
+	{ "get-peers", 1, 1, print_lookup, "get-peers ID",
+	  "like lookup, plus the peers announced under ID" },
+	{ "announce", 1, 2, print_announce, "announce ID [PORT]",
+	  "announce the node under ID (PORT: the node's own by default)" },
+	{ "help", 0, 0, print_help, "help", "the commands the node knows" },
+	{ NULL, 0, 0, NULL, NULL, NULL },
+};
+
+/* The socket */
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		fd = -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads up to and excluding the first newline.  Returns a malloc'd string,
+ * or NULL with *why set. */
+static char *read_line(int fd, long long deadline, const char **why)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap), *nl = NULL;
+
+	while (buf && !nl) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			*why = "timed out waiting for the answer";
+			break;
+		}
+		if (len + 1 == cap) {
+			char *bigger = cap < RESPONSE_MAX ? realloc(buf, cap *= 2) : NULL;
+
+			if (!bigger) {
+				*why = "answer too long";
+				break;
+			}
+			buf = bigger;
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*why = n == 0 ? "the node closed the connection" :
+				       strerror(errno);
+			break;
+		}
+		nl = memchr(buf + len, '\n', (size_t)n);
+		len += (size_t)n;
+	}
+	if (!nl) {
+		free(buf);
+		return NULL;
+	}
+	*nl = '\0';
+	return buf;
+}
+
+/* Main */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: dht-ctl [OPTIONS] COMMAND [ARGS]\n"
+"Asks a running dht-node over its control socket (see docs/CONTROL.md).\n"
+"\n"
+"Options:\n"
+"  -c, --control PATH   the node's control socket (default: $KADMESH_CONTROL,\n"
+"                       else ./" DEFAULT_CONTROL ", i.e. the state dir's)\n"
+"  -j, --json           print the result as one line of JSON\n"
+"  -t, --timeout SEC    give up waiting for the answer after SEC seconds\n"
+"                       (default: %d)\n"
+"  -h, --help           show this help\n"
+"\n"
+"Commands:\n", DEFAULT_TIMEOUT_S);
+	for (const struct subcommand *c = subcommands; c->name; c++)
+		fprintf(out, "  %-22s %s\n", c->usage, c->help);
+}
+
+static const struct subcommand *subcommand_find(const char *name)
+{
+	for (const struct subcommand *c = subcommands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static bool parse_timeout(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 86400) {
+		fprintf(stderr, "dht-ctl: bad --timeout '%s': expected seconds "
+			"from 1 to 86400\n", s);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+/* The request line; arguments with blanks or control characters would
+ * change its meaning, so they are refused here. */
+static char *build_request(int argc, char **argv)
+{
+	size_t len = 2;
+	char *line;
+
+	for (int i = 0; i < argc; i++) {
+		for (const char *p = argv[i]; *p; p++)
+			if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+				fprintf(stderr, "dht-ctl: argument '%s' contains a "
+					"blank or control character\n", argv[i]);
+				return NULL;
+			}
+		len += strlen(argv[i]) + 1;
+	}
+	line = calloc(1, len);
+	for (int i = 0; line && i < argc; i++) {
+		strcat(line, argv[i]);
+		strcat(line, i + 1 < argc ? " " : "\n");
+	}
+	return line;
+}
+
+/* Prints the answer; returns the exit status. */
+static int show(const char *answer, const struct subcommand *sc, bool json)
+{
+	cJSON *root = cJSON_Parse(answer);
+	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(root, "ok");
+	const cJSON *result = cJSON_GetObjectItemCaseSensitive(root, "result");
+	int rc = 0;
+
+	if (!cJSON_IsBool(ok) || (cJSON_IsTrue(ok) && !result)) {
+		fprintf(stderr, "dht-ctl: malformed answer from the node\n");
+		rc = EXIT_ERROR;
+	} else if (cJSON_IsFalse(ok)) {
+		fprintf(stderr, "dht-ctl: %s\n", str(root, "error"));
+		rc = EXIT_ERROR;
+	} else if (json) {
+		char *txt = cJSON_PrintUnformatted(result);
+
+		puts(txt ? txt : "null");
+		cJSON_free(txt);
+	} else {
+		sc->print(result);
+	}
+	cJSON_Delete(root);
+	return rc;
+}
+
+static int run(const char *path, const struct subcommand *sc, int argc,
+	       char **argv, int timeout_s, bool json)
+{
+	char *req = build_request(argc, argv), *answer;
+	const char *why = "out of memory";
+	int fd, rc;
+
+	if (!req)
+		return EXIT_ERROR;
+	fd = connect_to(path);
+	if (fd < 0) {
+		fprintf(stderr, "dht-ctl: cannot connect to %s: %s (is dht-node "
+			"running? see --control)\n", path, strerror(errno));
+		free(req);
+		return EXIT_CONNECT;
+	}
+	answer = send_all(fd, req, strlen(req)) < 0 ? (why = strerror(errno),
+		 NULL) : read_line(fd, now_ms() + timeout_s * 1000LL, &why);
+	close(fd);
+	free(req);
+	if (!answer) {
+		fprintf(stderr, "dht-ctl: %s: %s\n", path, why);
+		return EXIT_ERROR;
+	}
+	rc = show(answer, sc, json);
+	free(answer);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = getenv("KADMESH_CONTROL");
+	const struct subcommand *sc;
+	int timeout_s = DEFAULT_TIMEOUT_S, opt, nargs;
+	bool json = false;
+
+	while ((opt = getopt_long(argc, argv, "c:jt:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'j': json = true; break;
+		case 't':
+			if (!parse_timeout(optarg, &timeout_s))
+				return EXIT_ERROR;
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_ERROR;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_ERROR;
+	}
+	sc = subcommand_find(argv[optind]);
+	nargs = argc - optind - 1;
+	if (!sc) {
+		fprintf(stderr, "dht-ctl: unknown command '%s' (see --help)\n",
+			argv[optind]);
+		return EXIT_ERROR;
+	}
+	if (nargs < sc->min_args || nargs > sc->max_args) {
+		fprintf(stderr, "usage: dht-ctl [OPTIONS] %s\n", sc->usage);
+		return EXIT_ERROR;
+	}
+	return run(path && *path ? path : DEFAULT_CONTROL, sc, argc - optind,
+		   argv + optind, timeout_s, json);
+}
