@@ -58,7 +58,9 @@ struct km_lookup_stats {
 
 struct km_lookup;
 
-/* cfg may be NULL for the defaults.  Returns NULL on allocation failure. */
+/* cfg may be NULL for the defaults.  Settings out of range are raised to
+ * the least that works: k and alpha to 1, max_candidates to k, timeout_ms
+ * to slow_ms.  Returns NULL on allocation failure. */
 struct km_lookup *km_lookup_new(const struct km_id *target,
 				enum km_lookup_kind kind,
 				const struct km_lookup_config *cfg, km_ms now);
@@ -77,12 +79,15 @@ bool km_lookup_next_query(struct km_lookup *lk, km_ms now,
 			  struct km_contact *out);
 
 /* from answered; nodes are the contacts its reply carried (any number). A
- * reply from a node we did not query, or a second reply, is ignored. */
+ * reply from a node we did not query, or a second reply, is ignored; a late
+ * one from a node already timed out counts.  Contacts without a usable
+ * address (KM_AF_NONE, port 0) are skipped. */
 void km_lookup_on_reply(struct km_lookup *lk, const struct km_id *from,
 			const struct km_contact *nodes, size_t n, km_ms now);
 
 /* get_peers extras, reported alongside on_reply. Peers beyond max_peers and
- * tokens longer than KM_LOOKUP_TOKEN_MAX are dropped. */
+ * tokens longer than KM_LOOKUP_TOKEN_MAX are dropped, and so is a token from
+ * a node we did not query. */
 void km_lookup_on_peers(struct km_lookup *lk, const struct km_addr *peers,
 			size_t n);
 void km_lookup_on_token(struct km_lookup *lk, const struct km_id *from,
@@ -98,6 +103,8 @@ void km_lookup_tick(struct km_lookup *lk, km_ms now);
 /* When km_lookup_tick next has work; 0 if nothing is in flight. */
 km_ms km_lookup_next_wake(const struct km_lookup *lk);
 
+/* Once a call has seen the lookup done it stays done: later replies still
+ * mark their senders answered, but no call adds candidates. */
 bool km_lookup_done(const struct km_lookup *lk);
 
 /* The up-to-k closest candidates that answered, closest first. */

@@ -65,12 +65,16 @@ enum km_offer_result {
 	KM_OFFER_ADDED,    /* inserted into a bucket */
 	KM_OFFER_CACHED,   /* bucket full of good nodes; kept as a replacement */
 	KM_OFFER_PING,     /* cached, and *to_ping must be pinged now */
-	KM_OFFER_REJECTED, /* our own ID, an unusable address, or over the cap */
+	KM_OFFER_REJECTED, /* our own ID, an unusable address, a known ID from
+			      another address, or no room and no cache */
 };
 
 struct km_table;
 
-/* Returns NULL on allocation failure.  cfg may be NULL for the defaults. */
+/* Returns NULL on allocation failure or an invalid cfg (k or replacements
+ * outside 1..1024 / 0..1024, negative max_nodes, bad_after_failures < 1).
+ * cfg may be NULL for the defaults.  Timestamps are taken as > 0: an entry
+ * field of 0 means "never". */
 struct km_table *km_table_new(const struct km_id *self,
 			      const struct km_table_config *cfg, km_ms now);
 void km_table_del(struct km_table *t); /* NULL is a no-op */
@@ -79,7 +83,13 @@ const struct km_id *km_table_self(const struct km_table *t);
 
 /* Tells the table we heard from c.  rtt_ms is 0 when unknown (queries).
  * A known ID seen at a different address keeps its old address: an ID does
- * not move just because someone claims it from elsewhere. */
+ * not move just because someone claims it from elsewhere, so such a message
+ * refreshes nothing and returns KM_OFFER_REJECTED -- unless the entry is
+ * bad, in which case it takes the new address with a clean slate.
+ * KM_OFFER_PING is returned only while the bucket has fewer pings pending
+ * than replacements waiting; a node already pending is never asked for
+ * twice, so the owner must report each ping's outcome (a REPLY offer or
+ * km_table_on_failure) for the node to be considered again. */
 enum km_offer_result km_table_offer(struct km_table *t,
 				    const struct km_contact *c,
 				    enum km_seen_kind kind, uint32_t rtt_ms,
@@ -87,12 +97,17 @@ enum km_offer_result km_table_offer(struct km_table *t,
 
 /* A query we sent to id went unanswered.  After bad_after_failures of these
  * in a row the node is bad, and is replaced from the replacement cache if
- * one is waiting. */
+ * one is waiting (the most recently seen).  A bad node with no replacement
+ * stays until any newcomer takes its slot.  A cached replacement that fails
+ * is dropped from the cache. */
 void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now);
 
-/* Removes id from its bucket (for example after GOODBYE); true if found. */
+/* Removes id from its bucket or replacement cache (for example after
+ * GOODBYE); true if found.  A freed slot is filled from the cache. */
 bool km_table_remove(struct km_table *t, const struct km_id *id);
 
+/* Entry pointers from km_table_find() and km_table_bucket_entry() stay valid
+ * only until the next call that changes the table.  NULL if absent. */
 const struct km_table_entry *km_table_find(const struct km_table *t,
 					   const struct km_id *id);
 

@@ -1,0 +1,623 @@
+#include "dht/table.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/err.h"
+
+/* Larger buckets or caches gain nothing, and the cap keeps the storage
+ * arithmetic far from overflow whatever the config says. */
+#define MAX_PER_BUCKET 1024
+
+/* Buckets allocated up front; the storage doubles as the last bucket splits.
+ * A node in a network of N peers ends up with about log2(N / k) buckets, so
+ * most tables never reach the full 160. */
+#define INITIAL_BUCKETS 8
+
+/* Each bucket owns one slab of k + replacements entries: its nodes first,
+ * then its replacement cache.  Both are kept in ascending last_seen order, so
+ * index 0 is the least recently seen and the end is the most recent. */
+struct bucket {
+	int n;              /* nodes in use */
+	int nrepl;          /* replacement cache entries in use */
+	km_ms last_changed; /* node added, or a reply from one of its nodes */
+};
+
+struct km_table {
+	struct km_id self;
+	struct km_table_config cfg;
+	int nbuckets;
+	int cap; /* buckets the slab storage has room for */
+	size_t size;
+	struct km_table_entry *slabs;
+	struct bucket b[KM_ID_BITS];
+};
+
+void km_table_config_default(struct km_table_config *cfg)
+{
+	*cfg = (struct km_table_config){
+		.k = 8,
+		.replacements = 8,
+		.max_nodes = 1280,
+		.bad_after_failures = 2,
+		.good_ms = KM_MINUTES(15),
+		.refresh_ms = KM_MINUTES(15),
+	};
+}
+
+static bool config_valid(const struct km_table_config *cfg)
+{
+	return cfg->k >= 1 && cfg->k <= MAX_PER_BUCKET &&
+	       cfg->replacements >= 0 && cfg->replacements <= MAX_PER_BUCKET &&
+	       cfg->max_nodes >= 0 && cfg->bad_after_failures >= 1;
+}
+
+static size_t slab_len(const struct km_table *t)
+{
+	return (size_t)t->cfg.k + (size_t)t->cfg.replacements;
+}
+
+static struct km_table_entry *nodes_of(const struct km_table *t, int i)
+{
+	return t->slabs + (size_t)i * slab_len(t);
+}
+
+static struct km_table_entry *repl_of(const struct km_table *t, int i)
+{
+	return nodes_of(t, i) + t->cfg.k;
+}
+
+struct km_table *km_table_new(const struct km_id *self,
+			      const struct km_table_config *cfg, km_ms now)
+{
+	struct km_table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	if (cfg)
+		t->cfg = *cfg;
+	else
+		km_table_config_default(&t->cfg);
+	if (!config_valid(&t->cfg))
+		goto fail;
+	t->self = *self;
+	t->cap = INITIAL_BUCKETS;
+	t->slabs = calloc((size_t)t->cap * slab_len(t), sizeof(*t->slabs));
+	if (t->slabs == NULL)
+		goto fail;
+	t->nbuckets = 1;
+	t->b[0].last_changed = now;
+	return t;
+fail:
+	free(t);
+	return NULL;
+}
+
+void km_table_del(struct km_table *t)
+{
+	if (t == NULL)
+		return;
+	free(t->slabs);
+	free(t);
+}
+
+const struct km_id *km_table_self(const struct km_table *t)
+{
+	return &t->self;
+}
+
+static int bucket_of(const struct km_table *t, const struct km_id *id)
+{
+	int cpl = km_id_cpl(&t->self, id);
+
+	return cpl < t->nbuckets - 1 ? cpl : t->nbuckets - 1;
+}
+
+static int slot_find(const struct km_table_entry *arr, int n,
+		     const struct km_id *id)
+{
+	for (int i = 0; i < n; i++)
+		if (km_id_eq(&arr[i].c.id, id))
+			return i;
+	return -1;
+}
+
+static void slot_remove(struct km_table_entry *arr, int *n, int i)
+{
+	memmove(&arr[i], &arr[i + 1], (size_t)(*n - i - 1) * sizeof(*arr));
+	(*n)--;
+}
+
+/* Inserts e keeping last_seen ascending; the caller guarantees room.  With
+ * a monotonic clock the new entry nearly always lands at the end. */
+static void slot_insert(struct km_table_entry *arr, int *n,
+			const struct km_table_entry *e)
+{
+	int i = *n;
+
+	while (i > 0 && arr[i - 1].last_seen > e->last_seen)
+		i--;
+	memmove(&arr[i + 1], &arr[i], (size_t)(*n - i) * sizeof(*arr));
+	arr[i] = *e;
+	(*n)++;
+}
+
+static bool is_bad(const struct km_table *t, const struct km_table_entry *e)
+{
+	return e->failures >= t->cfg.bad_after_failures;
+}
+
+enum km_node_state km_table_state(const struct km_table *t,
+				  const struct km_table_entry *e, km_ms now)
+{
+	/* "t + good_ms > now" rather than "now - t < good_ms", so a clock that
+	 * steps backwards cannot wrap around into "long ago". */
+	km_ms window = t->cfg.good_ms;
+
+	if (is_bad(t, e))
+		return KM_NODE_BAD;
+	if (e->last_reply == 0)
+		return KM_NODE_QUESTIONABLE;
+	if (e->last_reply + window > now ||
+	    (e->last_query != 0 && e->last_query + window > now))
+		return KM_NODE_GOOD;
+	return KM_NODE_QUESTIONABLE;
+}
+
+/* Records a valid message from e (a node or a cached replacement). */
+static void entry_seen(struct km_table_entry *e, enum km_seen_kind kind,
+		       uint32_t rtt_ms, km_ms now)
+{
+	e->last_seen = now;
+	if (kind == KM_SEEN_QUERY) {
+		e->last_query = now;
+		return;
+	}
+	e->last_reply = now;
+	e->failures = 0;
+	e->ping_pending = false;
+	if (rtt_ms == 0)
+		return;
+	/* The usual 7/8 smoothing (TCP's SRTT): one slow answer barely moves
+	 * it, a consistently slow node does. */
+	if (e->rtt_ms == 0)
+		e->rtt_ms = rtt_ms;
+	else
+		e->rtt_ms = (uint32_t)(((uint64_t)e->rtt_ms * 7 + rtt_ms) / 8);
+}
+
+/* Moves the bucket's most recently seen replacements into free slots. */
+static void promote(struct km_table *t, int i)
+{
+	struct bucket *b = &t->b[i];
+	struct km_table_entry e;
+
+	while (b->n < t->cfg.k && b->nrepl > 0 &&
+	       t->size < (size_t)t->cfg.max_nodes) {
+		e = repl_of(t, i)[b->nrepl - 1];
+		b->nrepl--;
+		e.failures = 0;
+		e.ping_pending = false;
+		slot_insert(nodes_of(t, i), &b->n, &e);
+		t->size++;
+		/* remove() has no clock; the promoted node's own last sighting
+		 * is the honest measure of how fresh the bucket now is. */
+		if (e.last_seen > b->last_changed)
+			b->last_changed = e.last_seen;
+	}
+}
+
+static int grow(struct km_table *t)
+{
+	int cap = t->cap * 2 < KM_ID_BITS ? t->cap * 2 : KM_ID_BITS;
+	struct km_table_entry *s;
+
+	if (t->nbuckets < t->cap)
+		return 0;
+	s = realloc(t->slabs, (size_t)cap * slab_len(t) * sizeof(*s));
+	if (s == NULL)
+		return KM_ERR_NOMEM;
+	t->slabs = s;
+	t->cap = cap;
+	return 0;
+}
+
+/* Moves the entries that share more than `cpl` bits with self from src to
+ * dst, preserving order in both. */
+static void move_closer(const struct km_table *t, int cpl,
+			struct km_table_entry *src, int *nsrc,
+			struct km_table_entry *dst, int *ndst)
+{
+	int kept = 0;
+
+	for (int i = 0; i < *nsrc; i++) {
+		if (km_id_cpl(&t->self, &src[i].c.id) > cpl)
+			dst[(*ndst)++] = src[i];
+		else
+			src[kept++] = src[i];
+	}
+	*nsrc = kept;
+}
+
+/* Splits the last bucket in two: entries sharing exactly `old` bits with
+ * self stay, the rest move into a new last bucket. */
+static int split(struct km_table *t)
+{
+	int old = t->nbuckets - 1, nw = old + 1;
+	struct bucket *ob, *nb;
+
+	if (t->nbuckets >= KM_ID_BITS || grow(t) < 0)
+		return -1;
+	t->nbuckets++;
+	ob = &t->b[old];
+	nb = &t->b[nw];
+	*nb = (struct bucket){ .last_changed = ob->last_changed };
+	move_closer(t, old, nodes_of(t, old), &ob->n, nodes_of(t, nw), &nb->n);
+	move_closer(t, old, repl_of(t, old), &ob->nrepl, repl_of(t, nw),
+		    &nb->nrepl);
+	promote(t, old);
+	promote(t, nw);
+	return 0;
+}
+
+static bool contact_usable(const struct km_table *t, const struct km_contact *c)
+{
+	return (c->addr.family == KM_AF_INET4 || c->addr.family == KM_AF_INET6) &&
+	       c->addr.port != 0 && !km_id_eq(&c->id, &t->self);
+}
+
+/* A known ID heard again.  A bad entry may move to the new address: it is
+ * about to be replaced anyway, and this is how a node behind a rebinding NAT
+ * comes back.  Otherwise a different address is ignored outright -- letting
+ * it refresh timestamps would let anyone keep a dead entry looking alive. */
+static enum km_offer_result update_known(struct km_table *t, int i, int j,
+					 const struct km_contact *c,
+					 enum km_seen_kind kind, uint32_t rtt_ms,
+					 km_ms now)
+{
+	struct bucket *b = &t->b[i];
+	struct km_table_entry e = nodes_of(t, i)[j];
+
+	if (!km_addr_eq(&e.c.addr, &c->addr)) {
+		if (!is_bad(t, &e))
+			return KM_OFFER_REJECTED;
+		e.c.addr = c->addr;
+		e.failures = 0;
+		e.last_reply = 0;
+		e.rtt_ms = 0;
+		e.ping_pending = false;
+	}
+	entry_seen(&e, kind, rtt_ms, now);
+	slot_remove(nodes_of(t, i), &b->n, j);
+	slot_insert(nodes_of(t, i), &b->n, &e);
+	if (kind == KM_SEEN_REPLY)
+		b->last_changed = now;
+	return KM_OFFER_UPDATED;
+}
+
+/* Splits while the newcomer's bucket is the full last one and splitting
+ * could still make room.  Returns the bucket the newcomer belongs in. */
+static int make_room(struct km_table *t, const struct km_id *id)
+{
+	int i = bucket_of(t, id);
+
+	while (i == t->nbuckets - 1 && t->b[i].n >= t->cfg.k &&
+	       t->size < (size_t)t->cfg.max_nodes && split(t) == 0)
+		i = bucket_of(t, id);
+	return i;
+}
+
+/* The newcomer as an entry: taken out of the replacement cache if it was
+ * waiting there (keeping its history), fresh otherwise.  Returns false if
+ * the cache holds the ID at another address. */
+static bool candidate(struct km_table *t, int i, const struct km_contact *c,
+		      km_ms now, struct km_table_entry *out)
+{
+	struct km_table_entry *repl = repl_of(t, i);
+	int j = slot_find(repl, t->b[i].nrepl, &c->id);
+
+	if (j < 0) {
+		*out = (struct km_table_entry){ .c = *c, .first_seen = now };
+		return true;
+	}
+	if (!km_addr_eq(&repl[j].c.addr, &c->addr))
+		return false;
+	*out = repl[j];
+	slot_remove(repl, &t->b[i].nrepl, j);
+	return true;
+}
+
+static int find_bad(const struct km_table *t, int i)
+{
+	const struct km_table_entry *nodes = nodes_of(t, i);
+
+	for (int j = 0; j < t->b[i].n; j++)
+		if (is_bad(t, &nodes[j]))
+			return j;
+	return -1;
+}
+
+static void cache_put(struct km_table *t, int i, const struct km_table_entry *e)
+{
+	struct bucket *b = &t->b[i];
+
+	if (b->nrepl >= t->cfg.replacements)
+		slot_remove(repl_of(t, i), &b->nrepl, 0); /* the oldest */
+	slot_insert(repl_of(t, i), &b->nrepl, e);
+}
+
+/* Asks for a ping of the least recently seen questionable node, but keeps
+ * no more pings in flight than there are replacements waiting: each ping
+ * can free at most one slot. */
+static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
+				     struct km_contact *to_ping)
+{
+	struct km_table_entry *nodes = nodes_of(t, i), *pick = NULL;
+	int pending = 0;
+
+	for (int j = 0; j < t->b[i].n; j++) {
+		struct km_table_entry *e = &nodes[j];
+
+		if (e->ping_pending)
+			pending++;
+		else if (km_table_state(t, e, now) == KM_NODE_QUESTIONABLE &&
+			 (pick == NULL || e->last_seen < pick->last_seen))
+			pick = e;
+	}
+	if (pick == NULL || pending >= t->b[i].nrepl)
+		return KM_OFFER_CACHED;
+	pick->ping_pending = true;
+	if (to_ping)
+		*to_ping = pick->c;
+	return KM_OFFER_PING;
+}
+
+static enum km_offer_result offer_new(struct km_table *t,
+				      const struct km_contact *c,
+				      enum km_seen_kind kind, uint32_t rtt_ms,
+				      km_ms now, struct km_contact *to_ping)
+{
+	int i = make_room(t, &c->id), bad;
+	struct bucket *b = &t->b[i];
+	struct km_table_entry e;
+
+	if (!candidate(t, i, c, now, &e))
+		return KM_OFFER_REJECTED;
+	entry_seen(&e, kind, rtt_ms, now);
+	if (b->n < t->cfg.k && t->size < (size_t)t->cfg.max_nodes) {
+		e.first_seen = now;
+		slot_insert(nodes_of(t, i), &b->n, &e);
+		t->size++;
+		b->last_changed = now;
+		return KM_OFFER_ADDED;
+	}
+	bad = find_bad(t, i);
+	if (bad >= 0) {
+		e.first_seen = now;
+		slot_remove(nodes_of(t, i), &b->n, bad);
+		slot_insert(nodes_of(t, i), &b->n, &e);
+		b->last_changed = now;
+		return KM_OFFER_ADDED;
+	}
+	if (t->cfg.replacements == 0)
+		return KM_OFFER_REJECTED;
+	cache_put(t, i, &e);
+	return ask_ping(t, i, now, to_ping);
+}
+
+enum km_offer_result km_table_offer(struct km_table *t,
+				    const struct km_contact *c,
+				    enum km_seen_kind kind, uint32_t rtt_ms,
+				    km_ms now, struct km_contact *to_ping)
+{
+	int i, j;
+
+	if (!contact_usable(t, c))
+		return KM_OFFER_REJECTED;
+	i = bucket_of(t, &c->id);
+	j = slot_find(nodes_of(t, i), t->b[i].n, &c->id);
+	if (j >= 0)
+		return update_known(t, i, j, c, kind, rtt_ms, now);
+	return offer_new(t, c, kind, rtt_ms, now, to_ping);
+}
+
+/* Removes node j of bucket i and fills the slot from its cache.  If the
+ * table was at max_nodes, other buckets may have had room but been held
+ * back by the cap; the slot that just opened up can go to them instead. */
+static void drop_node(struct km_table *t, int i, int j)
+{
+	bool was_capped = t->size >= (size_t)t->cfg.max_nodes;
+
+	slot_remove(nodes_of(t, i), &t->b[i].n, j);
+	t->size--;
+	promote(t, i);
+	for (int o = 0; was_capped && o < t->nbuckets; o++)
+		promote(t, o);
+}
+
+void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now)
+{
+	int i = bucket_of(t, id);
+	struct bucket *b = &t->b[i];
+	struct km_table_entry *nodes = nodes_of(t, i);
+	int j = slot_find(nodes, b->n, id);
+
+	if (j < 0) {
+		/* A replacement that does not answer is no replacement. */
+		j = slot_find(repl_of(t, i), b->nrepl, id);
+		if (j >= 0)
+			slot_remove(repl_of(t, i), &b->nrepl, j);
+		return;
+	}
+	if (nodes[j].failures < INT_MAX)
+		nodes[j].failures++;
+	nodes[j].ping_pending = false;
+	if (!is_bad(t, &nodes[j]) || b->nrepl == 0)
+		return;
+	drop_node(t, i, j);
+}
+
+bool km_table_remove(struct km_table *t, const struct km_id *id)
+{
+	int i = bucket_of(t, id);
+	struct bucket *b = &t->b[i];
+	int j = slot_find(nodes_of(t, i), b->n, id);
+
+	if (j >= 0) {
+		drop_node(t, i, j);
+		return true;
+	}
+	j = slot_find(repl_of(t, i), b->nrepl, id);
+	if (j < 0)
+		return false;
+	slot_remove(repl_of(t, i), &b->nrepl, j);
+	return true;
+}
+
+const struct km_table_entry *km_table_find(const struct km_table *t,
+					   const struct km_id *id)
+{
+	int i = bucket_of(t, id);
+	int j = slot_find(nodes_of(t, i), t->b[i].n, id);
+
+	return j < 0 ? NULL : &nodes_of(t, i)[j];
+}
+
+/* Adds c to out[0..got) if it is among the n closest so far; out stays
+ * sorted by distance.  Returns the new count. */
+static size_t keep_closest(struct km_contact *out, size_t got, size_t n,
+			   const struct km_id *target,
+			   const struct km_contact *c)
+{
+	size_t pos = got, keep;
+
+	while (pos > 0 && km_id_cmp_distance(target, &c->id, &out[pos - 1].id) < 0)
+		pos--;
+	if (pos >= n)
+		return got;
+	keep = got < n ? got : n - 1;
+	memmove(&out[pos + 1], &out[pos], (keep - pos) * sizeof(*out));
+	out[pos] = *c;
+	return keep + 1;
+}
+
+static size_t collect(const struct km_table *t, int i,
+		      const struct km_id *target, size_t n,
+		      struct km_contact *out, size_t got)
+{
+	const struct km_table_entry *nodes = nodes_of(t, i);
+
+	for (int j = 0; j < t->b[i].n; j++)
+		if (!is_bad(t, &nodes[j]))
+			got = keep_closest(out, got, n, target, &nodes[j].c);
+	return got;
+}
+
+/* Visits buckets nearest-first and stops as soon as no farther bucket can
+ * improve the answer.  With c the target's bucket: every node in bucket c
+ * shares more than c bits with the target; every node in buckets above c
+ * shares exactly c bits (so those come next, as one group); and a node in
+ * bucket i < c shares exactly i bits, so those follow in descending i.
+ * A typical query reads one or two buckets, not the whole table. */
+size_t km_table_closest(const struct km_table *t, const struct km_id *target,
+			size_t n, struct km_contact *out)
+{
+	int c = bucket_of(t, target);
+	size_t got;
+
+	if (n == 0)
+		return 0;
+	got = collect(t, c, target, n, out, 0);
+	if (got < n)
+		for (int i = c + 1; i < t->nbuckets; i++)
+			got = collect(t, i, target, n, out, got);
+	for (int i = c - 1; i >= 0 && got < n; i--)
+		got = collect(t, i, target, n, out, got);
+	return got;
+}
+
+size_t km_table_size(const struct km_table *t)
+{
+	return t->size;
+}
+
+int km_table_bucket_count(const struct km_table *t)
+{
+	return t->nbuckets;
+}
+
+size_t km_table_bucket_size(const struct km_table *t, int bucket)
+{
+	if (bucket < 0 || bucket >= t->nbuckets)
+		return 0;
+	return (size_t)t->b[bucket].n;
+}
+
+const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,
+						   int bucket, size_t i)
+{
+	if (bucket < 0 || bucket >= t->nbuckets || i >= (size_t)t->b[bucket].n)
+		return NULL;
+	return &nodes_of(t, bucket)[i];
+}
+
+size_t km_table_replacement_count(const struct km_table *t, int bucket)
+{
+	if (bucket < 0 || bucket >= t->nbuckets)
+		return 0;
+	return (size_t)t->b[bucket].nrepl;
+}
+
+static bool refresh_due(const struct km_table *t, int i, km_ms now)
+{
+	km_ms last = t->b[i].last_changed;
+
+	return now >= last && now - last >= t->cfg.refresh_ms;
+}
+
+/* A random ID that bucket i would hold: for i below the last, it shares
+ * exactly i bits with self (bit i flipped, the rest random); for the last,
+ * it shares at least i bits. */
+static void random_in_bucket(const struct km_table *t, int i,
+			     struct km_rng *rng, struct km_id *out)
+{
+	struct km_id base = t->self;
+
+	if (i == t->nbuckets - 1) {
+		km_id_random_with_prefix(&base, i, rng, out);
+		return;
+	}
+	base.b[i / 8] ^= (uint8_t)(0x80 >> (i % 8));
+	km_id_random_with_prefix(&base, i + 1, rng, out);
+}
+
+size_t km_table_refresh_targets(struct km_table *t, km_ms now,
+				struct km_rng *rng, struct km_id *out,
+				size_t max)
+{
+	size_t w = 0;
+
+	for (int i = 0; i < t->nbuckets && w < max; i++) {
+		if (!refresh_due(t, i, now))
+			continue;
+		random_in_bucket(t, i, rng, &out[w++]);
+		t->b[i].last_changed = now;
+	}
+	return w;
+}
+
+km_ms km_table_next_refresh(const struct km_table *t)
+{
+	km_ms next = UINT64_MAX;
+
+	for (int i = 0; i < t->nbuckets; i++) {
+		km_ms last = t->b[i].last_changed;
+		km_ms due = last > UINT64_MAX - t->cfg.refresh_ms ?
+				    UINT64_MAX : last + t->cfg.refresh_ms;
+
+		if (due < next)
+			next = due;
+	}
+	return next;
+}

@@ -1,0 +1,398 @@
+/* The node: composition of the DHT and the overlay, joining and rejoining,
+ * and periodic snapshots of the routing table. */
+#include "net/node.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/node_internal.h"
+#include "net/state.h"
+#include "proto/err.h"
+
+#define BACKOFF_BASE_MS KM_SECONDS(1)
+#define BACKOFF_MAX_MS KM_SECONDS(60)
+#define REJOIN_CHECK_MS KM_SECONDS(5)
+#define SAVED_MAX 2048
+/* Saved contacts verified at once when (re)joining. */
+#define REJOIN_BATCH 64
+
+void km_node_config_default(struct km_node_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	km_dht_config_default(&cfg->dht);
+	cfg->network_id = KM_NETWORK_ID_DEFAULT;
+	cfg->max_links = 64;
+	cfg->handshake_timeout_ms = KM_SECONDS(5);
+	cfg->save_interval_ms = KM_SECONDS(60);
+}
+
+void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!n->cb.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n->cb.log(n->user, level, msg);
+}
+
+static void on_dht_send(void *user, const struct km_addr *to,
+			const uint8_t *buf, size_t len)
+{
+	struct km_node *n = user;
+
+	n->cb.udp_send(n->user, to, buf, len);
+}
+
+static void on_dht_lookup_done(void *user, uint64_t id,
+			       const struct km_lookup *lk)
+{
+	struct km_node *n = user;
+
+	if (n->cb.lookup_done)
+		n->cb.lookup_done(n->user, id, lk);
+}
+
+struct km_node *km_node_new(const struct km_node_config *cfg,
+			    const struct km_node_callbacks *cb, void *user,
+			    struct km_rng *rng, km_ms now)
+{
+	static const struct km_dht_callbacks dht_cb = {
+		.send = on_dht_send,
+		.lookup_done = on_dht_lookup_done,
+	};
+	struct km_node *n;
+
+	if (!cb->udp_send || !cb->tcp_connect || !cb->tcp_send || !cb->tcp_close ||
+	    cfg->nbootstrap > KM_NODE_MAX_BOOTSTRAP)
+		return NULL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->cfg = *cfg;
+	n->cb = *cb;
+	n->user = user;
+	n->rng = rng;
+	n->started_at = now;
+	n->next_conn = 1;
+	n->dht = km_dht_new(&cfg->dht, &dht_cb, n, rng, now);
+	if (!n->dht) {
+		free(n);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->nbootstrap; i++)
+		n->bootstrap[i].addr = cfg->bootstrap[i];
+	n->nbootstrap = cfg->nbootstrap;
+	n->next_save = now + cfg->save_interval_ms;
+	n->next_rejoin_check = now + REJOIN_CHECK_MS;
+	return n;
+}
+
+void km_node_del(struct km_node *n)
+{
+	struct link *l, *tmp;
+
+	if (!n)
+		return;
+	HASH_ITER(hh, n->links, l, tmp) {
+		l->bootstrap = -1;
+		link_on_closed(n, l, 0);
+	}
+	km_dht_del(n->dht);
+	free(n->saved);
+	free(n);
+}
+
+static void remember_saved(struct km_node *n, const struct km_contact *c,
+			   size_t count)
+{
+	struct km_contact *copy;
+
+	if (count > SAVED_MAX)
+		count = SAVED_MAX;
+	copy = malloc((count ? count : 1) * sizeof(*copy));
+	if (!copy)
+		return; /* keep the older list: rejoining with it still works */
+	memcpy(copy, c, count * sizeof(*copy));
+	free(n->saved);
+	n->saved = copy;
+	n->nsaved = count;
+}
+
+static void verify_saved(struct km_node *n, km_ms now)
+{
+	size_t count = n->nsaved < REJOIN_BATCH ? n->nsaved : REJOIN_BATCH;
+
+	for (size_t i = 0; i < count; i++) {
+		size_t pick = n->nsaved <= REJOIN_BATCH
+				      ? i : km_rng_below(n->rng, n->nsaved);
+
+		km_dht_ping_addr(n->dht, &n->saved[pick].addr, now);
+	}
+}
+
+static void bootstrap_try(struct km_node *n, int i, km_ms now)
+{
+	struct bootstrap *b = &n->bootstrap[i];
+	struct link *l;
+
+	b->in_progress = true;
+	b->attempts++;
+	b->next_try = 0;
+	l = link_open(n, &b->addr, true, now);
+	if (!l) {
+		node_bootstrap_failed(n, i, now);
+		return;
+	}
+	l->bootstrap = i;
+	n->cb.tcp_connect(n->user, l->conn, &b->addr);
+}
+
+/* Exponential backoff with +-50% jitter, so that nodes restarted together
+ * do not knock on the same seed in lockstep. */
+static km_ms backoff(struct km_node *n, int attempts)
+{
+	km_ms delay = BACKOFF_BASE_MS;
+
+	for (int i = 1; i < attempts && delay < BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	return delay / 2 + km_rng_below(n->rng, delay);
+}
+
+void node_bootstrap_failed(struct km_node *n, int i, km_ms now)
+{
+	struct bootstrap *b = &n->bootstrap[i];
+	char addr[KM_ADDR_STRLEN];
+
+	b->in_progress = false;
+	/* No overlay there (or no answer): it may still be a plain Mainline
+	 * node, which answers find_node over UDP on the same port. */
+	n->stats.bootstrap_krpc_fallbacks++;
+	km_dht_ping_addr(n->dht, &b->addr, now);
+	b->next_try = now + backoff(n, b->attempts);
+	km_addr_format(&b->addr, addr, sizeof(addr));
+	node_log(n, KM_LOG_DEBUG, "bootstrap %s: no overlay answer, tried KRPC",
+		 addr);
+}
+
+void node_bootstrap_succeeded(struct km_node *n, int i)
+{
+	n->bootstrap[i].in_progress = false;
+	n->bootstrap[i].attempts = 0;
+	n->bootstrap[i].next_try = 0;
+}
+
+void km_node_start(struct km_node *n, const struct km_contact *saved,
+		   size_t nsaved, km_ms now)
+{
+	if (nsaved > 0) {
+		remember_saved(n, saved, nsaved);
+		verify_saved(n, now);
+		/* Saved nodes count as having joined before: if none of them
+		 * answers, the rejoin check keeps trying. */
+		n->ever_joined = true;
+	}
+	for (size_t i = 0; i < n->nbootstrap; i++)
+		bootstrap_try(n, (int)i, now);
+}
+
+/* Collects the table's usable contacts: the snapshot to save, and the list
+ * to rejoin from if the table ever empties. */
+static size_t table_contacts(struct km_node *n, struct km_contact *out,
+			     size_t max, km_ms now)
+{
+	const struct km_table *t = km_dht_table(n->dht);
+	size_t count = 0;
+
+	for (int b = 0; b < km_table_bucket_count(t); b++) {
+		for (size_t i = 0; i < km_table_bucket_size(t, b) && count < max; i++) {
+			const struct km_table_entry *e = km_table_bucket_entry(t, b, i);
+
+			if (km_table_state(t, e, now) != KM_NODE_BAD)
+				out[count++] = e->c;
+		}
+	}
+	return count;
+}
+
+static void save_state(struct km_node *n, km_ms now)
+{
+	struct km_contact *c = malloc(SAVED_MAX * sizeof(*c));
+	size_t cap = 64 + SAVED_MAX * (KM_ID_LEN + 1 + 16 + 2);
+	uint8_t *buf = malloc(cap);
+	size_t count;
+	int len;
+
+	if (!c || !buf)
+		goto out;
+	count = table_contacts(n, c, SAVED_MAX, now);
+	if (count > 0)
+		remember_saved(n, c, count);
+	len = km_state_encode(km_dht_id(n->dht), c, count, buf, cap);
+	if (len > 0 && n->cb.save_state)
+		n->cb.save_state(n->user, buf, (size_t)len);
+out:
+	free(c);
+	free(buf);
+}
+
+void km_node_stop(struct km_node *n, km_ms now)
+{
+	struct link *l, *tmp;
+
+	n->stopping = true;
+	HASH_ITER(hh, n->links, l, tmp) {
+		l->bootstrap = -1; /* leaving: no fallbacks */
+		link_close(n, l, KM_BYE_SHUTDOWN, "node shutting down", now);
+	}
+	save_state(n, now);
+}
+
+void km_node_udp_recv(struct km_node *n, const struct km_addr *from,
+		      const uint8_t *buf, size_t len, km_ms now)
+{
+	if (!n->stopping)
+		km_dht_receive(n->dht, from, buf, len, now);
+}
+
+uint64_t km_node_tcp_accepted(struct km_node *n, const struct km_addr *remote,
+			      km_ms now)
+{
+	struct link *l;
+
+	if (n->stopping || !(l = link_open(n, remote, false, now)))
+		return 0;
+	return l->conn;
+}
+
+void km_node_tcp_connected(struct km_node *n, uint64_t conn, km_ms now)
+{
+	struct link *l = link_find(n, conn);
+
+	if (l)
+		link_on_connected(n, l, now);
+}
+
+void km_node_tcp_recv(struct km_node *n, uint64_t conn, const uint8_t *buf,
+		      size_t len, km_ms now)
+{
+	struct link *l = link_find(n, conn);
+
+	if (l)
+		link_on_bytes(n, l, buf, len, now);
+}
+
+void km_node_tcp_closed(struct km_node *n, uint64_t conn, km_ms now)
+{
+	struct link *l = link_find(n, conn);
+
+	if (l)
+		link_on_closed(n, l, now);
+}
+
+static bool bootstrap_pending(const struct km_node *n)
+{
+	for (size_t i = 0; i < n->nbootstrap; i++)
+		if (n->bootstrap[i].in_progress || n->bootstrap[i].next_try)
+			return true;
+	return false;
+}
+
+/* Retries bootstrap addresses while the table is still empty, and starts
+ * over from saved nodes and the bootstrap list if it empties later. */
+static void check_join(struct km_node *n, km_ms now)
+{
+	bool empty = km_table_size(km_dht_table(n->dht)) == 0;
+
+	for (size_t i = 0; i < n->nbootstrap; i++) {
+		struct bootstrap *b = &n->bootstrap[i];
+
+		if (b->next_try && now >= b->next_try) {
+			if (empty)
+				bootstrap_try(n, (int)i, now);
+			else
+				b->next_try = 0;
+		}
+	}
+	if (!empty) {
+		n->ever_joined = true;
+		return;
+	}
+	if (n->ever_joined && now >= n->next_rejoin_check && !bootstrap_pending(n)) {
+		node_log(n, KM_LOG_WARN, "routing table is empty: rejoining");
+		n->next_rejoin_check = now + REJOIN_CHECK_MS;
+		verify_saved(n, now);
+		for (size_t i = 0; i < n->nbootstrap; i++)
+			bootstrap_try(n, (int)i, now);
+	}
+}
+
+static km_ms earliest(km_ms a, km_ms b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return a < b ? a : b;
+}
+
+km_ms km_node_tick(struct km_node *n, km_ms now)
+{
+	km_ms wake = km_dht_tick(n->dht, now);
+
+	wake = earliest(wake, links_tick(n, now));
+	check_join(n, now);
+	if (now >= n->next_save) {
+		save_state(n, now);
+		n->next_save = now + n->cfg.save_interval_ms;
+	}
+	wake = earliest(wake, n->next_save);
+	for (size_t i = 0; i < n->nbootstrap; i++)
+		wake = earliest(wake, n->bootstrap[i].next_try);
+	if (n->ever_joined)
+		wake = earliest(wake, now + REJOIN_CHECK_MS);
+	return wake;
+}
+
+int km_node_lookup(struct km_node *n, const struct km_id *target,
+		   enum km_lookup_kind kind, uint64_t *lookup_id, km_ms now)
+{
+	return km_dht_lookup(n->dht, target, kind, NULL, 0, lookup_id, now);
+}
+
+int km_node_announce(struct km_node *n, const struct km_id *info_hash,
+		     uint16_t port, uint64_t *lookup_id, km_ms now)
+{
+	return km_dht_announce(n->dht, info_hash, port, port == 0, lookup_id, now);
+}
+
+struct km_dht *km_node_dht(struct km_node *n)
+{
+	return n->dht;
+}
+
+const struct km_node_config *km_node_config(const struct km_node *n)
+{
+	return &n->cfg;
+}
+
+struct km_node_stats km_node_stats(const struct km_node *n)
+{
+	struct km_node_stats s = n->stats;
+
+	s.dht = km_dht_stats(n->dht);
+	s.links = n->nlinks;
+	return s;
+}
+
+km_ms km_node_started_at(const struct km_node *n)
+{
+	return n->started_at;
+}

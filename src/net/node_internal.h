@@ -1,0 +1,82 @@
+/* Private to node.c and node_link.c. */
+#ifndef KM_NET_NODE_INTERNAL_H
+#define KM_NET_NODE_INTERNAL_H
+
+#include <uthash.h>
+
+#include "net/node.h"
+#include "proto/frame.h"
+#include "proto/msg.h"
+
+/* Contacts handed out in one PEER_LIST: the closest to the newcomer, then
+ * a few random ones so newcomers do not all learn the same corner. */
+#define PEER_LIST_CLOSEST 16
+#define PEER_LIST_RANDOM 8
+
+enum link_state {
+	LINK_CONNECTING, /* outbound, TCP connect in progress */
+	LINK_HELLO_WAIT, /* waiting for the peer's HELLO */
+	LINK_UP,         /* HELLO exchanged */
+};
+
+struct link {
+	uint64_t conn;
+	bool outbound;
+	int bootstrap;            /* index into bootstrap[], or -1 */
+	struct km_addr remote;
+	enum link_state state;
+	struct km_hello hello;    /* the peer's, once LINK_UP */
+	struct km_frame_decoder dec;
+	km_ms deadline;           /* handshake must finish by then */
+	UT_hash_handle hh;
+};
+
+struct bootstrap {
+	struct km_addr addr;
+	int attempts;
+	km_ms next_try;           /* 0 = not scheduled */
+	bool in_progress;
+};
+
+struct km_node {
+	struct km_node_config cfg;
+	struct km_node_callbacks cb;
+	void *user;
+	struct km_rng *rng;
+	struct km_dht *dht;
+	struct km_node_stats stats;
+	km_ms started_at;
+
+	struct link *links;
+	size_t nlinks;
+	uint64_t next_conn;
+
+	struct bootstrap bootstrap[KM_NODE_MAX_BOOTSTRAP];
+	size_t nbootstrap;
+	struct km_contact *saved; /* the last known contacts, for rejoining */
+	size_t nsaved;
+	bool ever_joined;
+	km_ms next_save;
+	km_ms next_rejoin_check;
+	bool stopping;
+};
+
+/* node.c */
+void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void node_bootstrap_failed(struct km_node *n, int index, km_ms now);
+void node_bootstrap_succeeded(struct km_node *n, int index);
+
+/* node_link.c */
+struct link *link_open(struct km_node *n, const struct km_addr *remote,
+		       bool outbound, km_ms now);
+struct link *link_find(struct km_node *n, uint64_t conn);
+void link_close(struct km_node *n, struct link *l, int reason,
+		const char *text, km_ms now);
+void link_on_connected(struct km_node *n, struct link *l, km_ms now);
+void link_on_bytes(struct km_node *n, struct link *l, const uint8_t *buf,
+		   size_t len, km_ms now);
+void link_on_closed(struct km_node *n, struct link *l, km_ms now);
+km_ms links_tick(struct km_node *n, km_ms now);
+
+#endif

@@ -1,0 +1,280 @@
+#include "vnet.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct packet {
+	km_ms at;
+	uint64_t seq;        /* FIFO among equal times: determinism */
+	struct km_addr from, to;
+	size_t len;
+	uint8_t *data;
+};
+
+struct vnode {
+	struct km_dht *dht;
+	struct km_addr addr;
+	km_ms wake;
+	bool dead;
+	size_t index;
+	struct vnet *net;
+};
+
+struct vnet {
+	struct vnode *nodes;
+	size_t n;
+	struct km_prng prng;
+	struct km_rng rng;
+	km_ms now;
+	struct packet *heap;
+	size_t heap_len, heap_cap;
+	uint64_t seq;
+	struct vnet_lookup *waiting;   /* the lookup vnet_lookup waits for */
+	uint64_t waiting_id;
+	struct km_addr capture_to;     /* vnet_exchange: grab replies to this */
+	uint8_t *capture_buf;
+	size_t capture_cap, capture_len;
+};
+
+static bool packet_before(const struct packet *a, const struct packet *b)
+{
+	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static void heap_push(struct vnet *v, struct packet p)
+{
+	size_t i;
+
+	if (v->heap_len == v->heap_cap) {
+		v->heap_cap = v->heap_cap ? v->heap_cap * 2 : 1024;
+		v->heap = realloc(v->heap, v->heap_cap * sizeof(*v->heap));
+	}
+	i = v->heap_len++;
+	while (i > 0 && packet_before(&p, &v->heap[(i - 1) / 2])) {
+		v->heap[i] = v->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	v->heap[i] = p;
+}
+
+static struct packet heap_pop(struct vnet *v)
+{
+	struct packet top = v->heap[0], last = v->heap[--v->heap_len];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= v->heap_len)
+			break;
+		if (c + 1 < v->heap_len && packet_before(&v->heap[c + 1], &v->heap[c]))
+			c++;
+		if (!packet_before(&v->heap[c], &last))
+			break;
+		v->heap[i] = v->heap[c];
+		i = c;
+	}
+	if (v->heap_len > 0)
+		v->heap[i] = last;
+	return top;
+}
+
+static size_t addr_index(const struct km_addr *a)
+{
+	return ((size_t)a->ip[1] << 16 | (size_t)a->ip[2] << 8 | a->ip[3]) - 1;
+}
+
+static void on_send(void *user, const struct km_addr *to, const uint8_t *buf,
+		    size_t len)
+{
+	struct vnode *node = user;
+	struct vnet *v = node->net;
+	struct packet p = { .from = node->addr, .to = *to, .len = len };
+
+	if (v->capture_buf && km_addr_eq(to, &v->capture_to)) {
+		if (v->capture_len == 0 && len <= v->capture_cap) {
+			memcpy(v->capture_buf, buf, len);
+			v->capture_len = len;
+		}
+		return;
+	}
+	p.at = v->now + 10 + km_rng_below(&v->rng, 90);
+	p.seq = v->seq++;
+	p.data = malloc(len);
+	memcpy(p.data, buf, len);
+	heap_push(v, p);
+}
+
+static void on_lookup_done(void *user, uint64_t id, const struct km_lookup *lk)
+{
+	struct vnet *v = ((struct vnode *)user)->net;
+	struct vnet_lookup *out = v->waiting;
+
+	if (!out || id != v->waiting_id)
+		return;
+	out->done = true;
+	out->nresults = km_lookup_results(lk, out->results, 32);
+	out->npeers = km_lookup_peers(lk, out->peers, 64);
+	out->stats = km_lookup_stats(lk);
+}
+
+struct vnet *vnet_new(size_t n, uint64_t seed, const struct km_dht_config *cfg)
+{
+	static const struct km_dht_callbacks cb = {
+		.send = on_send, .lookup_done = on_lookup_done,
+	};
+	struct vnet *v = calloc(1, sizeof(*v));
+
+	km_prng_seed(&v->prng, seed);
+	v->rng = km_prng_rng(&v->prng);
+	v->n = n;
+	v->now = 1000;
+	v->nodes = calloc(n, sizeof(*v->nodes));
+	for (size_t i = 0; i < n; i++) {
+		struct vnode *node = &v->nodes[i];
+		struct km_dht_config c;
+		uint8_t ip[4] = { 10, (uint8_t)((i + 1) >> 16),
+				  (uint8_t)((i + 1) >> 8), (uint8_t)(i + 1) };
+
+		if (cfg)
+			c = *cfg;
+		else
+			km_dht_config_default(&c);
+		km_id_random(&v->rng, &c.id);
+		c.family = KM_AF_INET4;
+		node->net = v;
+		node->index = i;
+		km_addr_set_v4(&node->addr, ip, 6881);
+		node->dht = km_dht_new(&c, &cb, node, &v->rng, v->now);
+	}
+	return v;
+}
+
+void vnet_del(struct vnet *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		km_dht_del(v->nodes[i].dht);
+	while (v->heap_len > 0)
+		free(heap_pop(v).data);
+	free(v->heap);
+	free(v->nodes);
+	free(v);
+}
+
+struct km_dht *vnet_node(struct vnet *v, size_t i) { return v->nodes[i].dht; }
+const struct km_addr *vnet_addr(const struct vnet *v, size_t i) { return &v->nodes[i].addr; }
+size_t vnet_size(const struct vnet *v) { return v->n; }
+km_ms vnet_now(const struct vnet *v) { return v->now; }
+struct km_rng *vnet_rng(struct vnet *v) { return &v->rng; }
+void vnet_set_dead(struct vnet *v, size_t i, bool dead) { v->nodes[i].dead = dead; }
+
+static void tick_node(struct vnet *v, struct vnode *node)
+{
+	node->wake = km_dht_tick(node->dht, v->now);
+}
+
+/* The earliest node timer; O(n), which is fine at test sizes. */
+static struct vnode *next_timer(struct vnet *v)
+{
+	struct vnode *best = NULL;
+
+	for (size_t i = 0; i < v->n; i++)
+		if (!v->nodes[i].dead && (!best || v->nodes[i].wake < best->wake))
+			best = &v->nodes[i];
+	return best;
+}
+
+static void deliver(struct vnet *v, struct packet *p)
+{
+	size_t i = addr_index(&p->to);
+
+	if (p->to.ip[0] == 10 && i < v->n && !v->nodes[i].dead) {
+		km_dht_receive(v->nodes[i].dht, &p->from, p->data, p->len, v->now);
+		tick_node(v, &v->nodes[i]);
+	}
+	free(p->data);
+}
+
+void vnet_run_until(struct vnet *v, km_ms until)
+{
+	for (;;) {
+		struct vnode *t = next_timer(v);
+		km_ms pkt = v->heap_len ? v->heap[0].at : UINT64_MAX;
+		km_ms tim = t ? t->wake : UINT64_MAX;
+
+		if ((pkt > until && tim > until) || (v->waiting && v->waiting->done))
+			break;
+		if (pkt <= tim) {
+			struct packet p = heap_pop(v);
+
+			v->now = p.at;
+			deliver(v, &p);
+		} else {
+			if (tim > v->now)
+				v->now = tim;
+			tick_node(v, t);
+		}
+	}
+	if (v->now < until && !(v->waiting && v->waiting->done))
+		v->now = until;
+}
+
+void vnet_join(struct vnet *v, size_t i, size_t via)
+{
+	km_dht_ping_addr(v->nodes[i].dht, &v->nodes[via].addr, v->now);
+	tick_node(v, &v->nodes[i]);
+}
+
+bool vnet_lookup(struct vnet *v, size_t from, const struct km_id *target,
+		 enum km_lookup_kind kind, struct vnet_lookup *out, km_ms limit)
+{
+	memset(out, 0, sizeof(*out));
+	v->waiting = out;
+	if (km_dht_lookup(v->nodes[from].dht, target, kind, NULL, 0,
+			  &v->waiting_id, v->now) < 0) {
+		v->waiting = NULL;
+		return false;
+	}
+	tick_node(v, &v->nodes[from]);
+	if (!out->done)
+		vnet_run_until(v, v->now + limit);
+	v->waiting = NULL;
+	return out->done;
+}
+
+static const struct km_id *sort_target;
+
+static int by_distance(const void *a, const void *b)
+{
+	return km_id_cmp_distance(sort_target, a, b);
+}
+
+size_t vnet_true_closest(const struct vnet *v, const struct km_id *target,
+			 size_t k, struct km_id *out)
+{
+	struct km_id *all = malloc(v->n * sizeof(*all));
+	size_t live = 0;
+
+	for (size_t i = 0; i < v->n; i++)
+		if (!v->nodes[i].dead)
+			all[live++] = *km_dht_id(v->nodes[i].dht);
+	sort_target = target;
+	qsort(all, live, sizeof(*all), by_distance);
+	if (k > live)
+		k = live;
+	memcpy(out, all, k * sizeof(*out));
+	free(all);
+	return k;
+}
+
+size_t vnet_exchange(struct vnet *v, size_t i, const struct km_addr *from,
+		     const uint8_t *pkt, size_t len, uint8_t *buf, size_t cap)
+{
+	v->capture_to = *from;
+	v->capture_buf = buf;
+	v->capture_cap = cap;
+	v->capture_len = 0;
+	km_dht_receive(v->nodes[i].dht, from, pkt, len, v->now);
+	v->capture_buf = NULL;
+	return v->capture_len;
+}

@@ -1,0 +1,58 @@
+/* A virtual network of km_dht nodes for tests: no sockets, no clock.
+ *
+ * Each node gets the address 10.x.y.z:6881 derived from its index, every
+ * datagram is delivered after a deterministic pseudo-random latency, and
+ * packets to dead nodes vanish.  Time jumps from event to event, so a
+ * minute of network life takes milliseconds. */
+#ifndef KM_TEST_VNET_H
+#define KM_TEST_VNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dht/dht.h"
+#include "dht/rng.h"
+
+struct vnet_lookup {
+	bool done;
+	struct km_lookup_result results[32];
+	size_t nresults;
+	struct km_addr peers[64];
+	size_t npeers;
+	struct km_lookup_stats stats;
+};
+
+struct vnet;
+
+/* n nodes with IDs from the seeded generator; cfg may be NULL. */
+struct vnet *vnet_new(size_t n, uint64_t seed, const struct km_dht_config *cfg);
+void vnet_del(struct vnet *v);
+
+struct km_dht *vnet_node(struct vnet *v, size_t i);
+const struct km_addr *vnet_addr(const struct vnet *v, size_t i);
+size_t vnet_size(const struct vnet *v);
+km_ms vnet_now(const struct vnet *v);
+struct km_rng *vnet_rng(struct vnet *v);
+void vnet_set_dead(struct vnet *v, size_t i, bool dead);
+
+/* Delivers packets and runs timers until virtual time `until`. */
+void vnet_run_until(struct vnet *v, km_ms until);
+
+/* Node i joins through node `via` (KRPC find_node of its own ID). */
+void vnet_join(struct vnet *v, size_t i, size_t via);
+
+/* Runs a lookup from node `from` to completion (or `limit` ms) and fills
+ * out.  Returns false if it could not start or did not finish. */
+bool vnet_lookup(struct vnet *v, size_t from, const struct km_id *target,
+		 enum km_lookup_kind kind, struct vnet_lookup *out, km_ms limit);
+
+/* The k closest live node IDs to target, by brute force. */
+size_t vnet_true_closest(const struct vnet *v, const struct km_id *target,
+			 size_t k, struct km_id *out);
+
+/* Injects a raw datagram to node i from addr, and returns the first reply
+ * node i sends back to that address (copied to buf), or 0 if none. */
+size_t vnet_exchange(struct vnet *v, size_t i, const struct km_addr *from,
+		     const uint8_t *pkt, size_t len, uint8_t *buf, size_t cap);
+
+#endif

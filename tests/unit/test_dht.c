@@ -1,0 +1,178 @@
+/* km_dht end to end, on a virtual network: joining, lookups, announces, and
+ * the answers the server gives to good and bad queries. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dht/dht.h"
+#include "proto/krpc.h"
+#include "vnet.h"
+
+#define K 8
+
+static struct vnet *joined_network(size_t n, uint64_t seed)
+{
+	struct vnet *v = vnet_new(n, seed, NULL);
+
+	/* Staggered joins through node 0, then a quiet minute to settle. */
+	for (size_t i = 1; i < n; i++) {
+		vnet_join(v, i, 0);
+		vnet_run_until(v, vnet_now(v) + 50);
+	}
+	vnet_run_until(v, vnet_now(v) + KM_SECONDS(60));
+	return v;
+}
+
+static bool same_set(const struct km_lookup_result *r, size_t nr,
+		     const struct km_id *truth, size_t nt)
+{
+	if (nr != nt)
+		return false;
+	for (size_t i = 0; i < nt; i++)
+		if (!km_id_eq(&r[i].c.id, &truth[i]))
+			return false;
+	return true;
+}
+
+Test(dht, nodes_joined_through_one_seed_find_the_true_k_closest)
+{
+	struct vnet *v = joined_network(300, 42);
+	double rounds = 0, queries = 0;
+	int lookups = 50;
+
+	for (int i = 0; i < lookups; i++) {
+		struct km_id target, truth[K];
+		struct vnet_lookup res;
+		size_t from = km_rng_below(vnet_rng(v), vnet_size(v));
+
+		km_id_random(vnet_rng(v), &target);
+		cr_assert(vnet_lookup(v, from, &target, KM_LOOKUP_FIND_NODE, &res,
+				      KM_SECONDS(30)));
+		vnet_true_closest(v, &target, K, truth);
+		cr_assert(same_set(res.results, res.nresults, truth, K),
+			  "lookup %d from node %zu missed the true closest set", i, from);
+		rounds += res.stats.rounds;
+		queries += res.stats.queries;
+	}
+	printf("dht: 300 nodes joined via one seed: mean rounds %.2f, mean queries %.1f\n",
+	       rounds / lookups, queries / lookups);
+	vnet_del(v);
+}
+
+Test(dht, a_peer_announced_by_one_node_is_found_by_another)
+{
+	struct vnet *v = joined_network(60, 7);
+	struct km_id ih;
+	struct vnet_lookup res;
+	bool found = false;
+
+	km_id_sha1("kadmesh test swarm", 18, &ih);
+	cr_assert_eq(km_dht_announce(vnet_node(v, 5), &ih, 7777, false, NULL,
+				     vnet_now(v)), 0);
+	vnet_run_until(v, vnet_now(v) + KM_SECONDS(20));
+	cr_assert(vnet_lookup(v, 40, &ih, KM_LOOKUP_GET_PEERS, &res, KM_SECONDS(30)));
+	for (size_t i = 0; i < res.npeers; i++)
+		found |= km_addr_ip_eq(&res.peers[i], vnet_addr(v, 5)) &&
+			 res.peers[i].port == 7777;
+	cr_assert(found, "announced peer not returned by get_peers");
+	vnet_del(v);
+}
+
+static struct km_addr stranger(void)
+{
+	struct km_addr a;
+	uint8_t ip[4] = { 192, 0, 2, 1 };
+
+	km_addr_set_v4(&a, ip, 4000);
+	return a;
+}
+
+static int exchange(struct vnet *v, const void *pkt, size_t len,
+		    struct km_krpc_msg *reply, uint8_t *buf)
+{
+	struct km_addr from = stranger();
+	size_t n = vnet_exchange(v, 0, &from, pkt, len, buf, 2048);
+
+	cr_assert_gt(n, 0, "no reply");
+	return km_krpc_decode(buf, n, reply);
+}
+
+Test(dht, ping_gets_a_reply_with_our_id_and_the_requesters_address)
+{
+	struct vnet *v = vnet_new(1, 1, NULL);
+	const char ping[] = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+	struct km_krpc_msg r;
+	uint8_t buf[2048];
+	struct km_addr me = stranger();
+
+	cr_assert_eq(exchange(v, ping, sizeof(ping) - 1, &r, buf), 0);
+	cr_assert_eq(r.type, KM_KRPC_RESPONSE);
+	cr_assert_eq(r.tid_len, 2);
+	cr_assert(km_id_eq(&r.id, km_dht_id(vnet_node(v, 0))));
+	cr_assert(r.has_ip && km_addr_eq(&r.ip, &me));
+	cr_assert_eq(r.v_len, 4);
+	vnet_del(v);
+}
+
+Test(dht, unknown_methods_get_204_and_malformed_queries_get_203)
+{
+	struct vnet *v = vnet_new(1, 1, NULL);
+	const char unknown[] = "d1:ad2:id20:abcdefghij0123456789e1:q6:frobit1:t2:bb1:y1:qe";
+	const char bad_id[] = "d1:ad2:id3:abce1:q4:ping1:t2:cc1:y1:qe";
+	struct km_krpc_msg r;
+	uint8_t buf[2048];
+
+	cr_assert_eq(exchange(v, unknown, sizeof(unknown) - 1, &r, buf), 0);
+	cr_assert_eq(r.type, KM_KRPC_ERROR);
+	cr_assert_eq(r.error_code, 204);
+	cr_assert_eq(exchange(v, bad_id, sizeof(bad_id) - 1, &r, buf), 0);
+	cr_assert_eq(r.type, KM_KRPC_ERROR);
+	cr_assert_eq(r.error_code, 203);
+	cr_assert_eq(km_dht_stats(vnet_node(v, 0)).malformed_in, 1);
+	vnet_del(v);
+}
+
+Test(dht, announce_with_a_bad_token_is_refused_with_203)
+{
+	struct vnet *v = vnet_new(1, 1, NULL);
+	struct km_krpc_msg q, r;
+	uint8_t pkt[512], buf[2048];
+	int len;
+
+	km_krpc_init(&q, KM_KRPC_QUERY);
+	q.method = KM_KRPC_ANNOUNCE_PEER;
+	memcpy(q.tid, "tt", 2);
+	q.tid_len = 2;
+	memset(q.id.b, 1, KM_ID_LEN);
+	memset(q.info_hash.b, 2, KM_ID_LEN);
+	q.port = 5000;
+	memcpy(q.token, "forged!!", 8);
+	q.token_len = 8;
+	len = km_krpc_encode(&q, pkt, sizeof(pkt));
+	cr_assert_gt(len, 0);
+	cr_assert_eq(exchange(v, pkt, (size_t)len, &r, buf), 0);
+	cr_assert_eq(r.type, KM_KRPC_ERROR);
+	cr_assert_eq(r.error_code, 203);
+	vnet_del(v);
+}
+
+Test(dht, random_garbage_never_crashes_and_the_node_still_answers)
+{
+	struct vnet *v = vnet_new(1, 3, NULL);
+	const char ping[] = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+	struct km_krpc_msg r;
+	uint8_t pkt[300], buf[2048];
+	struct km_addr from = stranger();
+
+	for (int i = 0; i < 20000; i++) {
+		size_t len = km_rng_below(vnet_rng(v), sizeof(pkt));
+
+		km_rng_fill(vnet_rng(v), pkt, len);
+		if (len > 0 && i % 2)
+			pkt[0] = 'd'; /* reach deeper into the parser */
+		vnet_exchange(v, 0, &from, pkt, len, buf, sizeof(buf));
+	}
+	cr_assert_eq(exchange(v, ping, sizeof(ping) - 1, &r, buf), 0);
+	cr_assert_eq(r.type, KM_KRPC_RESPONSE);
+	vnet_del(v);
+}
