@@ -747,9 +747,13 @@ static bool parse_result(const cJSON *res, const struct km_id *target,
 {
 	const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(res, "nodes");
 	const cJSON *peers = cJSON_GetObjectItemCaseSensitive(res, "peers");
+	const cJSON *jt = cJSON_GetObjectItemCaseSensitive(res, "target");
 	const cJSON *it;
+	struct km_id t;
 
-	if (!cJSON_IsArray(nodes))
+	/* An answer about some other ID would be printed as if about ours. */
+	if (!cJSON_IsArray(nodes) || (jt && (!cJSON_IsString(jt) ||
+	    !km_id_from_hex(jt->valuestring, &t) || !km_id_eq(&t, target))))
 		return false;
 	cJSON_ArrayForEach(it, nodes) {
 		struct km_id id;

@@ -5,81 +5,27 @@ IDs, computed by XOR from each node's own `dht-ctl status --json`.
 
 Prints the mean and max rounds, queries and elapsed ms of the lookups.
 Every node is stopped by PID in a finally block: SIGTERM, then SIGKILL.
+Starting nodes and reading their ready lines is kmtest.py's job.
 """
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import kmtest
 
 NODES = 30
 TARGETS = 50
 K = 8
-READY_TIMEOUT = 20.0
 CONVERGE_TIMEOUT = 30.0
 LOOKUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 PARALLEL_LOOKUPS = 4
-
-BIN = os.environ.get("KM_BIN") or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin")
 SANITIZER_MARKS = ("Sanitizer", "runtime error:")
-
-
-class Node:
-    """One dht-node process; stdout and stderr go to files in its state dir,
-    so that a chatty node can never block on a full pipe."""
-
-    def __init__(self, state_dir, bootstrap=None):
-        self.dir = state_dir
-        os.makedirs(state_dir)
-        self.out_path = os.path.join(state_dir, "stdout.log")
-        self.err_path = os.path.join(state_dir, "stderr.log")
-        args = [os.path.join(BIN, "dht-node"), "--port", "0",
-                "--bind", "127.0.0.1", "--state-dir", state_dir]
-        args += ["--bootstrap", bootstrap] if bootstrap else ["--seed"]
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL)
-        self.id = self.port = self.control = None
-
-    def wait_ready(self, timeout=READY_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.out_path) as f:
-                for line in f:
-                    if line.startswith("ready ") and line.endswith("\n"):
-                        self._parse_ready(line)
-                        return
-            if self.proc.poll() is not None:
-                raise RuntimeError("dht-node exited with %d before ready:\n%s"
-                                   % (self.proc.returncode, self.stderr()))
-            time.sleep(0.02)
-        raise RuntimeError("dht-node printed no ready line in %.0f s" % timeout)
-
-    def _parse_ready(self, line):
-        fields = dict(f.split("=", 1) for f in line.split()[1:])
-        self.id, self.port = fields["id"], int(fields["port"])
-        self.control = fields["control"]
-        assert len(self.id) == 40, line
-
-    def stderr(self):
-        with open(self.err_path, errors="replace") as f:
-            return f.read()
-
-    def ctl(self, *args):
-        res = subprocess.run([os.path.join(BIN, "dht-ctl"), "--control",
-                              self.control, *args, "--json"],
-                             capture_output=True, text=True, timeout=20)
-        if res.returncode != 0:
-            raise RuntimeError("dht-ctl %s: exit %d: %s"
-                               % (" ".join(args), res.returncode, res.stderr))
-        return json.loads(res.stdout)
 
 
 def stop_all(nodes):
@@ -100,7 +46,7 @@ def stop_all(nodes):
         err = n.stderr()
         if n.proc.returncode != 0 or any(m in err for m in SANITIZER_MARKS):
             bad.append("node %s exited %d:\n%s" % (n.port, n.proc.returncode,
-                                                     err))
+                                                     err[-3000:]))
     return bad
 
 
@@ -109,37 +55,37 @@ def xor_closest(target, ids, k):
     return sorted(ids, key=lambda i: int(i, 16) ^ t)[:k]
 
 
-def start_network(tmp, rng, nodes):
-    """Appends to nodes as it goes, so that the caller can stop them all even
-    if one fails to start."""
-    for i in range(NODES):
-        boot = None
-        if nodes:
-            boot = "127.0.0.1:%d" % rng.choice(nodes).port
-        node = Node(os.path.join(tmp, "n%02d" % i), boot)
-        nodes.append(node)
-        node.wait_ready()
+def start_network(cluster, rng):
+    """A seed, then nodes that each join through a random earlier one."""
+    nodes = [cluster.start(seed=True)]
+    while len(nodes) < NODES:
+        nodes.append(cluster.start(bootstrap=[rng.choice(nodes)]))
+    return nodes
 
 
-def converged(nodes, ids):
+def ctl(cluster, node, *args):
+    return cluster.ctl(node, *args, "--json", timeout=20)
+
+
+def converged(cluster, nodes, ids):
     """Every node's table holds its own k closest: then any lookup, from
     anywhere, can walk to the true closest set."""
     missing = 0
     for n in nodes:
-        known = {e["id"] for e in n.ctl("table")}
+        known = {e["id"] for e in ctl(cluster, n, "table")}
         want = xor_closest(n.id, [i for i in ids if i != n.id], K)
         missing += len(set(want) - known)
     return missing
 
 
-def wait_converged(nodes):
+def wait_converged(cluster, nodes):
     start = time.monotonic()
     ids = []
     while True:
-        statuses = [n.ctl("status") for n in nodes]
+        statuses = [ctl(cluster, n, "status") for n in nodes]
         ids = [s["id"] for s in statuses]
         sizes = [s["routing_table_size"] for s in statuses]
-        missing = converged(nodes, ids) if min(sizes) >= K else None
+        missing = converged(cluster, nodes, ids) if min(sizes) >= K else None
         elapsed = time.monotonic() - start
         print("converging: %.1f s, table sizes min=%d max=%d, "
               "closest-k entries missing=%s" % (elapsed, min(sizes),
@@ -159,8 +105,8 @@ def wait_converged(nodes):
 
 
 def lookup(node, target):
-    res = subprocess.run([os.path.join(BIN, "dht-lookup"), "--bootstrap",
-                          "127.0.0.1:%d" % node.port, "-k", str(K), "--json",
+    res = subprocess.run([kmtest.bin_path("dht-lookup"), "--bootstrap",
+                          node.addr(), "-k", str(K), "--json",
                           target], capture_output=True, text=True,
                          timeout=LOOKUP_TIMEOUT)
     if any(m in res.stderr for m in SANITIZER_MARKS):
@@ -196,20 +142,19 @@ def main():
     seed = int(os.environ.get("KM_TEST_SEED", random.randrange(1 << 30)))
     print("seed=%d (set KM_TEST_SEED to repeat)" % seed, flush=True)
     rng = random.Random(seed)
-    tmp = tempfile.mkdtemp(prefix="km-join-lookup-")
-    nodes = []
     failures = []
-    try:
-        start_network(tmp, rng, nodes)
-        print("started %d nodes" % len(nodes), flush=True)
-        ids = wait_converged(nodes)
-        results, failures = check_lookups(nodes, ids, rng)
-        print_stats(results)
-        print("%d/%d lookups returned exactly the true %d closest"
-              % (TARGETS - len(failures), TARGETS, K), flush=True)
-    finally:
-        failures += stop_all(nodes)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with kmtest.Cluster() as cluster:
+        try:
+            nodes = start_network(cluster, rng)
+            print("started %d nodes" % len(nodes), flush=True)
+            ids = wait_converged(cluster, nodes)
+            results, failures = check_lookups(nodes, ids, rng)
+            print_stats(results)
+            print("%d/%d lookups returned exactly the true %d closest"
+                  % (TARGETS - len(failures), TARGETS, K), flush=True)
+        finally:
+            # Every node the cluster started, even if start_network failed.
+            failures += stop_all(cluster.nodes)
     for f in failures:
         print("FAIL: " + f, flush=True)
     return 1 if failures else 0
