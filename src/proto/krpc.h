@@ -30,6 +30,16 @@
 #define KM_KRPC_ERRMSG_MAX 128
 #define KM_KRPC_VALUES_MAX 256   /* peers kept from one get_peers reply */
 
+/* What kadmesh puts in `v`: "KM" plus a 2-byte version (BEP 20 style). */
+#define KM_KRPC_CLIENT_V "KM\x00\x01"
+#define KM_KRPC_CLIENT_V_LEN 4
+
+/* Bencode items (strings, integers, lists, dicts) one packet may hold.  The
+ * decoder's node array lives on the stack (24 bytes each); a packet with more
+ * items fails with KM_ERR_TOO_MANY.  `nodes` is one string, so only `values`
+ * lists of ~1000 peers or hostile packets reach this. */
+#define KM_KRPC_ITEMS_MAX 1024
+
 #define KM_COMPACT_NODE4_LEN 26  /* id 20 + IPv4 4 + port 2 */
 #define KM_COMPACT_NODE6_LEN 38  /* id 20 + IPv6 16 + port 2 */
 #define KM_COMPACT_PEER4_LEN 6
@@ -108,7 +118,8 @@ void km_krpc_init(struct km_krpc_msg *m, enum km_krpc_type type);
 int km_krpc_decode(const uint8_t *buf, size_t len, struct km_krpc_msg *m);
 
 /* Encodes m with dict keys sorted as bencode requires.  For responses,
- * nodes/nodes6 are copied from the pointers in m.  Returns the length
+ * nodes/nodes6 are copied from the pointers in m, which must not point into
+ * out.  Returns the length
  * written, or KM_ERR_BUF / KM_ERR_INVAL. */
 int km_krpc_encode(const struct km_krpc_msg *m, uint8_t *out, size_t cap);
 
