@@ -83,7 +83,13 @@ def check_errors(sock):
         s.sendall(b"x" * 5000 + b"\n")
         data = s.makefile().readline()
         assert json.loads(data)["ok"] is False
-        assert s.recv(1) == b""  # closed
+        try:
+            closed = s.recv(1) == b""
+        except ConnectionResetError:
+            # The server hung up with the rest of our line unread, which
+            # the kernel reports as a reset: closed all the same.
+            closed = True
+        assert closed
     assert ctl(sock, "status").returncode == 0  # still serving
 
 
