@@ -181,20 +181,6 @@ int km_dht_ping_addr(struct km_dht *d, const struct km_addr *addr, km_ms now)
 	return dht_send_query(d, &c, false, TX_VERIFY, 0, &m, now);
 }
 
-/* Nodes in the reply to a verification query are worth asking in turn:
- * that is how a node that knows one address fills its table. */
-static void verify_reply_nodes(struct km_dht *d, const struct km_krpc_msg *m,
-			       km_ms now)
-{
-	size_t n = dht_reply_contacts(d, m, d->scratch, KM_DHT_SCRATCH_NODES);
-
-	if (n > (size_t)d->cfg.table.k)
-		n = (size_t)d->cfg.table.k;
-	for (size_t i = 0; i < n; i++)
-		if (!km_table_find(d->table, &d->scratch[i].id))
-			km_dht_ping_addr(d, &d->scratch[i].addr, now);
-}
-
 static void handle_reply(struct km_dht *d, const struct km_addr *from,
 			 const struct km_krpc_msg *m, km_ms now)
 {
@@ -213,8 +199,6 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 
 		d->stats.replies_in++;
 		dht_offer(d, &c, KM_SEEN_REPLY, (uint32_t)(now - tx->sent), now);
-		if (tx->kind == TX_VERIFY)
-			verify_reply_nodes(d, m, now);
 		if (tx->kind == TX_LOOKUP)
 			dht_search_on_reply(d, tx, m, now);
 	} else {
