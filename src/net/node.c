@@ -334,30 +334,21 @@ static void check_join(struct km_node *n, km_ms now)
 	}
 }
 
-static km_ms earliest(km_ms a, km_ms b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0)
-		return a;
-	return a < b ? a : b;
-}
-
 km_ms km_node_tick(struct km_node *n, km_ms now)
 {
 	km_ms wake = km_dht_tick(n->dht, now);
 
-	wake = earliest(wake, links_tick(n, now));
+	wake = km_ms_earliest(wake, links_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {
 		save_state(n, now);
 		n->next_save = now + n->cfg.save_interval_ms;
 	}
-	wake = earliest(wake, n->next_save);
+	wake = km_ms_earliest(wake, n->next_save);
 	for (size_t i = 0; i < n->nbootstrap; i++)
-		wake = earliest(wake, n->bootstrap[i].next_try);
+		wake = km_ms_earliest(wake, n->bootstrap[i].next_try);
 	if (n->ever_joined)
-		wake = earliest(wake, now + REJOIN_CHECK_MS);
+		wake = km_ms_earliest(wake, now + REJOIN_CHECK_MS);
 	return wake;
 }
 
