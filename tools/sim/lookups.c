@@ -24,11 +24,26 @@
 #define LOOKUP_LIMIT_MS KM_SECONDS(60)
 #define MAX_K 64
 
+/* As km_node does: a node whose table is still empty a while after it
+ * asked its bootstrap node (the query or the reply was lost) asks another. */
+#define JOIN_RETRY_MS KM_SECONDS(5)
+
+static void act_join_check(struct sim *s, uint32_t i)
+{
+	if (s->nodes[i].state != SIM_LIVE ||
+	    km_table_size(km_dht_table(s->nodes[i].dht)) > 0)
+		return;
+	sim_join(s, i, (size_t)sim_pick(s, i));
+	sim_at(s, s->now + JOIN_RETRY_MS, act_join_check, i);
+}
+
 static void act_join(struct sim *s, uint32_t i)
 {
 	size_t via = i > 0 ? (size_t)sim_pick(s, i) : i;
 
 	sim_join(s, i, via);
+	if (i > 0)
+		sim_at(s, s->now + JOIN_RETRY_MS, act_join_check, i);
 	if ((i + 1) % 1000 == 0 || i + 1 == s->n)
 		sim_progress(s, "joining", i + 1, s->n);
 }
@@ -48,10 +63,35 @@ void scenario_bootstrap(struct sim *s, FILE *out)
 		s->packets - packets);
 }
 
+/* Routing-table contacts: the state a kadmesh node keeps about others,
+ * where a full-mesh peer keeps a connection to each. */
+static void measure_tables(struct sim *s, struct report *r, FILE *out)
+{
+	size_t max = 0, sum = 0, live = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		size_t n;
+
+		if (s->nodes[i].state != SIM_LIVE)
+			continue;
+		n = km_table_size(km_dht_table(s->nodes[i].dht));
+		sum += n;
+		live++;
+		if (n > max)
+			max = n;
+	}
+	report_set(r, R_TABLE_CONTACTS_MEAN, live ? (double)(long)(10.0 * (double)sum / (double)live) / 10 : 0);
+	report_set(r, R_TABLE_CONTACTS_MAX, (double)max);
+	fprintf(out, "routing tables: %.1f contacts per node on average, %zu at "
+		"most (UDP: no connection per contact)\n",
+		live ? (double)sum / (double)live : 0.0, max);
+}
+
 void scenario_measure_state(struct sim *s, struct report *r, FILE *out)
 {
 	double per_node = sim_dht_bytes(s) / (double)s->n;
 
+	measure_tables(s, r, out);
 	if (per_node <= 0 || !s->opt.timing)
 		return;
 	report_set(r, R_DHT_STATE_BYTES_PER_NODE, (double)(long)per_node);
