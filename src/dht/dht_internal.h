@@ -33,6 +33,7 @@ struct tx {
 	struct km_addr to;
 	struct km_id expect_id;   /* valid when id_known */
 	bool id_known;
+	bool resent;              /* TX_LOOKUP: the one retry has been sent */
 	uint64_t lookup_id;       /* TX_LOOKUP */
 	km_ms sent, deadline;
 	UT_hash_handle hh;
@@ -97,6 +98,7 @@ void dht_send_error(struct km_dht *d, const struct km_addr *to,
 void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 			 const struct km_krpc_msg *m, km_ms now);
 void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now);
+bool dht_search_resend(struct km_dht *d, const struct tx *tx);
 km_ms dht_search_tick(struct km_dht *d, km_ms now);
 void dht_searches_free(struct km_dht *d);
 size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,

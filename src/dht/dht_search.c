@@ -133,20 +133,41 @@ static void search_finish(struct km_dht *d, struct search *s, km_ms now)
 	search_free(d, s);
 }
 
+static void lookup_query(const struct search *s, struct km_krpc_msg *m)
+{
+	bool get_peers = km_lookup_kind(s->lk) == KM_LOOKUP_GET_PEERS;
+
+	km_krpc_init(m, KM_KRPC_QUERY);
+	m->method = get_peers ? KM_KRPC_GET_PEERS : KM_KRPC_FIND_NODE;
+	if (get_peers)
+		m->info_hash = *km_lookup_target(s->lk);
+	else
+		m->target = *km_lookup_target(s->lk);
+}
+
 static void send_lookup_query(struct km_dht *d, struct search *s,
 			      const struct km_contact *c, km_ms now)
 {
 	struct km_krpc_msg m;
-	bool get_peers = km_lookup_kind(s->lk) == KM_LOOKUP_GET_PEERS;
 
-	km_krpc_init(&m, KM_KRPC_QUERY);
-	m.method = get_peers ? KM_KRPC_GET_PEERS : KM_KRPC_FIND_NODE;
-	if (get_peers)
-		m.info_hash = *km_lookup_target(s->lk);
-	else
-		m.target = *km_lookup_target(s->lk);
+	lookup_query(s, &m);
 	if (dht_send_query(d, c, true, TX_LOOKUP, s->id, &m, now) < 0)
 		km_lookup_on_timeout(s->lk, &c->id, now);
+}
+
+bool dht_search_resend(struct km_dht *d, const struct tx *tx)
+{
+	struct search *s = search_find(d, tx->lookup_id);
+	struct km_krpc_msg m;
+
+	if (!s || km_lookup_done(s->lk))
+		return false;
+	lookup_query(s, &m);
+	memcpy(m.tid, tx->tid, sizeof(tx->tid));
+	m.tid_len = sizeof(tx->tid);
+	m.id = d->cfg.id;
+	dht_send_msg(d, &tx->to, &m);
+	return true;
 }
 
 /* Sends whatever the lookup wants sent and finishes it when it is done.

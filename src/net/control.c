@@ -229,6 +229,7 @@ static void status_errors(cJSON *o, const struct km_node_stats *st, bool *ok)
 	put_num(e, "errors_sent", (double)st->dht.errors_sent, ok);
 	put_num(e, "unmatched_replies", (double)st->dht.unmatched_replies, ok);
 	put_num(e, "timeouts", (double)st->dht.timeouts, ok);
+	put_num(e, "resent", (double)st->dht.resent, ok);
 	put_num(e, "tx_full", (double)st->dht.tx_full, ok);
 	put_num(e, "hellos_bad", (double)st->hellos_bad, ok);
 }
