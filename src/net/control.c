@@ -818,7 +818,17 @@ static bool parse_port(struct km_control *c, struct session *s,
 static void cmd_status(struct km_control *c, struct session *s, int argc,
 		       char **argv, km_ms now)
 {
-	respond_ok(c, s, json_status(c->node, now));
+	cJSON *st = json_status(c->node, now);
+	size_t subscribers = 0;
+
+	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++)
+		subscribers += c->sessions[i] && c->sessions[i]->subscribed;
+	if (st && !cJSON_AddNumberToObject(st, "subscribers",
+					   (double)subscribers)) {
+		cJSON_Delete(st);
+		st = NULL;
+	}
+	respond_ok(c, s, st);
 }
 
 static void cmd_table(struct km_control *c, struct session *s, int argc,
