@@ -627,11 +627,6 @@ int km_bcast_on_frame(struct km_bcast *b, uint64_t peer, uint8_t type,
 
 /* ---- Timers ---- */
 
-static km_ms earliest(km_ms a, km_ms b)
-{
-	return a == 0 || (b != 0 && b < a) ? b : a;
-}
-
 km_ms km_bcast_tick(struct km_bcast *b, km_ms now)
 {
 	struct missing *m, *mt;
@@ -645,19 +640,19 @@ km_ms km_bcast_tick(struct km_bcast *b, km_ms now)
 		if (p->n_ihave > 0 && p->flush_at <= now)
 			ihave_flush(b, p);
 		if (p->n_ihave > 0)
-			next = earliest(next, p->flush_at);
+			next = km_ms_earliest(next, p->flush_at);
 	}
 	HASH_ITER(hh, b->missing, m, mt) {
 		if (m->graft_at <= now && !missing_graft(b, m, now)) {
 			missing_drop(b, m);
 			continue;
 		}
-		next = earliest(next, m->graft_at);
+		next = km_ms_earliest(next, m->graft_at);
 	}
 	if (b->seen)
-		next = earliest(next, b->seen->expires);
+		next = km_ms_earliest(next, b->seen->expires);
 	if (b->chead)
-		next = earliest(next, b->chead->body_expires);
+		next = km_ms_earliest(next, b->chead->body_expires);
 	return next;
 }
 
