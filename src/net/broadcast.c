@@ -70,12 +70,12 @@ void km_bcast_config_default(struct km_bcast_config *cfg)
 		.seen_ttl_ms = KM_MINUTES(10),
 		.cache_max_bytes = 16 << 20,
 		.cache_ttl_ms = KM_SECONDS(60),
-		.ihave_timeout_ms = 500,
+		.ihave_timeout_ms = 1000,
 		.ihave_flush_ms = 50,
 		.max_peers = 256,
 		.missing_max = 4096,
 		.lazy_fanout = 4,
-		.repair_grafts = 2,
+		.repair_grafts = 4,
 	};
 }
 
@@ -606,6 +606,10 @@ int km_bcast_on_frame(struct km_bcast *b, uint64_t peer, uint8_t type,
 
 	if (!km_bcast_handles(type))
 		return KM_ERR_UNKNOWN_TYPE;
+	/* Expired entries must not answer a GRAFT or suppress a message, even
+	 * if the driver has not ticked since they expired. */
+	expire_seen(b, now, b->cfg.seen_max);
+	expire_cache(b, now);
 	if (type == KM_FRAME_MESSAGE)
 		b->st.payload_bytes_in += KM_FRAME_HEADER_LEN + len;
 	else
@@ -623,11 +627,6 @@ int km_bcast_on_frame(struct km_bcast *b, uint64_t peer, uint8_t type,
 
 /* ---- Timers ---- */
 
-static km_ms earliest(km_ms a, km_ms b)
-{
-	return a == 0 || (b != 0 && b < a) ? b : a;
-}
-
 km_ms km_bcast_tick(struct km_bcast *b, km_ms now)
 {
 	struct missing *m, *mt;
@@ -641,19 +640,19 @@ km_ms km_bcast_tick(struct km_bcast *b, km_ms now)
 		if (p->n_ihave > 0 && p->flush_at <= now)
 			ihave_flush(b, p);
 		if (p->n_ihave > 0)
-			next = earliest(next, p->flush_at);
+			next = km_ms_earliest(next, p->flush_at);
 	}
 	HASH_ITER(hh, b->missing, m, mt) {
 		if (m->graft_at <= now && !missing_graft(b, m, now)) {
 			missing_drop(b, m);
 			continue;
 		}
-		next = earliest(next, m->graft_at);
+		next = km_ms_earliest(next, m->graft_at);
 	}
 	if (b->seen)
-		next = earliest(next, b->seen->expires);
+		next = km_ms_earliest(next, b->seen->expires);
 	if (b->chead)
-		next = earliest(next, b->chead->body_expires);
+		next = km_ms_earliest(next, b->chead->body_expires);
 	return next;
 }
 

@@ -44,13 +44,13 @@ struct km_bcast_config {
 	km_ms seen_ttl_ms;        /* how long an ID is remembered: 10 min */
 	size_t cache_max_bytes;   /* payloads kept to answer GRAFT: 16 MiB */
 	km_ms cache_ttl_ms;       /* how long a payload is kept: 60 s */
-	km_ms ihave_timeout_ms;   /* wait for the payload before GRAFT: 500 ms */
+	km_ms ihave_timeout_ms;   /* wait for the payload before GRAFT: 1 s */
 	km_ms ihave_flush_ms;     /* IHAVE batching delay: 50 ms */
 	size_t max_peers;         /* neighbours tracked: 256 */
 	size_t missing_max;       /* announced, not yet received IDs: 4096 */
 	unsigned lazy_fanout;     /* lazy peers sent each IHAVE: 4; 0 = all */
 	unsigned repair_grafts;   /* lazy peers grafted when an eager one
-				     goes down: 2 */
+				     goes down: 4 */
 };
 
 void km_bcast_config_default(struct km_bcast_config *cfg);
