@@ -354,13 +354,14 @@ Test(msg, an_empty_id_list_is_two_zero_bytes)
 Test(msg, id_lists_over_the_cap_or_not_matching_their_count_are_rejected)
 {
 	static uint8_t big[KM_MSG_IDS_MAX_LEN + KM_MSG_ID_LEN];
+	static const uint8_t src[(KM_MSG_IDS_MAX + 1) * KM_MSG_ID_LEN];
 	const uint8_t *ids;
 
-	cr_assert_eq(km_msg_ids_encode(big, sizeof(big), big, KM_MSG_IDS_MAX),
+	cr_assert_eq(km_msg_ids_encode(big, sizeof(big), src, KM_MSG_IDS_MAX),
 		     KM_MSG_IDS_MAX_LEN);
 	cr_assert_eq(km_msg_ids_decode(big, KM_MSG_IDS_MAX_LEN, &ids),
 		     KM_MSG_IDS_MAX);
-	cr_assert_eq(km_msg_ids_encode(big, sizeof(big), big, KM_MSG_IDS_MAX + 1),
+	cr_assert_eq(km_msg_ids_encode(big, sizeof(big), src, KM_MSG_IDS_MAX + 1),
 		     KM_ERR_TOO_MANY);
 	/* A count of 257 is refused before the IDs are looked at. */
 	cr_assert_eq(km_msg_ids_decode((uint8_t[]){ 1, 1 }, 2, &ids),
