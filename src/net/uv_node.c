@@ -586,7 +586,16 @@ static void node_log(void *user, enum km_log_level level, const char *msg)
 		u->hooks.log(u->user, level, msg);
 }
 
+static void node_deliver(void *user, const struct km_message *m)
+{
+	struct km_uv_node *u = user;
+
+	if (u->hooks.deliver)
+		u->hooks.deliver(u->user, m);
+}
+
 static const struct km_node_callbacks node_callbacks = {
+	.deliver = node_deliver,
 	.udp_send = node_udp_send,
 	.tcp_connect = node_tcp_connect,
 	.tcp_send = node_tcp_send,
@@ -886,6 +895,11 @@ int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind_to,
 struct km_node *km_uv_node_core(struct km_uv_node *u)
 {
 	return u->node;
+}
+
+void km_uv_node_kick(struct km_uv_node *u)
+{
+	kick(u);
 }
 
 uint16_t km_uv_node_port(const struct km_uv_node *u)
