@@ -95,7 +95,10 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now);
 km_ms dht_search_tick(struct km_dht *d, km_ms now);
 void dht_searches_free(struct km_dht *d);
+/* The reply's nodes of `family` (nodes or nodes6), minus d itself and
+ * port 0. */
 size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
-			  struct km_contact *out, size_t max);
+			  enum km_family family, struct km_contact *out,
+			  size_t max);
 
 #endif

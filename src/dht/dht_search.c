@@ -11,6 +11,8 @@
 #define REFRESH_BATCH 8
 /* Nodes an announce goes to: the k closest that gave tokens. */
 #define ANNOUNCE_MAX 32
+/* Other-family nodes verified per reply while the sibling table fills. */
+#define SIBLING_FEED_MAX 8
 
 static void refresh_every_bucket(struct km_dht *d, km_ms now);
 
@@ -41,20 +43,45 @@ void dht_searches_free(struct km_dht *d)
 }
 
 size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
-			  struct km_contact *out, size_t max)
+			  enum km_family family, struct km_contact *out,
+			  size_t max)
 {
-	bool v4 = d->cfg.family == KM_AF_INET4;
+	bool v4 = family == KM_AF_INET4;
 	const uint8_t *list = v4 ? m->nodes : m->nodes6;
 	size_t entry = v4 ? KM_COMPACT_NODE4_LEN : KM_COMPACT_NODE6_LEN;
 	size_t count = list ? (v4 ? m->nodes_len : m->nodes6_len) / entry : 0;
 	size_t n = 0;
 
 	for (size_t i = 0; i < count && n < max; i++) {
-		km_compact_node_read(list, i, d->cfg.family, &out[n]);
+		km_compact_node_read(list, i, family, &out[n]);
 		if (out[n].addr.port != 0 && !km_id_eq(&out[n].id, &d->cfg.id))
 			n++;
 	}
 	return n;
+}
+
+/* BEP 32: a dual-stack node whose other table is still short of k nodes
+ * asks for both families, and the other family's nodes go to the sibling
+ * to verify.  Once that table has k nodes, its own lookups take over. */
+static bool sibling_hungry(const struct km_dht *d)
+{
+	return d->sibling &&
+	       km_table_size(d->sibling->table) < (size_t)d->sibling->cfg.table.k;
+}
+
+static void feed_sibling(struct km_dht *d, const struct km_krpc_msg *m,
+			 km_ms now)
+{
+	struct km_contact c[SIBLING_FEED_MAX];
+	struct km_dht *sib = d->sibling;
+	size_t n;
+
+	if (!sibling_hungry(d))
+		return;
+	n = dht_reply_contacts(sib, m, sib->cfg.family, c, SIBLING_FEED_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!km_table_find(sib->table, &c[i].id))
+			dht_ping(sib, &c[i], now);
 }
 
 static void send_announces(struct km_dht *d, const struct search *s, km_ms now)
@@ -102,6 +129,8 @@ static void send_lookup_query(struct km_dht *d, struct search *s,
 		m.info_hash = *km_lookup_target(s->lk);
 	else
 		m.target = *km_lookup_target(s->lk);
+	if (sibling_hungry(d))
+		m.want = KM_WANT_N4 | KM_WANT_N6;
 	if (dht_send_query(d, c, true, TX_LOOKUP, s->id, &m, now) < 0)
 		km_lookup_on_timeout(s->lk, &c->id, now);
 }
@@ -187,7 +216,9 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 
 	if (!s)
 		return; /* the lookup ended before this late reply */
-	n = dht_reply_contacts(d, m, d->scratch, KM_DHT_SCRATCH_NODES);
+	n = dht_reply_contacts(d, m, d->cfg.family, d->scratch,
+			       KM_DHT_SCRATCH_NODES);
+	feed_sibling(d, m, now);
 	if (m->values_count > 0)
 		km_lookup_on_peers(s->lk, m->values, m->values_count);
 	if (m->token_len > 0)
