@@ -309,15 +309,16 @@ static size_t table_contacts(struct km_node *n, struct km_contact *out,
 	return count;
 }
 
-/* Nodes in every family's routing table. */
-static size_t tables_size(struct km_node *n)
+/* Usable nodes in every family's routing table. */
+static size_t tables_usable(struct km_node *n, km_ms now)
 {
-	size_t size = 0;
+	size_t usable = 0;
 
 	for (unsigned i = 0; i < 2; i++)
 		if (n->fam[i].dht)
-			size += km_table_size(km_dht_table(n->fam[i].dht));
-	return size;
+			usable += km_table_usable(km_dht_table(n->fam[i].dht),
+						  now);
+	return usable;
 }
 
 static void save_state(struct km_node *n, km_ms now)
@@ -405,12 +406,26 @@ static bool bootstrap_pending(const struct km_node *n)
 	return false;
 }
 
-/* Retries bootstrap addresses while the table is still empty, and starts
- * over from saved nodes and the bootstrap list if it empties later. */
+static bool bootstrap_due(const struct km_node *n, km_ms now)
+{
+	for (size_t i = 0; i < n->nbootstrap; i++)
+		if (n->bootstrap[i].next_try && now >= n->bootstrap[i].next_try)
+			return true;
+	return false;
+}
+
+/* Retries bootstrap addresses while the table has no usable node, and
+ * starts over from saved nodes and the bootstrap list if it loses them all
+ * later.  Dead nodes stay in a table as "bad" until something replaces
+ * them, so "usable" is what counts, not the table's size.  Checked every
+ * REJOIN_CHECK_MS and when a retry is due, not on every packet. */
 static void check_join(struct km_node *n, km_ms now)
 {
-	bool empty = tables_size(n) == 0;
+	bool empty;
 
+	if (now < n->next_rejoin_check && !bootstrap_due(n, now))
+		return;
+	empty = tables_usable(n, now) == 0;
 	for (size_t i = 0; i < n->nbootstrap; i++) {
 		struct bootstrap *b = &n->bootstrap[i];
 
@@ -421,17 +436,17 @@ static void check_join(struct km_node *n, km_ms now)
 				b->next_try = 0;
 		}
 	}
-	if (!empty) {
+	if (!empty)
 		n->ever_joined = true;
-		return;
-	}
-	if (n->ever_joined && now >= n->next_rejoin_check && !bootstrap_pending(n)) {
-		node_log(n, KM_LOG_WARN, "routing table is empty: rejoining");
-		n->next_rejoin_check = now + REJOIN_CHECK_MS;
+	else if (n->ever_joined && now >= n->next_rejoin_check &&
+		 !bootstrap_pending(n)) {
+		node_log(n, KM_LOG_WARN, "no usable node in the routing table: rejoining");
 		verify_saved(n, now);
 		for (size_t i = 0; i < n->nbootstrap; i++)
 			bootstrap_try(n, (int)i, now);
 	}
+	if (now >= n->next_rejoin_check)
+		n->next_rejoin_check = now + REJOIN_CHECK_MS;
 }
 
 km_ms km_node_tick(struct km_node *n, km_ms now)
@@ -450,8 +465,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 	wake = km_ms_earliest(wake, n->next_save);
 	for (size_t i = 0; i < n->nbootstrap; i++)
 		wake = km_ms_earliest(wake, n->bootstrap[i].next_try);
-	if (n->ever_joined)
-		wake = km_ms_earliest(wake, now + REJOIN_CHECK_MS);
+	wake = km_ms_earliest(wake, n->next_rejoin_check);
 	return wake;
 }
 
