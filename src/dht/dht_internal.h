@@ -66,8 +66,8 @@ struct km_dht {
 	uint64_t next_lookup_id;
 
 	bool joined;              /* the self-lookup after joining has run */
-	km_ms next_sibling_ask;   /* see ask_for_sibling() in dht_search.c */
-	km_ms sibling_ask_every;
+	km_ms next_short_lookup;  /* see look_again_while_short() */
+	km_ms short_every;
 	km_ms next_peer_expiry;
 	km_ms next_maintenance;   /* next ping of a questionable node */
 	struct km_dht_stats stats;

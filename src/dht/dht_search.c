@@ -13,10 +13,10 @@
 #define ANNOUNCE_MAX 32
 /* Other-family nodes verified per reply while the sibling table fills. */
 #define SIBLING_FEED_MAX 8
-/* How often a short sibling table is asked for again: doubling from the
- * first to the last. */
-#define SIBLING_ASK_FIRST_MS KM_SECONDS(5)
-#define SIBLING_ASK_MAX_MS KM_MINUTES(5)
+/* How often a short table looks again: doubling from the first to the
+ * last. */
+#define SHORT_FIRST_MS KM_SECONDS(5)
+#define SHORT_MAX_MS KM_MINUTES(5)
 
 static void refresh_every_bucket(struct km_dht *d, km_ms now);
 
@@ -298,25 +298,31 @@ static void refresh_buckets(struct km_dht *d, km_ms now)
 		start_internal(d, &targets[i], now);
 }
 
-/* The other family's network may have grown after we joined, and nobody
- * there need ever query us: while the sibling table stays short, a
- * lookup of our ID in this family asks for both families again (see
- * sibling_hungry()), with backoff.  Returns when to ask next, or 0. */
-static km_ms ask_for_sibling(struct km_dht *d, km_ms now)
+/* A table short of k nodes, ours or the sibling's, may just have joined
+ * before the network grew, and nobody need ever query us: a lookup of our
+ * own ID runs again, with backoff, while it stays short.  With a hungry
+ * sibling it also asks for the other family (see sibling_hungry()).
+ * Returns when to look next, or 0. */
+static km_ms look_again_while_short(struct km_dht *d, km_ms now)
 {
-	if (!d->joined || !sibling_hungry(d) || km_table_size(d->table) == 0)
+	size_t size = km_table_size(d->table);
+
+	if (!d->joined || size == 0 ||
+	    (size >= (size_t)d->cfg.table.k && !sibling_hungry(d))) {
+		d->short_every = 0;
 		return 0;
-	if (!d->sibling_ask_every) {
-		d->sibling_ask_every = SIBLING_ASK_FIRST_MS;
-		d->next_sibling_ask = now + SIBLING_ASK_FIRST_MS;
 	}
-	if (now >= d->next_sibling_ask) {
+	if (!d->short_every) {
+		d->short_every = SHORT_FIRST_MS;
+		d->next_short_lookup = now + SHORT_FIRST_MS;
+	}
+	if (now >= d->next_short_lookup) {
 		start_internal(d, &d->cfg.id, now);
-		if (d->sibling_ask_every < SIBLING_ASK_MAX_MS)
-			d->sibling_ask_every *= 2;
-		d->next_sibling_ask = now + d->sibling_ask_every;
+		if (d->short_every < SHORT_MAX_MS)
+			d->short_every *= 2;
+		d->next_short_lookup = now + d->short_every;
 	}
-	return d->next_sibling_ask;
+	return d->next_short_lookup;
 }
 
 km_ms dht_search_tick(struct km_dht *d, km_ms now)
@@ -328,7 +334,7 @@ km_ms dht_search_tick(struct km_dht *d, km_ms now)
 		join(d, now);
 	if (d->joined)
 		refresh_buckets(d, now);
-	wake = km_ms_earliest(wake, ask_for_sibling(d, now));
+	wake = km_ms_earliest(wake, look_again_while_short(d, now));
 	DL_FOREACH_SAFE(d->searches, s, tmp) {
 		km_ms w;
 
