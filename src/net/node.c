@@ -367,10 +367,13 @@ int km_node_lookup(struct km_node *n, const struct km_id *target,
 	return km_dht_lookup(n->dht, target, kind, NULL, 0, lookup_id, now);
 }
 
+/* Port 0 announces our UDP source port with implied_port.  Some clients
+ * ignore implied_port, so `port` still names our own port for them. */
 int km_node_announce(struct km_node *n, const struct km_id *info_hash,
 		     uint16_t port, uint64_t *lookup_id, km_ms now)
 {
-	return km_dht_announce(n->dht, info_hash, port, port == 0, lookup_id, now);
+	return km_dht_announce(n->dht, info_hash, port ? port : n->cfg.port,
+			       port == 0, lookup_id, now);
 }
 
 struct km_dht *km_node_dht(struct km_node *n)
