@@ -15,4 +15,14 @@ typedef uint64_t km_ms;
 #define KM_SECONDS(s) ((km_ms)(s) * 1000)
 #define KM_MINUTES(m) ((km_ms)(m) * 60 * 1000)
 
+/* The earlier of two wake-up times, where 0 means "no wake-up wanted". */
+static inline km_ms km_ms_earliest(km_ms a, km_ms b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return a < b ? a : b;
+}
+
 #endif

@@ -250,15 +250,6 @@ static void expire_transactions(struct km_dht *d, km_ms now)
 	}
 }
 
-static km_ms earliest(km_ms a, km_ms b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0)
-		return a;
-	return a < b ? a : b;
-}
-
 km_ms km_dht_tick(struct km_dht *d, km_ms now)
 {
 	km_ms wake;
@@ -277,10 +268,10 @@ km_ms km_dht_tick(struct km_dht *d, km_ms now)
 		d->next_maintenance = now + MAINTENANCE_EVERY_MS;
 	}
 	wake = dht_search_tick(d, now);
-	wake = earliest(wake, d->next_maintenance);
-	wake = earliest(wake, d->tx_queue ? d->tx_queue->deadline : 0);
-	wake = earliest(wake, km_tokens_next_rotation(&d->tokens));
-	wake = earliest(wake, d->next_peer_expiry);
+	wake = km_ms_earliest(wake, d->next_maintenance);
+	wake = km_ms_earliest(wake, d->tx_queue ? d->tx_queue->deadline : 0);
+	wake = km_ms_earliest(wake, km_tokens_next_rotation(&d->tokens));
+	wake = km_ms_earliest(wake, d->next_peer_expiry);
 	return wake;
 }
 

@@ -565,6 +565,19 @@ size_t km_table_size(const struct km_table *t)
 	return t->size;
 }
 
+size_t km_table_usable(const struct km_table *t, km_ms now)
+{
+	size_t usable = 0;
+
+	for (int i = 0; i < t->nbuckets; i++) {
+		const struct km_table_entry *nodes = nodes_of(t, i);
+
+		for (int j = 0; j < t->b[i].n; j++)
+			usable += km_table_state(t, &nodes[j], now) != KM_NODE_BAD;
+	}
+	return usable;
+}
+
 int km_table_bucket_count(const struct km_table *t)
 {
 	return t->nbuckets;

@@ -120,6 +120,8 @@ size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out);
 
 size_t km_table_size(const struct km_table *t);     /* entries in buckets */
+/* Entries that are not bad: O(size), for occasional checks. */
+size_t km_table_usable(const struct km_table *t, km_ms now);
 int km_table_bucket_count(const struct km_table *t);
 size_t km_table_bucket_size(const struct km_table *t, int bucket);
 const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,

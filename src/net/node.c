@@ -305,12 +305,26 @@ static bool bootstrap_pending(const struct km_node *n)
 	return false;
 }
 
-/* Retries bootstrap addresses while the table is still empty, and starts
- * over from saved nodes and the bootstrap list if it empties later. */
+static bool bootstrap_due(const struct km_node *n, km_ms now)
+{
+	for (size_t i = 0; i < n->nbootstrap; i++)
+		if (n->bootstrap[i].next_try && now >= n->bootstrap[i].next_try)
+			return true;
+	return false;
+}
+
+/* Retries bootstrap addresses while the table has no usable node, and
+ * starts over from saved nodes and the bootstrap list if it loses them all
+ * later.  Dead nodes stay in a table as "bad" until something replaces
+ * them, so "usable" is what counts, not the table's size.  Checked every
+ * REJOIN_CHECK_MS and when a retry is due, not on every packet. */
 static void check_join(struct km_node *n, km_ms now)
 {
-	bool empty = km_table_size(km_dht_table(n->dht)) == 0;
+	bool empty;
 
+	if (now < n->next_rejoin_check && !bootstrap_due(n, now))
+		return;
+	empty = km_table_usable(km_dht_table(n->dht), now) == 0;
 	for (size_t i = 0; i < n->nbootstrap; i++) {
 		struct bootstrap *b = &n->bootstrap[i];
 
@@ -321,43 +335,33 @@ static void check_join(struct km_node *n, km_ms now)
 				b->next_try = 0;
 		}
 	}
-	if (!empty) {
+	if (!empty)
 		n->ever_joined = true;
-		return;
-	}
-	if (n->ever_joined && now >= n->next_rejoin_check && !bootstrap_pending(n)) {
-		node_log(n, KM_LOG_WARN, "routing table is empty: rejoining");
-		n->next_rejoin_check = now + REJOIN_CHECK_MS;
+	else if (n->ever_joined && now >= n->next_rejoin_check &&
+		 !bootstrap_pending(n)) {
+		node_log(n, KM_LOG_WARN, "no usable node in the routing table: rejoining");
 		verify_saved(n, now);
 		for (size_t i = 0; i < n->nbootstrap; i++)
 			bootstrap_try(n, (int)i, now);
 	}
-}
-
-static km_ms earliest(km_ms a, km_ms b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0)
-		return a;
-	return a < b ? a : b;
+	if (now >= n->next_rejoin_check)
+		n->next_rejoin_check = now + REJOIN_CHECK_MS;
 }
 
 km_ms km_node_tick(struct km_node *n, km_ms now)
 {
 	km_ms wake = km_dht_tick(n->dht, now);
 
-	wake = earliest(wake, links_tick(n, now));
+	wake = km_ms_earliest(wake, links_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {
 		save_state(n, now);
 		n->next_save = now + n->cfg.save_interval_ms;
 	}
-	wake = earliest(wake, n->next_save);
+	wake = km_ms_earliest(wake, n->next_save);
 	for (size_t i = 0; i < n->nbootstrap; i++)
-		wake = earliest(wake, n->bootstrap[i].next_try);
-	if (n->ever_joined)
-		wake = earliest(wake, now + REJOIN_CHECK_MS);
+		wake = km_ms_earliest(wake, n->bootstrap[i].next_try);
+	wake = km_ms_earliest(wake, n->next_rejoin_check);
 	return wake;
 }
 

@@ -1,0 +1,91 @@
+/* Broadcast over the overlay: Plumtree (Leitao, Pereira, Rodrigues,
+ * "Epidemic Broadcast Trees", SRDS 2007), with no I/O.
+ *
+ * Every neighbour starts as an eager peer: a new MESSAGE is pushed to it in
+ * full.  A node that receives a payload it has already seen answers with
+ * PRUNE, and the sender moves it to its lazy set; after a few messages the
+ * eager links form a spanning tree and each node receives each payload about
+ * once.  Lazy peers are told only the message IDs (IHAVE, batched).  When an
+ * IHAVE announces a message whose payload does not arrive within
+ * ihave_timeout_ms, the node sends GRAFT to the announcer, which sends the
+ * payload and makes the link eager again: that is how the tree repairs itself
+ * after a neighbour dies.
+ *
+ * Neighbours are named by the overlay's link ids (uint64_t).  Frames go out
+ * through the send callback; messages reach the application exactly once
+ * through deliver.  The seen-cache and the payload cache are bounded in
+ * entries and bytes, and entries expire. */
+#ifndef KM_NET_BROADCAST_H
+#define KM_NET_BROADCAST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dht/contact.h"
+#include "dht/rng.h"
+#include "proto/msg.h"
+
+struct km_bcast_config {
+	size_t seen_max;          /* message IDs remembered: 65536 */
+	km_ms seen_ttl_ms;        /* how long an ID is remembered: 10 min */
+	size_t cache_max_bytes;   /* payloads kept to answer GRAFT: 16 MiB */
+	km_ms cache_ttl_ms;       /* how long a payload is kept: 60 s */
+	km_ms ihave_timeout_ms;   /* wait for the payload before GRAFT: 500 ms */
+	km_ms ihave_flush_ms;     /* IHAVE batching delay: 50 ms */
+	size_t max_peers;         /* neighbours tracked: 256 */
+};
+
+void km_bcast_config_default(struct km_bcast_config *cfg);
+
+struct km_bcast_callbacks {
+	/* Sends one frame (a KM_FRAME_* type and its body) to a neighbour. */
+	void (*send)(void *user, uint64_t peer, uint8_t type,
+		     const uint8_t *body, size_t len);
+	/* A message reached this node for the first time. */
+	void (*deliver)(void *user, const struct km_message *m);
+};
+
+struct km_bcast_stats {
+	unsigned long originated;
+	unsigned long delivered;     /* handed to the application */
+	unsigned long duplicates;    /* payload copies received beyond the first */
+	unsigned long relayed;       /* payload copies sent on */
+	unsigned long ihave_sent, graft_sent, prune_sent;
+	unsigned long payload_bytes_in, control_bytes_in; /* MESSAGE vs the rest */
+	unsigned long dropped;       /* malformed or over a cap */
+	size_t eager, lazy;          /* peers in each set now */
+};
+
+struct km_bcast;
+
+struct km_bcast *km_bcast_new(const struct km_id *self,
+			      const struct km_bcast_config *cfg,
+			      const struct km_bcast_callbacks *cb, void *user,
+			      struct km_rng *rng, km_ms now);
+void km_bcast_del(struct km_bcast *b); /* NULL is a no-op */
+
+/* A neighbour link came up (eager) or went away. */
+void km_bcast_peer_up(struct km_bcast *b, uint64_t peer, km_ms now);
+void km_bcast_peer_down(struct km_bcast *b, uint64_t peer, km_ms now);
+
+/* Originates a message: ID = SHA-1(origin | seq | payload).  Delivers it
+ * locally too, writes its ID, and returns 0 or KM_ERR_TOO_LONG. */
+int km_bcast_publish(struct km_bcast *b, const uint8_t *payload, size_t len,
+		     uint8_t id[static KM_MSG_ID_LEN], km_ms now);
+
+/* A MESSAGE, IHAVE, GRAFT or PRUNE frame from a neighbour.  Returns 0, or a
+ * negative KM_ERR_* for a malformed body (the caller then says GOODBYE). */
+int km_bcast_on_frame(struct km_bcast *b, uint64_t peer, uint8_t type,
+		      const uint8_t *body, size_t len, km_ms now);
+
+/* True for the frame types km_bcast_on_frame() handles. */
+bool km_bcast_handles(uint8_t type);
+
+/* Runs timers (IHAVE flushes, GRAFTs, expiry); returns the next wake time,
+ * or 0 if none. */
+km_ms km_bcast_tick(struct km_bcast *b, km_ms now);
+
+struct km_bcast_stats km_bcast_stats(const struct km_bcast *b);
+
+#endif
