@@ -46,8 +46,13 @@ struct opts {
 	const char *control;
 	long k, alpha;
 	long save_interval;
+	long max_out, max_in, max_per_ip, ping_interval;
+	bool cap_loopback;
 	enum km_log_level level;
 };
+
+/* Long options without a short form. */
+enum { OPT_MAX_PER_IP = 256, OPT_CAP_LOOPBACK, OPT_PING_INTERVAL };
 
 struct daemon {
 	uv_loop_t loop;
@@ -81,6 +86,14 @@ static void usage(FILE *f)
 "  -a, --alpha N           parallel queries per lookup (default 3)\n"
 "  -S, --save-interval SECS\n"
 "                          save the routing table this often (default 60)\n"
+"  -O, --max-out N         overlay neighbours to dial (default 8)\n"
+"  -I, --max-in N          overlay neighbours to accept (default 32)\n"
+"      --max-per-ip N      connections accepted from one IP address\n"
+"                          (default 4; 0 = no cap)\n"
+"      --cap-loopback      apply --max-per-ip to loopback addresses too\n"
+"                          (exempt by default, for local test networks)\n"
+"      --ping-interval MS  PING each neighbour every MS milliseconds\n"
+"                          (default 15000); 3 missed PONGs drop it\n"
 "  -l, --log-level LEVEL   error, warn, info or debug (default info)\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n"
@@ -99,6 +112,11 @@ static const struct option long_opts[] = {
 	{ "control", required_argument, NULL, 'c' },
 	{ "alpha", required_argument, NULL, 'a' },
 	{ "save-interval", required_argument, NULL, 'S' },
+	{ "max-out", required_argument, NULL, 'O' },
+	{ "max-in", required_argument, NULL, 'I' },
+	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
+	{ "cap-loopback", no_argument, NULL, OPT_CAP_LOOPBACK },
+	{ "ping-interval", required_argument, NULL, OPT_PING_INTERVAL },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -128,6 +146,11 @@ static int parse_one(struct opts *o, int c)
 	case 'k': return km_tool_parse_long(PROG, "-k", optarg, 1, 64, &o->k) ? 0 : -1;
 	case 'a': return km_tool_parse_long(PROG, "--alpha", optarg, 1, 16, &o->alpha) ? 0 : -1;
 	case 'S': return km_tool_parse_long(PROG, "--save-interval", optarg, 1, 86400, &o->save_interval) ? 0 : -1;
+	case 'O': return km_tool_parse_long(PROG, "--max-out", optarg, 0, 256, &o->max_out) ? 0 : -1;
+	case 'I': return km_tool_parse_long(PROG, "--max-in", optarg, 0, 1024, &o->max_in) ? 0 : -1;
+	case OPT_MAX_PER_IP: return km_tool_parse_long(PROG, "--max-per-ip", optarg, 0, 1024, &o->max_per_ip) ? 0 : -1;
+	case OPT_CAP_LOOPBACK: o->cap_loopback = true; return 0;
+	case OPT_PING_INTERVAL: return km_tool_parse_long(PROG, "--ping-interval", optarg, 100, 3600000, &o->ping_interval) ? 0 : -1;
 	case 'l':
 		if (km_tool_log_level_parse(optarg, &o->level))
 			return 0;
@@ -147,12 +170,17 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	int c, rc;
 
 	*o = (struct opts){ .k = 8, .alpha = 3, .save_interval = 60,
-			    .level = KM_LOG_INFO };
-	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:l:hV", long_opts,
+			    .max_out = 8, .max_in = 32, .max_per_ip = 4,
+			    .ping_interval = 15000, .level = KM_LOG_INFO };
+	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:O:I:l:hV", long_opts,
 				NULL)) != -1) {
 		rc = parse_one(o, c);
 		if (rc != 0)
 			return rc;
+	}
+	if (o->max_out + o->max_in == 0) {
+		fprintf(stderr, PROG ": --max-out and --max-in cannot both be 0\n");
+		return -1;
 	}
 	if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
@@ -189,6 +217,13 @@ static void node_config(const struct opts *o, const struct km_id *id,
 	cfg->nbootstrap = o->nboot;
 	cfg->seed = o->seed;
 	cfg->save_interval_ms = KM_SECONDS(o->save_interval);
+	cfg->cm.max_out = (size_t)o->max_out;
+	cfg->cm.max_in = (size_t)o->max_in;
+	cfg->cm.max_per_ip = (size_t)o->max_per_ip;
+	cfg->cm.cap_loopback = o->cap_loopback;
+	cfg->ping_interval_ms = (km_ms)o->ping_interval;
+	/* Room for every neighbour plus handshakes in progress. */
+	cfg->max_links = cfg->cm.max_out + cfg->cm.max_in + 32;
 }
 
 /* --- hooks from the node ------------------------------------------------ */
@@ -213,8 +248,23 @@ static void on_lookup_done(void *user, uint64_t lookup_id,
 #endif
 }
 
+static void on_deliver(void *user, const struct km_message *m)
+{
+	struct daemon *d = user;
+
+	/* A message this node broadcast from a control request is delivered
+	 * outside the driver's loop turn: let the core's timers run soon. */
+	if (d->node)
+		km_uv_node_kick(d->node);
+#ifdef HAVE_UV_CONTROL
+	if (d->control)
+		km_control_deliver(km_uv_control_core(d->control), m);
+#endif
+}
+
 static const struct km_uv_hooks hooks = {
 	.lookup_done = on_lookup_done,
+	.deliver = on_deliver,
 	.save_state = on_save_state,
 	.log = km_tool_log_hook,
 };

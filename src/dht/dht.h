@@ -32,7 +32,8 @@ struct km_dht_config {
 	struct km_lookup_config lookup;
 	struct km_peers_config peers;
 	bool read_only;                 /* BEP 43: send ro=1, answer nothing */
-	km_ms query_timeout_ms;         /* an unanswered query fails: 4 s */
+	km_ms query_timeout_ms;         /* one try of a query: 2 s; lookup
+					 * queries get a second try */
 	size_t max_transactions;        /* queries awaiting replies: 2048 */
 	size_t max_lookups;             /* lookups running at once: 64 */
 };
@@ -58,6 +59,7 @@ struct km_dht_stats {
 	unsigned long errors_sent;      /* 203/204 answers */
 	unsigned long unmatched_replies;/* no such transaction, or wrong sender */
 	unsigned long timeouts;
+	unsigned long resent;           /* lookup queries sent a second time */
 	unsigned long tx_full;          /* queries not sent: transaction cap */
 	unsigned long lookups_started, lookups_done;
 	size_t transactions;            /* pending now */

@@ -40,19 +40,62 @@ void dht_searches_free(struct km_dht *d)
 		search_free(d, s);
 }
 
+/* out[0..n) is a max-heap by distance to target: out[0] is the farthest
+ * kept, so a closer contact replaces it in O(log n). */
+static void heap_sift_down(const struct km_id *target, struct km_contact *out,
+			   size_t n, size_t i)
+{
+	for (;;) {
+		size_t far = i, l = 2 * i + 1, r = l + 1;
+		struct km_contact tmp;
+
+		if (l < n && km_id_cmp_distance(target, &out[l].id, &out[far].id) > 0)
+			far = l;
+		if (r < n && km_id_cmp_distance(target, &out[r].id, &out[far].id) > 0)
+			far = r;
+		if (far == i)
+			return;
+		tmp = out[i];
+		out[i] = out[far];
+		out[far] = tmp;
+		i = far;
+	}
+}
+
+/* The usable contacts a reply carries; when there are more than max, the max
+ * closest to target.  A hostile reply can carry ~2,500 contacts: keeping
+ * only the closest costs O(count log max) time and no memory beyond out. */
 size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
-			  struct km_contact *out, size_t max)
+			  const struct km_id *target, struct km_contact *out,
+			  size_t max)
 {
 	bool v4 = d->cfg.family == KM_AF_INET4;
 	const uint8_t *list = v4 ? m->nodes : m->nodes6;
 	size_t entry = v4 ? KM_COMPACT_NODE4_LEN : KM_COMPACT_NODE6_LEN;
 	size_t count = list ? (v4 ? m->nodes_len : m->nodes6_len) / entry : 0;
 	size_t n = 0;
+	bool heap = false;
+	struct km_contact c;
 
-	for (size_t i = 0; i < count && n < max; i++) {
-		km_compact_node_read(list, i, d->cfg.family, &out[n]);
-		if (out[n].addr.port != 0 && !km_id_eq(&out[n].id, &d->cfg.id))
-			n++;
+	if (max == 0)
+		return 0;
+	for (size_t i = 0; i < count; i++) {
+		km_compact_node_read(list, i, d->cfg.family, &c);
+		if (c.addr.port == 0 || km_id_eq(&c.id, &d->cfg.id))
+			continue;
+		if (n < max) {
+			out[n++] = c; /* the common case: reply order kept */
+			continue;
+		}
+		if (!heap) {
+			for (size_t j = n / 2; j-- > 0;)
+				heap_sift_down(target, out, n, j);
+			heap = true;
+		}
+		if (km_id_cmp_distance(target, &c.id, &out[0].id) < 0) {
+			out[0] = c;
+			heap_sift_down(target, out, n, 0);
+		}
 	}
 	return n;
 }
@@ -90,20 +133,41 @@ static void search_finish(struct km_dht *d, struct search *s, km_ms now)
 	search_free(d, s);
 }
 
+static void lookup_query(const struct search *s, struct km_krpc_msg *m)
+{
+	bool get_peers = km_lookup_kind(s->lk) == KM_LOOKUP_GET_PEERS;
+
+	km_krpc_init(m, KM_KRPC_QUERY);
+	m->method = get_peers ? KM_KRPC_GET_PEERS : KM_KRPC_FIND_NODE;
+	if (get_peers)
+		m->info_hash = *km_lookup_target(s->lk);
+	else
+		m->target = *km_lookup_target(s->lk);
+}
+
 static void send_lookup_query(struct km_dht *d, struct search *s,
 			      const struct km_contact *c, km_ms now)
 {
 	struct km_krpc_msg m;
-	bool get_peers = km_lookup_kind(s->lk) == KM_LOOKUP_GET_PEERS;
 
-	km_krpc_init(&m, KM_KRPC_QUERY);
-	m.method = get_peers ? KM_KRPC_GET_PEERS : KM_KRPC_FIND_NODE;
-	if (get_peers)
-		m.info_hash = *km_lookup_target(s->lk);
-	else
-		m.target = *km_lookup_target(s->lk);
+	lookup_query(s, &m);
 	if (dht_send_query(d, c, true, TX_LOOKUP, s->id, &m, now) < 0)
 		km_lookup_on_timeout(s->lk, &c->id, now);
+}
+
+bool dht_search_resend(struct km_dht *d, const struct tx *tx)
+{
+	struct search *s = search_find(d, tx->lookup_id);
+	struct km_krpc_msg m;
+
+	if (!s || km_lookup_done(s->lk))
+		return false;
+	lookup_query(s, &m);
+	memcpy(m.tid, tx->tid, sizeof(tx->tid));
+	m.tid_len = sizeof(tx->tid);
+	m.id = d->cfg.id;
+	dht_send_msg(d, &tx->to, &m);
+	return true;
 }
 
 /* Sends whatever the lookup wants sent and finishes it when it is done.
@@ -134,7 +198,9 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 		return NULL;
 	}
 	s->id = d->next_lookup_id++;
-	n = km_table_closest(d->table, target, d->cfg.lookup.max_candidates,
+	n = km_table_closest(d->table, target,
+			     d->cfg.lookup.max_candidates < KM_DHT_SCRATCH_NODES ?
+			     d->cfg.lookup.max_candidates : KM_DHT_SCRATCH_NODES,
 			     d->scratch);
 	km_lookup_add(s->lk, d->scratch, n);
 	if (seeds)
@@ -187,7 +253,8 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 
 	if (!s)
 		return; /* the lookup ended before this late reply */
-	n = dht_reply_contacts(d, m, d->scratch, KM_DHT_SCRATCH_NODES);
+	n = dht_reply_contacts(d, m, km_lookup_target(s->lk), d->scratch,
+			       KM_DHT_SCRATCH_NODES);
 	if (m->values_count > 0)
 		km_lookup_on_peers(s->lk, m->values, m->values_count);
 	if (m->token_len > 0)

@@ -16,6 +16,7 @@
 
 #include <cJSON.h>
 
+#include "proto/base64.h"
 #include "proto/err.h"
 
 #define MAX_ARGS 8
@@ -24,6 +25,8 @@
 /* A lookup returns k nodes (8) and the peers it heard (256 by default). */
 #define RESULTS_MAX 256
 #define PEERS_MAX 1024
+/* Neighbours listed by `peers`: max_in + max_out stay well below. */
+#define NEIGHBOURS_MAX 1024
 
 enum pending_kind { PENDING_NONE, PENDING_LOOKUP, PENDING_ANNOUNCE };
 
@@ -33,6 +36,7 @@ struct session {
 	bool have_lookup_id;      /* false while km_node_lookup() runs */
 	uint64_t lookup_id;
 	uint16_t announce_port;
+	bool subscribed;          /* delivered messages stream to it */
 	size_t len;
 	char line[KM_CONTROL_LINE_MAX];
 };
@@ -229,6 +233,7 @@ static void status_errors(cJSON *o, const struct km_node_stats *st, bool *ok)
 	put_num(e, "errors_sent", (double)st->dht.errors_sent, ok);
 	put_num(e, "unmatched_replies", (double)st->dht.unmatched_replies, ok);
 	put_num(e, "timeouts", (double)st->dht.timeouts, ok);
+	put_num(e, "resent", (double)st->dht.resent, ok);
 	put_num(e, "tx_full", (double)st->dht.tx_full, ok);
 	put_num(e, "hellos_bad", (double)st->hellos_bad, ok);
 }
@@ -253,6 +258,34 @@ static void status_activity(cJSON *o, const struct km_node_stats *st,
 		(double)st->bootstrap_krpc_fallbacks, ok);
 }
 
+static void status_neighbours(cJSON *o, const struct km_node_stats *st,
+			      bool *ok)
+{
+	cJSON *nb = put_obj(o, "neighbours", ok);
+	cJSON *b;
+
+	put_num(nb, "in", (double)st->neighbours.in, ok);
+	put_num(nb, "out", (double)st->neighbours.out, ok);
+	put_num(nb, "pending_in", (double)st->neighbours.pending_in, ok);
+	put_num(nb, "pending_out", (double)st->neighbours.pending_out, ok);
+	put_num(nb, "refused_ip", (double)st->neighbours.refused_ip, ok);
+	put_num(nb, "refused_full", (double)st->neighbours.refused_full, ok);
+	put_num(nb, "evicted", (double)st->neighbours.evicted, ok);
+	put_num(nb, "duplicates", (double)st->neighbours.duplicates, ok);
+	put_num(nb, "ping_timeouts", (double)st->ping_timeouts, ok);
+	b = put_obj(o, "broadcast", ok);
+	put_num(b, "originated", (double)st->bcast.originated, ok);
+	put_num(b, "delivered", (double)st->bcast.delivered, ok);
+	put_num(b, "duplicates", (double)st->bcast.duplicates, ok);
+	put_num(b, "relayed", (double)st->bcast.relayed, ok);
+	put_num(b, "ihave_sent", (double)st->bcast.ihave_sent, ok);
+	put_num(b, "graft_sent", (double)st->bcast.graft_sent, ok);
+	put_num(b, "prune_sent", (double)st->bcast.prune_sent, ok);
+	put_num(b, "dropped", (double)st->bcast.dropped, ok);
+	put_num(b, "eager", (double)st->bcast.eager, ok);
+	put_num(b, "lazy", (double)st->bcast.lazy, ok);
+}
+
 static cJSON *json_status(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
@@ -266,6 +299,7 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 	status_traffic(o, &st, &ok);
 	status_errors(o, &st, &ok);
 	status_activity(o, &st, &ok);
+	status_neighbours(o, &st, &ok);
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);
@@ -310,6 +344,41 @@ static cJSON *json_table(struct km_node *n, km_ms now)
 		for (size_t i = 0; ok && i < km_table_bucket_size(t, b); i++)
 			ok = table_entry(list, t, km_table_bucket_entry(t, b, i),
 					 b, now);
+	return finish(list, ok);
+}
+
+static bool neighbour_entry(cJSON *list, const struct km_neighbour *nb,
+			    km_ms now)
+{
+	cJSON *o = cJSON_CreateObject();
+	bool ok = cJSON_AddItemToArray(list, o);
+
+	put_id(o, "id", &nb->id, &ok);
+	put_addr(o, "addr", &nb->addr, &ok);
+	put_str(o, "direction", nb->outbound ? "out" : "in", &ok);
+	put_num(o, "age_s", (double)((now > nb->since ? now - nb->since : 0) /
+				     1000), &ok);
+	put_num(o, "rtt_ms", nb->rtt_ms, &ok);
+	put_num(o, "bytes_in", (double)nb->bytes_in, &ok);
+	put_num(o, "bytes_out", (double)nb->bytes_out, &ok);
+	put_num(o, "msgs_in", (double)nb->frames_in, &ok);
+	put_num(o, "msgs_out", (double)nb->frames_out, &ok);
+	ok = ok && cJSON_AddBoolToObject(o, "eager", nb->eager);
+	return ok;
+}
+
+static cJSON *json_neighbours(struct km_node *n, km_ms now)
+{
+	struct km_neighbour *nb = malloc(NEIGHBOURS_MAX * sizeof(*nb));
+	size_t count = nb ? km_node_neighbours(n, nb, NEIGHBOURS_MAX) : 0;
+	cJSON *list = nb ? cJSON_CreateArray() : NULL;
+	bool ok = list != NULL;
+
+	if (count > NEIGHBOURS_MAX)
+		count = NEIGHBOURS_MAX;
+	for (size_t i = 0; ok && i < count; i++)
+		ok = neighbour_entry(list, &nb[i], now);
+	free(nb);
 	return finish(list, ok);
 }
 
@@ -487,8 +556,49 @@ bool km_control_pending(const struct km_control *c, uint64_t session)
 {
 	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++)
 		if (c->sessions[i] && c->sessions[i]->id == session)
-			return c->sessions[i]->pending != PENDING_NONE;
+			return c->sessions[i]->pending != PENDING_NONE ||
+			       c->sessions[i]->subscribed;
 	return false;
+}
+
+/* Broadcast */
+
+static cJSON *json_message(const struct km_message *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *b64 = malloc(KM_BASE64_LEN(m->payload_len) + 1);
+	struct km_id id, origin;
+	bool ok = o && b64;
+
+	memcpy(id.b, m->id, KM_ID_LEN);
+	memcpy(origin.b, m->origin, KM_ID_LEN);
+	put_str(o, "event", "message", &ok);
+	put_id(o, "id", &id, &ok);
+	put_id(o, "origin", &origin, &ok);
+	put_num(o, "hops", m->hops, &ok);
+	put_num(o, "size", (double)m->payload_len, &ok);
+	if (ok)
+		km_base64_encode(m->payload, m->payload_len, b64);
+	put_str(o, "payload_b64", b64, &ok);
+	free(b64);
+	return finish(o, ok);
+}
+
+void km_control_deliver(struct km_control *c, const struct km_message *m)
+{
+	cJSON *event = NULL;
+
+	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++) {
+		struct session *s = c->sessions[i];
+
+		if (!s || !s->subscribed)
+			continue;
+		if (!event && !(event = json_message(m)))
+			return;
+		/* write_json frees what it prints: each session gets a copy. */
+		write_json(c, s, cJSON_Duplicate(event, true));
+	}
+	cJSON_Delete(event);
 }
 
 /* Line handling */
@@ -709,7 +819,17 @@ static bool parse_port(struct km_control *c, struct session *s,
 static void cmd_status(struct km_control *c, struct session *s, int argc,
 		       char **argv, km_ms now)
 {
-	respond_ok(c, s, json_status(c->node, now));
+	cJSON *st = json_status(c->node, now);
+	size_t subscribers = 0;
+
+	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++)
+		subscribers += c->sessions[i] && c->sessions[i]->subscribed;
+	if (st && !cJSON_AddNumberToObject(st, "subscribers",
+					   (double)subscribers)) {
+		cJSON_Delete(st);
+		st = NULL;
+	}
+	respond_ok(c, s, st);
 }
 
 static void cmd_table(struct km_control *c, struct session *s, int argc,
@@ -749,6 +869,53 @@ static void cmd_announce(struct km_control *c, struct session *s, int argc,
 	start_lookup(c, s, &target, KM_LOOKUP_GET_PEERS, true, now);
 }
 
+static void cmd_peers(struct km_control *c, struct session *s, int argc,
+		      char **argv, km_ms now)
+{
+	respond_ok(c, s, json_neighbours(c->node, now));
+}
+
+static void cmd_broadcast(struct km_control *c, struct session *s, int argc,
+			  char **argv, km_ms now)
+{
+	/* The request line bounds the base64, so this is at most ~3 KiB. */
+	size_t cap = strlen(argv[0]) / 4 * 3 + 1;
+	uint8_t *payload = malloc(cap), id[KM_MSG_ID_LEN];
+	int len = payload ? km_base64_decode(argv[0], payload, cap) : KM_ERR_NOMEM;
+	cJSON *o;
+	struct km_id mid;
+	bool ok;
+
+	int rc = len;
+
+	if (len >= 0)
+		rc = km_node_broadcast(c->node, payload, (size_t)len, id, now);
+	free(payload);
+	if (rc < 0)
+		len = rc;
+	if (len < 0) {
+		respond_error(c, s, "%s", len == KM_ERR_SYNTAX ?
+			      "payload is not base64" : km_strerror(len));
+		return;
+	}
+	o = cJSON_CreateObject();
+	ok = o != NULL;
+	memcpy(mid.b, id, KM_ID_LEN);
+	put_id(o, "id", &mid, &ok);
+	put_num(o, "size", len, &ok);
+	respond_ok(c, s, finish(o, ok));
+}
+
+static void cmd_subscribe(struct km_control *c, struct session *s, int argc,
+			  char **argv, km_ms now)
+{
+	cJSON *o = cJSON_CreateObject();
+	bool ok = o && cJSON_AddTrueToObject(o, "subscribed");
+
+	s->subscribed = true;
+	respond_ok(c, s, finish(o, ok));
+}
+
 static void cmd_help(struct km_control *c, struct session *s, int argc,
 		     char **argv, km_ms now)
 {
@@ -781,6 +948,12 @@ static const struct command commands[] = {
 	  "like lookup, with get_peers, plus the peers announced under ID" },
 	{ "announce", cmd_announce, 1, 2, "announce ID [PORT]",
 	  "announce this node under ID (PORT defaults to the node's port)" },
+	{ "peers", cmd_peers, 0, 0, "peers",
+	  "the overlay neighbours: id, addr, direction, age, rtt, traffic" },
+	{ "broadcast", cmd_broadcast, 1, 1, "broadcast BASE64",
+	  "send the base64-decoded payload to every node" },
+	{ "subscribe", cmd_subscribe, 0, 0, "subscribe",
+	  "stream every delivered broadcast message as an event line" },
 	{ "help", cmd_help, 0, 0, "help", "this list" },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };

@@ -26,6 +26,10 @@ void km_node_config_default(struct km_node_config *cfg)
 	cfg->max_links = 64;
 	cfg->handshake_timeout_ms = KM_SECONDS(5);
 	cfg->save_interval_ms = KM_SECONDS(60);
+	km_connmgr_config_default(&cfg->cm);
+	km_bcast_config_default(&cfg->bcast);
+	cfg->ping_interval_ms = KM_SECONDS(15);
+	cfg->pings_missed_max = 3;
 }
 
 void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
@@ -81,7 +85,9 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->started_at = now;
 	n->next_conn = 1;
 	n->dht = km_dht_new(&cfg->dht, &dht_cb, n, rng, now);
-	if (!n->dht) {
+	if (!n->dht || neighbours_init(n, now) < 0) {
+		neighbours_free(n);
+		km_dht_del(n->dht);
 		free(n);
 		return NULL;
 	}
@@ -103,6 +109,7 @@ void km_node_del(struct km_node *n)
 		l->bootstrap = -1;
 		link_on_closed(n, l, 0);
 	}
+	neighbours_free(n);
 	km_dht_del(n->dht);
 	free(n->saved);
 	free(n);
@@ -144,7 +151,7 @@ static void bootstrap_try(struct km_node *n, int i, km_ms now)
 	b->in_progress = true;
 	b->attempts++;
 	b->next_try = 0;
-	l = link_open(n, &b->addr, true, now);
+	l = link_open(n, &b->addr, true, NULL, now);
 	if (!l) {
 		node_bootstrap_failed(n, i, now);
 		return;
@@ -267,7 +274,7 @@ uint64_t km_node_tcp_accepted(struct km_node *n, const struct km_addr *remote,
 {
 	struct link *l;
 
-	if (n->stopping || !(l = link_open(n, remote, false, now)))
+	if (n->stopping || !(l = link_open(n, remote, false, NULL, now)))
 		return 0;
 	return l->conn;
 }
@@ -353,6 +360,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 	km_ms wake = km_dht_tick(n->dht, now);
 
 	wake = km_ms_earliest(wake, links_tick(n, now));
+	wake = km_ms_earliest(wake, neighbours_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {
 		save_state(n, now);
@@ -396,6 +404,8 @@ struct km_node_stats km_node_stats(const struct km_node *n)
 
 	s.dht = km_dht_stats(n->dht);
 	s.links = n->nlinks;
+	s.neighbours = km_connmgr_counts(n->cm);
+	s.bcast = km_bcast_stats(n->bcast);
 	return s;
 }
 

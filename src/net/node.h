@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "dht/dht.h"
+#include "net/broadcast.h"
+#include "net/connmgr.h"
 
 #define KM_NODE_MAX_BOOTSTRAP 16
 #define KM_NETWORK_ID_DEFAULT 0x6b6d3031u /* "km01" */
@@ -34,6 +36,11 @@ struct km_node_config {
 	size_t max_links;               /* overlay connections at once: 64 */
 	km_ms handshake_timeout_ms;     /* HELLO must arrive within: 5 s */
 	km_ms save_interval_ms;         /* routing table snapshot: 60 s */
+	/* Neighbours and broadcast (connmgr.h, broadcast.h). */
+	struct km_connmgr_config cm;
+	struct km_bcast_config bcast;
+	km_ms ping_interval_ms;         /* PING each neighbour this often: 15 s */
+	int pings_missed_max;           /* unanswered PINGs before it is dead: 3 */
 };
 
 void km_node_config_default(struct km_node_config *cfg);
@@ -53,6 +60,9 @@ struct km_node_callbacks {
 	void (*lookup_done)(void *user, uint64_t lookup_id,
 			    const struct km_lookup *lk);
 	void (*log)(void *user, enum km_log_level level, const char *msg);
+	/* A broadcast message reached this node for the first time (also
+	 * one it sent itself); may be NULL. */
+	void (*deliver)(void *user, const struct km_message *m);
 };
 
 struct km_node_stats {
@@ -62,6 +72,20 @@ struct km_node_stats {
 	unsigned long peer_lists_in, peer_lists_out;
 	unsigned long bootstrap_krpc_fallbacks;
 	size_t links;                           /* open now */
+	struct km_cm_counts neighbours;         /* in, out, pending... */
+	struct km_bcast_stats bcast;
+	unsigned long ping_timeouts;            /* neighbours dropped as dead */
+};
+
+/* One neighbour, for `dht-ctl peers`. */
+struct km_neighbour {
+	struct km_id id;
+	struct km_addr addr;     /* the TCP peer address */
+	bool outbound;
+	bool eager;              /* on the broadcast tree */
+	km_ms since;             /* when its HELLO arrived */
+	uint32_t rtt_ms;         /* last PING round trip; 0 = none yet */
+	uint64_t bytes_in, bytes_out, frames_in, frames_out;
 };
 
 struct km_node;
@@ -100,6 +124,15 @@ int km_node_lookup(struct km_node *n, const struct km_id *target,
 		   enum km_lookup_kind kind, uint64_t *lookup_id, km_ms now);
 int km_node_announce(struct km_node *n, const struct km_id *info_hash,
 		     uint16_t port, uint64_t *lookup_id, km_ms now);
+
+/* Broadcasts payload to every node (delivered here too); writes the
+ * message ID.  Returns 0, KM_ERR_TOO_LONG or KM_ERR_NOMEM. */
+int km_node_broadcast(struct km_node *n, const uint8_t *payload, size_t len,
+		      uint8_t id[static KM_MSG_ID_LEN], km_ms now);
+
+/* Writes up to max neighbours; returns how many there are in all. */
+size_t km_node_neighbours(const struct km_node *n, struct km_neighbour *out,
+			  size_t max);
 
 struct km_dht *km_node_dht(struct km_node *n);
 const struct km_node_config *km_node_config(const struct km_node *n);

@@ -4,6 +4,8 @@
 
 #include <uthash.h>
 
+#include "net/broadcast.h"
+#include "net/connmgr.h"
 #include "net/node.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -28,6 +30,16 @@ struct link {
 	struct km_hello hello;    /* the peer's, once LINK_UP */
 	struct km_frame_decoder dec;
 	km_ms deadline;           /* handshake must finish by then */
+	/* Neighbours (see connmgr.h) stay up and are pinged. */
+	bool neighbour;
+	bool join_only;           /* close once the PEER_LIST is in */
+	km_ms up_since;
+	km_ms next_ping;
+	km_ms ping_sent;
+	uint64_t ping_nonce;
+	int pings_unanswered;
+	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
+	uint64_t bytes_in, bytes_out, frames_in, frames_out;
 	UT_hash_handle hh;
 };
 
@@ -49,6 +61,8 @@ struct km_node {
 
 	struct link *links;
 	size_t nlinks;
+	struct km_connmgr *cm;
+	struct km_bcast *bcast;
 	uint64_t next_conn;
 
 	struct bootstrap bootstrap[KM_NODE_MAX_BOOTSTRAP];
@@ -69,7 +83,7 @@ void node_bootstrap_succeeded(struct km_node *n, int index);
 
 /* node_link.c */
 struct link *link_open(struct km_node *n, const struct km_addr *remote,
-		       bool outbound, km_ms now);
+		       bool outbound, const struct km_id *id, km_ms now);
 struct link *link_find(struct km_node *n, uint64_t conn);
 void link_close(struct km_node *n, struct link *l, int reason,
 		const char *text, km_ms now);
@@ -78,5 +92,14 @@ void link_on_bytes(struct km_node *n, struct link *l, const uint8_t *buf,
 		   size_t len, km_ms now);
 void link_on_closed(struct km_node *n, struct link *l, km_ms now);
 km_ms links_tick(struct km_node *n, km_ms now);
+void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
+		     const uint8_t *payload, size_t len);
+
+/* node_neighbours.c: the connection manager and broadcast, wired in. */
+int neighbours_init(struct km_node *n, km_ms now);
+void neighbours_free(struct km_node *n);
+km_ms neighbours_tick(struct km_node *n, km_ms now);
+void neighbour_up(struct km_node *n, struct link *l, km_ms now);
+void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
 
 #endif

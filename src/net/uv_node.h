@@ -20,6 +20,8 @@ struct km_uv_hooks {
 	/* The routing table snapshot to persist; NULL disables saving. */
 	void (*save_state)(void *user, const uint8_t *buf, size_t len);
 	void (*log)(void *user, enum km_log_level level, const char *msg);
+	/* A broadcast message reached this node for the first time. */
+	void (*deliver)(void *user, const struct km_message *m);
 };
 
 /* Binds `bind` (its port may be 0 for a free one; cfg->port is then set to
@@ -32,6 +34,10 @@ int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind,
 
 struct km_node *km_uv_node_core(struct km_uv_node *u);
 uint16_t km_uv_node_port(const struct km_uv_node *u);
+
+/* Runs the core's timers on the next turn of the loop: for a program that
+ * called into the core (km_node_broadcast, say) outside the driver. */
+void km_uv_node_kick(struct km_uv_node *u);
 
 /* Sends GOODBYE on every link, saves state, closes every handle, and then
  * calls done (which may be NULL) and frees u. */

@@ -329,3 +329,71 @@ def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(interval)
+
+
+# --- the control socket, without a dht-ctl process per request -------------
+
+def control(node, line, timeout=10.0):
+    """Sends one control request line; returns the parsed "result" (raises
+    RuntimeError on an error answer).  Much cheaper than Cluster.ctl when a
+    test polls many nodes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(node.control)
+        s.sendall(line.encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError("control socket closed")
+            buf += chunk
+    reply = json.loads(buf.split(b"\n", 1)[0])
+    if not reply.get("ok"):
+        raise RuntimeError("%s: %s" % (line, reply.get("error")))
+    return reply["result"]
+
+
+class Subscriber:
+    """`dht-ctl subscribe` on a node; a thread collects (id, origin, hops,
+    payload) for every delivered message.  stop() ends the process."""
+
+    def __init__(self, node):
+        import threading
+        self.node, self.messages = node, []
+        self.proc = subprocess.Popen(
+            [bin_path("dht-ctl"), "--control", node.control, "subscribe"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            parts = raw.decode(errors="replace").rstrip("\n").split(" ", 3)
+            if len(parts) == 4:
+                with self._lock:
+                    self.messages.append((parts[0], parts[1], int(parts[2]),
+                                          parts[3]))
+
+    def count(self, msg_id):
+        with self._lock:
+            return sum(1 for m in self.messages if m[0] == msg_id)
+
+    def hops(self, msg_id):
+        with self._lock:
+            return [m[2] for m in self.messages if m[0] == msg_id]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def subscribe_all(nodes, timeout=30.0):
+    """A Subscriber per node, returned once every node reports it."""
+    subs = [Subscriber(n) for n in nodes]
+    wait_until(lambda: all(control(n, "status")["subscribers"] >= 1
+                           for n in nodes),
+               timeout=timeout, what="subscriptions")
+    return subs

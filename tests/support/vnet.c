@@ -35,6 +35,7 @@ struct vnet {
 	struct packet *heap;
 	size_t heap_len, heap_cap;
 	uint64_t seq;
+	unsigned loss_permille;
 	struct vnet_lookup *waiting;   /* the lookup vnet_lookup waits for */
 	uint64_t waiting_id;
 	struct km_addr capture_to;     /* vnet_exchange: grab replies to this */
@@ -106,6 +107,8 @@ static void on_send(void *user, const struct km_addr *to, const uint8_t *buf,
 		}
 		return;
 	}
+	if (v->loss_permille && km_rng_below(&v->rng, 1000) < v->loss_permille)
+		return;
 	p.at = v->now + 10 + km_rng_below(&v->rng, 90);
 	p.seq = v->seq++;
 	p.data = malloc(len);
@@ -202,6 +205,11 @@ static void deliver(struct vnet *v, struct packet *p)
 		tick_node(v, &v->nodes[i]);
 	}
 	free(p->data);
+}
+
+void vnet_set_loss(struct vnet *v, unsigned permille)
+{
+	v->loss_permille = permille;
 }
 
 void vnet_set_dead(struct vnet *v, size_t i, bool dead)

@@ -34,6 +34,8 @@ size_t vnet_size(const struct vnet *v);
 km_ms vnet_now(const struct vnet *v);
 struct km_rng *vnet_rng(struct vnet *v);
 void vnet_set_dead(struct vnet *v, size_t i, bool dead);
+/* Drops this many datagrams in a thousand, at random. */
+void vnet_set_loss(struct vnet *v, unsigned permille);
 
 /* Delivers packets and runs timers until virtual time `until`. */
 void vnet_run_until(struct vnet *v, km_ms until);

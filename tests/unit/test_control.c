@@ -59,6 +59,11 @@ static void on_lookup_done(void *user, uint64_t id, const struct km_lookup *lk)
 		lookups_unclaimed++;
 }
 
+static void on_deliver(void *user, const struct km_message *m)
+{
+	km_control_deliver(ctl, m);
+}
+
 static void on_write(void *user, uint64_t session, const char *buf, size_t len)
 {
 	cr_assert_leq(outlen + len, OUT_MAX);
@@ -77,7 +82,7 @@ static void setup(void)
 	static const struct km_node_callbacks ncb = {
 		.udp_send = on_udp, .tcp_connect = on_tcp_connect,
 		.tcp_send = on_tcp_send, .tcp_close = on_tcp_close,
-		.lookup_done = on_lookup_done,
+		.lookup_done = on_lookup_done, .deliver = on_deliver,
 	};
 	static const struct km_control_callbacks ccb = {
 		.write = on_write, .close = on_close,
@@ -314,7 +319,65 @@ Test(control, help_lists_every_command)
 		str_of(e, "usage");
 		str_of(e, "help");
 	}
-	cr_assert_str_eq(seen, "status table lookup get-peers announce help ");
+	cr_assert_str_eq(seen, "status table lookup get-peers announce peers "
+			 "broadcast subscribe help ");
+	cJSON_Delete(r);
+}
+
+/* Broadcast */
+
+Test(control, a_subscriber_gets_each_delivered_message_as_an_event_line)
+{
+	uint64_t sub = km_control_open(ctl), sender = km_control_open(ctl);
+	cJSON *r = NULL, *ev;
+
+	send_text(sub, "subscribe\n", T0);
+	r = take_result();
+	cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "subscribed")));
+	cr_assert(km_control_pending(ctl, sub), "a half-closed subscriber "
+		  "keeps streaming");
+	cJSON_Delete(r);
+	send_text(sender, "broadcast aGVsbG8=\n", T0); /* "hello" */
+	ev = take();    /* the local delivery comes before the answer */
+	cr_assert_str_eq(cJSON_GetObjectItem(ev, "event")->valuestring, "message");
+	cr_assert_str_eq(cJSON_GetObjectItem(ev, "payload_b64")->valuestring,
+			 "aGVsbG8=");
+	cr_assert_eq(cJSON_GetObjectItem(ev, "hops")->valuedouble, 0);
+	cr_assert_eq(cJSON_GetObjectItem(ev, "size")->valuedouble, 5);
+	cr_assert_str_eq(cJSON_GetObjectItem(ev, "origin")->valuestring,
+			 "1111111111111111111111111111111111111111");
+	r = take_result();
+	cr_assert_str_eq(cJSON_GetObjectItem(r, "id")->valuestring,
+			 cJSON_GetObjectItem(ev, "id")->valuestring);
+	cr_assert_eq(outlen, 0, "one event, one answer");
+	cJSON_Delete(ev);
+	cJSON_Delete(r);
+	r = request("status\n", T0);
+	cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "broadcast"),
+					 "originated")->valuedouble, 1);
+	cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "neighbours"),
+					 "in")->valuedouble, 0);
+	cr_assert_eq(cJSON_GetObjectItem(r, "subscribers")->valuedouble, 1);
+	cJSON_Delete(r);
+}
+
+Test(control, a_broadcast_payload_that_is_not_base64_is_refused)
+{
+	uint64_t s = km_control_open(ctl);
+
+	send_text(s, "broadcast hello!\n", T0);
+	expect_error("not base64");
+	send_text(s, "broadcast aGVsbG8\n", T0);
+	expect_error("not base64");
+	cr_assert_eq(km_node_stats(node).bcast.originated, 0);
+}
+
+Test(control, peers_is_an_empty_list_without_neighbours)
+{
+	cJSON *r = request("peers\n", T0);
+
+	cr_assert(cJSON_IsArray(r));
+	cr_assert_eq(cJSON_GetArraySize(r), 0);
 	cJSON_Delete(r);
 }
 
