@@ -46,6 +46,8 @@ function loopbackOnly (dht, index) {
 
 function start (req, reply) {
   const index = nodes.length
+  // timeout: 4 s, not 2: a reply after the timeout is a 'warning', and a
+  // loaded test machine must not pass for a parser complaint.
   const dht = new DHT({ bootstrap: req.bootstrap, timeout: 4000 })
   nodes.push(dht)
   watch(dht, index)
