@@ -511,7 +511,8 @@ int km_node_announce_in(struct km_node *n, enum km_family family,
 
 	if (!f)
 		return KM_ERR_INVAL;
-	rc = km_dht_announce(f->dht, info_hash, port, port == 0, &id, now);
+	rc = km_dht_announce(f->dht, info_hash, port ? port : n->cfg.port,
+			     port == 0, &id, now);
 	if (rc == 0 && lookup_id)
 		*lookup_id = node_lookup_id(f, id);
 	return rc;
@@ -523,6 +524,8 @@ int km_node_lookup(struct km_node *n, const struct km_id *target,
 	return km_node_lookup_in(n, KM_AF_NONE, target, kind, lookup_id, now);
 }
 
+/* Port 0 announces our UDP source port with implied_port.  Some clients
+ * ignore implied_port, so `port` still names our own port for them. */
 int km_node_announce(struct km_node *n, const struct km_id *info_hash,
 		     uint16_t port, uint64_t *lookup_id, km_ms now)
 {
