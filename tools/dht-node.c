@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <uv.h>
 
 #include "common/identity.h"
@@ -58,6 +59,8 @@ enum { OPT_MAX_PER_IP = 256, OPT_CAP_LOOPBACK, OPT_PING_INTERVAL };
 
 struct daemon {
 	uv_loop_t loop;
+	bool has_key;                   /* DIR/key was loaded or created */
+	uint8_t key[KM_IDENT_SEED_LEN];
 	uv_signal_t sigs[2];
 	struct km_uv_node *node;
 	struct km_uv_control *control; /* NULL without a control socket */
@@ -81,11 +84,13 @@ static void usage(FILE *f)
 "  -B, --bootstrap H:P     join through this node: HOST:PORT or\n"
 "                          [IPv6]:PORT (repeatable, up to %d; names are\n"
 "                          resolved to a family the node listens on)\n"
-"  -d, --state-dir DIR     keep the node ID (DIR/id), the routing table\n"
+"  -d, --state-dir DIR     keep the node ID (DIR/id), its Ed25519 key\n"
+"                          (DIR/key, mode 0600), the routing table\n"
 "                          (DIR/nodes.dat) and the control socket\n"
 "                          (DIR/control.sock) here; created 0700 if missing.\n"
 "                          With saved nodes the node rejoins by itself.\n"
-"                          Without it: a random ID and nothing saved\n"
+"                          Without it: a random ID, an ephemeral key and\n"
+"                          nothing saved\n"
 "  -c, --control PATH      control socket (default DIR/control.sock with\n"
 "                          --state-dir, otherwise none: no control socket)\n"
 "  -k N                    bucket and lookup result size (default 8)\n"
@@ -409,8 +414,9 @@ static void print_ready(struct daemon *d, const struct km_id *id)
 	fflush(stdout);
 }
 
-/* Identity and saved contacts; a state dir is optional. */
-static bool load_state(const struct opts *o, struct km_id *id,
+/* Identity (ID and key) and saved contacts; a state dir is optional.
+ * Without one, the node draws an ephemeral key from the OS rng. */
+static bool load_state(const struct opts *o, struct daemon *d, struct km_id *id,
 		       struct km_contact *saved, size_t *nsaved)
 {
 	int rc;
@@ -423,6 +429,9 @@ static bool load_state(const struct opts *o, struct km_id *id,
 	rc = km_uv_fs_mkdir_private(o->state_dir);
 	if (rc == 0)
 		rc = km_tool_identity_load(o->state_dir, id);
+	if (rc == 0)
+		rc = km_tool_key_load(o->state_dir, id, d->key);
+	d->has_key = rc == 0;
 	if (rc < 0) {
 		fprintf(stderr, PROG ": --state-dir %s: %s\n", o->state_dir,
 			strerror(-rc));
@@ -453,6 +462,18 @@ static int start_node(struct daemon *d, const struct opts *o,
 	return rc;
 }
 
+/* Broadcast sequence numbers start at the wall clock in ms, shifted left by
+ * 20: a restarted node counts on from above its old numbers (so peers'
+ * replay windows accept it) unless it sent over a million messages per ms. */
+static uint64_t wall_clock_seq(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return 0; /* random start */
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 20;
+}
+
 static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 	       const struct km_contact *saved, size_t nsaved)
 {
@@ -465,6 +486,9 @@ static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 	    !resolve_bootstraps(o, binds, nbinds) || !control_path(o, d))
 		return 2;
 	node_config(o, id, &cfg);
+	cfg.has_key = d->has_key;
+	memcpy(cfg.key_seed, d->key, sizeof(cfg.key_seed));
+	cfg.bcast.seq_start = wall_clock_seq();
 	uv_loop_init(&d->loop);
 	rc = start_node(d, o, binds, nbinds, &cfg, saved, nsaved);
 	if (rc < 0) {
@@ -497,7 +521,7 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc < 0 ? 2 : 0;
 	km_tool_log_init(o.level);
-	if (!load_state(&o, &id, saved, &nsaved))
+	if (!load_state(&o, &d, &id, saved, &nsaved))
 		return 1;
 	km_tool_log_set_id(&id);
 	if (!o.seed && o.nboot == 0 && nsaved == 0) {
