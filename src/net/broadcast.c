@@ -603,9 +603,15 @@ static bool take_token(struct km_bcast *b, struct origin *o, km_ms now)
 static int check_origin(struct km_bcast *b, const struct km_message *m,
 			const uint8_t *tbs, km_ms now)
 {
-	struct origin *o = origin_get(b, m->origin, now);
+	struct origin *o;
 
-	if (!o)
+	/* Nobody else may speak in our name (our own key is never evicted). */
+	if (memcmp(m->origin, b->self.b, KM_NODE_ID_LEN) == 0 &&
+	    memcmp(m->pubkey, b->ident.pub, KM_PUBKEY_LEN) != 0) {
+		b->st.forged++;
+		return KM_ERR_AUTH;
+	}
+	if (!(o = origin_get(b, m->origin, now)))
 		return KM_ERR_NOMEM;
 	if ((o->has_key && memcmp(o->pubkey, m->pubkey, KM_PUBKEY_LEN) != 0) ||
 	    !km_ident_verify(m->pubkey, tbs, TBS_HEAD + m->payload_len, m->sig)) {

@@ -498,6 +498,18 @@ def overlay_handshake(sock, node_id=None, key=None, signer=None):
     return reader, theirs, sent + auth
 
 
+def run_cluster_tests(tests):
+    """Runs each test(c) on a fresh Cluster; every node must still be alive
+    at the end and exit 0 on SIGTERM."""
+    for t in tests:
+        with Cluster() as c:
+            t(c)
+            for n in c.nodes:
+                assert n.alive(), "a node died"
+                assert n.stop() == 0
+        print("ok", t.__name__)
+
+
 # --- the control socket, without a dht-ctl process per request -------------
 
 def control(node, line, timeout=10.0):

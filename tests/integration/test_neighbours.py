@@ -122,13 +122,7 @@ def main():
              test_a_peer_that_never_answers_ping_is_dropped,
              test_a_frame_of_unknown_type_gets_goodbye_with_a_reason,
              test_100_connections_from_one_ip_are_capped]
-    for t in tests:
-        with kmtest.Cluster() as c:
-            t(c)
-            for n in c.nodes:
-                assert n.alive(), "a node died"
-                assert n.stop() == 0
-        print("ok", t.__name__)
+    kmtest.run_cluster_tests(tests)
 
 
 if __name__ == "__main__":
