@@ -49,13 +49,14 @@ struct opts {
 	const char *control;
 	long k, alpha;
 	long save_interval;
-	long max_out, max_in, max_per_ip, ping_interval;
+	long max_out, max_in, max_per_ip, max_per_16, ping_interval;
 	bool cap_loopback;
 	enum km_log_level level;
 };
 
 /* Long options without a short form. */
-enum { OPT_MAX_PER_IP = 256, OPT_CAP_LOOPBACK, OPT_PING_INTERVAL };
+enum { OPT_MAX_PER_IP = 256, OPT_CAP_LOOPBACK, OPT_PING_INTERVAL,
+       OPT_MAX_PER_16 };
 
 struct daemon {
 	uv_loop_t loop;
@@ -101,7 +102,10 @@ static void usage(FILE *f)
 "  -I, --max-in N          overlay neighbours to accept (default 32)\n"
 "      --max-per-ip N      connections accepted from one IP address\n"
 "                          (default 4; 0 = no cap)\n"
-"      --cap-loopback      apply --max-per-ip to loopback addresses too\n"
+"      --max-per-16 N      overlay neighbours per IPv4 /16 or IPv6 /32\n"
+"                          (default 4; 0 = no cap)\n"
+"      --cap-loopback      apply --max-per-ip and --max-per-16 to loopback\n"
+"                          addresses too\n"
 "                          (exempt by default, for local test networks)\n"
 "      --ping-interval MS  PING each neighbour every MS milliseconds\n"
 "                          (default 15000); 3 missed PONGs drop it\n"
@@ -128,6 +132,7 @@ static const struct option long_opts[] = {
 	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
 	{ "cap-loopback", no_argument, NULL, OPT_CAP_LOOPBACK },
 	{ "ping-interval", required_argument, NULL, OPT_PING_INTERVAL },
+	{ "max-per-16", required_argument, NULL, OPT_MAX_PER_16 },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -172,6 +177,7 @@ static int parse_one(struct opts *o, int c)
 	case 'O': return km_tool_parse_long(PROG, "--max-out", optarg, 0, 256, &o->max_out) ? 0 : -1;
 	case 'I': return km_tool_parse_long(PROG, "--max-in", optarg, 0, 1024, &o->max_in) ? 0 : -1;
 	case OPT_MAX_PER_IP: return km_tool_parse_long(PROG, "--max-per-ip", optarg, 0, 1024, &o->max_per_ip) ? 0 : -1;
+	case OPT_MAX_PER_16: return km_tool_parse_long(PROG, "--max-per-16", optarg, 0, 1024, &o->max_per_16) ? 0 : -1;
 	case OPT_CAP_LOOPBACK: o->cap_loopback = true; return 0;
 	case OPT_PING_INTERVAL: return km_tool_parse_long(PROG, "--ping-interval", optarg, 100, 3600000, &o->ping_interval) ? 0 : -1;
 	case 'l':
@@ -194,6 +200,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 
 	*o = (struct opts){ .k = 8, .alpha = 3, .save_interval = 60,
 			    .max_out = 8, .max_in = 32, .max_per_ip = 4,
+			    .max_per_16 = 4,
 			    .ping_interval = 15000, .level = KM_LOG_INFO };
 	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:O:I:l:hV", long_opts,
 				NULL)) != -1) {
@@ -269,6 +276,7 @@ static void node_config(const struct opts *o, const struct km_id *id,
 	cfg->cm.max_out = (size_t)o->max_out;
 	cfg->cm.max_in = (size_t)o->max_in;
 	cfg->cm.max_per_ip = (size_t)o->max_per_ip;
+	cfg->cm.max_per_16 = (size_t)o->max_per_16;
 	cfg->cm.cap_loopback = o->cap_loopback;
 	cfg->ping_interval_ms = (km_ms)o->ping_interval;
 	/* Room for every neighbour plus handshakes in progress. */

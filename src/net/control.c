@@ -300,6 +300,8 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(nb, "refused_ip", (double)st->neighbours.refused_ip, ok);
 	put_num(nb, "refused_full", (double)st->neighbours.refused_full, ok);
 	put_num(nb, "evicted", (double)st->neighbours.evicted, ok);
+	put_num(nb, "refused_subnet", (double)st->neighbours.refused_subnet, ok);
+	put_num(nb, "anchors", (double)st->neighbours.anchors, ok);
 	put_num(nb, "duplicates", (double)st->neighbours.duplicates, ok);
 	put_num(nb, "ping_timeouts", (double)st->ping_timeouts, ok);
 	b = put_obj(o, "broadcast", ok);
