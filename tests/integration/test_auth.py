@@ -14,6 +14,9 @@ the `cryptography` module):
   ID recomputed, (2) a message in node 5's name signed with the test's own
   key, (3) a message from a made-up origin with a broken signature.  No node
   delivers any of them, and node 0 counts each as forged.
+- /16 cap: with --max-per-16 2 --cap-loopback, four authenticated peers
+  from four addresses in 127.0/16: two become neighbours, two get GOODBYE
+  FULL, and `refused_subnet` says 2.
 Every process is stopped by PID (kmtest.Cluster, Subscriber.stop), also on
 failure.
 """
@@ -149,9 +152,35 @@ def test_forgeries_reach_no_node_of_ten(c):
             x.stop()
 
 
+def test_neighbours_per_16_are_capped(c):
+    node = c.start(seed=True, extra=["--max-per-16", "2", "--cap-loopback"])
+    socks, byes = [], []
+    try:
+        for i in range(4):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.settimeout(5)
+            s.bind(("127.0.%d.1" % (i + 1), 0))
+            s.connect((kmtest.HOST, node.port))
+            reader, _, _ = kmtest.overlay_handshake(s)
+            f = reader.next()
+            assert f and f[0] == kmtest.F_PEER_LIST, f
+            f = reader.next(timeout=1.0)
+            byes.append(kmtest.goodbye_of([f]) if f else None)
+    finally:
+        for s in socks:
+            s.close()
+    assert byes[:2] == [None, None], byes
+    assert [b and b[0] for b in byes[2:]] == [2, 2], byes   # FULL
+    nb = kmtest.control(node, "status")["neighbours"]
+    assert nb["refused_subnet"] == 2, nb
+    print("4 peers in 127.0/16 with --max-per-16 2: %r" % (byes,))
+
+
 def main():
     kmtest.run_cluster_tests([test_impersonation_and_replay,
-                              test_forgeries_reach_no_node_of_ten])
+                              test_forgeries_reach_no_node_of_ten,
+                              test_neighbours_per_16_are_capped])
 
 
 if __name__ == "__main__":
