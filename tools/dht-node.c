@@ -46,7 +46,20 @@ struct opts {
 	const char *control;
 	long k, alpha;
 	long save_interval;
+	long save_interval_ms;   /* 0 = use save_interval */
+	bool strict_subnets, bep42_strict;
+	long rate_qps, rate_burst, ban_time;
 	enum km_log_level level;
+};
+
+/* Long-only options. */
+enum {
+	OPT_STRICT_SUBNETS = 0x100,
+	OPT_BEP42_STRICT,
+	OPT_RATE_LIMIT,
+	OPT_RATE_BURST,
+	OPT_BAN_TIME,
+	OPT_SAVE_INTERVAL_MS,
 };
 
 struct daemon {
@@ -81,6 +94,18 @@ static void usage(FILE *f)
 "  -a, --alpha N           parallel queries per lookup (default 3)\n"
 "  -S, --save-interval SECS\n"
 "                          save the routing table this often (default 60)\n"
+"      --save-interval-ms MS\n"
+"                          the same in milliseconds (for crash tests)\n"
+"      --strict-subnets    apply the subnet caps (2 per bucket, 10 per\n"
+"                          table from one /24 or /64) to loopback and\n"
+"                          private addresses too\n"
+"      --bep42-strict      refuse nodes on public IPs whose ID does not\n"
+"                          match their IP (BEP 42); default: prefer them\n"
+"      --rate-limit QPS    KRPC queries a second per source; 0 disables\n"
+"                          the limit (default 20)\n"
+"      --rate-burst N      queries a source may save up (default 40)\n"
+"      --ban-time SECS     ban for a source that keeps flooding past its\n"
+"                          limit (200 drops in 10 s; default 600)\n"
 "  -l, --log-level LEVEL   error, warn, info or debug (default info)\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n"
@@ -99,6 +124,12 @@ static const struct option long_opts[] = {
 	{ "control", required_argument, NULL, 'c' },
 	{ "alpha", required_argument, NULL, 'a' },
 	{ "save-interval", required_argument, NULL, 'S' },
+	{ "save-interval-ms", required_argument, NULL, OPT_SAVE_INTERVAL_MS },
+	{ "strict-subnets", no_argument, NULL, OPT_STRICT_SUBNETS },
+	{ "bep42-strict", no_argument, NULL, OPT_BEP42_STRICT },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "rate-burst", required_argument, NULL, OPT_RATE_BURST },
+	{ "ban-time", required_argument, NULL, OPT_BAN_TIME },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -128,6 +159,12 @@ static int parse_one(struct opts *o, int c)
 	case 'k': return km_tool_parse_long(PROG, "-k", optarg, 1, 64, &o->k) ? 0 : -1;
 	case 'a': return km_tool_parse_long(PROG, "--alpha", optarg, 1, 16, &o->alpha) ? 0 : -1;
 	case 'S': return km_tool_parse_long(PROG, "--save-interval", optarg, 1, 86400, &o->save_interval) ? 0 : -1;
+	case OPT_SAVE_INTERVAL_MS: return km_tool_parse_long(PROG, "--save-interval-ms", optarg, 1, 86400000, &o->save_interval_ms) ? 0 : -1;
+	case OPT_STRICT_SUBNETS: o->strict_subnets = true; return 0;
+	case OPT_BEP42_STRICT: o->bep42_strict = true; return 0;
+	case OPT_RATE_LIMIT: return km_tool_parse_long(PROG, "--rate-limit", optarg, 0, 1000000, &o->rate_qps) ? 0 : -1;
+	case OPT_RATE_BURST: return km_tool_parse_long(PROG, "--rate-burst", optarg, 1, 1000000, &o->rate_burst) ? 0 : -1;
+	case OPT_BAN_TIME: return km_tool_parse_long(PROG, "--ban-time", optarg, 0, 86400, &o->ban_time) ? 0 : -1;
 	case 'l':
 		if (km_tool_log_level_parse(optarg, &o->level))
 			return 0;
@@ -147,6 +184,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	int c, rc;
 
 	*o = (struct opts){ .k = 8, .alpha = 3, .save_interval = 60,
+			    .rate_qps = 20, .rate_burst = 40, .ban_time = 600,
 			    .level = KM_LOG_INFO };
 	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:l:hV", long_opts,
 				NULL)) != -1) {
@@ -188,7 +226,13 @@ static void node_config(const struct opts *o, const struct km_id *id,
 	memcpy(cfg->bootstrap, o->boot, o->nboot * sizeof(o->boot[0]));
 	cfg->nbootstrap = o->nboot;
 	cfg->seed = o->seed;
-	cfg->save_interval_ms = KM_SECONDS(o->save_interval);
+	cfg->save_interval_ms = o->save_interval_ms ? (km_ms)o->save_interval_ms :
+				KM_SECONDS(o->save_interval);
+	cfg->dht.table.strict_subnets = o->strict_subnets;
+	cfg->dht.table.bep42_strict = o->bep42_strict;
+	cfg->dht.rate.qps = (unsigned)o->rate_qps;
+	cfg->dht.rate.burst = (unsigned)o->rate_burst;
+	cfg->dht.rate.ban_ms = KM_SECONDS(o->ban_time);
 }
 
 /* --- hooks from the node ------------------------------------------------ */

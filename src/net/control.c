@@ -253,6 +253,67 @@ static void status_activity(cJSON *o, const struct km_node_stats *st,
 		(double)st->bootstrap_krpc_fallbacks, ok);
 }
 
+/* Every cap the node enforces, with its configured value and how often it
+ * bit, so an operator can see a defence at work (docs/CONTROL.md).  now or
+ * hit < 0: not tracked for this cap. */
+static void limit_cap(cJSON *lim, const char *key, double limit, double now,
+		      double hit, bool *ok)
+{
+	cJSON *o = put_obj(lim, key, ok);
+
+	put_num(o, "limit", limit, ok);
+	if (now >= 0)
+		put_num(o, "now", now, ok);
+	if (hit >= 0)
+		put_num(o, "hit", hit, ok);
+}
+
+static void status_limits(cJSON *o, struct km_node *n, km_ms now, bool *ok)
+{
+	const struct km_dht_config *dc = &km_node_config(n)->dht;
+	struct km_dht *d = km_node_dht(n);
+	struct km_node_stats st = km_node_stats(n);
+	const struct km_ratelimit *rl = km_dht_ratelimit(d);
+	struct km_ratelimit_stats rs = km_ratelimit_stats(rl);
+	struct km_table_stats ts = km_table_stats(km_dht_table(d));
+	struct km_peers_stats ps = km_peers_stats(km_dht_peers(d));
+	cJSON *lim = put_obj(o, "limits", ok), *r, *t, *a;
+
+	r = put_obj(lim, "rate", ok);
+	put_num(r, "qps", dc->rate.qps, ok);
+	put_num(r, "burst", dc->rate.burst, ok);
+	put_num(r, "ban_after_drops", dc->rate.ban_drops, ok);
+	put_num(r, "ban_window_s", (double)dc->rate.ban_window_ms / 1000, ok);
+	put_num(r, "ban_s", (double)dc->rate.ban_ms / 1000, ok);
+	put_num(r, "limited", (double)rs.limited, ok);
+	put_num(r, "banned_drops", (double)rs.banned_drops, ok);
+	put_num(r, "bans_total", (double)rs.bans, ok);
+	put_num(r, "banned_now", (double)km_ratelimit_banned_now(rl, now), ok);
+	limit_cap(lim, "rate_sources", (double)dc->rate.max_entries,
+		  (double)rs.entries, (double)rs.evictions, ok);
+	a = put_obj(lim, "amplification", ok);
+	put_num(a, "factor", dc->amplification, ok);
+	put_num(a, "unverified_reply_bps", (double)dc->unverified_reply_bps, ok);
+	put_num(a, "trimmed", (double)st.dht.replies_trimmed, ok);
+	put_num(a, "unsent", (double)st.dht.replies_unsent, ok);
+	limit_cap(lim, "transactions", (double)dc->max_transactions,
+		  (double)st.dht.transactions, (double)st.dht.tx_full, ok);
+	limit_cap(lim, "peers_stored", (double)dc->peers.max_total,
+		  (double)ps.total, (double)ps.rejected_full, ok);
+	t = put_obj(lim, "subnets", ok);
+	put_num(t, "per_bucket", dc->table.bucket_subnet_max, ok);
+	put_num(t, "per_table", dc->table.table_subnet_max, ok);
+	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.strict_subnets);
+	put_num(t, "rejected", (double)ts.rejected_subnet, ok);
+	t = put_obj(lim, "bep42", ok);
+	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.bep42_strict);
+	put_num(t, "rejected", (double)ts.rejected_bep42, ok);
+	limit_cap(lim, "table_nodes", dc->table.max_nodes,
+		  (double)km_table_size(km_dht_table(d)), -1, ok);
+	limit_cap(lim, "links", (double)km_node_config(n)->max_links,
+		  (double)st.links, -1, ok);
+}
+
 static cJSON *json_status(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
@@ -269,6 +330,7 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);
+	status_limits(o, n, now, &ok);
 	return finish(o, ok);
 }
 
