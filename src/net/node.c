@@ -239,7 +239,8 @@ static void save_state(struct km_node *n, km_ms now)
 		/* An empty table (just restarted, or cut off) must not
 		 * overwrite the nodes we would rejoin from: save those. */
 		count = n->nsaved < SAVED_MAX ? n->nsaved : SAVED_MAX;
-		memcpy(c, n->saved, count * sizeof(*c));
+		if (count > 0)
+			memcpy(c, n->saved, count * sizeof(*c));
 	}
 	len = km_state_encode(km_dht_id(n->dht), c, count, buf, cap);
 	if (len > 0 && n->cb.save_state)
