@@ -18,10 +18,15 @@
 
 #include <cJSON.h>
 
+#include "proto/base64.h"
+
 #define DEFAULT_CONTROL "control.sock"
 #define DEFAULT_TIMEOUT_S 60
 /* The longest response read: a full routing table is a few hundred KiB. */
 #define RESPONSE_MAX (64u << 20)
+
+/* Broadcast payloads: the base64 must fit the node's 4 KiB request line. */
+#define PAYLOAD_MAX 3000
 
 enum { EXIT_ERROR = 1, EXIT_CONNECT = 2 };
 
@@ -154,6 +159,32 @@ static void print_announce(const cJSON *r)
 	print_summary(r);
 }
 
+static void print_peers(const cJSON *r)
+{
+	int aw = 4;
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, r) {
+		int len = (int)strlen(str(e, "addr"));
+
+		aw = len > aw ? len : aw;
+	}
+	printf("%-40s  %-*s  %-3s  %7s  %6s  %10s  %10s  %8s  %8s\n", "ID", aw,
+	       "ADDR", "DIR", "AGE", "RTT_MS", "BYTES_IN", "BYTES_OUT",
+	       "MSGS_IN", "MSGS_OUT");
+	cJSON_ArrayForEach(e, r)
+		printf("%-40s  %-*s  %-3s  %6.0fs  %6.0f  %10.0f  %10.0f  %8.0f  "
+		       "%8.0f\n", str(e, "id"), aw, str(e, "addr"),
+		       str(e, "direction"), num(e, "age_s"), num(e, "rtt_ms"),
+		       num(e, "bytes_in"), num(e, "bytes_out"), num(e, "msgs_in"),
+		       num(e, "msgs_out"));
+}
+
+static void print_sent(const cJSON *r)
+{
+	printf("%s\n", str(r, "id"));
+}
+
 static void print_help(const cJSON *r)
 {
 	const cJSON *e;
@@ -162,17 +193,24 @@ static void print_help(const cJSON *r)
 		printf("  %-22s %s\n", str(e, "usage"), str(e, "help"));
 }
 
-/* Still to come: peers, broadcast TEXT|-, subscribe, metrics. */
 static const struct subcommand subcommands[] = {
 	{ "status", 0, 0, print_status, "status",
 	  "identity, uptime, routing table size, traffic and errors" },
 	{ "table", 0, 0, print_table, "table", "every routing table entry" },
-	{ "lookup", 1, 1, print_lookup, "lookup ID",
-	  "the k nodes closest to ID (40 hex characters)" },
-	{ "get-peers", 1, 1, print_lookup, "get-peers ID",
+	{ "lookup", 1, 2, print_lookup, "lookup ID [ipv4|ipv6]",
+	  "the k nodes closest to ID (40 hex characters), in the node's "
+	  "default family or the one named" },
+	{ "get-peers", 1, 2, print_lookup, "get-peers ID [ipv4|ipv6]",
 	  "like lookup, plus the peers announced under ID" },
-	{ "announce", 1, 2, print_announce, "announce ID [PORT]",
+	{ "announce", 1, 3, print_announce, "announce ID [PORT] [ipv4|ipv6]",
 	  "announce the node under ID (PORT: the node's own by default)" },
+	{ "peers", 0, 0, print_peers, "peers",
+	  "the overlay neighbours: direction, age, RTT and traffic" },
+	{ "broadcast", 1, 1, print_sent, "broadcast TEXT|-",
+	  "send TEXT (or stdin, with -) to every node; prints the message ID" },
+	{ "subscribe", 0, 1, NULL, "subscribe [COUNT]",
+	  "print each delivered message as `ID ORIGIN HOPS PAYLOAD` (after\n"
+	  "                         COUNT messages, exit)" },
 	{ "help", 0, 0, print_help, "help", "the commands the node knows" },
 	{ NULL, 0, 0, NULL, NULL, NULL },
 };
@@ -336,6 +374,48 @@ static char *build_request(int argc, char **argv)
 	return line;
 }
 
+/* The payload of `broadcast TEXT|-`: the argument, or stdin. */
+static bool read_payload(const char *arg, uint8_t *buf, size_t *len)
+{
+	size_t n;
+
+	if (strcmp(arg, "-") == 0) {
+		n = fread(buf, 1, PAYLOAD_MAX + 1, stdin);
+		if (ferror(stdin)) {
+			fprintf(stderr, "dht-ctl: reading stdin: %s\n",
+				strerror(errno));
+			return false;
+		}
+	} else {
+		n = strlen(arg);
+		memcpy(buf, arg, n <= PAYLOAD_MAX ? n : 0);
+	}
+	if (n == 0 || n > PAYLOAD_MAX) {
+		fprintf(stderr, "dht-ctl: broadcast: the payload must be 1 to %d "
+			"bytes\n", PAYLOAD_MAX);
+		return false;
+	}
+	*len = n;
+	return true;
+}
+
+static char *broadcast_request(const char *arg)
+{
+	static uint8_t payload[PAYLOAD_MAX + 1];
+	size_t len;
+	char *line;
+
+	if (!read_payload(arg, payload, &len))
+		return NULL;
+	line = malloc(sizeof("broadcast \n") + KM_BASE64_LEN(len));
+	if (!line)
+		return NULL;
+	strcpy(line, "broadcast ");
+	km_base64_encode(payload, len, line + strlen(line));
+	strcat(line, "\n");
+	return line;
+}
+
 /* Prints the answer; returns the exit status. */
 static int show(const char *answer, const struct subcommand *sc, bool json)
 {
@@ -365,7 +445,9 @@ static int show(const char *answer, const struct subcommand *sc, bool json)
 static int run(const char *path, const struct subcommand *sc, int argc,
 	       char **argv, int timeout_s, bool json)
 {
-	char *req = build_request(argc, argv), *answer;
+	char *req = strcmp(sc->name, "broadcast") == 0 ?
+		    broadcast_request(argv[1]) : build_request(argc, argv);
+	char *answer;
 	const char *why = "out of memory";
 	int fd, rc;
 
@@ -388,6 +470,144 @@ static int run(const char *path, const struct subcommand *sc, int argc,
 	}
 	rc = show(answer, sc, json);
 	free(answer);
+	return rc;
+}
+
+/* Subscribe: a stream of lines, read through one buffer. */
+struct line_reader {
+	int fd;
+	size_t len;
+	char buf[256 * 1024]; /* an event for a 64 KiB payload is ~88 KiB */
+};
+
+/* The next line without its newline, or NULL at EOF or on an error. */
+static char *next_line(struct line_reader *r, size_t *consumed)
+{
+	char *nl;
+
+	memmove(r->buf, r->buf + *consumed, r->len - *consumed);
+	r->len -= *consumed;
+	*consumed = 0;
+	while (!(nl = memchr(r->buf, '\n', r->len))) {
+		ssize_t n;
+
+		if (r->len == sizeof(r->buf))
+			return NULL; /* not a line we could print */
+		n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		r->len += (size_t)n;
+	}
+	*nl = '\0';
+	*consumed = (size_t)(nl - r->buf) + 1;
+	return r->buf;
+}
+
+/* Printable ASCII as is; a backslash and every other byte escaped, so a
+ * payload always prints as one line. */
+static void print_escaped(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\\')
+			fputs("\\\\", stdout);
+		else if (p[i] >= 0x20 && p[i] < 0x7f)
+			putchar(p[i]);
+		else
+			printf("\\x%02x", p[i]);
+	}
+}
+
+static bool print_event(const cJSON *ev, bool json)
+{
+	const char *b64 = str(ev, "payload_b64");
+	size_t cap = strlen(b64) / 4 * 3 + 1;
+	uint8_t *payload = malloc(cap);
+	int len = payload ? km_base64_decode(b64, payload, cap) : -1;
+
+	if (len < 0) {
+		free(payload);
+		fprintf(stderr, "dht-ctl: malformed event from the node\n");
+		return false;
+	}
+	if (json) {
+		char *txt = cJSON_PrintUnformatted(ev);
+
+		puts(txt ? txt : "null");
+		cJSON_free(txt);
+	} else {
+		printf("%s %s %.0f ", str(ev, "id"), str(ev, "origin"),
+		       num(ev, "hops"));
+		print_escaped(payload, (size_t)len);
+		putchar('\n');
+	}
+	fflush(stdout);
+	free(payload);
+	return true;
+}
+
+/* Streams events until COUNT messages, EOF or an error. */
+static int subscribe(int fd, long count, bool json)
+{
+	static struct line_reader r;
+	size_t used = 0;
+	char *line;
+	long seen = 0;
+
+	r.fd = fd;
+	while (count <= 0 || seen < count) {
+		cJSON *ev;
+		bool ok;
+
+		if (!(line = next_line(&r, &used))) {
+			fprintf(stderr, "dht-ctl: the node closed the "
+				"subscription\n");
+			return EXIT_ERROR;
+		}
+		ev = cJSON_Parse(line);
+		if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(ev, "ok"))) {
+			fprintf(stderr, "dht-ctl: %s\n", str(ev, "error"));
+			cJSON_Delete(ev);
+			return EXIT_ERROR;
+		}
+		if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ev, "event"))) {
+			cJSON_Delete(ev);
+			continue; /* the answer to the subscribe request */
+		}
+		ok = print_event(ev, json);
+		cJSON_Delete(ev);
+		if (!ok)
+			return EXIT_ERROR;
+		seen++;
+	}
+	return 0;
+}
+
+static int run_subscribe(const char *path, int argc, char **argv, bool json)
+{
+	long count = 0;
+	char *end;
+	int fd, rc;
+
+	if (argc == 2) {
+		errno = 0;
+		count = strtol(argv[1], &end, 10);
+		if (errno || end == argv[1] || *end || count < 1) {
+			fprintf(stderr, "dht-ctl: subscribe: COUNT must be a "
+				"positive number\n");
+			return EXIT_ERROR;
+		}
+	}
+	fd = connect_to(path);
+	if (fd < 0) {
+		fprintf(stderr, "dht-ctl: cannot connect to %s: %s (is dht-node "
+			"running? see --control)\n", path, strerror(errno));
+		return EXIT_CONNECT;
+	}
+	rc = send_all(fd, "subscribe\n", 10) < 0 ? EXIT_ERROR :
+	     subscribe(fd, count, json);
+	close(fd);
 	return rc;
 }
 
@@ -432,6 +652,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: dht-ctl [OPTIONS] %s\n", sc->usage);
 		return EXIT_ERROR;
 	}
-	return run(path && *path ? path : DEFAULT_CONTROL, sc, argc - optind,
-		   argv + optind, timeout_s, json);
+	path = path && *path ? path : DEFAULT_CONTROL;
+	if (strcmp(sc->name, "subscribe") == 0)
+		return run_subscribe(path, argc - optind, argv + optind, json);
+	return run(path, sc, argc - optind, argv + optind, timeout_s, json);
 }

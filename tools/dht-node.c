@@ -38,8 +38,10 @@ struct km_uv_control;
 
 struct opts {
 	long port;
-	const char *bind;
+	const char *bind[2];
+	size_t nbind;
 	bool seed;
+	const char *boot_spec[KM_NODE_MAX_BOOTSTRAP];
 	struct km_addr boot[KM_NODE_MAX_BOOTSTRAP];
 	size_t nboot;
 	const char *state_dir;
@@ -49,12 +51,17 @@ struct opts {
 	long save_interval_ms;   /* 0 = use save_interval */
 	bool strict_subnets, bep42_strict;
 	long rate_qps, rate_burst, ban_time;
+	long max_out, max_in, max_per_ip, ping_interval;
+	bool cap_loopback;
 	enum km_log_level level;
 };
 
-/* Long-only options. */
+/* Long options without a short form. */
 enum {
-	OPT_STRICT_SUBNETS = 0x100,
+	OPT_MAX_PER_IP = 256,
+	OPT_CAP_LOOPBACK,
+	OPT_PING_INTERVAL,
+	OPT_STRICT_SUBNETS,
 	OPT_BEP42_STRICT,
 	OPT_RATE_LIMIT,
 	OPT_RATE_BURST,
@@ -79,10 +86,14 @@ static void usage(FILE *f)
 "Runs a kadmesh node: KRPC over UDP and the overlay over TCP, on one port.\n"
 "\n"
 "  -p, --port N            UDP and TCP port; 0 picks a free one (default 0)\n"
-"  -b, --bind ADDR         IPv4 address to listen on (default 0.0.0.0)\n"
+"  -b, --bind ADDR         IPv4 or IPv6 address to listen on; give it twice\n"
+"                          (one of each family) for both.  Default: 0.0.0.0\n"
+"                          and ::, one routing table per family (BEP 32),\n"
+"                          or IPv4 only if the host has no IPv6\n"
 "  -s, --seed              start a new network: no bootstrap needed\n"
-"  -B, --bootstrap H:P     join through this node (repeatable, up to %d;\n"
-"                          names are resolved; IPv6 not supported yet)\n"
+"  -B, --bootstrap H:P     join through this node: HOST:PORT or\n"
+"                          [IPv6]:PORT (repeatable, up to %d; names are\n"
+"                          resolved to a family the node listens on)\n"
 "  -d, --state-dir DIR     keep the node ID (DIR/id), the routing table\n"
 "                          (DIR/nodes.dat) and the control socket\n"
 "                          (DIR/control.sock) here; created 0700 if missing.\n"
@@ -106,6 +117,14 @@ static void usage(FILE *f)
 "      --rate-burst N      queries a source may save up (default 40)\n"
 "      --ban-time SECS     ban for a source that keeps flooding past its\n"
 "                          limit (200 drops in 10 s; default 600)\n"
+"  -O, --max-out N         overlay neighbours to dial (default 8)\n"
+"  -I, --max-in N          overlay neighbours to accept (default 32)\n"
+"      --max-per-ip N      connections accepted from one IP address\n"
+"                          (default 4; 0 = no cap)\n"
+"      --cap-loopback      apply --max-per-ip to loopback addresses too\n"
+"                          (exempt by default, for local test networks)\n"
+"      --ping-interval MS  PING each neighbour every MS milliseconds\n"
+"                          (default 15000); 3 missed PONGs drop it\n"
 "  -l, --log-level LEVEL   error, warn, info or debug (default info)\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n"
@@ -130,6 +149,11 @@ static const struct option long_opts[] = {
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "rate-burst", required_argument, NULL, OPT_RATE_BURST },
 	{ "ban-time", required_argument, NULL, OPT_BAN_TIME },
+	{ "max-out", required_argument, NULL, 'O' },
+	{ "max-in", required_argument, NULL, 'I' },
+	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
+	{ "cap-loopback", no_argument, NULL, OPT_CAP_LOOPBACK },
+	{ "ping-interval", required_argument, NULL, OPT_PING_INTERVAL },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -143,7 +167,19 @@ static bool add_bootstrap(struct opts *o, const char *spec)
 			KM_NODE_MAX_BOOTSTRAP);
 		return false;
 	}
-	return km_tool_resolve(PROG, spec, &o->boot[o->nboot++]);
+	o->boot_spec[o->nboot++] = spec;
+	return true;
+}
+
+static bool add_bind(struct opts *o, const char *addr)
+{
+	if (o->nbind == 2) {
+		fprintf(stderr, PROG ": at most 2 --bind addresses, one IPv4 "
+			"and one IPv6\n");
+		return false;
+	}
+	o->bind[o->nbind++] = addr;
+	return true;
 }
 
 /* Returns 0 to go on, 1 after --help/--version, -1 on a bad option. */
@@ -151,7 +187,7 @@ static int parse_one(struct opts *o, int c)
 {
 	switch (c) {
 	case 'p': return km_tool_parse_long(PROG, "--port", optarg, 0, 65535, &o->port) ? 0 : -1;
-	case 'b': o->bind = optarg; return 0;
+	case 'b': return add_bind(o, optarg) ? 0 : -1;
 	case 's': o->seed = true; return 0;
 	case 'B': return add_bootstrap(o, optarg) ? 0 : -1;
 	case 'd': o->state_dir = optarg; return 0;
@@ -165,6 +201,11 @@ static int parse_one(struct opts *o, int c)
 	case OPT_RATE_LIMIT: return km_tool_parse_long(PROG, "--rate-limit", optarg, 0, 1000000, &o->rate_qps) ? 0 : -1;
 	case OPT_RATE_BURST: return km_tool_parse_long(PROG, "--rate-burst", optarg, 1, 1000000, &o->rate_burst) ? 0 : -1;
 	case OPT_BAN_TIME: return km_tool_parse_long(PROG, "--ban-time", optarg, 0, 86400, &o->ban_time) ? 0 : -1;
+	case 'O': return km_tool_parse_long(PROG, "--max-out", optarg, 0, 256, &o->max_out) ? 0 : -1;
+	case 'I': return km_tool_parse_long(PROG, "--max-in", optarg, 0, 1024, &o->max_in) ? 0 : -1;
+	case OPT_MAX_PER_IP: return km_tool_parse_long(PROG, "--max-per-ip", optarg, 0, 1024, &o->max_per_ip) ? 0 : -1;
+	case OPT_CAP_LOOPBACK: o->cap_loopback = true; return 0;
+	case OPT_PING_INTERVAL: return km_tool_parse_long(PROG, "--ping-interval", optarg, 100, 3600000, &o->ping_interval) ? 0 : -1;
 	case 'l':
 		if (km_tool_log_level_parse(optarg, &o->level))
 			return 0;
@@ -185,12 +226,17 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 
 	*o = (struct opts){ .k = 8, .alpha = 3, .save_interval = 60,
 			    .rate_qps = 20, .rate_burst = 40, .ban_time = 600,
-			    .level = KM_LOG_INFO };
-	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:l:hV", long_opts,
+			    .max_out = 8, .max_in = 32, .max_per_ip = 4,
+			    .ping_interval = 15000, .level = KM_LOG_INFO };
+	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:O:I:l:hV", long_opts,
 				NULL)) != -1) {
 		rc = parse_one(o, c);
 		if (rc != 0)
 			return rc;
+	}
+	if (o->max_out + o->max_in == 0) {
+		fprintf(stderr, PROG ": --max-out and --max-in cannot both be 0\n");
+		return -1;
 	}
 	if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
@@ -199,18 +245,43 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	return 0;
 }
 
-static bool bind_address(const struct opts *o, struct km_addr *out)
+/* --bind addresses, one per family; none means both wildcards. */
+static bool bind_addresses(const struct opts *o, struct km_addr *out,
+			   size_t *n)
 {
-	if (!km_addr_parse_ip(o->bind ? o->bind : "0.0.0.0", out)) {
-		fprintf(stderr, PROG ": --bind: '%s' is not an IP address\n",
-			o->bind);
+	static const char *const wildcards[2] = { "0.0.0.0", "::" };
+	const char *const *names = o->nbind ? o->bind : wildcards;
+
+	*n = o->nbind ? o->nbind : 2;
+	for (size_t i = 0; i < *n; i++) {
+		if (!km_addr_parse_ip(names[i], &out[i])) {
+			fprintf(stderr, PROG ": --bind: '%s' is not an IP "
+				"address\n", names[i]);
+			return false;
+		}
+		out[i].port = (uint16_t)o->port;
+	}
+	if (*n == 2 && out[0].family == out[1].family) {
+		fprintf(stderr, PROG ": --bind: give at most one address per "
+			"family\n");
 		return false;
 	}
-	if (out->family != KM_AF_INET4) {
-		fprintf(stderr, PROG ": --bind: IPv6 is not supported yet\n");
-		return false;
-	}
-	out->port = (uint16_t)o->port;
+	return true;
+}
+
+/* Bootstrap names resolve to a family the node listens on. */
+static bool resolve_bootstraps(struct opts *o, const struct km_addr *binds,
+			       size_t nbinds)
+{
+	unsigned families = 0;
+
+	for (size_t i = 0; i < nbinds; i++)
+		families |= binds[i].family == KM_AF_INET6 ? KM_TOOL_V6 :
+							    KM_TOOL_V4;
+	for (size_t i = 0; i < o->nboot; i++)
+		if (!km_tool_resolve(PROG, o->boot_spec[i], families,
+				     &o->boot[i]))
+			return false;
 	return true;
 }
 
@@ -219,7 +290,8 @@ static void node_config(const struct opts *o, const struct km_id *id,
 {
 	km_node_config_default(cfg);
 	cfg->dht.id = *id;
-	cfg->dht.family = KM_AF_INET4;
+	/* Lookups default to the family the node joins through. */
+	cfg->dht.family = o->nboot ? o->boot[0].family : KM_AF_INET4;
 	cfg->dht.table.k = (int)o->k;
 	cfg->dht.lookup.k = (int)o->k;
 	cfg->dht.lookup.alpha = (int)o->alpha;
@@ -233,6 +305,13 @@ static void node_config(const struct opts *o, const struct km_id *id,
 	cfg->dht.rate.qps = (unsigned)o->rate_qps;
 	cfg->dht.rate.burst = (unsigned)o->rate_burst;
 	cfg->dht.rate.ban_ms = KM_SECONDS(o->ban_time);
+	cfg->cm.max_out = (size_t)o->max_out;
+	cfg->cm.max_in = (size_t)o->max_in;
+	cfg->cm.max_per_ip = (size_t)o->max_per_ip;
+	cfg->cm.cap_loopback = o->cap_loopback;
+	cfg->ping_interval_ms = (km_ms)o->ping_interval;
+	/* Room for every neighbour plus handshakes in progress. */
+	cfg->max_links = cfg->cm.max_out + cfg->cm.max_in + 32;
 }
 
 /* --- hooks from the node ------------------------------------------------ */
@@ -257,8 +336,23 @@ static void on_lookup_done(void *user, uint64_t lookup_id,
 #endif
 }
 
+static void on_deliver(void *user, const struct km_message *m)
+{
+	struct daemon *d = user;
+
+	/* A message this node broadcast from a control request is delivered
+	 * outside the driver's loop turn: let the core's timers run soon. */
+	if (d->node)
+		km_uv_node_kick(d->node);
+#ifdef HAVE_UV_CONTROL
+	if (d->control)
+		km_control_deliver(km_uv_control_core(d->control), m);
+#endif
+}
+
 static const struct km_uv_hooks hooks = {
 	.lookup_done = on_lookup_done,
+	.deliver = on_deliver,
 	.save_state = on_save_state,
 	.log = km_tool_log_hook,
 };
@@ -383,19 +477,40 @@ static bool load_state(const struct opts *o, struct km_id *id,
 	return true;
 }
 
-static int run(struct daemon *d, const struct opts *o, const struct km_id *id,
+/* Without --bind the node tries both families, and runs IPv4 alone on a
+ * host without IPv6. */
+static int start_node(struct daemon *d, const struct opts *o,
+		      struct km_addr *binds, size_t nbinds,
+		      struct km_node_config *cfg,
+		      const struct km_contact *saved, size_t nsaved)
+{
+	int rc = km_uv_node_start(&d->loop, binds, nbinds, cfg, saved, nsaved,
+				  &hooks, d, &d->node);
+
+	if (rc < 0 && o->nbind == 0 && nbinds == 2 &&
+	    (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL)) {
+		km_tool_log(KM_LOG_WARN, "no IPv6 here (%s): IPv4 only",
+			    uv_strerror(rc));
+		rc = km_uv_node_start(&d->loop, binds, 1, cfg, saved, nsaved,
+				      &hooks, d, &d->node);
+	}
+	return rc;
+}
+
+static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 	       const struct km_contact *saved, size_t nsaved)
 {
 	struct km_node_config cfg;
-	struct km_addr bind_to;
+	struct km_addr binds[2];
+	size_t nbinds;
 	int rc;
 
-	if (!bind_address(o, &bind_to) || !control_path(o, d))
+	if (!bind_addresses(o, binds, &nbinds) ||
+	    !resolve_bootstraps(o, binds, nbinds) || !control_path(o, d))
 		return 2;
 	node_config(o, id, &cfg);
 	uv_loop_init(&d->loop);
-	rc = km_uv_node_start(&d->loop, &bind_to, &cfg, saved, nsaved, &hooks,
-			      d, &d->node);
+	rc = start_node(d, o, binds, nbinds, &cfg, saved, nsaved);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": cannot listen on port %ld: %s\n",
 			o->port, rc <= -200 ? km_strerror(rc) : uv_strerror(rc));

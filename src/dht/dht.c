@@ -21,7 +21,9 @@ void km_dht_config_default(struct km_dht_config *cfg)
 	km_table_config_default(&cfg->table);
 	km_lookup_config_default(&cfg->lookup);
 	km_peers_config_default(&cfg->peers);
-	cfg->query_timeout_ms = KM_SECONDS(4);
+	/* Two tries of 2 s fit the lookup's 4 s timeout: one lost datagram
+	 * then costs a retry instead of a node missing from the result. */
+	cfg->query_timeout_ms = KM_SECONDS(2);
 	cfg->max_transactions = 2048;
 	cfg->max_lookups = 64;
 	km_ratelimit_config_default(&cfg->rate);
@@ -213,6 +215,11 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 			dht_search_on_reply(d, tx, m, now);
 	} else {
 		d->stats.errors_in++;
+		/* Every DHT node answers ping.  An error instead (some peers
+		 * send 203 for whatever they dislike) is a failed ping: the
+		 * table awaits an outcome before it pings the node again. */
+		if (tx->kind == TX_PING)
+			km_table_on_failure(d->table, &tx->expect_id, now);
 		if (tx->kind == TX_LOOKUP)
 			dht_search_on_failure(d, tx, now);
 	}
@@ -254,6 +261,15 @@ static void expire_transactions(struct km_dht *d, km_ms now)
 	while (d->tx_queue && d->tx_queue->deadline <= now) {
 		struct tx *tx = d->tx_queue;
 
+		if (tx->kind == TX_LOOKUP && !tx->resent && dht_search_resend(d, tx)) {
+			/* Same tid, so a late answer to the first try counts. */
+			tx->resent = true;
+			tx->deadline = now + d->cfg.query_timeout_ms;
+			DL_DELETE(d->tx_queue, tx);
+			DL_APPEND(d->tx_queue, tx);
+			d->stats.resent++;
+			continue;
+		}
 		d->stats.timeouts++;
 		if (tx->id_known)
 			km_table_on_failure(d->table, &tx->expect_id, now);

@@ -33,7 +33,8 @@ struct km_dht_config {
 	struct km_lookup_config lookup;
 	struct km_peers_config peers;
 	bool read_only;                 /* BEP 43: send ro=1, answer nothing */
-	km_ms query_timeout_ms;         /* an unanswered query fails: 4 s */
+	km_ms query_timeout_ms;         /* one try of a query: 2 s; lookup
+					 * queries get a second try */
 	size_t max_transactions;        /* queries awaiting replies: 2048 */
 	size_t max_lookups;             /* lookups running at once: 64 */
 	struct km_ratelimit_config rate;/* per-source query limits and bans */
@@ -66,6 +67,7 @@ struct km_dht_stats {
 	unsigned long errors_sent;      /* 203/204 answers */
 	unsigned long unmatched_replies;/* no such transaction, or wrong sender */
 	unsigned long timeouts;
+	unsigned long resent;           /* lookup queries sent a second time */
 	unsigned long tx_full;          /* queries not sent: transaction cap */
 	unsigned long lookups_started, lookups_done;
 	unsigned long replies_trimmed;  /* cut down for an unverified source */
@@ -109,7 +111,9 @@ int km_dht_lookup(struct km_dht *d, const struct km_id *target,
 
 /* A get_peers lookup that then announces us under info_hash (port, or the
  * source port of our UDP socket when implied_port) to the closest nodes
- * that gave tokens.  lookup_done fires once the announces are sent. */
+ * that gave tokens.  port is sent even with implied_port, for receivers
+ * that ignore implied_port.  lookup_done fires once the announces are
+ * sent. */
 int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    uint16_t port, bool implied_port, uint64_t *lookup_id,
 		    km_ms now);

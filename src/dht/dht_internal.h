@@ -12,8 +12,12 @@
 /* The most values a reply of ours carries: keeps it near one MTU. */
 #define KM_DHT_REPLY_VALUES_MAX 50
 #define KM_DHT_SEND_BUF 2048
-/* The most compact nodes one 64 KiB reply can carry. */
-#define KM_DHT_SCRATCH_NODES (KM_KRPC_MAX_PACKET / KM_COMPACT_NODE4_LEN + 1)
+/* Contacts taken from one reply, and seeds taken from the table: the
+ * closest this many to the target.  A lookup keeps no more candidates than
+ * max_candidates (128 by default) anyway, and a bounded scratch keeps a node
+ * at ~5 KiB here instead of the ~100 KiB that a full 64 KiB reply's worth of
+ * contacts would cost. */
+#define KM_DHT_SCRATCH_NODES 128
 
 enum tx_kind {
 	TX_PING,     /* a table ping before eviction */
@@ -29,6 +33,7 @@ struct tx {
 	struct km_addr to;
 	struct km_id expect_id;   /* valid when id_known */
 	bool id_known;
+	bool resent;              /* TX_LOOKUP: the one retry has been sent */
 	uint64_t lookup_id;       /* TX_LOOKUP */
 	km_ms sent, deadline;
 	UT_hash_handle hh;
@@ -66,6 +71,8 @@ struct km_dht {
 	uint64_t next_lookup_id;
 
 	bool joined;              /* the self-lookup after joining has run */
+	km_ms next_short_lookup;  /* see look_again_while_short() */
+	km_ms short_every;
 	km_ms next_peer_expiry;
 	km_ms next_maintenance;   /* next ping of a questionable node */
 	struct km_dht_stats stats;
@@ -104,9 +111,13 @@ bool dht_guard_reply(struct km_dht *d, const struct km_addr *to,
 void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 			 const struct km_krpc_msg *m, km_ms now);
 void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now);
+bool dht_search_resend(struct km_dht *d, const struct tx *tx);
 km_ms dht_search_tick(struct km_dht *d, km_ms now);
 void dht_searches_free(struct km_dht *d);
+/* The reply's usable nodes of `family` (nodes or nodes6), minus d itself
+ * and port 0; when there are more than max, the max closest to target. */
 size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
+			  enum km_family family, const struct km_id *target,
 			  struct km_contact *out, size_t max);
 
 #endif

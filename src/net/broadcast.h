@@ -14,7 +14,20 @@
  * Neighbours are named by the overlay's link ids (uint64_t).  Frames go out
  * through the send callback; messages reach the application exactly once
  * through deliver.  The seen-cache and the payload cache are bounded in
- * entries and bytes, and entries expire. */
+ * entries and bytes, and entries expire.
+ *
+ * Two departures from the paper keep control traffic low on dense overlays
+ * (degree ~16 with --max-out 8): IHAVE goes to lazy_fanout random lazy peers
+ * per message rather than to all of them, and when an eager peer goes down
+ * the node at once sends an empty GRAFT ("make this link eager") to
+ * repair_grafts random lazy peers, so the tree heals before the next message
+ * instead of through IHAVE timeouts.  docs/PROTOCOL.md has the details and
+ * the measured figures.
+ *
+ * Driving it: after any call, km_bcast_tick(b, now) runs what is due and
+ * returns the next wake time.  Hop counts: the origin sends hops = 1 and each
+ * relay sends the received count + 1, so a delivered message's hops is the
+ * number of links it crossed (0 at the origin). */
 #ifndef KM_NET_BROADCAST_H
 #define KM_NET_BROADCAST_H
 
@@ -31,9 +44,13 @@ struct km_bcast_config {
 	km_ms seen_ttl_ms;        /* how long an ID is remembered: 10 min */
 	size_t cache_max_bytes;   /* payloads kept to answer GRAFT: 16 MiB */
 	km_ms cache_ttl_ms;       /* how long a payload is kept: 60 s */
-	km_ms ihave_timeout_ms;   /* wait for the payload before GRAFT: 500 ms */
+	km_ms ihave_timeout_ms;   /* wait for the payload before GRAFT: 1 s */
 	km_ms ihave_flush_ms;     /* IHAVE batching delay: 50 ms */
 	size_t max_peers;         /* neighbours tracked: 256 */
+	size_t missing_max;       /* announced, not yet received IDs: 4096 */
+	unsigned lazy_fanout;     /* lazy peers sent each IHAVE: 4; 0 = all */
+	unsigned repair_grafts;   /* lazy peers grafted when an eager one
+				     goes down: 4 */
 };
 
 void km_bcast_config_default(struct km_bcast_config *cfg);
@@ -52,7 +69,9 @@ struct km_bcast_stats {
 	unsigned long duplicates;    /* payload copies received beyond the first */
 	unsigned long relayed;       /* payload copies sent on */
 	unsigned long ihave_sent, graft_sent, prune_sent;
-	unsigned long payload_bytes_in, control_bytes_in; /* MESSAGE vs the rest */
+	/* Frame bytes (5-byte header included): MESSAGE vs IHAVE/GRAFT/PRUNE. */
+	unsigned long payload_bytes_in, control_bytes_in;
+	unsigned long payload_bytes_out, control_bytes_out;
 	unsigned long dropped;       /* malformed or over a cap */
 	size_t eager, lazy;          /* peers in each set now */
 };
@@ -65,17 +84,29 @@ struct km_bcast *km_bcast_new(const struct km_id *self,
 			      struct km_rng *rng, km_ms now);
 void km_bcast_del(struct km_bcast *b); /* NULL is a no-op */
 
-/* A neighbour link came up (eager) or went away. */
-void km_bcast_peer_up(struct km_bcast *b, uint64_t peer, km_ms now);
+/* A neighbour link came up (eager) or went away.  peer_up returns 0,
+ * KM_ERR_FULL (max_peers reached; the link then carries no broadcast) or
+ * KM_ERR_NOMEM; a repeated peer_up is a no-op.  Frames from a peer that is
+ * not up are still delivered and relayed, but change no link state. */
+int km_bcast_peer_up(struct km_bcast *b, uint64_t peer, km_ms now);
 void km_bcast_peer_down(struct km_bcast *b, uint64_t peer, km_ms now);
 
-/* Originates a message: ID = SHA-1(origin | seq | payload).  Delivers it
- * locally too, writes its ID, and returns 0 or KM_ERR_TOO_LONG. */
+/* True if peer is up and in the eager set (for `peers` and tests). */
+bool km_bcast_peer_eager(const struct km_bcast *b, uint64_t peer);
+
+/* Originates a message: ID = SHA-1(origin | seq u64 big-endian | payload);
+ * seq starts at a random value so that a restarted node does not reuse IDs.
+ * Delivers it locally too (hops 0), writes its ID, and returns 0,
+ * KM_ERR_TOO_LONG (len > KM_MESSAGE_PAYLOAD_MAX) or KM_ERR_NOMEM. */
 int km_bcast_publish(struct km_bcast *b, const uint8_t *payload, size_t len,
 		     uint8_t id[static KM_MSG_ID_LEN], km_ms now);
 
 /* A MESSAGE, IHAVE, GRAFT or PRUNE frame from a neighbour.  Returns 0, or a
- * negative KM_ERR_* for a malformed body (the caller then says GOODBYE). */
+ * negative KM_ERR_* for a malformed body (the caller then says GOODBYE):
+ * KM_ERR_TRUNCATED, KM_ERR_TRAILING, KM_ERR_TOO_LONG, KM_ERR_TOO_MANY (an ID
+ * list over KM_MSG_IDS_MAX), KM_ERR_CHECKSUM (a MESSAGE whose ID is not the
+ * hash of its origin, seq and payload), KM_ERR_UNKNOWN_TYPE (not a
+ * broadcast frame).  KM_ERR_NOMEM means the frame was dropped. */
 int km_bcast_on_frame(struct km_bcast *b, uint64_t peer, uint8_t type,
 		      const uint8_t *body, size_t len, km_ms now);
 

@@ -16,6 +16,7 @@
 
 #include <cJSON.h>
 
+#include "proto/base64.h"
 #include "proto/err.h"
 
 #define MAX_ARGS 8
@@ -24,6 +25,8 @@
 /* A lookup returns k nodes (8) and the peers it heard (256 by default). */
 #define RESULTS_MAX 256
 #define PEERS_MAX 1024
+/* Neighbours listed by `peers`: max_in + max_out stay well below. */
+#define NEIGHBOURS_MAX 1024
 
 enum pending_kind { PENDING_NONE, PENDING_LOOKUP, PENDING_ANNOUNCE };
 
@@ -33,6 +36,8 @@ struct session {
 	bool have_lookup_id;      /* false while km_node_lookup() runs */
 	uint64_t lookup_id;
 	uint16_t announce_port;
+	bool subscribed;          /* delivered messages stream to it */
+	uint8_t family;           /* of the pending lookup; KM_AF_NONE: default */
 	size_t len;
 	char line[KM_CONTROL_LINE_MAX];
 };
@@ -172,6 +177,13 @@ static void put_addr(cJSON *o, const char *key, const struct km_addr *a,
 	put_str(o, key, buf, ok);
 }
 
+static const char *family_name(uint8_t family)
+{
+	return family == KM_AF_INET6 ? "ipv6" : "ipv4";
+}
+
+static const uint8_t families[2] = { KM_AF_INET4, KM_AF_INET6 };
+
 static void status_identity(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 {
 	const struct km_node_config *cfg = km_node_config(n);
@@ -181,10 +193,29 @@ static void status_identity(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 	put_num(o, "port", cfg->port, ok);
 	put_num(o, "uptime_s", (double)(now > started ? (now - started) / 1000 : 0),
 		ok);
-	put_str(o, "family", cfg->dht.family == KM_AF_INET6 ? "ipv6" : "ipv4",
-		ok);
+	put_str(o, "family", family_name(cfg->dht.family), ok);
 	put_num(o, "k", cfg->dht.table.k, ok);
 	*ok = *ok && cJSON_AddBoolToObject(o, "read_only", cfg->dht.read_only);
+}
+
+/* "families", and the routing table size of each family and in all. */
+static void status_families(cJSON *o, struct km_node *n, bool *ok)
+{
+	cJSON *list = put_arr(o, "families", ok);
+	size_t total = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *d = km_node_dht_of(n, families[i]);
+		size_t size = d ? km_table_size(km_dht_table(d)) : 0;
+
+		if (d && *ok)
+			*ok = cJSON_AddItemToArray(list,
+				cJSON_CreateString(family_name(families[i])));
+		put_num(o, i == 0 ? "routing_table_size4" :
+				    "routing_table_size6", (double)size, ok);
+		total += size;
+	}
+	put_num(o, "routing_table_size", (double)total, ok);
 }
 
 static void status_table(cJSON *o, const struct km_table *t, bool *ok)
@@ -194,7 +225,6 @@ static void status_table(cJSON *o, const struct km_table *t, bool *ok)
 	size_t replacements = 0;
 	cJSON *sizes;
 
-	put_num(o, "routing_table_size", (double)km_table_size(t), ok);
 	put_num(o, "buckets", buckets, ok);
 	sizes = put_arr(o, "bucket_sizes", ok);
 	for (int b = 0; b < buckets && *ok; b++) {
@@ -229,6 +259,7 @@ static void status_errors(cJSON *o, const struct km_node_stats *st, bool *ok)
 	put_num(e, "errors_sent", (double)st->dht.errors_sent, ok);
 	put_num(e, "unmatched_replies", (double)st->dht.unmatched_replies, ok);
 	put_num(e, "timeouts", (double)st->dht.timeouts, ok);
+	put_num(e, "resent", (double)st->dht.resent, ok);
 	put_num(e, "tx_full", (double)st->dht.tx_full, ok);
 	put_num(e, "hellos_bad", (double)st->hellos_bad, ok);
 }
@@ -268,65 +299,149 @@ static void limit_cap(cJSON *lim, const char *key, double limit, double now,
 		put_num(o, "hit", hit, ok);
 }
 
+/* The defence counters of every family's km_dht, summed. */
+struct limit_counts {
+	struct km_ratelimit_stats rs;
+	struct km_table_stats ts;
+	size_t banned_now, transactions;
+	unsigned long tx_full, trimmed, unsent;
+};
+
+static void limit_counts(struct km_node *n, km_ms now, struct limit_counts *c)
+{
+	*c = (struct limit_counts){ 0 };
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *d = km_node_dht_of(n, families[i]);
+		const struct km_ratelimit *rl;
+		struct km_ratelimit_stats rs;
+		struct km_table_stats ts;
+		struct km_dht_stats ds;
+
+		if (!d)
+			continue;
+		rl = km_dht_ratelimit(d);
+		rs = km_ratelimit_stats(rl);
+		ts = km_table_stats(km_dht_table(d));
+		ds = km_dht_stats(d);
+		c->rs.limited += rs.limited;
+		c->rs.banned_drops += rs.banned_drops;
+		c->rs.bans += rs.bans;
+		c->rs.evictions += rs.evictions;
+		c->rs.entries += rs.entries;
+		c->ts.rejected_subnet += ts.rejected_subnet;
+		c->ts.rejected_bep42 += ts.rejected_bep42;
+		c->banned_now += km_ratelimit_banned_now(rl, now);
+		c->transactions += ds.transactions;
+		c->tx_full += ds.tx_full;
+		c->trimmed += ds.replies_trimmed;
+		c->unsent += ds.replies_unsent;
+	}
+}
+
 static void status_limits(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 {
-	const struct km_dht_config *dc = &km_node_config(n)->dht;
-	struct km_dht *d = km_node_dht(n);
+	const struct km_node_config *nc = km_node_config(n);
+	const struct km_dht_config *dc = &nc->dht;
 	struct km_node_stats st = km_node_stats(n);
-	const struct km_ratelimit *rl = km_dht_ratelimit(d);
-	struct km_ratelimit_stats rs = km_ratelimit_stats(rl);
-	struct km_table_stats ts = km_table_stats(km_dht_table(d));
-	struct km_peers_stats ps = km_peers_stats(km_dht_peers(d));
+	struct km_peers_stats ps = km_peers_stats(km_dht_peers(km_node_dht(n)));
+	struct limit_counts lc;
 	cJSON *lim = put_obj(o, "limits", ok), *r, *t, *a;
 
+	limit_counts(n, now, &lc);
 	r = put_obj(lim, "rate", ok);
 	put_num(r, "qps", dc->rate.qps, ok);
 	put_num(r, "burst", dc->rate.burst, ok);
 	put_num(r, "ban_after_drops", dc->rate.ban_drops, ok);
 	put_num(r, "ban_window_s", (double)dc->rate.ban_window_ms / 1000, ok);
 	put_num(r, "ban_s", (double)dc->rate.ban_ms / 1000, ok);
-	put_num(r, "limited", (double)rs.limited, ok);
-	put_num(r, "banned_drops", (double)rs.banned_drops, ok);
-	put_num(r, "bans_total", (double)rs.bans, ok);
-	put_num(r, "banned_now", (double)km_ratelimit_banned_now(rl, now), ok);
+	put_num(r, "limited", (double)lc.rs.limited, ok);
+	put_num(r, "banned_drops", (double)lc.rs.banned_drops, ok);
+	put_num(r, "bans_total", (double)lc.rs.bans, ok);
+	put_num(r, "banned_now", (double)lc.banned_now, ok);
 	limit_cap(lim, "rate_sources", (double)dc->rate.max_entries,
-		  (double)rs.entries, (double)rs.evictions, ok);
+		  (double)lc.rs.entries, (double)lc.rs.evictions, ok);
 	a = put_obj(lim, "amplification", ok);
 	put_num(a, "factor", dc->amplification, ok);
 	put_num(a, "unverified_reply_bps", (double)dc->unverified_reply_bps, ok);
-	put_num(a, "trimmed", (double)st.dht.replies_trimmed, ok);
-	put_num(a, "unsent", (double)st.dht.replies_unsent, ok);
+	put_num(a, "trimmed", (double)lc.trimmed, ok);
+	put_num(a, "unsent", (double)lc.unsent, ok);
 	limit_cap(lim, "transactions", (double)dc->max_transactions,
-		  (double)st.dht.transactions, (double)st.dht.tx_full, ok);
+		  (double)lc.transactions, (double)lc.tx_full, ok);
 	limit_cap(lim, "peers_stored", (double)dc->peers.max_total,
 		  (double)ps.total, (double)ps.rejected_full, ok);
 	t = put_obj(lim, "subnets", ok);
 	put_num(t, "per_bucket", dc->table.bucket_subnet_max, ok);
 	put_num(t, "per_table", dc->table.table_subnet_max, ok);
 	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.strict_subnets);
-	put_num(t, "rejected", (double)ts.rejected_subnet, ok);
+	put_num(t, "rejected", (double)lc.ts.rejected_subnet, ok);
 	t = put_obj(lim, "bep42", ok);
 	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.bep42_strict);
-	put_num(t, "rejected", (double)ts.rejected_bep42, ok);
+	put_num(t, "rejected", (double)lc.ts.rejected_bep42, ok);
 	limit_cap(lim, "table_nodes", dc->table.max_nodes,
-		  (double)km_table_size(km_dht_table(d)), -1, ok);
-	limit_cap(lim, "links", (double)km_node_config(n)->max_links,
-		  (double)st.links, -1, ok);
+		  (double)km_table_size(km_dht_table(km_node_dht(n))), -1, ok);
+	limit_cap(lim, "neighbours_in", (double)nc->cm.max_in,
+		  (double)st.neighbours.in, (double)st.neighbours.refused_full, ok);
+	limit_cap(lim, "neighbours_out", (double)nc->cm.max_out,
+		  (double)st.neighbours.out, -1, ok);
+	limit_cap(lim, "links_per_ip", (double)nc->cm.max_per_ip, -1,
+		  (double)st.neighbours.refused_ip, ok);
+	limit_cap(lim, "seen_cache", (double)nc->bcast.seen_max, -1, -1, ok);
+}
+
+static void status_neighbours(cJSON *o, const struct km_node_stats *st,
+			      bool *ok)
+{
+	cJSON *nb = put_obj(o, "neighbours", ok);
+	cJSON *b;
+
+	put_num(nb, "in", (double)st->neighbours.in, ok);
+	put_num(nb, "out", (double)st->neighbours.out, ok);
+	put_num(nb, "pending_in", (double)st->neighbours.pending_in, ok);
+	put_num(nb, "pending_out", (double)st->neighbours.pending_out, ok);
+	put_num(nb, "refused_ip", (double)st->neighbours.refused_ip, ok);
+	put_num(nb, "refused_full", (double)st->neighbours.refused_full, ok);
+	put_num(nb, "evicted", (double)st->neighbours.evicted, ok);
+	put_num(nb, "duplicates", (double)st->neighbours.duplicates, ok);
+	put_num(nb, "ping_timeouts", (double)st->ping_timeouts, ok);
+	b = put_obj(o, "broadcast", ok);
+	put_num(b, "originated", (double)st->bcast.originated, ok);
+	put_num(b, "delivered", (double)st->bcast.delivered, ok);
+	put_num(b, "duplicates", (double)st->bcast.duplicates, ok);
+	put_num(b, "relayed", (double)st->bcast.relayed, ok);
+	put_num(b, "ihave_sent", (double)st->bcast.ihave_sent, ok);
+	put_num(b, "graft_sent", (double)st->bcast.graft_sent, ok);
+	put_num(b, "prune_sent", (double)st->bcast.prune_sent, ok);
+	put_num(b, "dropped", (double)st->bcast.dropped, ok);
+	put_num(b, "eager", (double)st->bcast.eager, ok);
+	put_num(b, "lazy", (double)st->bcast.lazy, ok);
 }
 
 static cJSON *json_status(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
 	struct km_node_stats st = km_node_stats(n);
-	struct km_peers_stats ps = km_peers_stats(km_dht_peers(d));
+	struct km_peers_stats ps = { 0 };
 	cJSON *o = cJSON_CreateObject();
 	bool ok = o != NULL;
 
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *f = km_node_dht_of(n, families[i]);
+		struct km_peers_stats p;
+
+		if (!f)
+			continue;
+		p = km_peers_stats(km_dht_peers(f));
+		ps.total += p.total;
+		ps.hashes += p.hashes;
+		ps.rejected_full += p.rejected_full;
+	}
 	status_identity(o, n, now, &ok);
+	status_families(o, n, &ok);
 	status_table(o, km_dht_table(d), &ok);
 	status_traffic(o, &st, &ok);
 	status_errors(o, &st, &ok);
 	status_activity(o, &st, &ok);
+	status_neighbours(o, &st, &ok);
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);
@@ -361,17 +476,59 @@ static bool table_entry(cJSON *list, const struct km_table *t,
 	return ok;
 }
 
+/* IPv4 entries first, then IPv6; bucket 0 first within each. */
 static cJSON *json_table(struct km_node *n, km_ms now)
 {
-	const struct km_table *t = km_dht_table(km_node_dht(n));
-	int buckets = km_table_bucket_count(t);
 	cJSON *list = cJSON_CreateArray();
 	bool ok = list != NULL;
 
-	for (int b = 0; ok && b < buckets; b++)
-		for (size_t i = 0; ok && i < km_table_bucket_size(t, b); i++)
-			ok = table_entry(list, t, km_table_bucket_entry(t, b, i),
-					 b, now);
+	for (int f = 0; ok && f < 2; f++) {
+		struct km_dht *d = km_node_dht_of(n, families[f]);
+		const struct km_table *t = d ? km_dht_table(d) : NULL;
+		int buckets = t ? km_table_bucket_count(t) : 0;
+
+		for (int b = 0; ok && b < buckets; b++)
+			for (size_t i = 0; ok && i < km_table_bucket_size(t, b);
+			     i++)
+				ok = table_entry(list, t,
+						 km_table_bucket_entry(t, b, i),
+						 b, now);
+	}
+	return finish(list, ok);
+}
+
+static bool neighbour_entry(cJSON *list, const struct km_neighbour *nb,
+			    km_ms now)
+{
+	cJSON *o = cJSON_CreateObject();
+	bool ok = cJSON_AddItemToArray(list, o);
+
+	put_id(o, "id", &nb->id, &ok);
+	put_addr(o, "addr", &nb->addr, &ok);
+	put_str(o, "direction", nb->outbound ? "out" : "in", &ok);
+	put_num(o, "age_s", (double)((now > nb->since ? now - nb->since : 0) /
+				     1000), &ok);
+	put_num(o, "rtt_ms", nb->rtt_ms, &ok);
+	put_num(o, "bytes_in", (double)nb->bytes_in, &ok);
+	put_num(o, "bytes_out", (double)nb->bytes_out, &ok);
+	put_num(o, "msgs_in", (double)nb->frames_in, &ok);
+	put_num(o, "msgs_out", (double)nb->frames_out, &ok);
+	ok = ok && cJSON_AddBoolToObject(o, "eager", nb->eager);
+	return ok;
+}
+
+static cJSON *json_neighbours(struct km_node *n, km_ms now)
+{
+	struct km_neighbour *nb = malloc(NEIGHBOURS_MAX * sizeof(*nb));
+	size_t count = nb ? km_node_neighbours(n, nb, NEIGHBOURS_MAX) : 0;
+	cJSON *list = nb ? cJSON_CreateArray() : NULL;
+	bool ok = list != NULL;
+
+	if (count > NEIGHBOURS_MAX)
+		count = NEIGHBOURS_MAX;
+	for (size_t i = 0; ok && i < count; i++)
+		ok = neighbour_entry(list, &nb[i], now);
+	free(nb);
 	return finish(list, ok);
 }
 
@@ -549,8 +706,49 @@ bool km_control_pending(const struct km_control *c, uint64_t session)
 {
 	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++)
 		if (c->sessions[i] && c->sessions[i]->id == session)
-			return c->sessions[i]->pending != PENDING_NONE;
+			return c->sessions[i]->pending != PENDING_NONE ||
+			       c->sessions[i]->subscribed;
 	return false;
+}
+
+/* Broadcast */
+
+static cJSON *json_message(const struct km_message *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *b64 = malloc(KM_BASE64_LEN(m->payload_len) + 1);
+	struct km_id id, origin;
+	bool ok = o && b64;
+
+	memcpy(id.b, m->id, KM_ID_LEN);
+	memcpy(origin.b, m->origin, KM_ID_LEN);
+	put_str(o, "event", "message", &ok);
+	put_id(o, "id", &id, &ok);
+	put_id(o, "origin", &origin, &ok);
+	put_num(o, "hops", m->hops, &ok);
+	put_num(o, "size", (double)m->payload_len, &ok);
+	if (ok)
+		km_base64_encode(m->payload, m->payload_len, b64);
+	put_str(o, "payload_b64", b64, &ok);
+	free(b64);
+	return finish(o, ok);
+}
+
+void km_control_deliver(struct km_control *c, const struct km_message *m)
+{
+	cJSON *event = NULL;
+
+	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++) {
+		struct session *s = c->sessions[i];
+
+		if (!s || !s->subscribed)
+			continue;
+		if (!event && !(event = json_message(m)))
+			return;
+		/* write_json frees what it prints: each session gets a copy. */
+		write_json(c, s, cJSON_Duplicate(event, true));
+	}
+	cJSON_Delete(event);
 }
 
 /* Line handling */
@@ -723,15 +921,18 @@ static void start_lookup(struct km_control *c, struct session *s,
 	s->have_lookup_id = false;
 	c->starting = s;
 	if (announce)
-		rc = km_node_announce(c->node, target, s->announce_port, &id,
-				      now);
+		rc = km_node_announce_in(c->node, s->family, target,
+					 s->announce_port, &id, now);
 	else
-		rc = km_node_lookup(c->node, target, kind, &id, now);
+		rc = km_node_lookup_in(c->node, s->family, target, kind, &id,
+				       now);
 	c->starting = NULL;
 	if (rc < 0) {
 		s->pending = PENDING_NONE;
 		respond_error(c, s, "%s", rc == KM_ERR_FULL ?
 			      "too many lookups running; try again later" :
+			      rc == KM_ERR_INVAL ?
+			      "this node does not run that address family" :
 			      km_strerror(rc));
 		return;
 	}
@@ -768,10 +969,37 @@ static bool parse_port(struct km_control *c, struct session *s,
 	return true;
 }
 
+/* An optional last argument "ipv4" or "ipv6" picks the lookup's family;
+ * returns the arguments left, or -1 after answering an error. */
+static int parse_family(struct km_control *c, struct session *s, int argc,
+			char **argv)
+{
+	s->family = KM_AF_NONE;
+	if (argc == 0)
+		return 0;
+	if (strcmp(argv[argc - 1], "ipv4") == 0)
+		s->family = KM_AF_INET4;
+	else if (strcmp(argv[argc - 1], "ipv6") == 0)
+		s->family = KM_AF_INET6;
+	else
+		return argc;
+	return argc - 1;
+}
+
 static void cmd_status(struct km_control *c, struct session *s, int argc,
 		       char **argv, km_ms now)
 {
-	respond_ok(c, s, json_status(c->node, now));
+	cJSON *st = json_status(c->node, now);
+	size_t subscribers = 0;
+
+	for (size_t i = 0; i < KM_CONTROL_MAX_SESSIONS; i++)
+		subscribers += c->sessions[i] && c->sessions[i]->subscribed;
+	if (st && !cJSON_AddNumberToObject(st, "subscribers",
+					   (double)subscribers)) {
+		cJSON_Delete(st);
+		st = NULL;
+	}
+	respond_ok(c, s, st);
 }
 
 static void cmd_table(struct km_control *c, struct session *s, int argc,
@@ -785,6 +1013,10 @@ static void cmd_lookup(struct km_control *c, struct session *s, int argc,
 {
 	struct km_id target;
 
+	if (parse_family(c, s, argc, argv) != 1) {
+		respond_error(c, s, "usage: lookup ID [ipv4|ipv6]");
+		return;
+	}
 	if (parse_id(c, s, argv[0], &target))
 		start_lookup(c, s, &target, KM_LOOKUP_FIND_NODE, false, now);
 }
@@ -794,6 +1026,10 @@ static void cmd_get_peers(struct km_control *c, struct session *s, int argc,
 {
 	struct km_id target;
 
+	if (parse_family(c, s, argc, argv) != 1) {
+		respond_error(c, s, "usage: get-peers ID [ipv4|ipv6]");
+		return;
+	}
 	if (parse_id(c, s, argv[0], &target))
 		start_lookup(c, s, &target, KM_LOOKUP_GET_PEERS, false, now);
 }
@@ -803,12 +1039,64 @@ static void cmd_announce(struct km_control *c, struct session *s, int argc,
 {
 	struct km_id target;
 
+	argc = parse_family(c, s, argc, argv);
+	if (argc < 1 || argc > 2) {
+		respond_error(c, s, "usage: announce ID [PORT] [ipv4|ipv6]");
+		return;
+	}
 	if (!parse_id(c, s, argv[0], &target))
 		return;
 	s->announce_port = km_node_config(c->node)->port;
 	if (argc == 2 && !parse_port(c, s, argv[1], &s->announce_port))
 		return;
 	start_lookup(c, s, &target, KM_LOOKUP_GET_PEERS, true, now);
+}
+
+static void cmd_peers(struct km_control *c, struct session *s, int argc,
+		      char **argv, km_ms now)
+{
+	respond_ok(c, s, json_neighbours(c->node, now));
+}
+
+static void cmd_broadcast(struct km_control *c, struct session *s, int argc,
+			  char **argv, km_ms now)
+{
+	/* The request line bounds the base64, so this is at most ~3 KiB. */
+	size_t cap = strlen(argv[0]) / 4 * 3 + 1;
+	uint8_t *payload = malloc(cap), id[KM_MSG_ID_LEN];
+	int len = payload ? km_base64_decode(argv[0], payload, cap) : KM_ERR_NOMEM;
+	cJSON *o;
+	struct km_id mid;
+	bool ok;
+
+	int rc = len;
+
+	if (len >= 0)
+		rc = km_node_broadcast(c->node, payload, (size_t)len, id, now);
+	free(payload);
+	if (rc < 0)
+		len = rc;
+	if (len < 0) {
+		respond_error(c, s, "%s", len == KM_ERR_SYNTAX ?
+			      "payload is not base64" : km_strerror(len));
+		return;
+	}
+	o = cJSON_CreateObject();
+	ok = o != NULL;
+	memcpy(mid.b, id, KM_ID_LEN);
+	put_id(o, "id", &mid, &ok);
+	put_num(o, "size", len, &ok);
+	respond_ok(c, s, finish(o, ok));
+}
+
+static void cmd_subscribe(struct km_control *c, struct session *s, int argc,
+			  char **argv, km_ms now)
+{
+	cJSON *o = cJSON_CreateObject();
+	bool ok = o && cJSON_AddTrueToObject(o, "subscribed");
+
+	s->subscribed = true;
+	respond_ok(c, s, finish(o, ok));
 }
 
 static void cmd_help(struct km_control *c, struct session *s, int argc,
@@ -837,12 +1125,19 @@ static const struct command commands[] = {
 	  "identity, uptime, routing table size and traffic counters" },
 	{ "table", cmd_table, 0, 0, "table",
 	  "every routing table entry" },
-	{ "lookup", cmd_lookup, 1, 1, "lookup ID",
-	  "the k nodes closest to ID, by an iterative find_node" },
-	{ "get-peers", cmd_get_peers, 1, 1, "get-peers ID",
+	{ "lookup", cmd_lookup, 1, 2, "lookup ID [ipv4|ipv6]",
+	  "the k nodes closest to ID, by an iterative find_node (in the "
+	  "node's default family unless one is named)" },
+	{ "get-peers", cmd_get_peers, 1, 2, "get-peers ID [ipv4|ipv6]",
 	  "like lookup, with get_peers, plus the peers announced under ID" },
-	{ "announce", cmd_announce, 1, 2, "announce ID [PORT]",
+	{ "announce", cmd_announce, 1, 3, "announce ID [PORT] [ipv4|ipv6]",
 	  "announce this node under ID (PORT defaults to the node's port)" },
+	{ "peers", cmd_peers, 0, 0, "peers",
+	  "the overlay neighbours: id, addr, direction, age, rtt, traffic" },
+	{ "broadcast", cmd_broadcast, 1, 1, "broadcast BASE64",
+	  "send the base64-decoded payload to every node" },
+	{ "subscribe", cmd_subscribe, 0, 0, "subscribe",
+	  "stream every delivered broadcast message as an event line" },
 	{ "help", cmd_help, 0, 0, "help", "this list" },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };

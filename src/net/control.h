@@ -41,6 +41,11 @@ void km_control_closed(struct km_control *c, uint64_t session);
  * that saw the client half-close keeps the session open until then. */
 bool km_control_pending(const struct km_control *c, uint64_t session);
 
+/* A broadcast message was delivered: every subscribed session gets an
+ * event line.  A subscriber that does not read is the driver's to drop
+ * (its write queue is bounded). */
+void km_control_deliver(struct km_control *c, const struct km_message *m);
+
 /* Returns true if a session was waiting for this lookup. */
 bool km_control_lookup_done(struct km_control *c, uint64_t lookup_id,
 			    const struct km_lookup *lk);

@@ -4,6 +4,8 @@
 
 #include <uthash.h>
 
+#include "net/broadcast.h"
+#include "net/connmgr.h"
 #include "net/node.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -28,6 +30,16 @@ struct link {
 	struct km_hello hello;    /* the peer's, once LINK_UP */
 	struct km_frame_decoder dec;
 	km_ms deadline;           /* handshake must finish by then */
+	/* Neighbours (see connmgr.h) stay up and are pinged. */
+	bool neighbour;
+	bool join_only;           /* close once the PEER_LIST is in */
+	km_ms up_since;
+	km_ms next_ping;
+	km_ms ping_sent;
+	uint64_t ping_nonce;
+	int pings_unanswered;
+	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
+	uint64_t bytes_in, bytes_out, frames_in, frames_out;
 	UT_hash_handle hh;
 };
 
@@ -38,17 +50,28 @@ struct bootstrap {
 	bool in_progress;
 };
 
+/* One address family's DHT; the km_dht callbacks get this as user, so
+ * that lookup ids can be told apart by family. */
+struct node_family {
+	struct km_node *n;
+	struct km_dht *dht;       /* NULL: the node does not run this family */
+	unsigned index;           /* 0 IPv4, 1 IPv6 */
+};
+
 struct km_node {
 	struct km_node_config cfg;
 	struct km_node_callbacks cb;
 	void *user;
 	struct km_rng *rng;
-	struct km_dht *dht;
+	struct km_dht *dht;       /* the default family's, never NULL */
+	struct node_family fam[2];
 	struct km_node_stats stats;
 	km_ms started_at;
 
 	struct link *links;
 	size_t nlinks;
+	struct km_connmgr *cm;
+	struct km_bcast *bcast;
 	uint64_t next_conn;
 
 	struct bootstrap bootstrap[KM_NODE_MAX_BOOTSTRAP];
@@ -66,10 +89,13 @@ void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void node_bootstrap_failed(struct km_node *n, int index, km_ms now);
 void node_bootstrap_succeeded(struct km_node *n, int index);
+/* The DHT of family, or NULL; node_verify() pings addr on it if any. */
+struct km_dht *node_dht_for(struct km_node *n, uint8_t family);
+void node_verify(struct km_node *n, const struct km_addr *addr, km_ms now);
 
 /* node_link.c */
 struct link *link_open(struct km_node *n, const struct km_addr *remote,
-		       bool outbound, km_ms now);
+		       bool outbound, const struct km_id *id, km_ms now);
 struct link *link_find(struct km_node *n, uint64_t conn);
 void link_close(struct km_node *n, struct link *l, int reason,
 		const char *text, km_ms now);
@@ -78,5 +104,14 @@ void link_on_bytes(struct km_node *n, struct link *l, const uint8_t *buf,
 		   size_t len, km_ms now);
 void link_on_closed(struct km_node *n, struct link *l, km_ms now);
 km_ms links_tick(struct km_node *n, km_ms now);
+void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
+		     const uint8_t *payload, size_t len);
+
+/* node_neighbours.c: the connection manager and broadcast, wired in. */
+int neighbours_init(struct km_node *n, km_ms now);
+void neighbours_free(struct km_node *n);
+km_ms neighbours_tick(struct km_node *n, km_ms now);
+void neighbour_up(struct km_node *n, struct link *l, km_ms now);
+void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
 
 #endif

@@ -1,6 +1,10 @@
-/* Overlay links: the TCP side of a node.  For now a link carries the join
- * handshake of the original design -- HELLO both ways, then PEER_LIST from
- * the side that was contacted -- plus PING/PONG and GOODBYE. */
+/* Overlay links: the TCP side of a node.  Every link starts with the join
+ * handshake -- HELLO both ways, then PEER_LIST from the side that was
+ * contacted -- and the connection manager then decides whether it stays as
+ * a neighbour (pinged, carrying broadcast frames) or closes.  A contacted
+ * node that is full sends PEER_LIST and GOODBYE FULL instead of its HELLO,
+ * so a newcomer can still join through it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,10 +12,12 @@
 #include "net/node_internal.h"
 #include "proto/err.h"
 
-/* An established link with no traffic for this long is closed: until the
- * connection manager keeps neighbours, links only serve the handshake. */
-#define LINK_IDLE_MS KM_MINUTES(2)
+/* A link that is up but not a neighbour (it only waits for its PEER_LIST)
+ * gets this long between frames. */
+#define LINK_IDLE_MS KM_SECONDS(30)
 #define NO_GOODBYE (-1)
+/* Frames up to this size are built on the stack and sent in one piece. */
+#define SMALL_FRAME (KM_FRAME_HEADER_LEN + KM_PEER_LIST_MAX_LEN)
 
 struct link *link_find(struct km_node *n, uint64_t conn)
 {
@@ -22,12 +28,17 @@ struct link *link_find(struct km_node *n, uint64_t conn)
 }
 
 struct link *link_open(struct km_node *n, const struct km_addr *remote,
-		       bool outbound, km_ms now)
+		       bool outbound, const struct km_id *id, km_ms now)
 {
 	struct link *l;
 
-	if (n->nlinks >= n->cfg.max_links || !(l = calloc(1, sizeof(*l))))
+	if (n->nlinks >= n->cfg.max_links ||
+	    km_connmgr_opened(n->cm, n->next_conn, remote, outbound, id, now) < 0)
 		return NULL;
+	if (!(l = calloc(1, sizeof(*l)))) {
+		km_connmgr_closed(n->cm, n->next_conn, now);
+		return NULL;
+	}
 	l->conn = n->next_conn++;
 	l->outbound = outbound;
 	l->bootstrap = -1;
@@ -50,20 +61,35 @@ static void link_free(struct km_node *n, struct link *l, km_ms now)
 	 * whatever the reason: fall back to KRPC. */
 	if (l->bootstrap >= 0)
 		node_bootstrap_failed(n, l->bootstrap, now);
+	neighbour_lost(n, l, now);
 	HASH_DEL(n->links, l);
 	n->nlinks--;
 	km_frame_decoder_free(&l->dec);
 	free(l);
 }
 
-static void send_frame(struct km_node *n, struct link *l, uint8_t type,
-		       const uint8_t *payload, size_t len)
+/* Large frames (MESSAGE) go out as header and body, not copied. */
+void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
+		     const uint8_t *payload, size_t len)
 {
-	uint8_t buf[KM_FRAME_HEADER_LEN + KM_PEER_LIST_MAX_LEN];
-	int w = km_frame_encode(buf, sizeof(buf), type, payload, len);
+	uint8_t buf[SMALL_FRAME];
+	int w;
 
-	if (w > 0)
-		n->cb.tcp_send(n->user, l->conn, buf, (size_t)w);
+	if (len <= SMALL_FRAME - KM_FRAME_HEADER_LEN) {
+		w = km_frame_encode(buf, sizeof(buf), type, payload, len);
+		if (w > 0)
+			n->cb.tcp_send(n->user, l->conn, buf, (size_t)w);
+	} else {
+		w = km_frame_write_header(buf, type, len);
+		if (w > 0) {
+			n->cb.tcp_send(n->user, l->conn, buf, (size_t)w);
+			n->cb.tcp_send(n->user, l->conn, payload, len);
+		}
+	}
+	if (w > 0) {
+		l->frames_out++;
+		l->bytes_out += KM_FRAME_HEADER_LEN + len;
+	}
 }
 
 static void send_hello(struct km_node *n, struct link *l)
@@ -80,7 +106,7 @@ static void send_hello(struct km_node *n, struct link *l)
 	memcpy(h.id, km_dht_id(n->dht)->b, KM_NODE_ID_LEN);
 	len = km_hello_encode(body, sizeof(body), &h);
 	if (len > 0)
-		send_frame(n, l, KM_FRAME_HELLO, body, (size_t)len);
+		link_send_frame(n, l, KM_FRAME_HELLO, body, (size_t)len);
 }
 
 void link_close(struct km_node *n, struct link *l, int reason,
@@ -94,7 +120,7 @@ void link_close(struct km_node *n, struct link *l, int reason,
 		strncpy(g.text, text, KM_GOODBYE_TEXT_MAX);
 		len = km_goodbye_encode(body, sizeof(body), &g);
 		if (len > 0)
-			send_frame(n, l, KM_FRAME_GOODBYE, body, (size_t)len);
+			link_send_frame(n, l, KM_FRAME_GOODBYE, body, (size_t)len);
 	}
 	n->cb.tcp_close(n->user, l->conn);
 	link_free(n, l, now);
@@ -112,10 +138,13 @@ void link_on_connected(struct km_node *n, struct link *l, km_ms now)
 	send_hello(n, l);
 }
 
-static bool contains(const struct km_peer *peers, size_t n, const struct km_id *id)
+/* A dual-stack node is listed once per family, with the same ID. */
+static bool contains(const struct km_peer *peers, size_t n,
+		     const struct km_contact *c)
 {
 	for (size_t i = 0; i < n; i++)
-		if (memcmp(peers[i].id, id->b, KM_ID_LEN) == 0)
+		if (memcmp(peers[i].id, c->id.b, KM_ID_LEN) == 0 &&
+		    peers[i].addr.family == c->addr.family)
 			return true;
 	return false;
 }
@@ -123,7 +152,7 @@ static bool contains(const struct km_peer *peers, size_t n, const struct km_id *
 static size_t add_peer(struct km_peer *peers, size_t count,
 		       const struct km_contact *c, const struct km_hello *asker)
 {
-	if (count >= KM_PEER_LIST_MAX || contains(peers, count, &c->id) ||
+	if (count >= KM_PEER_LIST_MAX || contains(peers, count, c) ||
 	    memcmp(c->id.b, asker->id, KM_ID_LEN) == 0)
 		return count;
 	memcpy(peers[count].id, c->id.b, KM_ID_LEN);
@@ -131,14 +160,15 @@ static size_t add_peer(struct km_peer *peers, size_t count,
 	return count + 1;
 }
 
-/* The newcomer's closest known nodes, plus a few random ones. */
-static size_t build_peer_list(struct km_node *n, const struct km_hello *asker,
-			      struct km_peer *peers)
+/* From one table: the newcomer's closest known nodes, plus a few random
+ * ones. */
+static size_t add_from_table(struct km_node *n, const struct km_table *t,
+			     const struct km_hello *asker,
+			     struct km_peer *peers, size_t count)
 {
-	const struct km_table *t = km_dht_table(n->dht);
 	struct km_contact close[PEER_LIST_CLOSEST];
 	struct km_id target;
-	size_t count = 0, found;
+	size_t found;
 
 	memcpy(target.b, asker->id, KM_ID_LEN);
 	found = km_table_closest(t, &target, PEER_LIST_CLOSEST, close);
@@ -157,6 +187,23 @@ static size_t build_peer_list(struct km_node *n, const struct km_hello *asker,
 	return count;
 }
 
+/* Both families' tables, so that a dual-stack newcomer fills both. */
+static size_t build_peer_list(struct km_node *n, const struct km_hello *asker,
+			      struct km_peer *peers)
+{
+	static const uint8_t families[2] = { KM_AF_INET4, KM_AF_INET6 };
+	size_t count = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *d = node_dht_for(n, families[i]);
+
+		if (d)
+			count = add_from_table(n, km_dht_table(d), asker, peers,
+					       count);
+	}
+	return count;
+}
+
 static void send_peer_list(struct km_node *n, struct link *l)
 {
 	struct km_peer peers[KM_PEER_LIST_MAX];
@@ -165,7 +212,7 @@ static void send_peer_list(struct km_node *n, struct link *l)
 	int len = km_peer_list_encode(body, sizeof(body), peers, count);
 
 	if (len > 0) {
-		send_frame(n, l, KM_FRAME_PEER_LIST, body, (size_t)len);
+		link_send_frame(n, l, KM_FRAME_PEER_LIST, body, (size_t)len);
 		n->stats.peer_lists_out++;
 	}
 }
@@ -178,7 +225,7 @@ static void verify_peer(struct km_node *n, const struct link *l, km_ms now)
 	if (l->hello.listen_port == 0)
 		return;
 	udp.port = l->hello.listen_port;
-	km_dht_ping_addr(n->dht, &udp, now);
+	node_verify(n, &udp, now);
 }
 
 static int hello_refusal(const struct km_node *n, const struct km_hello *h)
@@ -190,6 +237,49 @@ static int hello_refusal(const struct km_node *n, const struct km_hello *h)
 	if (memcmp(h->id, km_dht_id(n->dht)->b, KM_ID_LEN) == 0)
 		return KM_BYE_SELF;
 	return -1;
+}
+
+/* Closes the other link the connection manager gave up for l. */
+static void close_other(struct km_node *n, uint64_t conn, int reason,
+			const char *text, km_ms now)
+{
+	struct link *other = link_find(n, conn);
+
+	if (other)
+		link_close(n, other, reason, text, now);
+}
+
+/* The HELLO was fine: the connection manager decides what the link is. */
+static bool admit(struct km_node *n, struct link *l, km_ms now)
+{
+	struct km_id id;
+	uint64_t other = 0;
+	enum km_cm_verdict v;
+
+	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	v = km_connmgr_hello(n->cm, l->conn, &id, now, &other);
+	if (v == KM_CM_DUPLICATE) {
+		link_close(n, l, KM_BYE_DUPLICATE, "already connected", now);
+		return false;
+	}
+	if (v == KM_CM_FULL) {
+		send_peer_list(n, l);
+		link_close(n, l, KM_BYE_FULL, "no free inbound slot", now);
+		return false;
+	}
+	if (v == KM_CM_REPLACE)
+		close_other(n, other, KM_BYE_DUPLICATE, "already connected", now);
+	else if (v == KM_CM_EVICT)
+		close_other(n, other, KM_BYE_FULL, "evicted for diversity", now);
+	l->state = LINK_UP;
+	l->join_only = v == KM_CM_JOIN_ONLY;
+	if (!l->outbound) {
+		send_hello(n, l);
+		send_peer_list(n, l);
+	}
+	if (!l->join_only)
+		neighbour_up(n, l, now);
+	return true;
 }
 
 static bool on_hello(struct km_node *n, struct link *l,
@@ -210,13 +300,8 @@ static bool on_hello(struct km_node *n, struct link *l,
 		return false;
 	}
 	n->stats.hellos_ok++;
-	l->state = LINK_UP;
 	verify_peer(n, l, now);
-	if (!l->outbound) {
-		send_hello(n, l);
-		send_peer_list(n, l);
-	}
-	return true;
+	return admit(n, l, now);
 }
 
 static bool on_peer_list(struct km_node *n, struct link *l,
@@ -225,19 +310,22 @@ static bool on_peer_list(struct km_node *n, struct link *l,
 	struct km_peer peers[KM_PEER_LIST_MAX];
 	int count = km_peer_list_decode(f->payload, f->len, peers, KM_PEER_LIST_MAX);
 
-	if (l->state != LINK_UP || !l->outbound || count < 0) {
+	/* A full node answers with PEER_LIST before (instead of) HELLO. */
+	if (l->state == LINK_CONNECTING || !l->outbound || count < 0) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad PEER_LIST", now);
 		return false;
 	}
 	n->stats.peer_lists_in++;
 	/* Nothing enters the routing table until it answers over KRPC. */
 	for (int i = 0; i < count; i++)
-		if (peers[i].addr.family == n->cfg.dht.family)
-			km_dht_ping_addr(n->dht, &peers[i].addr, now);
+		node_verify(n, &peers[i].addr, now);
 	if (l->bootstrap >= 0) {
 		node_bootstrap_succeeded(n, l->bootstrap);
 		l->bootstrap = -1;
 	}
+	/* A neighbour stays; a full node's GOODBYE comes next. */
+	if (l->state != LINK_UP || !l->join_only)
+		return true;
 	link_close(n, l, KM_BYE_NORMAL, "joined", now);
 	return false;
 }
@@ -253,7 +341,45 @@ static bool on_ping(struct km_node *n, struct link *l, const struct km_frame *f,
 		return false;
 	}
 	km_ping_encode(body, sizeof(body), nonce);
-	send_frame(n, l, KM_FRAME_PONG, body, sizeof(body));
+	link_send_frame(n, l, KM_FRAME_PONG, body, sizeof(body));
+	return true;
+}
+
+static bool on_pong(struct km_node *n, struct link *l, const struct km_frame *f,
+		    km_ms now)
+{
+	uint64_t nonce;
+
+	if (km_ping_decode(f->payload, f->len, &nonce) < 0) {
+		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad PONG", now);
+		return false;
+	}
+	/* Only the answer to our last PING counts: a peer cannot keep a
+	 * dead link alive with PONGs it makes up. */
+	if (l->pings_unanswered > 0 && nonce == l->ping_nonce) {
+		l->pings_unanswered = 0;
+		l->rtt_ms = (uint32_t)(now - l->ping_sent);
+	}
+	return true;
+}
+
+static bool on_broadcast(struct km_node *n, struct link *l,
+			 const struct km_frame *f, km_ms now)
+{
+	int rc;
+
+	if (!l->neighbour)
+		return true; /* a link that is closing anyway */
+	rc = km_bcast_on_frame(n->bcast, l->conn, f->type, f->payload, f->len,
+			       now);
+	if (rc < 0 && rc != KM_ERR_NOMEM) {
+		char text[64];
+
+		snprintf(text, sizeof(text), "bad %s: %s",
+			 km_frame_type_name(f->type), km_strerror(rc));
+		link_close(n, l, KM_BYE_PROTOCOL_ERROR, text, now);
+		return false;
+	}
 	return true;
 }
 
@@ -275,7 +401,7 @@ static bool handle_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
 	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
-	    f->type != KM_FRAME_GOODBYE) {
+	    f->type != KM_FRAME_GOODBYE && f->type != KM_FRAME_PEER_LIST) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "HELLO first", now);
 		return false;
 	}
@@ -284,9 +410,15 @@ static bool handle_frame(struct km_node *n, struct link *l,
 	case KM_FRAME_HELLO: return on_hello(n, l, f, now);
 	case KM_FRAME_PEER_LIST: return on_peer_list(n, l, f, now);
 	case KM_FRAME_PING: return on_ping(n, l, f, now);
+	case KM_FRAME_PONG: return on_pong(n, l, f, now);
 	case KM_FRAME_GOODBYE: return on_goodbye(n, l, f, now);
-	default: return true; /* PONG, MESSAGE: not used yet */
+	default: break;
 	}
+	if (km_bcast_handles(f->type))
+		return on_broadcast(n, l, f, now);
+	/* The decoder knows it, but this build has no use for it here. */
+	link_close(n, l, KM_BYE_PROTOCOL_ERROR, "unexpected frame type", now);
+	return false;
 }
 
 void link_on_bytes(struct km_node *n, struct link *l, const uint8_t *buf,
@@ -303,9 +435,36 @@ void link_on_bytes(struct km_node *n, struct link *l, const uint8_t *buf,
 		}
 		buf += used;
 		len -= used;
-		if (rc == 1 && !handle_frame(n, l, &f, now))
-			return;
+		l->bytes_in += used;
+		if (rc == 1) {
+			l->frames_in++;
+			if (!handle_frame(n, l, &f, now))
+				return;
+		}
 	}
+}
+
+/* Heartbeat: a PING every ping_interval_ms; a neighbour that leaves
+ * pings_missed_max of them unanswered is dead.  Returns false once l has
+ * been closed. */
+static bool ping_due(struct km_node *n, struct link *l, km_ms now)
+{
+	uint8_t body[KM_PING_LEN];
+
+	if (now < l->next_ping)
+		return true;
+	if (l->pings_unanswered >= n->cfg.pings_missed_max) {
+		n->stats.ping_timeouts++;
+		link_close(n, l, KM_BYE_TIMEOUT, "no PONG", now);
+		return false;
+	}
+	l->ping_nonce = km_rng_u64(n->rng);
+	l->ping_sent = now;
+	l->pings_unanswered++;
+	l->next_ping = now + n->cfg.ping_interval_ms;
+	km_ping_encode(body, sizeof(body), l->ping_nonce);
+	link_send_frame(n, l, KM_FRAME_PING, body, sizeof(body));
+	return true;
 }
 
 km_ms links_tick(struct km_node *n, km_ms now)
@@ -314,12 +473,16 @@ km_ms links_tick(struct km_node *n, km_ms now)
 	km_ms wake = 0;
 
 	HASH_ITER(hh, n->links, l, tmp) {
+		if (l->neighbour) {
+			if (ping_due(n, l, now))
+				wake = km_ms_earliest(wake, l->next_ping);
+			continue;
+		}
 		if (l->deadline <= now) {
 			link_close(n, l, KM_BYE_TIMEOUT, "timeout", now);
 			continue;
 		}
-		if (wake == 0 || l->deadline < wake)
-			wake = l->deadline;
+		wake = km_ms_earliest(wake, l->deadline);
 	}
 	return wake;
 }

@@ -9,7 +9,13 @@
  * Timers: instead of running km_node_tick() after every datagram, an event
  * "kicks" the one timer to fire at once, so a burst of events read in one
  * poll costs one tick, which then re-arms the timer for whatever the core
- * asks for. */
+ * asks for.
+ *
+ * UDP in bulk: libuv reads up to RECV_BATCH datagrams per recvmmsg call,
+ * and the replies the core sends while it handles them are gathered and
+ * leave in one sendmmsg when the batch ends, so a busy node makes two
+ * system calls per batch rather than two per query. */
+#define _GNU_SOURCE /* sendmmsg */
 #include "net/uv_node.h"
 
 #include <errno.h>
@@ -35,6 +41,22 @@
 #define BIND_ATTEMPTS 8
 #define MAX_SLEEP_MS 60000
 #define RNG_POOL 256
+/* libuv hands recvmmsg one 64 KiB chunk per datagram, at most 20; pages a
+ * datagram never touches stay unmapped. */
+#define UDP_CHUNK (64 * 1024)
+#define RECV_BATCH 20
+#define SEND_BATCH 32
+#define SEND_MAX 1500 /* larger datagrams skip the batch */
+
+/* Replies gathered while a batch of datagrams is being handled. */
+struct send_batch {
+	struct mmsghdr msg[SEND_BATCH];
+	struct iovec iov[SEND_BATCH];
+	struct sockaddr_storage to[SEND_BATCH];
+	uint8_t buf[SEND_BATCH][SEND_MAX];
+	size_t n;
+	bool open; /* inside a recvmmsg batch: gather, do not send */
+};
 
 struct os_rng {
 	uint8_t pool[RNG_POOL];
@@ -71,17 +93,18 @@ struct udp_req {
 };
 
 /* One UDP socket and one TCP listener on the same port.  There is one pair
- * per address family; IPv6 (a second km_dht) will add the second. */
+ * per address family, each with its own km_dht behind it (BEP 32). */
 struct sock_pair {
 	uv_udp_t udp;
 	uv_tcp_t listener;
 	enum km_family family;
 	struct km_uv_node *u;
+	struct send_batch out;
 };
 
 struct km_uv_node {
 	uv_loop_t *loop;
-	struct sock_pair socks[1];
+	struct sock_pair socks[2];
 	size_t nsocks;
 	uv_timer_t timer;
 	struct km_node *node;
@@ -99,7 +122,7 @@ struct km_uv_node {
 	bool stopping;
 	void (*done)(void *user);
 	void *done_user;
-	uint8_t udp_buf[65536];
+	uint8_t *udp_buf; /* RECV_BATCH chunks of UDP_CHUNK */
 	uint8_t tcp_buf[65536];
 };
 
@@ -470,6 +493,51 @@ static void udp_queue(struct sock_pair *sp, const struct sockaddr *sa,
 	u->udp_queued += len;
 }
 
+/* Sends the gathered replies with one sendmmsg; what the socket does not
+ * take goes through libuv's queue, like any datagram that meets EAGAIN. */
+static void batch_flush(struct sock_pair *sp)
+{
+	struct send_batch *b = &sp->out;
+	size_t done = 0;
+	uv_os_fd_t fd;
+
+	if (b->n > 0 && sp->u->udp_queued == 0 &&
+	    uv_fileno((uv_handle_t *)&sp->udp, &fd) == 0) {
+		while (done < b->n) {
+			int n = sendmmsg(fd, b->msg + done,
+					 (unsigned)(b->n - done), 0);
+
+			if (n <= 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			done += (size_t)n;
+		}
+	}
+	for (; done < b->n; done++)
+		udp_queue(sp, (const struct sockaddr *)&b->to[done], b->buf[done],
+			  b->iov[done].iov_len);
+	b->n = 0;
+}
+
+static void batch_add(struct sock_pair *sp, const struct sockaddr_storage *ss,
+		      const uint8_t *buf, size_t len)
+{
+	struct send_batch *b = &sp->out;
+	size_t i = b->n++;
+
+	memcpy(b->buf[i], buf, len);
+	b->to[i] = *ss;
+	b->iov[i] = (struct iovec){ .iov_base = b->buf[i], .iov_len = len };
+	b->msg[i].msg_hdr = (struct msghdr){
+		.msg_name = &b->to[i],
+		.msg_namelen = ss->ss_family == AF_INET6 ?
+			sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+		.msg_iov = &b->iov[i], .msg_iovlen = 1 };
+	if (b->n == SEND_BATCH)
+		batch_flush(sp);
+}
+
 static void node_udp_send(void *user, const struct km_addr *to,
 			  const uint8_t *buf, size_t len)
 {
@@ -482,6 +550,10 @@ static void node_udp_send(void *user, const struct km_addr *to,
 	if (!sp || uv_is_closing((uv_handle_t *)&sp->udp) ||
 	    km_uv_addr_to_sockaddr(to, &ss) < 0)
 		return;
+	if (sp->out.open && len <= SEND_MAX) {
+		batch_add(sp, &ss, buf, len);
+		return;
+	}
 	rc = uv_udp_try_send(&sp->udp, &b, 1, (const struct sockaddr *)&ss);
 	if (rc == UV_EAGAIN)
 		udp_queue(sp, (const struct sockaddr *)&ss, buf, len);
@@ -514,7 +586,16 @@ static void node_log(void *user, enum km_log_level level, const char *msg)
 		u->hooks.log(u->user, level, msg);
 }
 
+static void node_deliver(void *user, const struct km_message *m)
+{
+	struct km_uv_node *u = user;
+
+	if (u->hooks.deliver)
+		u->hooks.deliver(u->user, m);
+}
+
 static const struct km_node_callbacks node_callbacks = {
+	.deliver = node_deliver,
 	.udp_send = node_udp_send,
 	.tcp_connect = node_tcp_connect,
 	.tcp_send = node_tcp_send,
@@ -530,7 +611,9 @@ static void on_udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct sock_pair *sp = h->data;
 
-	*buf = uv_buf_init((char *)sp->u->udp_buf, sizeof(sp->u->udp_buf));
+	/* libuv calls back once per datagram and once more at the end of the
+	 * batch, always before the next alloc, so one buffer serves all. */
+	*buf = uv_buf_init((char *)sp->u->udp_buf, UDP_CHUNK * RECV_BATCH);
 }
 
 static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
@@ -540,8 +623,16 @@ static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
 	struct km_uv_node *u = sp->u;
 	struct km_addr from;
 
-	/* n == 0 with no address just means the socket ran dry; a partial
+	/* n == 0 with no address: the socket ran dry or a recvmmsg batch
+	 * ended; either way the replies gathered so far can go.  A partial
 	 * datagram was over 64 KiB and cannot be KRPC. */
+	if (n == 0 && !addr) {
+		sp->out.open = false;
+		batch_flush(sp);
+		return;
+	}
+	if (flags & UV_UDP_MMSG_CHUNK)
+		sp->out.open = true;
 	if (n <= 0 || !addr || (flags & UV_UDP_PARTIAL) || u->stopping)
 		return;
 	if (!km_uv_addr_from_sockaddr(addr, &from))
@@ -628,7 +719,8 @@ static void close_fd(int *fd)
 }
 
 /* Binds TCP first, so that port 0 picks a port free for TCP, then UDP to
- * the same number. */
+ * the same number.  An IPv6 socket is IPv6 only, so that IPv4 stays with
+ * the IPv4 socket and its routing table. */
 static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 		    uint16_t *port)
 {
@@ -637,6 +729,7 @@ static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 	int one = 1, rcvbuf = UDP_RCVBUF;
 	int len = km_uv_addr_to_sockaddr(bind_to, &ss);
 	struct km_addr bound;
+	bool v6 = bind_to->family == KM_AF_INET6;
 
 	if (len < 0)
 		return len;
@@ -644,11 +737,16 @@ static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 	if (*tfd < 0)
 		return -errno;
 	setsockopt(*tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(*tfd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
+	if ((v6 && setsockopt(*tfd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			      sizeof(one)) < 0) ||
+	    bind(*tfd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
 	    getsockname(*tfd, (struct sockaddr *)&ss, &sl) < 0)
 		return -errno;
 	*ufd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (*ufd < 0 || bind(*ufd, (struct sockaddr *)&ss, sl) < 0)
+	if (*ufd < 0 ||
+	    (v6 && setsockopt(*ufd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			      sizeof(one)) < 0) ||
+	    bind(*ufd, (struct sockaddr *)&ss, sl) < 0)
 		return -errno;
 	/* Best effort: the kernel caps it at net.core.rmem_max. */
 	setsockopt(*ufd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
@@ -657,22 +755,46 @@ static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 	return 0;
 }
 
-/* Port 0: if UDP finds the port TCP got already taken, try another. */
-static int bind_pair(const struct km_addr *bind_to, int *tfd, int *ufd,
-		     uint16_t *port)
+static void close_fds(int fds[][2], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		close_fd(&fds[i][0]);
+		close_fd(&fds[i][1]);
+	}
+}
+
+/* Every address on one port number: the first picks it (when asked for
+ * port 0), the others follow.  Port 0: if a later socket finds the number
+ * taken, start over with another. */
+static int bind_all(const struct km_addr *binds, size_t nbinds, int fds[][2],
+		    uint16_t *port)
 {
 	int rc = KM_ERR_INVAL;
 
-	for (int i = 0; i < BIND_ATTEMPTS; i++) {
-		rc = try_bind(bind_to, tfd, ufd, port);
+	for (int attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+		*port = binds[0].port;
+		for (size_t i = 0; i < nbinds; i++) {
+			struct km_addr a = binds[i];
+
+			a.port = *port;
+			rc = try_bind(&a, &fds[i][0], &fds[i][1], port);
+			if (rc < 0)
+				break;
+		}
 		if (rc == 0)
 			return 0;
-		close_fd(tfd);
-		close_fd(ufd);
-		if (rc != -EADDRINUSE || bind_to->port != 0)
+		close_fds(fds, nbinds);
+		if (rc != -EADDRINUSE || binds[0].port != 0)
 			break;
 	}
 	return rc;
+}
+
+static void uv_node_free(struct km_uv_node *u)
+{
+	if (u)
+		free(u->udp_buf);
+	free(u);
 }
 
 static void handle_closed(struct km_uv_node *u)
@@ -683,7 +805,7 @@ static void handle_closed(struct km_uv_node *u)
 	if (--u->handles > 0)
 		return;
 	km_node_del(u->node);
-	free(u);
+	uv_node_free(u);
 	if (done)
 		done(done_user);
 }
@@ -711,14 +833,15 @@ static void close_sockets(struct km_uv_node *u)
 
 /* Adopts the bound sockets into libuv.  On failure the handles are closing
  * (and free u when done); fds not yet adopted are closed here. */
-static int open_pair(struct km_uv_node *u, int tfd, int ufd)
+static int open_pair(struct km_uv_node *u, uint8_t family, int tfd, int ufd)
 {
 	struct sock_pair *sp = &u->socks[u->nsocks++];
 	int rc;
 
 	sp->u = u;
-	sp->family = km_node_config(u->node)->dht.family;
-	uv_udp_init(u->loop, &sp->udp);
+	sp->family = family;
+	/* AF_UNSPEC: no socket yet, uv_udp_open adopts ours. */
+	uv_udp_init_ex(u->loop, &sp->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
 	uv_tcp_init(u->loop, &sp->listener);
 	sp->udp.data = sp->listener.data = sp;
 	u->handles += 2;
@@ -743,46 +866,89 @@ static void start_failed(struct km_uv_node *u)
 	uv_close((uv_handle_t *)&u->timer, timer_closed);
 }
 
-int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind_to,
-		     struct km_node_config *cfg, const struct km_contact *saved,
-		     size_t nsaved, const struct km_uv_hooks *hooks, void *user,
+/* At most one address per family; the node runs exactly those families,
+ * and its default family must be one of them (else the first address's). */
+static bool binds_valid(const struct km_addr *binds, size_t nbinds,
+			struct km_node_config *cfg)
+{
+	unsigned families = 0;
+
+	if (nbinds == 0 || nbinds > 2)
+		return false;
+	for (size_t i = 0; i < nbinds; i++) {
+		unsigned f = binds[i].family == KM_AF_INET4 ? KM_NODE_IPV4 :
+			     binds[i].family == KM_AF_INET6 ? KM_NODE_IPV6 : 0;
+
+		if (!f || (families & f))
+			return false;
+		families |= f;
+	}
+	cfg->families = families;
+	if (cfg->dht.family != binds[0].family &&
+	    (nbinds < 2 || cfg->dht.family != binds[1].family))
+		cfg->dht.family = binds[0].family;
+	return true;
+}
+
+/* Adopts every bound pair; on failure u is stopping (see start_failed). */
+static int open_pairs(struct km_uv_node *u, const struct km_addr *binds,
+		      size_t nbinds, int fds[][2])
+{
+	int rc = 0;
+
+	uv_timer_init(u->loop, &u->timer);
+	u->timer.data = u;
+	u->handles = 1;
+	for (size_t i = 0; i < nbinds; i++) {
+		if (rc == 0)
+			rc = open_pair(u, binds[i].family, fds[i][0], fds[i][1]);
+		else
+			close_fds(&fds[i], 1);
+	}
+	if (rc < 0)
+		start_failed(u);
+	return rc;
+}
+
+int km_uv_node_start(uv_loop_t *loop, const struct km_addr *binds,
+		     size_t nbinds, struct km_node_config *cfg,
+		     const struct km_contact *saved, size_t nsaved,
+		     const struct km_uv_hooks *hooks, void *user,
 		     struct km_uv_node **out)
 {
 	struct km_uv_node *u;
-	int tfd = -1, ufd = -1, rc;
+	int fds[2][2] = { { -1, -1 }, { -1, -1 } }, rc;
 
 	*out = NULL;
-	if (bind_to->family != cfg->dht.family)
+	if (!binds_valid(binds, nbinds, cfg))
 		return KM_ERR_INVAL;
 	u = calloc(1, sizeof(*u));
-	if (!u)
+	if (u)
+		u->udp_buf = malloc(UDP_CHUNK * RECV_BATCH);
+	if (!u || !u->udp_buf) {
+		uv_node_free(u);
 		return KM_ERR_NOMEM;
+	}
 	u->loop = loop;
 	u->user = user;
 	if (hooks)
 		u->hooks = *hooks;
 	u->rng = (struct km_rng){ .fill = os_rng_fill, .ctx = &u->osrng };
-	rc = bind_pair(bind_to, &tfd, &ufd, &u->port);
+	rc = bind_all(binds, nbinds, fds, &u->port);
 	if (rc < 0) {
-		free(u);
+		uv_node_free(u);
 		return rc;
 	}
 	cfg->port = u->port;
 	u->node = km_node_new(cfg, &node_callbacks, u, &u->rng, uv_now(loop));
 	if (!u->node) {
-		close_fd(&tfd);
-		close_fd(&ufd);
-		free(u);
+		close_fds(fds, nbinds);
+		uv_node_free(u);
 		return KM_ERR_NOMEM;
 	}
-	uv_timer_init(loop, &u->timer);
-	u->timer.data = u;
-	u->handles = 1;
-	rc = open_pair(u, tfd, ufd);
-	if (rc < 0) {
-		start_failed(u);
+	rc = open_pairs(u, binds, nbinds, fds);
+	if (rc < 0)
 		return rc;
-	}
 	km_node_start(u->node, saved, nsaved, uv_now(loop));
 	kick(u);
 	*out = u;
@@ -792,6 +958,11 @@ int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind_to,
 struct km_node *km_uv_node_core(struct km_uv_node *u)
 {
 	return u->node;
+}
+
+void km_uv_node_kick(struct km_uv_node *u)
+{
+	kick(u);
 }
 
 uint16_t km_uv_node_port(const struct km_uv_node *u)

@@ -396,12 +396,19 @@ void km_bencode_put_int(struct km_bencode_writer *w, int64_t v)
 	scalar_done(w);
 }
 
+/* "<len>:" then the bytes.  Digits by hand: snprintf was a tenth of a
+ * node's CPU time per reply, which writes some ten strings. */
 static void put_raw_str(struct km_bencode_writer *w, const void *p, size_t len)
 {
 	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%zu:", len);
+	size_t i = sizeof(tmp), v = len;
 
-	put_bytes(w, tmp, (size_t)n);
+	tmp[--i] = ':';
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	put_bytes(w, tmp + i, sizeof(tmp) - i);
 	put_bytes(w, p, len);
 }
 

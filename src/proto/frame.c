@@ -19,6 +19,9 @@ static const struct {
 	{ KM_FRAME_PONG, "PONG" },
 	{ KM_FRAME_MESSAGE, "MESSAGE" },
 	{ KM_FRAME_GOODBYE, "GOODBYE" },
+	{ KM_FRAME_IHAVE, "IHAVE" },
+	{ KM_FRAME_GRAFT, "GRAFT" },
+	{ KM_FRAME_PRUNE, "PRUNE" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))

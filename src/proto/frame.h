@@ -25,6 +25,9 @@ enum km_frame_type {
 	KM_FRAME_PONG = 4,
 	KM_FRAME_MESSAGE = 5,
 	KM_FRAME_GOODBYE = 6,
+	KM_FRAME_IHAVE = 7,     /* broadcast: IDs of messages the sender has */
+	KM_FRAME_GRAFT = 8,     /* broadcast: send these, and push to me */
+	KM_FRAME_PRUNE = 9,     /* broadcast: stop pushing to me */
 };
 
 /* A frame whose payload points into someone else's buffer. */

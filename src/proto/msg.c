@@ -161,6 +161,43 @@ int km_message_decode(const uint8_t *in, size_t len, struct km_message *m)
 	return 0;
 }
 
+int km_msg_ids_encode(uint8_t *out, size_t cap, const uint8_t *ids, size_t n)
+{
+	struct km_wire_writer w;
+
+	if (n > KM_MSG_IDS_MAX)
+		return KM_ERR_TOO_MANY;
+	km_wire_writer_init(&w, out, cap);
+	km_wire_write_u16(&w, (uint16_t)n);
+	km_wire_write(&w, ids, n * KM_MSG_ID_LEN);
+	return written(&w);
+}
+
+int km_msg_ids_decode(const uint8_t *in, size_t len, const uint8_t **ids)
+{
+	struct km_wire_reader r;
+	uint16_t n;
+
+	*ids = NULL;
+	km_wire_reader_init(&r, in, len);
+	n = km_wire_read_u16(&r);
+	if (r.short_read)
+		return KM_ERR_TRUNCATED;
+	if (n > KM_MSG_IDS_MAX)
+		return KM_ERR_TOO_MANY;
+	if (n > 0)
+		*ids = km_wire_read(&r, (size_t)n * KM_MSG_ID_LEN);
+	if (r.short_read)
+		return KM_ERR_TRUNCATED;
+	return km_wire_left(&r) ? KM_ERR_TRAILING : (int)n;
+}
+
+int km_prune_decode(const uint8_t *in, size_t len)
+{
+	(void)in;
+	return len ? KM_ERR_TRAILING : 0;
+}
+
 /* Length of the UTF-8 sequence led by b, or 0 if b cannot lead one. */
 static size_t utf8_seq_len(uint8_t b)
 {

@@ -1,5 +1,5 @@
 /* Overlay message bodies: the payloads of HELLO, PEER_LIST, PING, PONG,
- * MESSAGE and GOODBYE frames.
+ * MESSAGE, GOODBYE, IHAVE, GRAFT and PRUNE frames.
  *
  * Each body has an encoder that writes into a caller buffer and returns the
  * length written (or KM_ERR_BUF if cap is too small), and a decoder that
@@ -97,6 +97,27 @@ int km_message_encode(uint8_t *out, size_t cap, const struct km_message *m);
 /* Errors: KM_ERR_TRUNCATED, KM_ERR_TOO_LONG.  m->payload is NULL when
  * payload_len is 0. */
 int km_message_decode(const uint8_t *in, size_t len, struct km_message *m);
+
+/* ---- IHAVE and GRAFT ---- */
+
+/* Both bodies are a list of message IDs: count u16 | count x 20 bytes.
+ * IHAVE announces messages the sender can supply; GRAFT asks for them and
+ * makes the link eager (an empty GRAFT only makes the link eager). */
+#define KM_MSG_IDS_MAX 256
+#define KM_MSG_IDS_MAX_LEN (2 + KM_MSG_IDS_MAX * KM_MSG_ID_LEN)
+
+/* ids holds n IDs back to back.  Errors: KM_ERR_TOO_MANY (n >
+ * KM_MSG_IDS_MAX), KM_ERR_BUF. */
+int km_msg_ids_encode(uint8_t *out, size_t cap, const uint8_t *ids, size_t n);
+/* Returns the count and points *ids at the first ID inside in (NULL when the
+ * count is 0).  Errors: KM_ERR_TRUNCATED, KM_ERR_TOO_MANY (count above
+ * KM_MSG_IDS_MAX; checked before the IDs), KM_ERR_TRAILING. */
+int km_msg_ids_decode(const uint8_t *in, size_t len, const uint8_t **ids);
+
+/* ---- PRUNE ---- */
+
+/* The body is empty.  Errors: KM_ERR_TRAILING if it is not. */
+int km_prune_decode(const uint8_t *in, size_t len);
 
 /* ---- GOODBYE ---- */
 

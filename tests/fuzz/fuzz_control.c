@@ -19,6 +19,10 @@ static void on_write(void *u, uint64_t s, const char *b, size_t n)
 	FUZZ_ASSERT(n > 0 && b[n - 1] == '\n');
 }
 static void on_close(void *u, uint64_t s) {}
+static void on_deliver(void *u, const struct km_message *m)
+{
+	km_control_deliver(ctl, m);
+}
 static void on_lookup_done(void *u, uint64_t id, const struct km_lookup *lk)
 {
 	km_control_lookup_done(ctl, id, lk);
@@ -29,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const struct km_node_callbacks ncb = {
 		.udp_send = on_udp, .tcp_connect = on_connect,
 		.tcp_send = on_send, .tcp_close = on_tcp_close,
-		.lookup_done = on_lookup_done,
+		.lookup_done = on_lookup_done, .deliver = on_deliver,
 	};
 	static const struct km_control_callbacks ccb = {
 		.write = on_write, .close = on_close,

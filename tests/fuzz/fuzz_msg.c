@@ -1,4 +1,5 @@
-/* Every overlay message body.  The first input byte picks the body; the rest
+/* Every overlay message body (HELLO, PEER_LIST, PING/PONG, MESSAGE,
+ * GOODBYE, IHAVE/GRAFT, PRUNE).  The first input byte picks the body; the rest
  * is decoded.  Whatever decodes must encode again, and the encoding must
  * decode to the same fields: a decoder that accepts something the encoder
  * cannot say (or says differently) is a bug too. */
@@ -76,10 +77,28 @@ static void goodbye(const uint8_t *in, size_t len)
 	FUZZ_ASSERT(w >= 0 && (size_t)w == len && memcmp(out, in, len) == 0);
 }
 
+/* IHAVE and GRAFT share this body. */
+static void msg_ids(const uint8_t *in, size_t len)
+{
+	const uint8_t *ids;
+	int n = km_msg_ids_decode(in, len, &ids), w;
+
+	if (n < 0)
+		return;
+	FUZZ_ASSERT(n <= KM_MSG_IDS_MAX && (n == 0 || ids + (size_t)n * KM_MSG_ID_LEN <= in + len));
+	w = km_msg_ids_encode(out, sizeof(out), ids, (size_t)n);
+	FUZZ_ASSERT(w >= 0 && (size_t)w == len && memcmp(out, in, len) == 0);
+}
+
+static void prune(const uint8_t *in, size_t len)
+{
+	FUZZ_ASSERT((km_prune_decode(in, len) == 0) == (len == 0));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static void (*const body[])(const uint8_t *, size_t) = {
-		hello, peer_list, ping, message, goodbye,
+		hello, peer_list, ping, message, goodbye, msg_ids, prune,
 	};
 
 	if (size < 1)

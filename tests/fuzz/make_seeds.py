@@ -80,9 +80,12 @@ def main():
     put("frame", "ping", b"\x40" + frame(3, struct.pack(">Q", 7)))
     put("frame", "hello_split", b"\x03" + frame(1, hello()))
     put("frame", "two_frames", b"\x01" + frame(2, peer_list()) + frame(6, goodbye()))
+    put("frame", "graft_prune", b"\x07" + frame(8, struct.pack(">H", 1) + ID_B) + frame(9, b""))
     for i, (name, body) in enumerate([("hello", hello()), ("peer_list", peer_list()),
                                       ("ping", struct.pack(">Q", 7)),
-                                      ("message", message()), ("goodbye", goodbye())]):
+                                      ("message", message()), ("goodbye", goodbye()),
+                                      ("ihave", struct.pack(">H", 2) + ID_A + ID_B),
+                                      ("prune", b"")]):
         put("msg", name, bytes([i]) + body)
     for name, pkt in krpc_seeds().items():
         put("krpc", name, pkt)
@@ -92,7 +95,9 @@ def main():
              "lookup": b"lookup " + ID_B.hex().encode() + b"\n",
              "get_peers": b"get-peers " + ID_B.hex().encode() + b"\n",
              "announce_split": b"ann\xffounce " + ID_B.hex().encode() + b" 6881\n",
-             "many": b"status\ntable\n\nbogus x\n"}
+             "many": b"status\ntable\n\nbogus x\n",
+             "peers": b"peers\nlookup " + ID_B.hex().encode() + b" ipv6\n",
+             "broadcast": b"subscribe\nbroadcast aGVsbG8=\nstatus\n"}
     for name, data in lines.items():
         put("control", name, data)
     put("state", "two_entries", state())

@@ -32,6 +32,17 @@ import tempfile
 import time
 
 HOST = "127.0.0.1"
+HOST6 = "::1"
+
+
+def have_ipv6_loopback():
+    """True if a UDP socket can bind ::1 (IPv6 tests skip otherwise)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind((HOST6, 0))
+        return True
+    except OSError:
+        return False
 
 
 def bin_path(name):
@@ -175,8 +186,9 @@ def krpc_find_node(port, target=None, timeout=2.0):
 # --- processes ---------------------------------------------------------------
 
 class Node:
-    def __init__(self, proc, state_dir, log):
+    def __init__(self, proc, state_dir, log, hosts=(HOST,)):
         self.proc, self.state_dir, self.log = proc, state_dir, log
+        self.hosts = tuple(hosts)  # the --bind addresses, first one first
         self.id = self.port = self.control = None
 
     @property
@@ -208,8 +220,12 @@ class Node:
         except OSError:
             return ""
 
-    def addr(self):
-        return "%s:%d" % (HOST, self.port)
+    def addr(self, ipv6=None):
+        """HOST:PORT of its first --bind address, or of its IPv6 (ipv6=True)
+        or IPv4 (ipv6=False) one; IPv6 as [::1]:PORT."""
+        hosts = [h for h in self.hosts if ipv6 is None or (":" in h) == ipv6]
+        h = hosts[0]
+        return ("[%s]:%d" if ":" in h else "%s:%d") % (h, self.port)
 
 
 def read_ready(proc, timeout=10.0):
@@ -269,15 +285,18 @@ class Cluster:
         return os.path.join(self.tmp, "node%d" % self._n)
 
     def start(self, seed=False, bootstrap=(), state_dir=True, extra=(),
-              timeout=10.0, prefix=()):
-        """Starts dht-node on 127.0.0.1 with --port 0.  bootstrap holds Nodes
-        or "HOST:PORT" strings; state_dir=True makes a fresh one, a path
+              timeout=10.0, prefix=(), bind=(HOST,)):
+        """Starts dht-node with --port 0 on the addresses in bind (one
+        --bind each; 127.0.0.1 by default).  bootstrap holds Nodes or
+        "HOST:PORT" strings; state_dir=True makes a fresh one, a path
         reuses it, None runs without one.  prefix (e.g. valgrind) goes
         before the program."""
         if state_dir is True:
             state_dir = self.new_state_dir()
         args = list(prefix) + [bin_path("dht-node"), "--port", "0",
-                               "--bind", HOST, "--log-level", self.log_level]
+                               "--log-level", self.log_level]
+        for h in bind:
+            args += ["--bind", h]
         if seed:
             args.append("--seed")
         for b in bootstrap:
@@ -290,7 +309,7 @@ class Cluster:
         with open(log, "wb") as errf:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errf,
                                     stdin=subprocess.DEVNULL)
-        node = Node(proc, state_dir, log)
+        node = Node(proc, state_dir, log, bind)
         self.nodes.append(node)
         try:
             f = read_ready(proc, timeout)
@@ -329,3 +348,71 @@ def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(interval)
+
+
+# --- the control socket, without a dht-ctl process per request -------------
+
+def control(node, line, timeout=10.0):
+    """Sends one control request line; returns the parsed "result" (raises
+    RuntimeError on an error answer).  Much cheaper than Cluster.ctl when a
+    test polls many nodes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(node.control)
+        s.sendall(line.encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError("control socket closed")
+            buf += chunk
+    reply = json.loads(buf.split(b"\n", 1)[0])
+    if not reply.get("ok"):
+        raise RuntimeError("%s: %s" % (line, reply.get("error")))
+    return reply["result"]
+
+
+class Subscriber:
+    """`dht-ctl subscribe` on a node; a thread collects (id, origin, hops,
+    payload) for every delivered message.  stop() ends the process."""
+
+    def __init__(self, node):
+        import threading
+        self.node, self.messages = node, []
+        self.proc = subprocess.Popen(
+            [bin_path("dht-ctl"), "--control", node.control, "subscribe"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            parts = raw.decode(errors="replace").rstrip("\n").split(" ", 3)
+            if len(parts) == 4:
+                with self._lock:
+                    self.messages.append((parts[0], parts[1], int(parts[2]),
+                                          parts[3]))
+
+    def count(self, msg_id):
+        with self._lock:
+            return sum(1 for m in self.messages if m[0] == msg_id)
+
+    def hops(self, msg_id):
+        with self._lock:
+            return [m[2] for m in self.messages if m[0] == msg_id]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def subscribe_all(nodes, timeout=30.0):
+    """A Subscriber per node, returned once every node reports it."""
+    subs = [Subscriber(n) for n in nodes]
+    wait_until(lambda: all(control(n, "status")["subscribers"] >= 1
+                           for n in nodes),
+               timeout=timeout, what="subscriptions")
+    return subs

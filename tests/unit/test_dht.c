@@ -59,6 +59,31 @@ Test(dht, nodes_joined_through_one_seed_find_the_true_k_closest)
 	vnet_del(v);
 }
 
+Test(dht, lookups_stay_exact_when_two_percent_of_datagrams_are_lost)
+{
+	struct vnet *v = joined_network(300, 99);
+	int lookups = 50, exact = 0;
+
+	vnet_set_loss(v, 20);
+	for (int i = 0; i < lookups; i++) {
+		struct km_id target, truth[K];
+		struct vnet_lookup res;
+		size_t from = km_rng_below(vnet_rng(v), vnet_size(v));
+
+		km_id_random(vnet_rng(v), &target);
+		cr_assert(vnet_lookup(v, from, &target, KM_LOOKUP_FIND_NODE, &res,
+				      KM_SECONDS(30)));
+		vnet_true_closest(v, &target, from, K, truth);
+		exact += same_set(res.results, res.nresults, truth, K);
+	}
+	printf("dht: 300 nodes, 2%% loss: %d/%d lookups exact\n", exact, lookups);
+	/* A query is lost only if both tries lose a datagram (about 0.16%
+	 * per node asked); without the retry, about 8% of queries fail and
+	 * most lookups that meet one miss a node. */
+	cr_assert_geq(exact, lookups - 3, "lost datagrams cost lookups their exact result");
+	vnet_del(v);
+}
+
 Test(dht, a_peer_announced_by_one_node_is_found_by_another)
 {
 	struct vnet *v = joined_network(60, 7);
@@ -195,7 +220,8 @@ static void lookups_after_losing(double dead_fraction, const char *label)
 	for (size_t i = 1; i < n; i++)
 		if (km_rng_below(vnet_rng(v), 1000) < dead_fraction * 1000)
 			vnet_set_dead(v, i, true);
-	vnet_run_until(v, vnet_now(v) + KM_MINUTES(20));
+	if (dead_fraction > 0) /* time for BEP 5 maintenance to notice */
+		vnet_run_until(v, vnet_now(v) + KM_MINUTES(20));
 	for (int i = 0; i < lookups; i++) {
 		struct km_id target, truth[K];
 		struct vnet_lookup res;

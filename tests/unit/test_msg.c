@@ -325,6 +325,59 @@ Test(msg, goodbye_reasons_have_names_and_unknown_codes_do_not_crash)
 		cr_assert_not_null(km_goodbye_reason_name((uint8_t)r));
 }
 
+static const uint8_t sample_ids[3 * KM_MSG_ID_LEN] = { 1, [20] = 2, [40] = 3 };
+
+Test(msg, ihave_and_graft_ids_match_the_documented_layout_and_point_into_the_input)
+{
+	uint8_t buf[2 + 3 * KM_MSG_ID_LEN];
+	const uint8_t *ids;
+
+	cr_assert_eq(km_msg_ids_encode(buf, sizeof(buf), sample_ids, 3), 62);
+	cr_assert_eq(buf[0], 0);
+	cr_assert_eq(buf[1], 3);
+	cr_assert_eq(memcmp(buf + 2, sample_ids, sizeof(sample_ids)), 0);
+	cr_assert_eq(km_msg_ids_decode(buf, sizeof(buf), &ids), 3);
+	cr_assert_eq(ids, buf + 2);
+}
+
+Test(msg, an_empty_id_list_is_two_zero_bytes)
+{
+	uint8_t buf[2];
+	const uint8_t *ids = buf;
+
+	cr_assert_eq(km_msg_ids_encode(buf, sizeof(buf), NULL, 0), 2);
+	cr_assert_eq(buf[0] | buf[1], 0);
+	cr_assert_eq(km_msg_ids_decode(buf, 2, &ids), 0);
+	cr_assert_null(ids);
+}
+
+Test(msg, id_lists_over_the_cap_or_not_matching_their_count_are_rejected)
+{
+	static uint8_t big[KM_MSG_IDS_MAX_LEN + KM_MSG_ID_LEN];
+	static const uint8_t src[(KM_MSG_IDS_MAX + 1) * KM_MSG_ID_LEN];
+	const uint8_t *ids;
+
+	cr_assert_eq(km_msg_ids_encode(big, sizeof(big), src, KM_MSG_IDS_MAX),
+		     KM_MSG_IDS_MAX_LEN);
+	cr_assert_eq(km_msg_ids_decode(big, KM_MSG_IDS_MAX_LEN, &ids),
+		     KM_MSG_IDS_MAX);
+	cr_assert_eq(km_msg_ids_encode(big, sizeof(big), src, KM_MSG_IDS_MAX + 1),
+		     KM_ERR_TOO_MANY);
+	/* A count of 257 is refused before the IDs are looked at. */
+	cr_assert_eq(km_msg_ids_decode((uint8_t[]){ 1, 1 }, 2, &ids),
+		     KM_ERR_TOO_MANY);
+	cr_assert_eq(km_msg_ids_decode((uint8_t[]){ 0, 1, 9 }, 3, &ids),
+		     KM_ERR_TRUNCATED);
+	cr_assert_eq(km_msg_ids_decode((uint8_t[]){ 0, 0, 9 }, 3, &ids),
+		     KM_ERR_TRAILING);
+}
+
+Test(msg, prune_body_is_empty)
+{
+	cr_assert_eq(km_prune_decode(NULL, 0), 0);
+	cr_assert_eq(km_prune_decode((uint8_t[]){ 0 }, 1), KM_ERR_TRAILING);
+}
+
 /* ---- Sweeps over every body ---- */
 
 /* Each body as a pair of closures over a fixed sample, so one loop can
@@ -404,6 +457,18 @@ static int dec_goodbye(const uint8_t *in, size_t len)
 	return km_goodbye_decode(in, len, &g);
 }
 
+static int enc_ids(uint8_t *out, size_t cap)
+{
+	return km_msg_ids_encode(out, cap, sample_ids, 3);
+}
+
+static int dec_ids(const uint8_t *in, size_t len)
+{
+	const uint8_t *ids;
+
+	return km_msg_ids_decode(in, len, &ids);
+}
+
 static const struct body {
 	const char *name;
 	int (*encode)(uint8_t *out, size_t cap);
@@ -416,6 +481,7 @@ static const struct body {
 	{ "ping", enc_ping, dec_ping, false },
 	{ "message", enc_message, dec_message, true },
 	{ "goodbye", enc_goodbye, dec_goodbye, false },
+	{ "ihave_graft", enc_ids, dec_ids, false },
 };
 
 #define N_BODIES (sizeof(bodies) / sizeof(bodies[0]))

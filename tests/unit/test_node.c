@@ -58,6 +58,7 @@ static struct km_node *node_with_bootstrap(struct fake *f, km_ms now)
 	km_node_config_default(&cfg);
 	km_id_random(&rng, &cfg.dht.id);
 	cfg.port = 7000;
+	cfg.cm.max_out = 0; /* joining only: no neighbours dialled */
 	km_addr_set_v4(&cfg.bootstrap[0], ip, 6881);
 	cfg.nbootstrap = 1;
 	f->bootstrap = cfg.bootstrap[0];

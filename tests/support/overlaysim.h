@@ -1,0 +1,71 @@
+/* An in-memory overlay of km_bcast instances for tests and the simulator:
+ * no sockets, no clock.
+ *
+ * Node i is link id i to its neighbours.  Each node dials `out` distinct
+ * random others; links are bidirectional, so the mean degree is about
+ * 2 * out.  Every link gets a fixed one-way latency drawn from
+ * [lat_min, lat_max], so frames on a link arrive in order, as on TCP.  An
+ * event queue (a binary heap ordered by time, then by sequence number)
+ * carries frames and timers; time jumps from event to event.  Everything
+ * comes from one seeded PRNG, so a run repeats exactly. */
+#ifndef KM_TEST_OVERLAYSIM_H
+#define KM_TEST_OVERLAYSIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/broadcast.h"
+
+struct osim_config {
+	size_t n;                 /* nodes */
+	unsigned out;             /* links each node dials */
+	km_ms lat_min, lat_max;   /* one-way link latency */
+	uint64_t seed;
+	const struct km_bcast_config *bcast; /* NULL: km_bcast_config_default */
+};
+
+/* What one broadcast did, counted over live nodes. */
+struct osim_report {
+	size_t live;               /* live nodes, the origin included */
+	size_t reached;            /* live nodes that delivered it */
+	size_t repeated;           /* live nodes that delivered it twice or more */
+	unsigned long copies;      /* MESSAGE frames of it received */
+	double copies_per_node;    /* copies / (live - 1) */
+	unsigned hops_max;
+	double hops_mean;
+	km_ms last_delivery;       /* ms after publishing */
+	unsigned long payload_bytes; /* MESSAGE frame bytes sent (any message) */
+	unsigned long control_bytes; /* IHAVE, GRAFT and PRUNE frame bytes sent */
+};
+
+struct osim;
+
+/* NULL if the configuration is impossible (out >= n) or memory runs out.
+ * With out >= n - 1 the result is the full mesh. */
+struct osim *osim_new(const struct osim_config *cfg);
+void osim_del(struct osim *s); /* NULL is a no-op */
+
+size_t osim_size(const struct osim *s);
+km_ms osim_now(const struct osim *s);
+bool osim_alive(const struct osim *s, size_t i);
+struct km_bcast *osim_bcast(struct osim *s, size_t i);
+
+/* Node i dies: its frames in flight are lost and every neighbour gets
+ * km_bcast_peer_down for it. */
+void osim_kill(struct osim *s, size_t i);
+
+/* Delivers frames and runs timers up to virtual time `until`. */
+void osim_run_until(struct osim *s, km_ms until);
+
+/* Publishes a payload at `origin`, runs `settle` ms, and reports on that
+ * message.  Returns 0 or the km_bcast_publish error. */
+int osim_broadcast(struct osim *s, size_t origin, const uint8_t *payload,
+		   size_t len, km_ms settle, struct osim_report *r);
+
+/* Payload copies per live node that plain flooding would cost on the
+ * current graph: every node sends to all its live neighbours but the one it
+ * heard from, so (sum of degrees - (live - 1)) / (live - 1). */
+double osim_flood_copies(const struct osim *s);
+
+#endif

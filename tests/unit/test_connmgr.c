@@ -1,0 +1,333 @@
+/* The connection manager's policy, with literal timestamps and a seeded
+ * random source: whom it dials, whom it refuses, which of two links to one
+ * node survives, and when it tries again. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "dht/id.h"
+#include "net/connmgr.h"
+#include "proto/err.h"
+
+static struct km_prng prng;
+static struct km_rng rng;
+static struct km_id self; /* all zero */
+
+static void setup(void)
+{
+	km_prng_seed(&prng, 5);
+	rng = km_prng_rng(&prng);
+	memset(&self, 0, sizeof(self));
+}
+
+TestSuite(connmgr, .init = setup);
+
+static struct km_id id_with(uint8_t first, uint8_t last)
+{
+	struct km_id id;
+
+	memset(&id, 0, sizeof(id));
+	id.b[0] = first;
+	id.b[19] = last;
+	return id;
+}
+
+static struct km_addr ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	struct km_addr addr;
+	uint8_t ip[4] = { a, b, c, d };
+
+	km_addr_set_v4(&addr, ip, 6881);
+	return addr;
+}
+
+static void add(struct km_table *t, const struct km_id *id,
+		const struct km_addr *addr, km_ms now)
+{
+	struct km_contact c = { .id = *id, .addr = *addr }, ping;
+
+	cr_assert_eq(km_table_offer(t, &c, KM_SEEN_REPLY, 10, now, &ping),
+		     KM_OFFER_ADDED);
+}
+
+static struct km_connmgr *cm_new(size_t max_out, size_t max_in)
+{
+	struct km_connmgr_config cfg;
+
+	km_connmgr_config_default(&cfg);
+	cfg.max_out = max_out;
+	cfg.max_in = max_in;
+	return km_connmgr_new(&self, &cfg, &rng);
+}
+
+/* Dials everything the manager asks for; returns how many. */
+static size_t dial_all(struct km_connmgr *cm, const struct km_table *t,
+		       km_ms now, uint64_t *next_conn, struct km_contact *out)
+{
+	struct km_contact c;
+	size_t n = 0;
+
+	while (km_connmgr_next_dial(cm, t, now, &c)) {
+		cr_assert_eq(km_connmgr_opened(cm, (*next_conn)++, &c.addr, true,
+					       &c.id, now), 0);
+		if (out)
+			out[n] = c;
+		n++;
+	}
+	return n;
+}
+
+Test(connmgr, dials_go_to_distinct_subnets_before_a_second_one_in_a_subnet)
+{
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm = cm_new(3, 8);
+	struct km_contact got[8];
+	uint64_t conn = 1;
+
+	/* Five nodes in 10.0.0.0/24, one each in two other /24s. */
+	for (uint8_t i = 0; i < 5; i++) {
+		struct km_id id = id_with(0x80, i + 1);
+		struct km_addr a = ip4(10, 0, 0, i + 1);
+
+		add(t, &id, &a, 1);
+	}
+	for (uint8_t i = 0; i < 2; i++) {
+		struct km_id id = id_with(0x80, i + 10);
+		struct km_addr a = ip4(10, 0, i + 1, 1);
+
+		add(t, &id, &a, 1);
+	}
+	cr_assert_eq(dial_all(cm, t, 100, &conn, got), 3, "max_out is 3");
+	for (size_t i = 0; i < 3; i++)
+		for (size_t j = i + 1; j < 3; j++)
+			cr_assert(memcmp(got[i].addr.ip, got[j].addr.ip, 3) != 0,
+				  "two dials into one /24");
+	cr_assert_eq(km_connmgr_counts(cm).pending_out, 3);
+	cr_assert_eq(km_connmgr_wake(cm), 0, "outbound is full");
+	km_connmgr_del(cm);
+	km_table_del(t);
+}
+
+Test(connmgr, dials_spread_over_buckets_when_every_node_shares_a_subnet)
+{
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm = cm_new(4, 8);
+	struct km_contact got[8];
+	uint64_t conn = 1;
+	int per_bucket[3] = { 0 };
+
+	/* Eight nodes at XOR distance 1xxx (bucket 0), eight at 01xx
+	 * (bucket 1), two at 001x: the table splits into three buckets. */
+	for (uint8_t i = 0; i < 18; i++) {
+		uint8_t first = i < 8 ? 0x80 : i < 16 ? 0x40 : 0x20;
+		struct km_id id = id_with(first, i + 1);
+		struct km_addr a = ip4(127, 0, 0, 1);
+
+		a.port = (uint16_t)(7000 + i);
+		add(t, &id, &a, 1);
+	}
+	cr_assert_eq(km_table_bucket_count(t), 3);
+	cr_assert_eq(dial_all(cm, t, 100, &conn, got), 4);
+	for (size_t i = 0; i < 4; i++)
+		per_bucket[km_id_cpl(&self, &got[i].id) < 2 ?
+			   km_id_cpl(&self, &got[i].id) : 2]++;
+	for (int b = 0; b < 3; b++)
+		cr_assert(per_bucket[b] >= 1 && per_bucket[b] <= 2,
+			  "bucket %d got %d of 4 dials", b, per_bucket[b]);
+	km_connmgr_del(cm);
+	km_table_del(t);
+}
+
+Test(connmgr, inbound_links_from_one_ip_are_capped_except_on_loopback)
+{
+	struct km_connmgr *cm = cm_new(8, 32);
+	struct km_addr remote = ip4(192, 0, 2, 7), lo = ip4(127, 0, 0, 1);
+	struct km_connmgr_config cfg;
+	uint64_t conn = 1;
+
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(km_connmgr_opened(cm, conn++, &remote, false, NULL, 1), 0);
+	cr_assert_eq(km_connmgr_opened(cm, conn++, &remote, false, NULL, 1),
+		     KM_ERR_FULL, "the fifth from one IP");
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(km_connmgr_opened(cm, conn++, &lo, false, NULL, 1), 0);
+	cr_assert_eq(km_connmgr_counts(cm).refused_ip, 1);
+	km_connmgr_del(cm);
+
+	km_connmgr_config_default(&cfg);
+	cfg.max_per_ip = 2;
+	cfg.cap_loopback = true;
+	cm = km_connmgr_new(&self, &cfg, &rng);
+	cr_assert_eq(km_connmgr_opened(cm, 1, &lo, false, NULL, 1), 0);
+	cr_assert_eq(km_connmgr_opened(cm, 2, &lo, false, NULL, 1), 0);
+	cr_assert_eq(km_connmgr_opened(cm, 3, &lo, false, NULL, 1), KM_ERR_FULL);
+	km_connmgr_closed(cm, 1, 2);
+	cr_assert_eq(km_connmgr_opened(cm, 4, &lo, false, NULL, 2), 0,
+		     "a closed link frees its slot");
+	km_connmgr_del(cm);
+}
+
+/* Opens an inbound link from addr and completes its HELLO. */
+static enum km_cm_verdict inbound(struct km_connmgr *cm, uint64_t conn,
+				  struct km_addr addr, uint8_t id_byte, km_ms now,
+				  uint64_t *other)
+{
+	struct km_id id = id_with(0x80, id_byte);
+
+	cr_assert_eq(km_connmgr_opened(cm, conn, &addr, false, NULL, now), 0);
+	return km_connmgr_hello(cm, conn, &id, now, other);
+}
+
+Test(connmgr, a_full_inbound_set_answers_full_and_never_exceeds_max_in)
+{
+	struct km_connmgr *cm = cm_new(8, 3);
+	uint64_t other = 0;
+
+	for (uint8_t i = 1; i <= 3; i++)
+		cr_assert_eq(inbound(cm, i, ip4(127, 0, 0, 1), i, 1000, &other),
+			     KM_CM_ACCEPT);
+	cr_assert_eq(inbound(cm, 4, ip4(127, 0, 0, 1), 4, 1000, &other),
+		     KM_CM_FULL, "same /24 as everyone: no eviction");
+	cr_assert_eq(km_connmgr_counts(cm).in, 3);
+	cr_assert(km_connmgr_closed(cm, 2, 1100));
+	km_connmgr_closed(cm, 4, 1100);
+	cr_assert_eq(inbound(cm, 5, ip4(127, 0, 0, 1), 5, 1200, &other),
+		     KM_CM_ACCEPT, "a slot freed up");
+	km_connmgr_del(cm);
+}
+
+Test(connmgr, a_newcomer_from_a_new_subnet_evicts_the_youngest_of_a_crowd)
+{
+	struct km_connmgr *cm = cm_new(8, 3);
+	uint64_t other = 0;
+
+	cr_assert_eq(inbound(cm, 1, ip4(10, 0, 0, 1), 1, 1000, &other), KM_CM_ACCEPT);
+	cr_assert_eq(inbound(cm, 2, ip4(10, 0, 0, 2), 2, 2000, &other), KM_CM_ACCEPT);
+	cr_assert_eq(inbound(cm, 3, ip4(10, 9, 0, 1), 3, 3000, &other), KM_CM_ACCEPT);
+	cr_assert_eq(inbound(cm, 4, ip4(172, 16, 0, 1), 4, 4000, &other),
+		     KM_CM_EVICT);
+	cr_assert_eq(other, 2, "the youngest in the crowded 10.0.0/24");
+	km_connmgr_closed(cm, 2, 4000);
+	cr_assert_eq(km_connmgr_counts(cm).in, 3);
+	km_connmgr_del(cm);
+}
+
+Test(connmgr, long_lived_neighbours_are_protected_from_eviction)
+{
+	struct km_connmgr *cm = cm_new(8, 2);
+	uint64_t other = 0;
+
+	cr_assert_eq(inbound(cm, 1, ip4(10, 0, 0, 1), 1, 1000, &other), KM_CM_ACCEPT);
+	cr_assert_eq(inbound(cm, 2, ip4(10, 0, 0, 2), 2, 1000, &other), KM_CM_ACCEPT);
+	/* Both have been up for 60 s: a newcomer from anywhere is FULL. */
+	cr_assert_eq(inbound(cm, 3, ip4(172, 16, 0, 1), 3, 61000, &other),
+		     KM_CM_FULL);
+	cr_assert_eq(km_connmgr_counts(cm).evicted, 0);
+	km_connmgr_del(cm);
+}
+
+/* Two managers, a (ID 0x10..) and b (ID 0x80..), dial each other at once. */
+Test(connmgr, of_two_simultaneous_links_both_ends_keep_the_one_the_lower_id_opened)
+{
+	struct km_id ida = id_with(0x10, 0), idb = id_with(0x80, 0);
+	struct km_connmgr_config cfg;
+	struct km_connmgr *a, *b;
+	struct km_addr addr = ip4(127, 0, 0, 1);
+	uint64_t other = 0;
+
+	km_connmgr_config_default(&cfg);
+	a = km_connmgr_new(&ida, &cfg, &rng);
+	b = km_connmgr_new(&idb, &cfg, &rng);
+	/* Link 1: a -> b; link 2: b -> a.  Each end names them 1 and 2. */
+	km_connmgr_opened(a, 1, &addr, true, &idb, 10);
+	km_connmgr_opened(b, 1, &addr, false, NULL, 10);
+	km_connmgr_opened(b, 2, &addr, true, &ida, 10);
+	km_connmgr_opened(a, 2, &addr, false, NULL, 10);
+	/* a hears on its inbound link first, b on its outbound link first. */
+	cr_assert_eq(km_connmgr_hello(a, 2, &idb, 20, &other), KM_CM_ACCEPT);
+	cr_assert_eq(km_connmgr_hello(a, 1, &idb, 21, &other), KM_CM_REPLACE);
+	cr_assert_eq(other, 2, "a drops the link b opened");
+	cr_assert_eq(km_connmgr_hello(b, 2, &ida, 20, &other), KM_CM_ACCEPT);
+	cr_assert_eq(km_connmgr_hello(b, 1, &ida, 21, &other), KM_CM_REPLACE);
+	cr_assert_eq(other, 2, "b drops the link it opened itself");
+	km_connmgr_closed(a, 2, 22);
+	km_connmgr_closed(b, 2, 22);
+	cr_assert(km_connmgr_is_neighbour(a, 1) && km_connmgr_is_neighbour(b, 1));
+	/* A third link from b is a plain duplicate. */
+	km_connmgr_opened(a, 3, &addr, false, NULL, 30);
+	cr_assert_eq(km_connmgr_hello(a, 3, &idb, 30, &other), KM_CM_DUPLICATE);
+	km_connmgr_del(a);
+	km_connmgr_del(b);
+}
+
+Test(connmgr, a_failed_dial_is_retried_only_after_its_backoff)
+{
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm = cm_new(1, 8);
+	struct km_id id = id_with(0x80, 1);
+	struct km_addr a = ip4(10, 0, 0, 1);
+	struct km_contact c;
+	km_ms t_retry = 0;
+	uint64_t conn = 1;
+
+	add(t, &id, &a, 1);
+	cr_assert_eq(dial_all(cm, t, 1000, &conn, NULL), 1);
+	km_connmgr_closed(cm, 1, 1000); /* connection refused */
+	/* The base is 2 s, jittered to 1-3 s. */
+	for (km_ms now = 1000; now <= 5000; now += 10) {
+		if (km_connmgr_next_dial(cm, t, now, &c)) {
+			t_retry = now;
+			break;
+		}
+	}
+	cr_assert(t_retry >= 2000 && t_retry <= 4010, "retried at %llu",
+		  (unsigned long long)t_retry);
+	km_connmgr_del(cm);
+	km_table_del(t);
+}
+
+Test(connmgr, backoff_doubles_up_to_its_cap_with_half_to_one_and_a_half_jitter)
+{
+	struct km_connmgr_config cfg;
+
+	km_connmgr_config_default(&cfg);
+	for (int f = 1; f <= 20; f++) {
+		km_ms base = cfg.backoff_base_ms << (f - 1 < 10 ? f - 1 : 10);
+
+		if (base > cfg.backoff_max_ms)
+			base = cfg.backoff_max_ms;
+		for (int i = 0; i < 50; i++) {
+			km_ms d = km_connmgr_backoff(&cfg, f, &rng);
+
+			cr_assert(d >= base / 2 && d < base + base / 2,
+				  "failure %d: %llu ms", f, (unsigned long long)d);
+		}
+	}
+}
+
+Test(connmgr, a_lost_neighbour_makes_the_next_dial_due_at_once)
+{
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm = cm_new(2, 8);
+	uint64_t conn = 1, other;
+	struct km_contact c;
+
+	for (uint8_t i = 0; i < 3; i++) {
+		struct km_id id = id_with(0x80, i + 1);
+		struct km_addr a = ip4(10, 0, i, 1);
+
+		add(t, &id, &a, 1);
+	}
+	cr_assert_eq(dial_all(cm, t, 1000, &conn, NULL), 2);
+	for (uint64_t i = 1; i <= 2; i++) {
+		struct km_id id = id_with(0x80, (uint8_t)i);
+
+		cr_assert_eq(km_connmgr_hello(cm, i, &id, 1000, &other), KM_CM_ACCEPT);
+	}
+	cr_assert_eq(km_connmgr_counts(cm).out, 2);
+	cr_assert(!km_connmgr_next_dial(cm, t, 1001, &c));
+	cr_assert(km_connmgr_closed(cm, 1, 1500));
+	cr_assert(km_connmgr_next_dial(cm, t, 1500, &c));
+	cr_assert_eq(c.id.b[19], 3, "the one node not linked and not backing off");
+	km_connmgr_del(cm);
+	km_table_del(t);
+}
