@@ -8,6 +8,7 @@
  * transaction id, so it saw our packet) is a real endpoint; until then a
  * reply carries at most `amplification` times the query's bytes, and all
  * such replies together at most unverified_reply_bps. */
+#include "dht/bep42.h"
 #include "dht/dht_internal.h"
 
 bool dht_guard_receive(struct km_dht *d, const struct km_addr *from,
@@ -72,8 +73,11 @@ bool dht_guard_reply(struct km_dht *d, const struct km_addr *to,
 	size_t cap = d->in_len * d->cfg.amplification;
 	bool trimmed = false;
 
+	/* Local addresses are exempt, as from the subnet caps: a forger that
+	 * can put packets on our LAN or loopback is not an amplification
+	 * threat to the Internet. */
 	if (d->in_len == 0 || d->cfg.amplification == 0 ||
-	    km_ratelimit_verified(d->rl, to))
+	    km_addr_is_local(to) || km_ratelimit_verified(d->rl, to))
 		return true;
 	while ((size_t)*len > cap && trim(m, (size_t)*len - cap)) {
 		trimmed = true;
