@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dht/ratelimit.h"
 #include "net/node.h"
 
 /* Two families of 160 buckets at ~80 bytes a line stay far below this. */
@@ -139,8 +140,39 @@ static void overlay(struct out *o, const struct km_node_stats *s)
 	       LV("", s->links));
 }
 
-static void drops(struct out *o, const struct km_node_stats *s)
+/* The defences inside each family's km_dht, summed. */
+struct guard_counts {
+	unsigned long limited, banned, bans, subnet, bep42;
+};
+
+static struct guard_counts guard_counts(struct km_node *n)
 {
+	static const uint8_t fams[2] = { KM_AF_INET4, KM_AF_INET6 };
+	struct guard_counts g = { 0 };
+
+	for (int f = 0; f < 2; f++) {
+		struct km_dht *d = km_node_dht_of(n, fams[f]);
+		struct km_ratelimit_stats rs;
+		struct km_table_stats ts;
+
+		if (!d)
+			continue;
+		rs = km_ratelimit_stats(km_dht_ratelimit(d));
+		ts = km_table_stats(km_dht_table(d));
+		g.limited += rs.limited;
+		g.banned += rs.banned_drops;
+		g.bans += rs.bans;
+		g.subnet += ts.rejected_subnet;
+		g.bep42 += ts.rejected_bep42;
+	}
+	return g;
+}
+
+static void drops(struct out *o, struct km_node *n,
+		  const struct km_node_stats *s)
+{
+	struct guard_counts g = guard_counts(n);
+
 	METRIC(o, "dropped_total", "counter",
 	       "Inputs refused or dropped, by reason (caps and bad input).",
 	       LV("reason=\"krpc_malformed\"", s->dht.malformed_in),
@@ -150,7 +182,14 @@ static void drops(struct out *o, const struct km_node_stats *s)
 	       LV("reason=\"hello_bad\"", s->hellos_bad),
 	       LV("reason=\"connection_per_ip_cap\"", s->neighbours.refused_ip),
 	       LV("reason=\"connection_table_full\"", s->neighbours.refused_full),
-	       LV("reason=\"neighbour_ping_timeout\"", s->ping_timeouts));
+	       LV("reason=\"neighbour_ping_timeout\"", s->ping_timeouts),
+	       LV("reason=\"rate_limited\"", g.limited),
+	       LV("reason=\"banned_source\"", g.banned),
+	       LV("reason=\"subnet_cap\"", g.subnet),
+	       LV("reason=\"bep42_id_mismatch\"", g.bep42),
+	       LV("reason=\"amplification_cap\"", s->dht.replies_unsent));
+	METRIC(o, "rate_limit_bans_total", "counter",
+	       "Sources banned for flooding, total.", LV("", g.bans));
 }
 
 static void lookups(struct out *o, const struct km_node_stats *s)
@@ -210,7 +249,7 @@ char *km_metrics_render(struct km_node *n, km_ms now)
 	       LV("", (double)(now - km_node_started_at(n)) / 1000));
 	krpc(&o, &s.dht);
 	overlay(&o, &s);
-	drops(&o, &s);
+	drops(&o, n, &s);
 	lookups(&o, &s);
 	table(&o, n);
 	if (o.failed) {

@@ -86,6 +86,9 @@ def main():
                      "neighbours", "broadcasts_total", "dropped_total"):
             assert "kadmesh_" + need in fams, need
         assert value(fams, "broadcasts_total", event="originated") == 1
+        for reason in ("rate_limited", "banned_source", "subnet_cap",
+                       "krpc_malformed", "connection_per_ip_cap"):
+            assert value(fams, "dropped_total", reason=reason) >= 0
         assert value(fams, "neighbours", direction="in", state="up") == 3
         table = c.ctl(seed, "--json", "table")
         fill = sum(s[2] for s in fams["kadmesh_routing_table_bucket_nodes"]
