@@ -44,7 +44,8 @@ extern "C" {
 #define KADMESH_VERSION "0.1.0"
 
 #define KADMESH_ID_LEN 20          /* node IDs, info-hashes, message IDs */
-#define KADMESH_PAYLOAD_MAX 65486  /* the largest broadcast payload */
+#define KADMESH_PAYLOAD_MAX 65390  /* the largest broadcast payload */
+#define KADMESH_KEY_SEED_LEN 32    /* an Ed25519 private key seed */
 
 /* Milliseconds on a monotonic clock of your choosing (sans-IO mode). */
 typedef uint64_t kadmesh_ms;
@@ -55,6 +56,11 @@ enum kadmesh_log_level {
 
 struct kadmesh_config {
 	uint8_t id[KADMESH_ID_LEN]; /* all zero: a random ID */
+	/* The Ed25519 key that authenticates links and signs broadcasts;
+	 * without one (has_key false) the node makes an ephemeral key.  Peers
+	 * pin a key per node ID: keep the ID and the key together. */
+	bool has_key;
+	uint8_t key_seed[KADMESH_KEY_SEED_LEN];
 	uint32_t network_id;        /* 0: the default network ("km01") */
 	bool seed;                  /* start a network: no bootstrap needed */
 	/* Numeric "IP:PORT" or "[IPv6]:PORT" strings; at most 16. */

@@ -17,6 +17,7 @@
 _Static_assert(KADMESH_ID_LEN == KM_ID_LEN, "ID sizes agree");
 _Static_assert(KADMESH_PAYLOAD_MAX == KM_MESSAGE_PAYLOAD_MAX,
 	       "payload caps agree");
+_Static_assert(KADMESH_KEY_SEED_LEN == KM_IDENT_SEED_LEN, "key seeds agree");
 _Static_assert((int)KADMESH_LOG_DEBUG == (int)KM_LOG_DEBUG,
 	       "log levels agree");
 
@@ -191,6 +192,9 @@ static bool node_config(const struct kadmesh_config *in, const struct km_id *id,
 	if (in->network_id)
 		cfg->network_id = in->network_id;
 	cfg->seed = in->seed;
+	cfg->has_key = in->has_key;
+	if (in->has_key)
+		memcpy(cfg->key_seed, in->key_seed, KADMESH_KEY_SEED_LEN);
 	if (in->nbootstrap > KM_NODE_MAX_BOOTSTRAP)
 		return false;
 	for (size_t i = 0; i < in->nbootstrap; i++)

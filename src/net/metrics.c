@@ -182,12 +182,18 @@ static void drops(struct out *o, struct km_node *n,
 	       LV("reason=\"hello_bad\"", s->hellos_bad),
 	       LV("reason=\"connection_per_ip_cap\"", s->neighbours.refused_ip),
 	       LV("reason=\"connection_table_full\"", s->neighbours.refused_full),
+	       LV("reason=\"neighbour_per_16_cap\"", s->neighbours.refused_subnet),
 	       LV("reason=\"neighbour_ping_timeout\"", s->ping_timeouts),
 	       LV("reason=\"rate_limited\"", g.limited),
 	       LV("reason=\"banned_source\"", g.banned),
 	       LV("reason=\"subnet_cap\"", g.subnet),
 	       LV("reason=\"bep42_id_mismatch\"", g.bep42),
-	       LV("reason=\"amplification_cap\"", s->dht.replies_unsent));
+	       LV("reason=\"amplification_cap\"", s->dht.replies_unsent),
+	       LV("reason=\"auth_failed\"", s->auth_failed),
+	       LV("reason=\"auth_key_not_pinned\"", s->auth_key_refused),
+	       LV("reason=\"broadcast_forged\"", s->bcast.forged),
+	       LV("reason=\"broadcast_replayed\"", s->bcast.replayed),
+	       LV("reason=\"broadcast_rate_limited\"", s->bcast.rate_limited));
 	METRIC(o, "rate_limit_bans_total", "counter",
 	       "Sources banned for flooding, total.", LV("", g.bans));
 }
