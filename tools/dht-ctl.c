@@ -105,11 +105,49 @@ static void print_status(const cJSON *r)
 	print_keys(r, "", (int)key_width(r, 0));
 }
 
+/* `table --histogram`: bucket fill per family, one '#' per node. */
+static bool table_histogram;
+
+#define BUCKETS_MAX 161
+
+static void print_histogram(const cJSON *r)
+{
+	static const char *names[2] = { "ipv4", "ipv6" };
+	unsigned fill[2][BUCKETS_MAX] = { { 0 } };
+	int top[2] = { -1, -1 };
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, r) {
+		int f = str(e, "addr")[0] == '[';
+		double b = num(e, "bucket");
+
+		if (b < 0 || b >= BUCKETS_MAX)
+			continue;
+		fill[f][(int)b]++;
+		top[f] = (int)b > top[f] ? (int)b : top[f];
+	}
+	for (int f = 0; f < 2; f++) {
+		if (top[f] < 0)
+			continue;
+		printf("# %s buckets (nodes per bucket)\n", names[f]);
+		for (int b = 0; b <= top[f]; b++) {
+			printf("%3d |", b);
+			for (unsigned i = 0; i < fill[f][b] && i < 64; i++)
+				putchar('#');
+			printf(" %u\n", fill[f][b]);
+		}
+	}
+}
+
 static void print_table(const cJSON *r)
 {
 	int aw = 4;
 	const cJSON *e;
 
+	if (table_histogram) {
+		print_histogram(r);
+		return;
+	}
 	cJSON_ArrayForEach(e, r) {
 		int len = (int)strlen(str(e, "addr"));
 
@@ -185,6 +223,12 @@ static void print_sent(const cJSON *r)
 	printf("%s\n", str(r, "id"));
 }
 
+/* The exposition text as is, for a scraper or a person. */
+static void print_metrics(const cJSON *r)
+{
+	fputs(str(r, "text"), stdout);
+}
+
 static void print_help(const cJSON *r)
 {
 	const cJSON *e;
@@ -196,7 +240,8 @@ static void print_help(const cJSON *r)
 static const struct subcommand subcommands[] = {
 	{ "status", 0, 0, print_status, "status",
 	  "identity, uptime, routing table size, traffic and errors" },
-	{ "table", 0, 0, print_table, "table", "every routing table entry" },
+	{ "table", 0, 0, print_table, "table",
+	  "every routing table entry (--histogram: bucket fill)" },
 	{ "lookup", 1, 2, print_lookup, "lookup ID [ipv4|ipv6]",
 	  "the k nodes closest to ID (40 hex characters), in the node's "
 	  "default family or the one named" },
@@ -211,6 +256,8 @@ static const struct subcommand subcommands[] = {
 	{ "subscribe", 0, 1, NULL, "subscribe [COUNT]",
 	  "print each delivered message as `ID ORIGIN HOPS PAYLOAD` (after\n"
 	  "                         COUNT messages, exit)" },
+	{ "metrics", 0, 0, print_metrics, "metrics",
+	  "counters and gauges in the Prometheus text format" },
 	{ "help", 0, 0, print_help, "help", "the commands the node knows" },
 	{ NULL, 0, 0, NULL, NULL, NULL },
 };
@@ -319,6 +366,7 @@ static void usage(FILE *out)
 "  -j, --json           print the result as one line of JSON\n"
 "  -t, --timeout SEC    give up waiting for the answer after SEC seconds\n"
 "                       (default: %d)\n"
+"  -H, --histogram      table: print the bucket fill as a text histogram\n"
 "  -h, --help           show this help\n"
 "\n"
 "Commands:\n", DEFAULT_TIMEOUT_S);
@@ -617,6 +665,7 @@ int main(int argc, char **argv)
 		{ "control", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "histogram", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -625,10 +674,11 @@ int main(int argc, char **argv)
 	int timeout_s = DEFAULT_TIMEOUT_S, opt, nargs;
 	bool json = false;
 
-	while ((opt = getopt_long(argc, argv, "c:jt:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:jt:Hh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case 'j': json = true; break;
+		case 'H': table_histogram = true; break;
 		case 't':
 			if (!parse_timeout(optarg, &timeout_s))
 				return EXIT_ERROR;

@@ -16,6 +16,7 @@
 
 #include <cJSON.h>
 
+#include "net/metrics.h"
 #include "proto/base64.h"
 #include "proto/err.h"
 
@@ -1110,6 +1111,20 @@ static void cmd_subscribe(struct km_control *c, struct session *s, int argc,
 	respond_ok(c, s, finish(o, ok));
 }
 
+static void cmd_metrics(struct km_control *c, struct session *s, int argc,
+			char **argv, km_ms now)
+{
+	char *text = km_metrics_render(c->node, now);
+	cJSON *o = text ? cJSON_CreateObject() : NULL;
+
+	if (o && !cJSON_AddStringToObject(o, "text", text)) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	free(text);
+	respond_ok(c, s, o);
+}
+
 static void cmd_help(struct km_control *c, struct session *s, int argc,
 		     char **argv, km_ms now)
 {
@@ -1149,6 +1164,8 @@ static const struct command commands[] = {
 	  "send the base64-decoded payload to every node" },
 	{ "subscribe", cmd_subscribe, 0, 0, "subscribe",
 	  "stream every delivered broadcast message as an event line" },
+	{ "metrics", cmd_metrics, 0, 0, "metrics",
+	  "counters and gauges in the Prometheus text format, as \"text\"" },
 	{ "help", cmd_help, 0, 0, "help", "this list" },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };

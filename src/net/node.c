@@ -65,7 +65,11 @@ static void on_dht_lookup_done(void *user, uint64_t id,
 {
 	struct node_family *f = user;
 	struct km_node *n = f->n;
+	struct km_lookup_stats st = km_lookup_stats(lk);
 
+	km_lookup_hist_observe(&n->stats.lookup_ms,
+			       st.finished > st.started ?
+			       st.finished - st.started : 0);
 	if (n->cb.lookup_done)
 		n->cb.lookup_done(n->user, node_lookup_id(f, id), lk);
 }

@@ -26,6 +26,7 @@
 #include "dht/ident.h"
 #include "net/broadcast.h"
 #include "net/connmgr.h"
+#include "net/metrics.h"
 
 #define KM_NODE_MAX_BOOTSTRAP 16
 #define KM_NETWORK_ID_DEFAULT 0x6b6d3031u /* "km01" */
@@ -98,6 +99,7 @@ struct km_node_stats {
 	struct km_cm_counts neighbours;         /* in, out, pending... */
 	struct km_bcast_stats bcast;
 	unsigned long ping_timeouts;            /* neighbours dropped as dead */
+	struct km_lookup_hist lookup_ms;        /* finished lookups' durations */
 };
 
 /* One neighbour, for `dht-ctl peers`. */

@@ -35,7 +35,17 @@ bool km_tool_log_enabled(enum km_log_level level)
 	return level <= log_max;
 }
 
-static void emit(enum km_log_level level, const char *msg)
+/* The last line printed, so that a condition that repeats (a flood of
+ * failing accepts, say) costs one line and a count, not a line each. */
+#define REPEAT_WINDOW_S 60
+static struct {
+	char msg[512];
+	enum km_log_level level;
+	unsigned long repeats;
+	time_t since;
+} last;
+
+static void print_line(enum km_log_level level, const char *msg)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -46,6 +56,34 @@ static void emit(enum km_log_level level, const char *msg)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	fprintf(stderr, "%s.%03ldZ %-5s [%s] %s\n", when, ts.tv_nsec / 1000000,
 		level_names[level], log_id, msg);
+}
+
+void km_tool_log_flush(void)
+{
+	char note[64];
+
+	if (last.repeats == 0)
+		return;
+	snprintf(note, sizeof(note), "(last message repeated %lu times)",
+		 last.repeats);
+	last.repeats = 0;
+	print_line(last.level, note);
+}
+
+static void emit(enum km_log_level level, const char *msg)
+{
+	time_t now = time(NULL);
+
+	if (level == last.level && strcmp(msg, last.msg) == 0 &&
+	    now - last.since < REPEAT_WINDOW_S) {
+		last.repeats++;
+		return;
+	}
+	km_tool_log_flush();
+	print_line(level, msg);
+	snprintf(last.msg, sizeof(last.msg), "%s", msg);
+	last.level = level;
+	last.since = now;
 }
 
 void km_tool_log(enum km_log_level level, const char *fmt, ...)

@@ -1,6 +1,9 @@
 /* Logging for the programs: one line per message on stderr,
  *   2024-05-01T12:00:00.123Z WARN  [1a2b3c4d] message
- * with the UTC time, the level and the first 8 hex digits of the node ID. */
+ * with the UTC time, the level and the first 8 hex digits of the node ID.
+ * A line identical to the one before (within a minute) is not printed
+ * again; the next different line, or km_tool_log_flush(), first prints
+ * "(last message repeated N times)". */
 #ifndef KM_TOOLS_LOG_H
 #define KM_TOOLS_LOG_H
 
@@ -20,6 +23,9 @@ void km_tool_log(enum km_log_level level, const char *fmt, ...);
 
 /* A km_uv_hooks.log that ignores user. */
 void km_tool_log_hook(void *user, enum km_log_level level, const char *msg);
+
+/* Prints the pending "(last message repeated N times)", if any. */
+void km_tool_log_flush(void);
 
 /* "error", "warn", "info" or "debug". */
 bool km_tool_log_level_parse(const char *s, enum km_log_level *out);

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Install and package: `cmake --install` puts every file in its place, the
+example builds against the installed kadmesh.pc and through
+find_package(kadmesh) (shared and static) and runs, the systemd unit passes
+`systemd-analyze verify`, and `cpack -G DEB` makes a .deb with the right
+dependencies and contents."""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BUILD = os.path.dirname(os.path.abspath(os.environ["KM_BIN"]))
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SANITIZE = os.environ.get("KM_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE")
+CFLAGS = ["-fsanitize=address,undefined"] if SANITIZE else []
+PROGRAMS = ["dht-node", "dht-ctl", "dht-lookup", "dht-sim"]
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    if r.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({r.returncode}):\n"
+                             f"{r.stdout}\n{r.stderr}")
+    return r
+
+
+def one(pattern):
+    found = glob.glob(pattern)
+    assert len(found) == 1, f"{pattern}: {found}"
+    return found[0]
+
+
+def check_tree(prefix):
+    for p in PROGRAMS:
+        assert os.access(f"{prefix}/bin/{p}", os.X_OK), p
+        assert os.path.isfile(f"{prefix}/share/man/man1/{p}.1"), p
+    assert os.path.isfile(f"{prefix}/include/kadmesh.h")
+    lib = os.path.dirname(one(f"{prefix}/lib*/**/libkadmesh.so.0"
+                              if glob.glob(f"{prefix}/lib*/*/libkadmesh.so.0")
+                              else f"{prefix}/lib*/libkadmesh.so.0"))
+    for f in ("libkadmesh.so", "libkadmesh.a", "pkgconfig/kadmesh.pc",
+              "cmake/kadmesh/kadmeshConfig.cmake"):
+        assert os.path.exists(f"{lib}/{f}"), f
+    soname = run(["objdump", "-p", f"{lib}/libkadmesh.so"]).stdout
+    assert "SONAME               libkadmesh.so.0" in soname
+    exported = run(["nm", "-D", "--defined-only", f"{lib}/libkadmesh.so"])
+    names = [l.split()[-1] for l in exported.stdout.splitlines()]
+    leaked = [n for n in names if not n.startswith("kadmesh_")]
+    assert not leaked, f"internal symbols exported: {leaked[:10]}"
+    print(f"installed tree ok: {len(names)} exported symbols")
+    return lib
+
+
+def run_chat(exe, env=None):
+    """Starts a seed with stdin at EOF: it prints its port and leaves."""
+    r = run([exe, "127.0.0.1:0", "seed"], input="", env=env)
+    assert r.stdout.startswith("port "), r.stdout
+
+
+def test_pkg_config(tmp):
+    dest = f"{tmp}/dest"
+    run(["cmake", "--install", BUILD, "--prefix", "/usr"],
+        env={**os.environ, "DESTDIR": dest})
+    lib = check_tree(f"{dest}/usr")
+    env = {**os.environ, "PKG_CONFIG_PATH": f"{lib}/pkgconfig"}
+    flags = run(["pkg-config", "--cflags", "--libs", "kadmesh", "libuv"],
+                env=env).stdout.split()
+    exe = f"{tmp}/chat-pc"
+    run(["cc", "-std=c11", "-Wall", "-Werror", *CFLAGS,
+         f"{SRC}/examples/chat.c", "-o", exe, *flags], env=env)
+    run_chat(exe, env={**os.environ, "LD_LIBRARY_PATH": lib})
+    print("example built with pkg-config and ran")
+
+
+def test_find_package(tmp):
+    prefix = f"{tmp}/prefix"
+    run(["cmake", "--install", BUILD, "--prefix", prefix])
+    check_tree(prefix)
+    proj = f"{tmp}/consumer"
+    os.makedirs(proj)
+    with open(f"{proj}/CMakeLists.txt", "w") as f:
+        f.write(f"""cmake_minimum_required(VERSION 3.20)
+project(consumer C)
+find_package(kadmesh 0.1 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(UV REQUIRED IMPORTED_TARGET libuv)
+add_executable(chat-shared {SRC}/examples/chat.c)
+target_link_libraries(chat-shared kadmesh::kadmesh PkgConfig::UV)
+add_executable(chat-static {SRC}/examples/chat.c)
+target_link_libraries(chat-static kadmesh::kadmesh_static PkgConfig::UV)
+""")
+    flags = " ".join(CFLAGS)
+    run(["cmake", "-S", proj, "-B", f"{proj}/b", f"-DCMAKE_PREFIX_PATH={prefix}",
+         f"-DCMAKE_C_FLAGS={flags}"])
+    run(["cmake", "--build", f"{proj}/b"])
+    run_chat(f"{proj}/b/chat-shared")
+    run_chat(f"{proj}/b/chat-static")
+    print("example built with find_package(kadmesh), shared and static")
+    return prefix
+
+
+def test_unit(prefix):
+    unit = f"{prefix}/lib/systemd/system/dht-node.service"
+    text = open(unit).read()
+    for key in ("DynamicUser=yes", "StateDirectory=dht-node",
+                "ProtectSystem=strict", f"ExecStart={prefix}/bin/dht-node"):
+        assert key in text, key
+    if not shutil.which("systemd-analyze"):
+        print("SKIP systemd-analyze verify: systemd-analyze not installed")
+        return
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", unit],
+                       capture_output=True, text=True, timeout=60)
+    complaints = [l for l in (r.stdout + r.stderr).splitlines()
+                  if "dht-node.service" in l]
+    assert r.returncode == 0 and not complaints, r.stdout + r.stderr
+    print("systemd-analyze verify: clean")
+
+
+def test_deb(tmp):
+    if not shutil.which("cpack") or not shutil.which("dpkg-deb"):
+        print("SKIP cpack -G DEB: cpack or dpkg-deb missing")
+        return
+    out = f"{tmp}/deb"
+    run(["cpack", "-G", "DEB", "-B", out, "--config",
+         f"{BUILD}/CPackConfig.cmake"])
+    deb = one(f"{out}/*.deb")
+    depends = run(["dpkg-deb", "-f", deb, "Depends"]).stdout
+    for dep in ("libuv1", "libssl3", "libcjson1"):
+        assert dep in depends, depends
+    contents = run(["dpkg-deb", "-c", deb]).stdout
+    for path in ["./usr/bin/" + p for p in PROGRAMS] + [
+            "./usr/include/kadmesh.h", "./usr/lib/systemd/system/dht-node.service",
+            "./usr/share/man/man1/dht-node.1"]:
+        assert path in contents, path
+    root = f"{tmp}/root"
+    run(["dpkg-deb", "-x", deb, root])
+    unit = open(f"{root}/usr/lib/systemd/system/dht-node.service").read()
+    assert "ExecStart=/usr/bin/dht-node " in unit
+    r = run([f"{root}/usr/bin/dht-node", "--version"])
+    print(f"{os.path.basename(deb)}: Depends: {depends.strip()}; "
+          f"{r.stdout.strip()}")
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="kadmesh-package-") as tmp:
+        test_pkg_config(tmp)
+        prefix = test_find_package(tmp)
+        test_unit(prefix)
+        test_deb(tmp)
+    print("test_install: ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+/* The public API in sans-IO mode: two nodes whose packets, connections and
+ * clock are all supplied by the test, as an embedding program would. */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kadmesh.h"
+
+#define NODES 2
+#define QMAX 4096
+#define PAIRS 16
+
+enum ev_kind { EV_UDP, EV_CONNECT, EV_DATA, EV_CLOSE };
+
+struct ev {
+	enum ev_kind kind;
+	int from, to;
+	uint64_t conn; /* the sender's id for the connection */
+	uint8_t buf[2048];
+	size_t len;
+};
+
+struct pair { int a, b; uint64_t ca, cb; };
+
+struct world {
+	struct kadmesh *node[NODES];
+	struct sockaddr_in addr[NODES];
+	struct ev q[QMAX];
+	size_t head, tail;
+	struct pair pairs[PAIRS];
+	size_t npairs;
+	kadmesh_ms now;
+	uint64_t rng;
+	int delivered[NODES], lookups_done;
+	size_t last_nnodes;
+	char last_text[64];
+};
+
+static struct world W;
+
+static int who(void *user) { return (int)((struct sockaddr_in *)user - W.addr); }
+
+static int node_at(const struct sockaddr *sa)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+	for (int i = 0; i < NODES; i++)
+		if (in->sin_addr.s_addr == W.addr[i].sin_addr.s_addr)
+			return i;
+	return -1;
+}
+
+static struct ev *push(enum ev_kind kind, int from, int to, uint64_t conn,
+		       const uint8_t *buf, size_t len)
+{
+	cr_assert_lt(W.tail - W.head, QMAX - 1);
+	cr_assert_leq(len, sizeof(W.q[0].buf));
+	struct ev *e = &W.q[W.tail++ % QMAX];
+	*e = (struct ev){ .kind = kind, .from = from, .to = to, .conn = conn,
+			  .len = len };
+	if (len)
+		memcpy(e->buf, buf, len);
+	return e;
+}
+
+/* The other end of (node, conn); false when it is gone. */
+static bool peer_of(int node, uint64_t conn, int *peer, uint64_t *pconn)
+{
+	for (size_t i = 0; i < W.npairs; i++) {
+		struct pair *p = &W.pairs[i];
+		if (p->a == node && p->ca == conn) {
+			*peer = p->b, *pconn = p->cb;
+			return true;
+		}
+		if (p->b == node && p->cb == conn) {
+			*peer = p->a, *pconn = p->ca;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void udp_send(void *u, const struct sockaddr *to, socklen_t l,
+		     const uint8_t *buf, size_t len)
+{
+	int dst = node_at(to);
+
+	if (dst >= 0)
+		push(EV_UDP, who(u), dst, 0, buf, len);
+}
+
+static void tcp_connect(void *u, uint64_t conn, const struct sockaddr *to,
+			socklen_t l)
+{
+	push(EV_CONNECT, who(u), node_at(to), conn, NULL, 0);
+}
+
+static void tcp_send(void *u, uint64_t conn, const uint8_t *buf, size_t len)
+{
+	while (len > 0) { /* a TCP stream may arrive in any pieces */
+		size_t n = len < 2048 ? len : 2048;
+		push(EV_DATA, who(u), -1, conn, buf, n);
+		buf += n, len -= n;
+	}
+}
+
+static void tcp_close(void *u, uint64_t conn)
+{
+	push(EV_CLOSE, who(u), -1, conn, NULL, 0);
+}
+
+static void fill(void *u, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len--) { /* splitmix-ish: deterministic, well spread */
+		W.rng = W.rng * 6364136223846793005ull + 1442695040888963407ull;
+		*p++ = (uint8_t)(W.rng >> 56);
+	}
+}
+
+static void message(void *u, const struct kadmesh_message *m)
+{
+	int i = who(u);
+
+	W.delivered[i]++;
+	snprintf(W.last_text, sizeof(W.last_text), "%.*s", (int)m->len,
+		 (const char *)m->payload);
+}
+
+static void lookup_done(void *u, uint64_t id, const struct kadmesh_result *r)
+{
+	W.lookups_done++;
+	W.last_nnodes = r->nnodes;
+}
+
+static void deliver(struct ev *e)
+{
+	int peer;
+	uint64_t pconn;
+
+	if (e->kind == EV_UDP) {
+		kadmesh_udp_recv(W.node[e->to], (struct sockaddr *)&W.addr[e->from],
+				 e->buf, e->len, W.now);
+	} else if (e->kind == EV_CONNECT) {
+		struct sockaddr_in from = W.addr[e->from];
+		from.sin_port = htons(40000);
+		uint64_t c = kadmesh_tcp_accepted(W.node[e->to],
+						  (struct sockaddr *)&from, W.now);
+		if (!c) {
+			kadmesh_tcp_closed(W.node[e->from], e->conn, W.now);
+			return;
+		}
+		cr_assert_lt(W.npairs, PAIRS);
+		W.pairs[W.npairs++] = (struct pair){ e->from, e->to, e->conn, c };
+		kadmesh_tcp_connected(W.node[e->from], e->conn, W.now);
+	} else if (peer_of(e->from, e->conn, &peer, &pconn)) {
+		if (e->kind == EV_DATA)
+			kadmesh_tcp_recv(W.node[peer], pconn, e->buf, e->len, W.now);
+		else
+			kadmesh_tcp_closed(W.node[peer], pconn, W.now);
+	}
+}
+
+/* Runs the world in 10 ms steps until done() or max_ms pass. */
+static bool run_until(bool (*done)(void), kadmesh_ms max_ms)
+{
+	for (kadmesh_ms end = W.now + max_ms; W.now < end; W.now += 10) {
+		while (W.head != W.tail)
+			deliver(&W.q[W.head++ % QMAX]);
+		if (done())
+			return true;
+		for (int i = 0; i < NODES; i++)
+			kadmesh_tick(W.node[i], W.now);
+	}
+	return false;
+}
+
+static bool linked(void)
+{
+	return kadmesh_neighbour_count(W.node[0]) == 1 &&
+	       kadmesh_neighbour_count(W.node[1]) == 1;
+}
+static bool both_delivered(void) { return W.delivered[0] && W.delivered[1]; }
+static bool looked_up(void) { return W.lookups_done > 0; }
+
+static void setup(void)
+{
+	static const struct kadmesh_callbacks cb = {
+		.udp_send = udp_send, .tcp_connect = tcp_connect,
+		.tcp_send = tcp_send, .tcp_close = tcp_close, .random = fill,
+		.message = message, .lookup_done = lookup_done,
+	};
+	const char *boot[] = { "10.0.0.1:7000" };
+	struct kadmesh_config cfg;
+
+	memset(&W, 0, sizeof(W));
+	W.now = 1000;
+	for (int i = 0; i < NODES; i++) {
+		W.addr[i].sin_family = AF_INET;
+		W.addr[i].sin_port = htons(7000);
+		W.addr[i].sin_addr.s_addr = htonl(0x0a000001u + (uint32_t)i);
+		kadmesh_config_default(&cfg);
+		cfg.seed = i == 0;
+		cfg.bootstrap = i ? boot : NULL;
+		cfg.nbootstrap = i ? 1 : 0;
+		W.node[i] = kadmesh_new(&cfg, &cb, &W.addr[i], 7000, W.now);
+		cr_assert_not_null(W.node[i]);
+	}
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < NODES; i++)
+		kadmesh_del(W.node[i]);
+}
+
+TestSuite(api, .init = setup, .fini = teardown);
+
+Test(api, two_sans_io_nodes_link_and_a_broadcast_reaches_both)
+{
+	cr_assert(run_until(linked, 20000), "the nodes became neighbours");
+	cr_assert_eq(kadmesh_broadcast(W.node[0], "hello", 5, NULL), 0);
+	cr_assert(run_until(both_delivered, 5000));
+	cr_assert_str_eq(W.last_text, "hello");
+	cr_assert_eq(kadmesh_routing_table_size(W.node[1]), 1);
+}
+
+Test(api, a_lookup_reports_the_other_node_through_lookup_done)
+{
+	uint8_t target[KADMESH_ID_LEN] = { 0x42 };
+	uint64_t id = 0;
+
+	cr_assert(run_until(linked, 20000));
+	cr_assert_eq(kadmesh_find_node(W.node[1], target, &id), 0);
+	cr_assert_neq(id, 0);
+	cr_assert(run_until(looked_up, 20000));
+	cr_assert_eq(W.last_nnodes, 1);
+}
+
+Test(api, a_config_without_seed_or_bootstrap_is_refused)
+{
+	static const struct kadmesh_callbacks cb = {
+		.udp_send = udp_send, .tcp_connect = tcp_connect,
+		.tcp_send = tcp_send, .tcp_close = tcp_close, .random = fill,
+	};
+	const char *bad[] = { "not an address" };
+	struct kadmesh_config cfg;
+
+	kadmesh_config_default(&cfg);
+	cr_assert_null(kadmesh_new(&cfg, &cb, &W.addr[0], 7000, W.now));
+	cfg.bootstrap = bad;
+	cfg.nbootstrap = 1;
+	cr_assert_null(kadmesh_new(&cfg, &cb, &W.addr[0], 7000, W.now));
+	cr_assert_str_eq(kadmesh_version(), KADMESH_VERSION);
+	cr_assert_not_null(kadmesh_strerror(-201));
+}
