@@ -356,7 +356,9 @@ static void conn_queue(struct conn *c, const uint8_t *buf, size_t len)
 	uv_buf_t b;
 
 	if (c->queued + len > CONN_WRITE_CAP) {
-		say(c->u, KM_LOG_DEBUG, "link %llu: write queue full, closing",
+		/* Rare and worth an operator's eye: info, not debug. */
+		say(c->u, KM_LOG_INFO, "link %llu: peer reads too slowly "
+		    "(write queue full), closing",
 		    (unsigned long long)c->id);
 		conn_close(c, true);
 		return;
