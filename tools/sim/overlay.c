@@ -270,6 +270,34 @@ unsigned long overlay_failed_dials(const struct overlay *ov)
 	return ov->failed;
 }
 
+static uint32_t root(uint32_t *up, uint32_t i)
+{
+	while (up[i] != i)
+		i = up[i] = up[up[i]];
+	return i;
+}
+
+size_t overlay_components(const struct overlay *ov)
+{
+	uint32_t *up = malloc(ov->w->n * sizeof(*up));
+	size_t comps = 0;
+
+	if (!up)
+		return 0;
+	for (size_t i = 0; i < ov->w->n; i++)
+		up[i] = (uint32_t)i;
+	for (size_t e = 0; e < ov->nlinks; e++) {
+		const struct olink *l = &ov->links[e];
+
+		if (l->up && osim_alive(ov->os, l->a) && osim_alive(ov->os, l->b))
+			up[root(up, l->a)] = root(up, l->b);
+	}
+	for (size_t i = 0; i < ov->w->n; i++)
+		comps += osim_alive(ov->os, i) && root(up, (uint32_t)i) == i;
+	free(up);
+	return comps;
+}
+
 size_t overlay_links(const struct overlay *ov, size_t *max_per_node)
 {
 	size_t total = 0, max = 0;

@@ -25,6 +25,9 @@ struct osim *overlay_osim(struct overlay *ov);
 /* Links up now: in total and the most any node has. */
 size_t overlay_links(const struct overlay *ov, size_t *max_per_node);
 
+/* Connected components among the live nodes (1 = one overlay). */
+size_t overlay_components(const struct overlay *ov);
+
 /* Outbound dials that failed (the node was down) and links replaced. */
 unsigned long overlay_failed_dials(const struct overlay *ov);
 

@@ -48,6 +48,7 @@ struct sim_node {
 	struct km_dht *dht;
 	struct sim *sim;
 	km_ms timer_at;        /* the pending timer event, 0 if none */
+	uint32_t via;          /* the node it last joined through */
 	uint8_t state;         /* enum sim_node_state */
 };
 

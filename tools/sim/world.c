@@ -291,6 +291,7 @@ void sim_join(struct sim *s, size_t i, size_t via)
 	struct km_addr a;
 
 	s->nodes[i].state = SIM_LIVE;
+	s->nodes[i].via = (uint32_t)via;
 	if (via != i) {
 		sim_addr(via, &a);
 		km_dht_ping_addr(s->nodes[i].dht, &a, s->now);
