@@ -1,7 +1,9 @@
 """1,000 nodes, half of them crash at once: the broadcast tree repairs
-itself (every broadcast after repair reaches >= 99% of survivors) and the
-coverage series is printed.  Lookups after churn are reported, not asserted
-here: they miss the issue's 99% (see docs/BENCHMARKS.md)."""
+itself (every broadcast after repair reaches >= 99% of survivors), the
+coverage series is printed, and once the routing tables have been repaired
+(15 min after the crash) lookups find the true k closest live nodes again.
+Lookups 150 s after the crash are printed, not asserted: they miss, see
+docs/BENCHMARKS.md."""
 
 import simtest
 
@@ -16,4 +18,5 @@ simtest.check("repair_ms" in j and j["repair_ms"] <= 60000,
               "coverage recovers to >= 99% within 60 s and stays there")
 simtest.check(j["broadcast_coverage_min"] >= 0.99,
               ">= 99% of survivors get every broadcast after repair")
-simtest.check(j["lookup_success_rate"] >= 0.3, "lookups after churn still run")
+simtest.check(j["lookup_success_rate"] >= 0.99,
+              ">= 99% of lookups exact once the tables are repaired")

@@ -17,6 +17,10 @@
 #define DETECT_MIN_MS KM_SECONDS(45)
 #define DETECT_SPAN_MS KM_SECONDS(15)
 #define LAT_HIST_MS 60000
+/* Lookups run twice after churn: at once (SERIES_MS after the crash), and
+ * once km_dht's table maintenance has had LOOKUP_REPAIR_MS to ping the dead
+ * out of the routing tables; the JSON keys are the second. */
+#define LOOKUP_REPAIR_MS KM_MINUTES(15)
 /* Coverage of survivors from which the network counts as repaired. */
 #define REPAIRED 0.99
 
@@ -196,6 +200,7 @@ int scenario_churn(struct sim *w, struct report *r, FILE *out)
 	struct overlay *ov = build(w, r, out);
 	struct osim *os;
 	struct bstats warm, series, after;
+	struct report soon = { 0 };
 	km_ms t0;
 	long long repaired = -1; /* the first of the last run of good ones */
 	size_t killed;
@@ -243,10 +248,20 @@ int scenario_churn(struct sim *w, struct report *r, FILE *out)
 	fprintf(out, "overlay dials that failed (dead contacts): %lu\n",
 		overlay_failed_dials(ov));
 	sim_run_until(w, osim_now(os));
+	fprintf(out, "lookups %lld s after the crash:\n",
+		(long long)((w->now - t0) / 1000));
+	scenario_run_lookups(w, &soon, out);
+	sim_run_until(w, t0 + LOOKUP_REPAIR_MS);
+	fprintf(out, "lookups %lld s after the crash (tables repaired):\n",
+		(long long)((w->now - t0) / 1000));
 	scenario_run_lookups(w, r, out);
 	if (r->has[R_LOOKUP_SUCCESS_RATE])
 		fprintf(out, "  target: lookups after churn >= 99%% successful: "
-			"measured %.2f%% [%s]\n", 100 * r->v[R_LOOKUP_SUCCESS_RATE],
+			"measured %.2f%% at %lld s, %.2f%% at %lld s [%s]\n",
+			100 * soon.v[R_LOOKUP_SUCCESS_RATE],
+			(long long)(SERIES_MS / 1000),
+			100 * r->v[R_LOOKUP_SUCCESS_RATE],
+			(long long)(LOOKUP_REPAIR_MS / 1000),
 			r->v[R_LOOKUP_SUCCESS_RATE] >= 0.99 ? "ok" : "MISS");
 	osim_run_until(os, w->now);
 	for (size_t b = 0; b < w->opt.broadcasts; b++)
