@@ -125,7 +125,7 @@ static void dial(struct overlay *ov, uint32_t a, km_ms now)
 		struct km_addr aa;
 
 		if (b == SIZE_MAX)
-			continue; /* not a simulated node: cannot happen */
+			break; /* not a simulated node: cannot happen */
 		e = add_link(ov, a, (uint32_t)b);
 		km_connmgr_opened(ov->cm[a], e, &c.addr, true, &c.id, now);
 		sim_addr(a, &aa);
