@@ -278,6 +278,9 @@ static void status_activity(cJSON *o, const struct km_node_stats *st,
 	put_num(ov, "links_in", (double)st->links_in, ok);
 	put_num(ov, "links_out", (double)st->links_out, ok);
 	put_num(ov, "hellos_ok", (double)st->hellos_ok, ok);
+	put_num(ov, "auth_failed", (double)st->auth_failed, ok);
+	put_num(ov, "auth_key_refused", (double)st->auth_key_refused, ok);
+	put_num(ov, "pins", (double)st->pins, ok);
 	put_num(ov, "peer_lists_in", (double)st->peer_lists_in, ok);
 	put_num(ov, "peer_lists_out", (double)st->peer_lists_out, ok);
 	put_num(ov, "bootstrap_krpc_fallbacks",
@@ -401,6 +404,8 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(nb, "refused_ip", (double)st->neighbours.refused_ip, ok);
 	put_num(nb, "refused_full", (double)st->neighbours.refused_full, ok);
 	put_num(nb, "evicted", (double)st->neighbours.evicted, ok);
+	put_num(nb, "refused_subnet", (double)st->neighbours.refused_subnet, ok);
+	put_num(nb, "anchors", (double)st->neighbours.anchors, ok);
 	put_num(nb, "duplicates", (double)st->neighbours.duplicates, ok);
 	put_num(nb, "ping_timeouts", (double)st->ping_timeouts, ok);
 	b = put_obj(o, "broadcast", ok);
@@ -412,6 +417,9 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(b, "graft_sent", (double)st->bcast.graft_sent, ok);
 	put_num(b, "prune_sent", (double)st->bcast.prune_sent, ok);
 	put_num(b, "dropped", (double)st->bcast.dropped, ok);
+	put_num(b, "forged", (double)st->bcast.forged, ok);
+	put_num(b, "replayed", (double)st->bcast.replayed, ok);
+	put_num(b, "rate_limited", (double)st->bcast.rate_limited, ok);
 	put_num(b, "eager", (double)st->bcast.eager, ok);
 	put_num(b, "lazy", (double)st->bcast.lazy, ok);
 }

@@ -22,6 +22,7 @@ static const struct {
 	{ KM_FRAME_IHAVE, "IHAVE" },
 	{ KM_FRAME_GRAFT, "GRAFT" },
 	{ KM_FRAME_PRUNE, "PRUNE" },
+	{ KM_FRAME_AUTH, "AUTH" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))
