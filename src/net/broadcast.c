@@ -312,8 +312,11 @@ static void seen_drop(struct km_bcast *b, struct seen *e)
  * a cap.  Entries are appended with the same TTL, so oldest = first due. */
 static void expire_seen(struct km_bcast *b, km_ms now, size_t max)
 {
-	while (b->seen && (b->seen->expires <= now || b->nseen > max))
+	while (b->seen && (b->seen->expires <= now || b->nseen > max)) {
+		if (b->seen->expires > now)
+			b->st.seen_evicted++; /* the cap bit, not the clock */
 		seen_drop(b, b->seen);
+	}
 }
 
 static void expire_cache(struct km_bcast *b, km_ms now)
@@ -851,6 +854,7 @@ struct km_bcast_stats km_bcast_stats(const struct km_bcast *b)
 {
 	struct km_bcast_stats st = b->st;
 
+	st.seen_now = b->nseen;
 	st.eager = st.lazy = 0;
 	for (size_t i = 0; i < b->npeers; i++) {
 		if (b->peers[i].eager)

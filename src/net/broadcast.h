@@ -87,6 +87,8 @@ struct km_bcast_stats {
 	unsigned long replayed;      /* seq outside the origin's window */
 	unsigned long rate_limited;  /* over the origin's token bucket */
 	size_t eager, lazy;          /* peers in each set now */
+	unsigned long seen_evicted;  /* IDs forgotten early at seen_max */
+	size_t seen_now;             /* IDs remembered now */
 };
 
 struct km_bcast;

@@ -333,6 +333,7 @@ static void limit_counts(struct km_node *n, km_ms now, struct limit_counts *c)
 		c->rs.entries += rs.entries;
 		c->ts.rejected_subnet += ts.rejected_subnet;
 		c->ts.rejected_bep42 += ts.rejected_bep42;
+		c->ts.capped += ts.capped;
 		c->banned_now += km_ratelimit_banned_now(rl, now);
 		c->transactions += ds.transactions;
 		c->tx_full += ds.tx_full;
@@ -381,14 +382,16 @@ static void status_limits(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.bep42_strict);
 	put_num(t, "rejected", (double)lc.ts.rejected_bep42, ok);
 	limit_cap(lim, "table_nodes", dc->table.max_nodes,
-		  (double)km_table_size(km_dht_table(km_node_dht(n))), -1, ok);
+		  (double)km_table_size(km_dht_table(km_node_dht(n))),
+		  (double)lc.ts.capped, ok);
 	limit_cap(lim, "neighbours_in", (double)nc->cm.max_in,
 		  (double)st.neighbours.in, (double)st.neighbours.refused_full, ok);
 	limit_cap(lim, "neighbours_out", (double)nc->cm.max_out,
 		  (double)st.neighbours.out, -1, ok);
 	limit_cap(lim, "links_per_ip", (double)nc->cm.max_per_ip, -1,
 		  (double)st.neighbours.refused_ip, ok);
-	limit_cap(lim, "seen_cache", (double)nc->bcast.seen_max, -1, -1, ok);
+	limit_cap(lim, "seen_cache", (double)nc->bcast.seen_max,
+		  (double)st.bcast.seen_now, (double)st.bcast.seen_evicted, ok);
 }
 
 static void status_neighbours(cJSON *o, const struct km_node_stats *st,

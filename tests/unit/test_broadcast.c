@@ -428,6 +428,8 @@ Test(broadcast, the_seen_cache_forgets_its_oldest_entry_past_its_cap)
 	cr_assert_eq(feed_msg(r, 1, 7, 1, 1000, id), 0);
 	cr_assert_eq(r->delivered, 5, "forgotten, but the replay window holds");
 	cr_assert_eq(km_bcast_stats(r->b).replayed, 1);
+	cr_assert_eq(km_bcast_stats(r->b).seen_evicted, 1, "the cap bit once");
+	cr_assert_leq(km_bcast_stats(r->b).seen_now, 4);
 	rig_del(r);
 }
 
