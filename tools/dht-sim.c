@@ -231,11 +231,11 @@ static int run(const struct sim_options *o, struct report *r)
 	case SIM_LOOKUP:
 		rc = scenario_lookup(s, r, stdout);
 		break;
+	case SIM_BROADCAST:
+		rc = scenario_broadcast(s, r, stdout);
+		break;
 	default:
-		fprintf(stderr, "dht-sim: scenario '%s' needs the broadcast layer, "
-			"which this build does not have yet\n",
-			scenario_names[o->scenario]);
-		rc = -1;
+		rc = scenario_churn(s, r, stdout);
 		break;
 	}
 	report_set(r, R_PACKETS, (double)s->packets);

@@ -22,6 +22,19 @@ m2, _ = simtest.run_json("--nodes", 1000, "--seed", 3, "--scenario", "mesh",
                          "--no-timing")
 simtest.check(m1 == m2, "mesh scenario repeats too")
 
+B = ["--nodes", 300, "--scenario", "broadcast", "--broadcasts", 10,
+     "--no-timing"]
+b1, _ = simtest.run_json(*B, "--seed", 1)
+b2, _ = simtest.run_json(*B, "--seed", 1)
+b3, _ = simtest.run_json(*B, "--seed", 2)
+simtest.check(b1 == b2, "broadcast: seed 1 twice gives byte-identical output")
+simtest.check(b1 != b3, "broadcast: seed 2 differs")
+C = ["--nodes", 200, "--scenario", "churn", "--churn", 0.5, "--broadcasts", 3,
+     "--lookups", 20, "--no-timing"]
+c1, _ = simtest.run_json(*C, "--seed", 1)
+c2, _ = simtest.run_json(*C, "--seed", 1)
+simtest.check(c1 == c2, "churn: seed 1 twice gives byte-identical output")
+
 _, t = simtest.run_json("--nodes", 50, "--seed", 1, "--scenario", "lookup",
                         "--lookups", 10)
 simtest.check(t["wall_s"] >= 0 and t["peak_rss_mb"] > 0,

@@ -11,7 +11,8 @@ struct event {
 	km_ms at;
 	uint64_t seq;           /* FIFO among equal times: determinism */
 	uint32_t from, to;      /* a timer uses `to` only */
-	uint8_t type;           /* 0 for a timer */
+	uint8_t type;           /* 0 for a timer or a link-down notice */
+	bool down;              /* `to` notices its link to `from` is gone */
 	size_t len;
 	uint8_t *body;
 };
@@ -19,6 +20,7 @@ struct event {
 struct link {
 	uint32_t peer;
 	km_ms lat;
+	km_ms last;             /* latest arrival queued: TCP keeps order */
 };
 
 struct onode {
@@ -32,6 +34,7 @@ struct onode {
 	km_ms armed;            /* earliest timer event queued, 0 if none */
 	unsigned got;           /* deliveries of the message being measured */
 	uint16_t hops;
+	km_ms got_at;
 };
 
 struct osim {
@@ -48,7 +51,7 @@ struct osim {
 	uint8_t cur[KM_MSG_ID_LEN];
 	bool measuring;
 	unsigned long copies, payload_bytes, control_bytes;
-	km_ms last_delivery;
+	km_ms last_delivery, cur_start;
 };
 
 /* ---- The event queue: a binary min-heap on (at, seq) ---- */
@@ -119,7 +122,7 @@ static void arm(struct onode *nd)
 	push(s, (struct event){ .at = w, .to = nd->index });
 }
 
-static const struct link *find_link(const struct onode *nd, uint32_t peer)
+static struct link *find_link(const struct onode *nd, uint32_t peer)
 {
 	for (size_t i = 0; i < nd->nlinks; i++)
 		if (nd->links[i].peer == peer)
@@ -127,12 +130,27 @@ static const struct link *find_link(const struct onode *nd, uint32_t peer)
 	return NULL;
 }
 
+/* When a frame sent now on l arrives: a lost segment is resent after an
+ * RTO of max(200 ms, 2 RTT), and TCP delivers in order. */
+static km_ms arrival(struct osim *s, struct link *l)
+{
+	km_ms at = s->now + l->lat;
+
+	if (s->cfg.loss > 0 &&
+	    (double)km_rng_below(&s->rng, 1000000) < s->cfg.loss * 1e6)
+		at += l->lat * 4 > 200 ? l->lat * 4 : 200;
+	if (at < l->last)
+		at = l->last;
+	l->last = at;
+	return at;
+}
+
 static void on_send(void *user, uint64_t peer, uint8_t type,
 		    const uint8_t *body, size_t len)
 {
 	struct onode *nd = user;
 	struct osim *s = nd->sim;
-	const struct link *l = find_link(nd, (uint32_t)peer);
+	struct link *l = find_link(nd, (uint32_t)peer);
 	struct event e = { .from = nd->index, .to = (uint32_t)peer,
 			   .type = type, .len = len };
 
@@ -142,7 +160,7 @@ static void on_send(void *user, uint64_t peer, uint8_t type,
 		s->payload_bytes += KM_FRAME_HEADER_LEN + len;
 	else
 		s->control_bytes += KM_FRAME_HEADER_LEN + len;
-	e.at = s->now + l->lat;
+	e.at = arrival(s, l);
 	if (len) {
 		if (!(e.body = malloc(len)))
 			abort();
@@ -158,7 +176,8 @@ static void on_deliver(void *user, const struct km_message *m)
 
 	if (!s->measuring || memcmp(m->id, s->cur, KM_MSG_ID_LEN) != 0)
 		return;
-	nd->got++;
+	if (!nd->got++)
+		nd->got_at = s->now - s->cur_start;
 	nd->hops = m->hops;
 	s->last_delivery = s->now;
 }
@@ -214,7 +233,8 @@ struct osim *osim_new(const struct osim_config *cfg)
 	static const struct km_bcast_callbacks cb = { on_send, on_deliver };
 	struct osim *s;
 
-	if (cfg->n < 2 || cfg->out >= cfg->n || cfg->lat_max < cfg->lat_min)
+	if (cfg->n < 2 || (!cfg->edges && (cfg->out >= cfg->n ||
+					    cfg->lat_max < cfg->lat_min)))
 		return NULL;
 	if (!(s = calloc(1, sizeof(*s))))
 		return NULL;
@@ -225,7 +245,7 @@ struct osim *osim_new(const struct osim_config *cfg)
 		km_bcast_config_default(&s->bcfg);
 	km_prng_seed(&s->prng, cfg->seed);
 	s->rng = km_prng_rng(&s->prng);
-	s->now = 1;
+	s->now = cfg->start ? cfg->start : 1;
 	if (!(s->nodes = calloc(cfg->n, sizeof(*s->nodes)))) {
 		free(s);
 		return NULL;
@@ -242,8 +262,17 @@ struct osim *osim_new(const struct osim_config *cfg)
 		if (!nd->b)
 			abort();
 	}
-	for (size_t i = 0; i < cfg->n; i++)
+	for (size_t i = 0; i < cfg->n && !cfg->edges; i++)
 		dial(s, &s->nodes[i]);
+	for (size_t e = 0; e < cfg->nedges; e++) {
+		const struct osim_edge *ed = &cfg->edges[e];
+
+		if (ed->a >= cfg->n || ed->b >= cfg->n || ed->a == ed->b ||
+		    linked(&s->nodes[ed->a], ed->b))
+			continue;
+		add_half(&s->nodes[ed->a], ed->b, ed->lat);
+		add_half(&s->nodes[ed->b], ed->a, ed->lat);
+	}
 	for (size_t i = 0; i < cfg->n; i++)
 		for (size_t k = 0; k < s->nodes[i].nlinks; k++)
 			km_bcast_peer_up(s->nodes[i].b, s->nodes[i].links[k].peer,
@@ -299,11 +328,92 @@ void osim_kill(struct osim *s, size_t i)
 	u->nlinks = 0;
 }
 
+void osim_kill_silent(struct osim *s, size_t i, km_ms detect_min,
+		      km_ms detect_span)
+{
+	struct onode *u = &s->nodes[i];
+
+	if (u->dead)
+		return;
+	u->dead = true;
+	for (size_t k = 0; k < u->nlinks; k++) {
+		km_ms at = s->now + detect_min +
+			   (detect_span ? km_rng_below(&s->rng, detect_span) : 0);
+
+		push(s, (struct event){ .at = at, .from = u->index,
+					.to = u->links[k].peer, .down = true });
+	}
+	u->nlinks = 0;
+}
+
+void osim_link(struct osim *s, size_t a, size_t b, km_ms lat)
+{
+	struct onode *u = &s->nodes[a], *v = &s->nodes[b];
+
+	if (a == b || u->dead || v->dead || linked(u, v->index))
+		return;
+	add_half(u, v->index, lat);
+	add_half(v, u->index, lat);
+	km_bcast_peer_up(u->b, v->index, s->now);
+	km_bcast_peer_up(v->b, u->index, s->now);
+	arm(u);
+	arm(v);
+}
+
+void osim_unlink(struct osim *s, size_t a, size_t b)
+{
+	struct onode *u = &s->nodes[a], *v = &s->nodes[b];
+
+	if (!find_link(u, v->index))
+		return;
+	drop_link(u, v->index);
+	drop_link(v, u->index);
+	km_bcast_peer_down(u->b, v->index, s->now);
+	km_bcast_peer_down(v->b, u->index, s->now);
+	arm(u);
+	arm(v);
+}
+
+size_t osim_degree(const struct osim *s, size_t i)
+{
+	return s->nodes[i].nlinks;
+}
+
+bool osim_delivered(const struct osim *s, size_t i, km_ms *after,
+		    unsigned *hops)
+{
+	const struct onode *nd = &s->nodes[i];
+
+	if (!nd->got)
+		return false;
+	*after = nd->got_at;
+	*hops = nd->hops;
+	return true;
+}
+
+/* A neighbour's death, noticed late (osim_kill_silent). */
+static void notice_down(struct osim *s, struct onode *nd, uint32_t peer)
+{
+	if (!find_link(nd, peer))
+		return;
+	drop_link(nd, peer);
+	km_bcast_peer_down(nd->b, peer, s->now);
+	if (s->cfg.link_down)
+		s->cfg.link_down(s->cfg.user, nd->index, peer);
+	arm(nd);
+}
+
 static void handle(struct osim *s, struct event *e)
 {
 	struct onode *nd = &s->nodes[e->to];
 
-	if (nd->dead || (e->type && s->nodes[e->from].dead))
+	if (nd->dead)
+		return;
+	if (e->down) {
+		notice_down(s, nd, e->from);
+		return;
+	}
+	if (e->type && s->nodes[e->from].dead)
 		return;
 	if (e->type == 0) {
 		if (e->at != nd->armed)
@@ -378,6 +488,8 @@ int osim_broadcast(struct osim *s, size_t origin, const uint8_t *payload,
 		return rv;
 	o->got = 1;
 	o->hops = 0;
+	o->got_at = 0;
+	s->cur_start = start;
 	s->measuring = true;
 	arm(o);
 	osim_run_until(s, start + settle);

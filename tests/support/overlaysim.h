@@ -17,12 +17,30 @@
 
 #include "net/broadcast.h"
 
+/* A link of a graph the caller chose (dht-sim: the connection manager's). */
+struct osim_edge {
+	uint32_t a, b;
+	km_ms lat;                /* one-way latency */
+};
+
 struct osim_config {
 	size_t n;                 /* nodes */
 	unsigned out;             /* links each node dials */
 	km_ms lat_min, lat_max;   /* one-way link latency */
 	uint64_t seed;
 	const struct km_bcast_config *bcast; /* NULL: km_bcast_config_default */
+	/* Optional.  edges: use this graph instead of random dials (out and
+	 * lat_* are then ignored).  loss: a frame is lost on the wire with
+	 * this probability and TCP resends it after max(200 ms, 2 RTT),
+	 * holding up the frames behind it.  start: the initial virtual time
+	 * (default 1).  link_down: called when a node notices that a link is
+	 * gone (osim_kill_silent), after km_bcast_peer_down. */
+	const struct osim_edge *edges;
+	size_t nedges;
+	double loss;
+	km_ms start;
+	void (*link_down)(void *user, size_t node, size_t peer);
+	void *user;
 };
 
 /* What one broadcast did, counted over live nodes. */
@@ -59,6 +77,25 @@ void osim_node_key(const struct km_id *id, struct km_ident *key);
 /* Node i dies: its frames in flight are lost and every neighbour gets
  * km_bcast_peer_down for it. */
 void osim_kill(struct osim *s, size_t i);
+
+/* Node i crashes silently: its frames in flight are lost, and each
+ * neighbour notices only after detect_min plus a random part of
+ * detect_span ms (as after missed PINGs), when it gets km_bcast_peer_down
+ * and cfg.link_down is called. */
+void osim_kill_silent(struct osim *s, size_t i, km_ms detect_min,
+		      km_ms detect_span);
+
+/* Opens a link between live nodes a and b (both get km_bcast_peer_up), or
+ * closes one (both get km_bcast_peer_down).  No-ops when already so. */
+void osim_link(struct osim *s, size_t a, size_t b, km_ms lat);
+void osim_unlink(struct osim *s, size_t a, size_t b);
+
+size_t osim_degree(const struct osim *s, size_t i);
+
+/* For the message last measured by osim_broadcast: whether node i
+ * delivered it, and when (ms after publishing) and after how many hops. */
+bool osim_delivered(const struct osim *s, size_t i, km_ms *after,
+		    unsigned *hops);
 
 /* Delivers frames and runs timers up to virtual time `until`. */
 void osim_run_until(struct osim *s, km_ms until);

@@ -24,14 +24,21 @@
 #define LOOKUP_LIMIT_MS KM_SECONDS(60)
 #define MAX_K 64
 
-/* As km_node does: a node whose table is still empty a while after it
- * asked its bootstrap node (the query or the reply was lost) asks another. */
+/* As km_node does: a node that has not heard from its bootstrap node a
+ * while after asking it (the query or the reply was lost) asks another.
+ * "Heard from" means the bootstrap node is in its table, not merely that
+ * the table is non-empty: a node whose join was lost may still be found by
+ * a later joiner, and if it stopped there the two would form an island
+ * that no lookup ever leaves (measured: with 1% loss, 10,000 nodes split
+ * into components of 5,164 and ~4,800). */
 #define JOIN_RETRY_MS KM_SECONDS(5)
 
 static void act_join_check(struct sim *s, uint32_t i)
 {
+	const struct km_id *via = km_dht_id(s->nodes[s->nodes[i].via].dht);
+
 	if (s->nodes[i].state != SIM_LIVE ||
-	    km_table_size(km_dht_table(s->nodes[i].dht)) > 0)
+	    km_table_find(km_dht_table(s->nodes[i].dht), via))
 		return;
 	sim_join(s, i, (size_t)sim_pick(s, i));
 	sim_at(s, s->now + JOIN_RETRY_MS, act_join_check, i);

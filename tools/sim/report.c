@@ -108,4 +108,11 @@ void report_targets(const struct report *r, size_t nodes, double dead,
 			fputs("  (set with --dead 0.1)", out);
 		fputc('\n', out);
 	}
+	if (r->has[R_BROADCAST_HOPS_MAX]) {
+		double limit = 2 * log2((double)nodes);
+		bool ok = r->v[R_BROADCAST_HOPS_MAX] <= limit;
+
+		fprintf(out, "  %-6s max hops <= 2 log2(N) = %-36.1f measured %.0f\n",
+			ok ? "[ok]" : "[MISS]", limit, r->v[R_BROADCAST_HOPS_MAX]);
+	}
 }

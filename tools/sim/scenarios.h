@@ -9,6 +9,8 @@
 #include "sim.h"
 
 int scenario_lookup(struct sim *s, struct report *r, FILE *out);
+int scenario_broadcast(struct sim *s, struct report *r, FILE *out);
+int scenario_churn(struct sim *s, struct report *r, FILE *out);
 int scenario_mesh(const struct sim_options *opt, struct report *r, FILE *out);
 
 /* Shared by the scenarios: every node joins through a random earlier one,

@@ -5,8 +5,10 @@
  * seed replays the same run, event for event.  Datagrams are the encoded
  * KRPC bytes the nodes send; each travels for half the round-trip time of
  * its pair of nodes (20-300 ms, fixed per pair by a hash of the pair and the
- * seed) and is lost with probability `loss`.  Node i lives at 10.x.y.z:6881,
- * x.y.z = i + 1, so an address names its node without a lookup table.
+ * seed) and is lost with probability `loss`.  Node i lives at 10.a.b.c:6881
+ * with a, b the low and middle bytes of i + 1 and c its high byte + 1 (so
+ * the nodes spread over 256 /16s), and an address names its node without
+ * a lookup table.
  *
  * Scenarios (scenarios.c) drive the world through sim_at() actions and read
  * the results through the lookup_done hook. */
@@ -48,6 +50,7 @@ struct sim_node {
 	struct km_dht *dht;
 	struct sim *sim;
 	km_ms timer_at;        /* the pending timer event, 0 if none */
+	uint32_t via;          /* the node it last joined through */
 	uint8_t state;         /* enum sim_node_state */
 };
 

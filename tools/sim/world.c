@@ -91,8 +91,12 @@ uint32_t sim_rtt_ms(const struct sim *s, size_t a, size_t b)
 
 void sim_addr(size_t i, struct km_addr *out)
 {
-	uint8_t ip[4] = { 10, (uint8_t)((i + 1) >> 16), (uint8_t)((i + 1) >> 8),
-			  (uint8_t)(i + 1) };
+	/* The low byte of i + 1 varies fastest and picks the /16, so that
+	 * the nodes spread over 256 /16s and ~N/256 /24s, as on the
+	 * Internet, and the connection manager's per-/16 cap bites only as
+	 * it would there. */
+	uint8_t ip[4] = { 10, (uint8_t)(i + 1), (uint8_t)((i + 1) >> 8),
+			  (uint8_t)(((i + 1) >> 16) + 1) };
 
 	km_addr_set_v4(out, ip, 6881);
 }
@@ -103,7 +107,9 @@ size_t sim_addr_index(const struct sim *s, const struct km_addr *a)
 
 	if (a->family != KM_AF_INET4 || a->ip[0] != 10 || a->port != 6881)
 		return SIZE_MAX;
-	i = ((size_t)a->ip[1] << 16 | (size_t)a->ip[2] << 8 | a->ip[3]);
+	if (a->ip[3] == 0)
+		return SIZE_MAX;
+	i = ((size_t)(a->ip[3] - 1) << 16 | (size_t)a->ip[2] << 8 | a->ip[1]);
 	return i >= 1 && i <= s->n ? i - 1 : SIZE_MAX;
 }
 
@@ -291,6 +297,7 @@ void sim_join(struct sim *s, size_t i, size_t via)
 	struct km_addr a;
 
 	s->nodes[i].state = SIM_LIVE;
+	s->nodes[i].via = (uint32_t)via;
 	if (via != i) {
 		sim_addr(via, &a);
 		km_dht_ping_addr(s->nodes[i].dht, &a, s->now);
