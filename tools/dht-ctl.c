@@ -67,6 +67,8 @@ static void print_scalar(const cJSON *v)
 			print_scalar(e);
 			fputs(e->next ? " " : "", stdout);
 		}
+	else if (cJSON_IsNull(v))
+		fputs("-", stdout);
 }
 
 static size_t key_width(const cJSON *o, size_t prefix)

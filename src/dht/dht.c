@@ -200,6 +200,8 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 		struct km_contact c = { .id = m->id, .addr = *from };
 
 		d->stats.replies_in++;
+		if (m->has_ip && d->cb.observed)
+			d->cb.observed(d->user, from, &m->ip, now);
 		dht_offer(d, &c, KM_SEEN_REPLY, (uint32_t)(now - tx->sent), now);
 		if (tx->kind == TX_LOOKUP)
 			dht_search_on_reply(d, tx, m, now);

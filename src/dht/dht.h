@@ -49,6 +49,10 @@ struct km_dht_callbacks {
 	 * is valid only during the call.  May be NULL. */
 	void (*lookup_done)(void *user, uint64_t lookup_id,
 			    const struct km_lookup *lk);
+	/* A reply from `from` says it sees us at `seen` (BEP 42 `ip`); for
+	 * NAT awareness (net/nat.h).  May be NULL. */
+	void (*observed)(void *user, const struct km_addr *from,
+			 const struct km_addr *seen, km_ms now);
 };
 
 struct km_dht_stats {

@@ -286,6 +286,20 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(b, "lazy", (double)st->bcast.lazy, ok);
 }
 
+/* NAT awareness (net/nat.h): where peers see us, and whether they can
+ * reach us there. */
+static void status_nat(cJSON *o, struct km_node *n, bool *ok)
+{
+	const struct km_nat *nat = km_node_nat(n);
+	const struct km_addr *ext = km_nat_external(nat);
+
+	if (ext)
+		put_addr(o, "external_addr", ext, ok);
+	else
+		*ok = *ok && cJSON_AddNullToObject(o, "external_addr");
+	put_str(o, "reachability", km_reach_name(km_nat_reachability(nat)), ok);
+}
+
 static cJSON *json_status(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
@@ -300,6 +314,7 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 	status_errors(o, &st, &ok);
 	status_activity(o, &st, &ok);
 	status_neighbours(o, &st, &ok);
+	status_nat(o, n, &ok);
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);

@@ -62,6 +62,12 @@ static void on_dht_lookup_done(void *user, uint64_t id,
 		n->cb.lookup_done(n->user, id, lk);
 }
 
+static void on_dht_observed(void *user, const struct km_addr *from,
+			    const struct km_addr *seen, km_ms now)
+{
+	node_observed(user, from, seen, now);
+}
+
 struct km_node *km_node_new(const struct km_node_config *cfg,
 			    const struct km_node_callbacks *cb, void *user,
 			    struct km_rng *rng, km_ms now)
@@ -69,6 +75,7 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	static const struct km_dht_callbacks dht_cb = {
 		.send = on_dht_send,
 		.lookup_done = on_dht_lookup_done,
+		.observed = on_dht_observed,
 	};
 	struct km_node *n;
 
@@ -84,6 +91,7 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->rng = rng;
 	n->started_at = now;
 	n->next_conn = 1;
+	km_nat_init(&n->nat);
 	n->dht = km_dht_new(&cfg->dht, &dht_cb, n, rng, now);
 	if (!n->dht || neighbours_init(n, now) < 0) {
 		neighbours_free(n);

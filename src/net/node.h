@@ -20,6 +20,7 @@
 #include "dht/dht.h"
 #include "net/broadcast.h"
 #include "net/connmgr.h"
+#include "net/nat.h"
 
 #define KM_NODE_MAX_BOOTSTRAP 16
 #define KM_NETWORK_ID_DEFAULT 0x6b6d3031u /* "km01" */
@@ -135,6 +136,8 @@ size_t km_node_neighbours(const struct km_node *n, struct km_neighbour *out,
 			  size_t max);
 
 struct km_dht *km_node_dht(struct km_node *n);
+/* External address and reachability (the driver sets local addresses). */
+struct km_nat *km_node_nat(struct km_node *n);
 const struct km_node_config *km_node_config(const struct km_node *n);
 struct km_node_stats km_node_stats(const struct km_node *n);
 km_ms km_node_started_at(const struct km_node *n);

@@ -6,6 +6,7 @@
 
 #include "net/broadcast.h"
 #include "net/connmgr.h"
+#include "net/nat.h"
 #include "net/node.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -73,6 +74,7 @@ struct km_node {
 	km_ms next_save;
 	km_ms next_rejoin_check;
 	bool stopping;
+	struct km_nat nat;        /* external address, reachability */
 };
 
 /* node.c */
@@ -101,5 +103,10 @@ void neighbours_free(struct km_node *n);
 km_ms neighbours_tick(struct km_node *n, km_ms now);
 void neighbour_up(struct km_node *n, struct link *l, km_ms now);
 void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
+
+/* node_nat.c: external address votes. */
+void node_observed(struct km_node *n, const struct km_addr *from,
+		   const struct km_addr *seen, km_ms now);
+void node_hello_observed(struct km_node *n, const struct link *l, km_ms now);
 
 #endif

@@ -279,6 +279,7 @@ static bool on_hello(struct km_node *n, struct link *l,
 		return false;
 	}
 	n->stats.hellos_ok++;
+	node_hello_observed(n, l, now);
 	verify_peer(n, l, now);
 	return admit(n, l, now);
 }
