@@ -269,15 +269,20 @@ class Cluster:
         return os.path.join(self.tmp, "node%d" % self._n)
 
     def start(self, seed=False, bootstrap=(), state_dir=True, extra=(),
-              timeout=10.0, prefix=()):
+              timeout=10.0, prefix=(), host=HOST, lan=False):
         """Starts dht-node on 127.0.0.1 with --port 0.  bootstrap holds Nodes
         or "HOST:PORT" strings; state_dir=True makes a fresh one, a path
-        reuses it, None runs without one.  prefix (e.g. valgrind) goes
-        before the program."""
+        reuses it, None runs without one.  prefix (e.g. valgrind, or
+        `ip netns exec NS`) goes before the program.  host is the --bind
+        address; lan=True leaves LAN discovery on (namespaces only)."""
         if state_dir is True:
             state_dir = self.new_state_dir()
+        # --no-lan: loopback tests must not multicast onto the host's LAN
+        # (LAN discovery is tested inside a network namespace).
         args = list(prefix) + [bin_path("dht-node"), "--port", "0",
-                               "--bind", HOST, "--log-level", self.log_level]
+                               "--bind", host, "--log-level", self.log_level]
+        if not lan:
+            args.append("--no-lan")
         if seed:
             args.append("--seed")
         for b in bootstrap:
