@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "common/resolve.h"
 #include "net/uv_node.h"
 #include "proto/err.h"
 
@@ -49,6 +50,7 @@ struct opts {
 	size_t nboot;
 	int k;
 	bool k_set;
+	unsigned families;  /* KM_TOOL_V4 | KM_TOOL_V6; 0: the default one */
 	bool peers;
 	bool json;
 	bool verbose;
@@ -83,10 +85,14 @@ static void usage(FILE *f)
 "Finds the k nodes closest to ID (40 hex characters) by XOR distance.\n"
 "\n"
 "  -c, --control PATH       ask the running node behind this control socket\n"
-"  -b, --bootstrap HOST:PORT  join through HOST:PORT as a short-lived,\n"
-"                           read-only node (BEP 43); repeatable\n"
+"  -b, --bootstrap HOST:PORT  join through HOST:PORT (or [IPv6]:PORT) as a\n"
+"                           short-lived, read-only node (BEP 43); repeatable\n"
 "  -n, --name TEXT          look up SHA-1(TEXT) instead of ID\n"
 "  -k N                     how many nodes to find (1..%d; default 8)\n"
+"  -f, --family 4|6|both    look up among IPv4 or IPv6 nodes, or both\n"
+"                           (k per family, merged closest first).\n"
+"                           Default: the family of the first --bootstrap,\n"
+"                           or the node's default family with --control\n"
 "  -p, --peers              get_peers instead of find_node; also print the\n"
 "                           peers announced under ID\n"
 "  -j, --json               print one JSON object instead of text\n"
@@ -122,60 +128,6 @@ static bool parse_int(const char *s, long lo, long hi, long *out)
 	return true;
 }
 
-static bool addr_from_sockaddr(const struct sockaddr *sa, struct km_addr *out)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		km_addr_set_v4(out, (const uint8_t *)&in->sin_addr,
-			       ntohs(in->sin_port));
-		return true;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-		km_addr_set_v6(out, in6->sin6_addr.s6_addr,
-			       ntohs(in6->sin6_port));
-		return true;
-	}
-	return false;
-}
-
-/* HOST:PORT or [HOST]:PORT, where HOST may be a name. */
-static bool resolve(const char *spec, struct km_addr *out)
-{
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	size_t hlen;
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM,
-				  .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	long port;
-	int rc;
-
-	if (km_addr_parse(spec, out))
-		return true;
-	if (!colon || !parse_int(colon + 1, 1, 65535, &port))
-		return false;
-	hlen = (size_t)(colon - spec);
-	if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
-		spec++;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		return false;
-	memcpy(host, spec, hlen);
-	host[hlen] = '\0';
-	rc = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rc != 0) {
-		fprintf(stderr, PROG ": %s: %s\n", host, gai_strerror(rc));
-		return false;
-	}
-	rc = addr_from_sockaddr(res->ai_addr, out);
-	freeaddrinfo(res);
-	return rc;
-}
-
 static int add_bootstrap(struct opts *o, const char *spec)
 {
 	if (o->nboot == KM_NODE_MAX_BOOTSTRAP) {
@@ -183,7 +135,7 @@ static int add_bootstrap(struct opts *o, const char *spec)
 			KM_NODE_MAX_BOOTSTRAP);
 		return EXIT_USAGE;
 	}
-	if (!resolve(spec, &o->boot[o->nboot])) {
+	if (!km_tool_resolve(PROG, spec, KM_TOOL_ANY, &o->boot[o->nboot])) {
 		fprintf(stderr, PROG ": cannot resolve bootstrap '%s' "
 			"(want HOST:PORT)\n", spec);
 		return EXIT_BOOTSTRAP;
@@ -219,6 +171,7 @@ static const struct option long_opts[] = {
 	{ "bootstrap", required_argument, NULL, 'b' },
 	{ "name", required_argument, NULL, 'n' },
 	{ "peers", no_argument, NULL, 'p' },
+	{ "family", required_argument, NULL, 'f' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -237,6 +190,16 @@ static int parse_one(struct opts *o, int c, const char **name)
 	case 'b': { int rc = add_bootstrap(o, optarg); return rc ? rc : -1; }
 	case 'n': *name = optarg; return -1;
 	case 'p': o->peers = true; return -1;
+	case 'f':
+		if (strcmp(optarg, "4") == 0)
+			o->families = KM_TOOL_V4;
+		else if (strcmp(optarg, "6") == 0)
+			o->families = KM_TOOL_V6;
+		else if (strcmp(optarg, "both") == 0)
+			o->families = KM_TOOL_V4 | KM_TOOL_V6;
+		else
+			break;
+		return -1;
 	case 'j': o->json = true; return -1;
 	case 'v': o->verbose = true; return -1;
 	case 'h': usage(stdout); return 0;
@@ -267,7 +230,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	int c, rc;
 
 	*o = (struct opts){ .k = 8, .join_timeout_ms = KM_SECONDS(10) };
-	while ((c = getopt_long(argc, argv, "c:b:n:k:pjt:vhV", long_opts,
+	while ((c = getopt_long(argc, argv, "c:b:n:k:pf:jt:vhV", long_opts,
 				NULL)) != -1)
 		if ((rc = parse_one(o, c, &name)) >= 0)
 			return rc;
@@ -309,12 +272,30 @@ static int cmp_found(const void *a, const void *b)
 	return km_id_cmp(&x->dist, &y->dist);
 }
 
-/* Closest first, and no more than k. */
-static void outcome_finish(struct outcome *out, int k)
+/* Closest first, and no more than k per family looked in. */
+static void outcome_finish(struct outcome *out, int k, int nfamilies)
 {
+	size_t max = (size_t)k * (size_t)(nfamilies > 1 ? nfamilies : 1);
+
 	qsort(out->nodes, out->nnodes, sizeof(out->nodes[0]), cmp_found);
-	if (out->nnodes > (size_t)k)
-		out->nnodes = (size_t)k;
+	if (out->nnodes > max)
+		out->nnodes = max;
+}
+
+/* One lookup's numbers: rounds and time are the longest, queries add up. */
+static void outcome_add_stats(struct outcome *out, int rounds,
+			      unsigned queries, uint64_t elapsed_ms)
+{
+	if (rounds > out->rounds)
+		out->rounds = rounds;
+	out->queries += queries;
+	if (elapsed_ms > out->elapsed_ms)
+		out->elapsed_ms = elapsed_ms;
+}
+
+static int family_count(unsigned families)
+{
+	return (families & KM_TOOL_V4 ? 1 : 0) + (families & KM_TOOL_V6 ? 1 : 0);
 }
 
 static void print_text(const struct opts *o, const struct outcome *out)
@@ -425,7 +406,8 @@ struct run {
 	struct km_uv_node *node;
 	enum phase phase;
 	km_ms deadline;
-	uint64_t lookup_id;
+	unsigned families;  /* looked up in: KM_TOOL_V4 | KM_TOOL_V6 */
+	int pending;        /* lookups still running */
 	int rc;
 };
 
@@ -443,13 +425,12 @@ static void collect(struct run *r, const struct km_lookup *lk)
 				 res[i].rtt_ms);
 	}
 	n = km_lookup_peers(lk, peers, PEERS_MAX);
-	for (size_t i = 0; i < n; i++)
-		km_addr_format(&peers[i], r->out->peers[i], KM_ADDR_STRLEN);
-	r->out->npeers = n;
-	r->out->rounds = st.rounds;
-	r->out->queries = st.queries;
-	r->out->elapsed_ms = st.finished > st.started ?
-			     st.finished - st.started : 0;
+	for (size_t i = 0; i < n && r->out->npeers < PEERS_MAX; i++)
+		km_addr_format(&peers[i], r->out->peers[r->out->npeers++],
+			       KM_ADDR_STRLEN);
+	outcome_add_stats(r->out, st.rounds, st.queries,
+			  st.finished > st.started ?
+			  st.finished - st.started : 0);
 }
 
 /* Called from inside the node, which must not be stopped under its own
@@ -465,6 +446,8 @@ static void on_lookup_done(void *user, uint64_t lookup_id,
 	    !km_id_eq(km_lookup_target(lk), &r->o->target))
 		return;
 	collect(r, lk);
+	if (--r->pending > 0)
+		return;
 	r->phase = DONE;
 	uv_timer_start(&r->timer, on_timer, 0, 0);
 }
@@ -479,11 +462,23 @@ static void on_log(void *user, enum km_log_level level, const char *msg)
 			(unsigned)level < 4 ? names[level] : "?", msg);
 }
 
-static size_t table_size(struct run *r)
+static const uint8_t tool_af[2][2] = {
+	{ KM_TOOL_V4, KM_AF_INET4 }, { KM_TOOL_V6, KM_AF_INET6 },
+};
+
+/* Joined: every family to look in has a node in its table. */
+static bool joined(struct run *r)
 {
 	struct km_node *n = km_uv_node_core(r->node);
 
-	return km_table_size(km_dht_table(km_node_dht(n)));
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *d = km_node_dht_of(n, tool_af[i][1]);
+
+		if ((r->families & tool_af[i][0]) &&
+		    (!d || km_table_size(km_dht_table(d)) == 0))
+			return false;
+	}
+	return true;
 }
 
 static void shutdown_run(struct run *r)
@@ -498,12 +493,17 @@ static void start_lookup(struct run *r, km_ms now)
 {
 	enum km_lookup_kind kind = r->o->peers ? KM_LOOKUP_GET_PEERS :
 						  KM_LOOKUP_FIND_NODE;
-	int rc;
+	int rc = 0;
 
 	r->phase = LOOKING;
 	r->deadline = now + LOOKUP_LIMIT_MS;
-	rc = km_node_lookup(km_uv_node_core(r->node), &r->o->target, kind,
-			    &r->lookup_id, now);
+	/* Counted first: a lookup may end inside the call that starts it. */
+	r->pending = family_count(r->families);
+	for (int i = 0; i < 2 && rc == 0; i++)
+		if (r->families & tool_af[i][0])
+			rc = km_node_lookup_in(km_uv_node_core(r->node),
+					       tool_af[i][1], &r->o->target,
+					       kind, NULL, now);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": cannot start the lookup: %s\n",
 			km_strerror(rc));
@@ -532,7 +532,7 @@ static void on_timer(uv_timer_t *t)
 	struct run *r = t->data;
 	km_ms now = uv_now(r->loop);
 
-	if (r->phase == JOINING && table_size(r) > 0)
+	if (r->phase == JOINING && joined(r))
 		start_lookup(r, now);
 	if (r->phase != DONE && now >= r->deadline) {
 		if (r->phase == JOINING)
@@ -555,7 +555,19 @@ static bool is_loopback(const struct km_addr *a)
 	return memcmp(a->ip, v6, sizeof(v6)) == 0;
 }
 
-/* One family per node: the first bootstrap address decides. */
+static unsigned tool_family(uint8_t af)
+{
+	return af == KM_AF_INET6 ? KM_TOOL_V6 : KM_TOOL_V4;
+}
+
+/* The families to look in: --family, else the first bootstrap's. */
+static unsigned lookup_families(const struct opts *o)
+{
+	return o->families ? o->families : tool_family(o->boot[0].family);
+}
+
+/* The node runs the families it looks in and those of its bootstrap
+ * addresses: joining over IPv4 fills an IPv6 table too, through `want`. */
 static void node_config(const struct opts *o, struct km_node_config *cfg)
 {
 	km_node_config_default(cfg);
@@ -564,28 +576,33 @@ static void node_config(const struct opts *o, struct km_node_config *cfg)
 	cfg->dht.family = o->boot[0].family;
 	cfg->dht.read_only = true;
 	cfg->dht.lookup.k = o->k;
-	for (size_t i = 0; i < o->nboot; i++) {
-		if (o->boot[i].family != o->boot[0].family) {
-			fprintf(stderr, PROG ": skipping %s: not the family of "
-				"%s\n", o->boot_names[i], o->boot_names[0]);
-			continue;
-		}
-		cfg->bootstrap[cfg->nbootstrap++] = o->boot[i];
-	}
+	memcpy(cfg->bootstrap, o->boot, o->nboot * sizeof(o->boot[0]));
+	cfg->nbootstrap = o->nboot;
 }
 
-/* A loopback bootstrap is reached from loopback; anything else from the
- * wildcard address. */
-static void bind_addr(const struct km_addr *boot, struct km_addr *out)
+/* One address per family: loopback when the first bootstrap is on
+ * loopback (a loopback node is reached from loopback), else the
+ * wildcard. */
+static size_t bind_addrs(const struct opts *o, struct km_addr *out)
 {
 	static const uint8_t v4_lo[4] = { 127, 0, 0, 1 }, v4_any[4] = { 0 };
 	static const uint8_t v6_lo[16] = { [15] = 1 }, v6_any[16] = { 0 };
-	bool lo = is_loopback(boot);
+	bool lo = is_loopback(&o->boot[0]);
+	unsigned families = lookup_families(o);
+	size_t n = 0;
 
-	if (boot->family == KM_AF_INET4)
-		km_addr_set_v4(out, lo ? v4_lo : v4_any, 0);
-	else
-		km_addr_set_v6(out, lo ? v6_lo : v6_any, 0);
+	for (size_t i = 0; i < o->nboot; i++)
+		families |= tool_family(o->boot[i].family);
+	/* The first bootstrap's family first: it is the default one. */
+	if (o->boot[0].family == KM_AF_INET6 && (families & KM_TOOL_V6)) {
+		km_addr_set_v6(&out[n++], lo ? v6_lo : v6_any, 0);
+		families &= ~(unsigned)KM_TOOL_V6;
+	}
+	if (families & KM_TOOL_V4)
+		km_addr_set_v4(&out[n++], lo ? v4_lo : v4_any, 0);
+	if (families & KM_TOOL_V6)
+		km_addr_set_v6(&out[n++], lo ? v6_lo : v6_any, 0);
+	return n;
 }
 
 static const char *errstr(int rc)
@@ -600,17 +617,19 @@ static int run_bootstrap(const struct opts *o, struct outcome *out)
 	};
 	uv_loop_t loop;
 	struct km_node_config cfg;
-	struct km_addr bind;
-	struct run r = { .o = o, .out = out, .loop = &loop, .phase = JOINING };
+	struct km_addr binds[2];
+	size_t nbinds = bind_addrs(o, binds);
+	struct run r = { .o = o, .out = out, .loop = &loop, .phase = JOINING,
+			 .families = lookup_families(o) };
 	int rc;
 
 	node_config(o, &cfg);
-	bind_addr(&o->boot[0], &bind);
 	if ((rc = uv_loop_init(&loop)) < 0) {
 		fprintf(stderr, PROG ": uv_loop_init: %s\n", uv_strerror(rc));
 		return EXIT_FAIL;
 	}
-	rc = km_uv_node_start(&loop, &bind, &cfg, NULL, 0, &hooks, &r, &r.node);
+	rc = km_uv_node_start(&loop, binds, nbinds, &cfg, NULL, 0, &hooks, &r,
+			      &r.node);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": cannot start a node: %s\n", errstr(rc));
 		uv_loop_close(&loop);
@@ -769,9 +788,9 @@ static bool parse_result(const cJSON *res, const struct km_id *target,
 			snprintf(out->peers[out->npeers++], KM_ADDR_STRLEN, "%s",
 				 it->valuestring);
 	}
-	out->rounds = (int)json_num(res, "rounds");
-	out->queries = (unsigned)json_num(res, "queries");
-	out->elapsed_ms = (uint64_t)json_num(res, "elapsed_ms");
+	outcome_add_stats(out, (int)json_num(res, "rounds"),
+			  (unsigned)json_num(res, "queries"),
+			  (uint64_t)json_num(res, "elapsed_ms"));
 	return true;
 }
 
@@ -797,19 +816,34 @@ static int parse_response(const char *path, const char *line,
 	return rc;
 }
 
-static int run_control(const struct opts *o, struct outcome *out)
+/* One request; family is "", " ipv4" or " ipv6". */
+static int control_lookup(const struct opts *o, const char *family,
+			  struct outcome *out)
 {
 	char hex[KM_ID_HEXLEN + 1], request[80];
 	char *line;
 	int rc;
 
 	km_id_to_hex(&o->target, hex);
-	snprintf(request, sizeof(request), "%s %s\n",
-		 o->peers ? "get-peers" : "lookup", hex);
+	snprintf(request, sizeof(request), "%s %s%s\n",
+		 o->peers ? "get-peers" : "lookup", hex, family);
 	if (!(line = control_ask(o->control, request)))
 		return EXIT_CONTROL;
 	rc = parse_response(o->control, line, &o->target, out);
 	free(line);
+	return rc;
+}
+
+static int run_control(const struct opts *o, struct outcome *out)
+{
+	int rc = 0;
+
+	if (!o->families)
+		return control_lookup(o, "", out);
+	if (o->families & KM_TOOL_V4)
+		rc = control_lookup(o, " ipv4", out);
+	if (rc == 0 && (o->families & KM_TOOL_V6))
+		rc = control_lookup(o, " ipv6", out);
 	return rc;
 }
 
@@ -827,7 +861,7 @@ int main(int argc, char **argv)
 	}
 	rc = o.control ? run_control(&o, out) : run_bootstrap(&o, out);
 	if (rc == 0) {
-		outcome_finish(out, o.k);
+		outcome_finish(out, o.k, family_count(o.families));
 		rc = report(&o, out);
 	}
 	free(out);

@@ -39,8 +39,10 @@ struct km_uv_control;
 
 struct opts {
 	long port;
-	const char *bind;
+	const char *bind[2];
+	size_t nbind;
 	bool seed;
+	const char *boot_spec[KM_NODE_MAX_BOOTSTRAP];
 	struct km_addr boot[KM_NODE_MAX_BOOTSTRAP];
 	size_t nboot;
 	const char *state_dir;
@@ -74,10 +76,14 @@ static void usage(FILE *f)
 "Runs a kadmesh node: KRPC over UDP and the overlay over TCP, on one port.\n"
 "\n"
 "  -p, --port N            UDP and TCP port; 0 picks a free one (default 0)\n"
-"  -b, --bind ADDR         IPv4 address to listen on (default 0.0.0.0)\n"
+"  -b, --bind ADDR         IPv4 or IPv6 address to listen on; give it twice\n"
+"                          (one of each family) for both.  Default: 0.0.0.0\n"
+"                          and ::, one routing table per family (BEP 32),\n"
+"                          or IPv4 only if the host has no IPv6\n"
 "  -s, --seed              start a new network: no bootstrap needed\n"
-"  -B, --bootstrap H:P     join through this node (repeatable, up to %d;\n"
-"                          names are resolved; IPv6 not supported yet)\n"
+"  -B, --bootstrap H:P     join through this node: HOST:PORT or\n"
+"                          [IPv6]:PORT (repeatable, up to %d; names are\n"
+"                          resolved to a family the node listens on)\n"
 "  -d, --state-dir DIR     keep the node ID (DIR/id), the routing table\n"
 "                          (DIR/nodes.dat) and the control socket\n"
 "                          (DIR/control.sock) here; created 0700 if missing.\n"
@@ -138,7 +144,19 @@ static bool add_bootstrap(struct opts *o, const char *spec)
 			KM_NODE_MAX_BOOTSTRAP);
 		return false;
 	}
-	return km_tool_resolve(PROG, spec, &o->boot[o->nboot++]);
+	o->boot_spec[o->nboot++] = spec;
+	return true;
+}
+
+static bool add_bind(struct opts *o, const char *addr)
+{
+	if (o->nbind == 2) {
+		fprintf(stderr, PROG ": at most 2 --bind addresses, one IPv4 "
+			"and one IPv6\n");
+		return false;
+	}
+	o->bind[o->nbind++] = addr;
+	return true;
 }
 
 /* Returns 0 to go on, 1 after --help/--version, -1 on a bad option. */
@@ -146,7 +164,7 @@ static int parse_one(struct opts *o, int c)
 {
 	switch (c) {
 	case 'p': return km_tool_parse_long(PROG, "--port", optarg, 0, 65535, &o->port) ? 0 : -1;
-	case 'b': o->bind = optarg; return 0;
+	case 'b': return add_bind(o, optarg) ? 0 : -1;
 	case 's': o->seed = true; return 0;
 	case OPT_NO_LAN: o->no_lan = true; return 0;
 	case 'B': return add_bootstrap(o, optarg) ? 0 : -1;
@@ -198,18 +216,43 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	return 0;
 }
 
-static bool bind_address(const struct opts *o, struct km_addr *out)
+/* --bind addresses, one per family; none means both wildcards. */
+static bool bind_addresses(const struct opts *o, struct km_addr *out,
+			   size_t *n)
 {
-	if (!km_addr_parse_ip(o->bind ? o->bind : "0.0.0.0", out)) {
-		fprintf(stderr, PROG ": --bind: '%s' is not an IP address\n",
-			o->bind);
+	static const char *const wildcards[2] = { "0.0.0.0", "::" };
+	const char *const *names = o->nbind ? o->bind : wildcards;
+
+	*n = o->nbind ? o->nbind : 2;
+	for (size_t i = 0; i < *n; i++) {
+		if (!km_addr_parse_ip(names[i], &out[i])) {
+			fprintf(stderr, PROG ": --bind: '%s' is not an IP "
+				"address\n", names[i]);
+			return false;
+		}
+		out[i].port = (uint16_t)o->port;
+	}
+	if (*n == 2 && out[0].family == out[1].family) {
+		fprintf(stderr, PROG ": --bind: give at most one address per "
+			"family\n");
 		return false;
 	}
-	if (out->family != KM_AF_INET4) {
-		fprintf(stderr, PROG ": --bind: IPv6 is not supported yet\n");
-		return false;
-	}
-	out->port = (uint16_t)o->port;
+	return true;
+}
+
+/* Bootstrap names resolve to a family the node listens on. */
+static bool resolve_bootstraps(struct opts *o, const struct km_addr *binds,
+			       size_t nbinds)
+{
+	unsigned families = 0;
+
+	for (size_t i = 0; i < nbinds; i++)
+		families |= binds[i].family == KM_AF_INET6 ? KM_TOOL_V6 :
+							    KM_TOOL_V4;
+	for (size_t i = 0; i < o->nboot; i++)
+		if (!km_tool_resolve(PROG, o->boot_spec[i], families,
+				     &o->boot[i]))
+			return false;
 	return true;
 }
 
@@ -218,7 +261,8 @@ static void node_config(const struct opts *o, const struct km_id *id,
 {
 	km_node_config_default(cfg);
 	cfg->dht.id = *id;
-	cfg->dht.family = KM_AF_INET4;
+	/* Lookups default to the family the node joins through. */
+	cfg->dht.family = o->nboot ? o->boot[0].family : KM_AF_INET4;
 	cfg->dht.table.k = (int)o->k;
 	cfg->dht.lookup.k = (int)o->k;
 	cfg->dht.lookup.alpha = (int)o->alpha;
@@ -413,19 +457,40 @@ static void lan_start(struct daemon *d, const struct opts *o)
 		km_tool_log(KM_LOG_WARN, "LAN discovery off: %s", uv_strerror(rc));
 }
 
-static int run(struct daemon *d, const struct opts *o, const struct km_id *id,
+/* Without --bind the node tries both families, and runs IPv4 alone on a
+ * host without IPv6. */
+static int start_node(struct daemon *d, const struct opts *o,
+		      struct km_addr *binds, size_t nbinds,
+		      struct km_node_config *cfg,
+		      const struct km_contact *saved, size_t nsaved)
+{
+	int rc = km_uv_node_start(&d->loop, binds, nbinds, cfg, saved, nsaved,
+				  &hooks, d, &d->node);
+
+	if (rc < 0 && o->nbind == 0 && nbinds == 2 &&
+	    (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL)) {
+		km_tool_log(KM_LOG_WARN, "no IPv6 here (%s): IPv4 only",
+			    uv_strerror(rc));
+		rc = km_uv_node_start(&d->loop, binds, 1, cfg, saved, nsaved,
+				      &hooks, d, &d->node);
+	}
+	return rc;
+}
+
+static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 	       const struct km_contact *saved, size_t nsaved)
 {
 	struct km_node_config cfg;
-	struct km_addr bind_to;
+	struct km_addr binds[2];
+	size_t nbinds;
 	int rc;
 
-	if (!bind_address(o, &bind_to) || !control_path(o, d))
+	if (!bind_addresses(o, binds, &nbinds) ||
+	    !resolve_bootstraps(o, binds, nbinds) || !control_path(o, d))
 		return 2;
 	node_config(o, id, &cfg);
 	uv_loop_init(&d->loop);
-	rc = km_uv_node_start(&d->loop, &bind_to, &cfg, saved, nsaved, &hooks,
-			      d, &d->node);
+	rc = start_node(d, o, binds, nbinds, &cfg, saved, nsaved);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": cannot listen on port %ld: %s\n",
 			o->port, rc <= -200 ? km_strerror(rc) : uv_strerror(rc));

@@ -207,6 +207,11 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 			dht_search_on_reply(d, tx, m, now);
 	} else {
 		d->stats.errors_in++;
+		/* Every DHT node answers ping.  An error instead (some peers
+		 * send 203 for whatever they dislike) is a failed ping: the
+		 * table awaits an outcome before it pings the node again. */
+		if (tx->kind == TX_PING)
+			km_table_on_failure(d->table, &tx->expect_id, now);
 		if (tx->kind == TX_LOOKUP)
 			dht_search_on_failure(d, tx, now);
 	}

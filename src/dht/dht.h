@@ -104,7 +104,9 @@ int km_dht_lookup(struct km_dht *d, const struct km_id *target,
 
 /* A get_peers lookup that then announces us under info_hash (port, or the
  * source port of our UDP socket when implied_port) to the closest nodes
- * that gave tokens.  lookup_done fires once the announces are sent. */
+ * that gave tokens.  port is sent even with implied_port, for receivers
+ * that ignore implied_port.  lookup_done fires once the announces are
+ * sent. */
 int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    uint16_t port, bool implied_port, uint64_t *lookup_id,
 		    km_ms now);

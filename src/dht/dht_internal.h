@@ -71,6 +71,8 @@ struct km_dht {
 	uint64_t next_lookup_id;
 
 	bool joined;              /* the self-lookup after joining has run */
+	km_ms next_short_lookup;  /* see look_again_while_short() */
+	km_ms short_every;
 	km_ms next_peer_expiry;
 	km_ms next_maintenance;   /* next ping of a questionable node */
 	struct km_dht_stats stats;
@@ -101,8 +103,10 @@ void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now);
 bool dht_search_resend(struct km_dht *d, const struct tx *tx);
 km_ms dht_search_tick(struct km_dht *d, km_ms now);
 void dht_searches_free(struct km_dht *d);
+/* The reply's usable nodes of `family` (nodes or nodes6), minus d itself
+ * and port 0; when there are more than max, the max closest to target. */
 size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
-			  const struct km_id *target, struct km_contact *out,
-			  size_t max);
+			  enum km_family family, const struct km_id *target,
+			  struct km_contact *out, size_t max);
 
 #endif

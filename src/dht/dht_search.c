@@ -11,6 +11,12 @@
 #define REFRESH_BATCH 8
 /* Nodes an announce goes to: the k closest that gave tokens. */
 #define ANNOUNCE_MAX 32
+/* Other-family nodes verified per reply while the sibling table fills. */
+#define SIBLING_FEED_MAX 8
+/* How often a short table looks again: doubling from the first to the
+ * last. */
+#define SHORT_FIRST_MS KM_SECONDS(5)
+#define SHORT_MAX_MS KM_MINUTES(5)
 
 static void refresh_every_bucket(struct km_dht *d, km_ms now);
 
@@ -66,10 +72,10 @@ static void heap_sift_down(const struct km_id *target, struct km_contact *out,
  * closest to target.  A hostile reply can carry ~2,500 contacts: keeping
  * only the closest costs O(count log max) time and no memory beyond out. */
 size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
-			  const struct km_id *target, struct km_contact *out,
-			  size_t max)
+			  enum km_family family, const struct km_id *target,
+			  struct km_contact *out, size_t max)
 {
-	bool v4 = d->cfg.family == KM_AF_INET4;
+	bool v4 = family == KM_AF_INET4;
 	const uint8_t *list = v4 ? m->nodes : m->nodes6;
 	size_t entry = v4 ? KM_COMPACT_NODE4_LEN : KM_COMPACT_NODE6_LEN;
 	size_t count = list ? (v4 ? m->nodes_len : m->nodes6_len) / entry : 0;
@@ -80,7 +86,7 @@ size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
 	if (max == 0)
 		return 0;
 	for (size_t i = 0; i < count; i++) {
-		km_compact_node_read(list, i, d->cfg.family, &c);
+		km_compact_node_read(list, i, family, &c);
 		if (c.addr.port == 0 || km_id_eq(&c.id, &d->cfg.id))
 			continue;
 		if (n < max) {
@@ -98,6 +104,31 @@ size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
 		}
 	}
 	return n;
+}
+
+/* BEP 32: a dual-stack node whose other table is still short of k nodes
+ * asks for both families, and the other family's nodes go to the sibling
+ * to verify.  Once that table has k nodes, its own lookups take over. */
+static bool sibling_hungry(const struct km_dht *d)
+{
+	return d->sibling &&
+	       km_table_size(d->sibling->table) < (size_t)d->sibling->cfg.table.k;
+}
+
+static void feed_sibling(struct km_dht *d, const struct km_krpc_msg *m,
+			 km_ms now)
+{
+	struct km_contact c[SIBLING_FEED_MAX];
+	struct km_dht *sib = d->sibling;
+	size_t n;
+
+	if (!sibling_hungry(d))
+		return;
+	n = dht_reply_contacts(sib, m, sib->cfg.family, &sib->cfg.id, c,
+			       SIBLING_FEED_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!km_table_find(sib->table, &c[i].id))
+			dht_ping(sib, &c[i], now);
 }
 
 static void send_announces(struct km_dht *d, const struct search *s, km_ms now)
@@ -133,7 +164,8 @@ static void search_finish(struct km_dht *d, struct search *s, km_ms now)
 	search_free(d, s);
 }
 
-static void lookup_query(const struct search *s, struct km_krpc_msg *m)
+static void lookup_query(struct km_dht *d, const struct search *s,
+			 struct km_krpc_msg *m)
 {
 	bool get_peers = km_lookup_kind(s->lk) == KM_LOOKUP_GET_PEERS;
 
@@ -143,6 +175,8 @@ static void lookup_query(const struct search *s, struct km_krpc_msg *m)
 		m->info_hash = *km_lookup_target(s->lk);
 	else
 		m->target = *km_lookup_target(s->lk);
+	if (sibling_hungry(d))
+		m->want = KM_WANT_N4 | KM_WANT_N6;
 }
 
 static void send_lookup_query(struct km_dht *d, struct search *s,
@@ -150,7 +184,7 @@ static void send_lookup_query(struct km_dht *d, struct search *s,
 {
 	struct km_krpc_msg m;
 
-	lookup_query(s, &m);
+	lookup_query(d, s, &m);
 	if (dht_send_query(d, c, true, TX_LOOKUP, s->id, &m, now) < 0)
 		km_lookup_on_timeout(s->lk, &c->id, now);
 }
@@ -162,7 +196,7 @@ bool dht_search_resend(struct km_dht *d, const struct tx *tx)
 
 	if (!s || km_lookup_done(s->lk))
 		return false;
-	lookup_query(s, &m);
+	lookup_query(d, s, &m);
 	memcpy(m.tid, tx->tid, sizeof(tx->tid));
 	m.tid_len = sizeof(tx->tid);
 	m.id = d->cfg.id;
@@ -253,8 +287,9 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 
 	if (!s)
 		return; /* the lookup ended before this late reply */
-	n = dht_reply_contacts(d, m, km_lookup_target(s->lk), d->scratch,
-			       KM_DHT_SCRATCH_NODES);
+	n = dht_reply_contacts(d, m, d->cfg.family, km_lookup_target(s->lk),
+			       d->scratch, KM_DHT_SCRATCH_NODES);
+	feed_sibling(d, m, now);
 	if (m->values_count > 0)
 		km_lookup_on_peers(s->lk, m->values, m->values_count);
 	if (m->token_len > 0)
@@ -330,6 +365,33 @@ static void refresh_buckets(struct km_dht *d, km_ms now)
 		start_internal(d, &targets[i], now);
 }
 
+/* A table short of k nodes, ours or the sibling's, may just have joined
+ * before the network grew, and nobody need ever query us: a lookup of our
+ * own ID runs again, with backoff, while it stays short.  With a hungry
+ * sibling it also asks for the other family (see sibling_hungry()).
+ * Returns when to look next, or 0. */
+static km_ms look_again_while_short(struct km_dht *d, km_ms now)
+{
+	size_t size = km_table_size(d->table);
+
+	if (!d->joined || size == 0 ||
+	    (size >= (size_t)d->cfg.table.k && !sibling_hungry(d))) {
+		d->short_every = 0;
+		return 0;
+	}
+	if (!d->short_every) {
+		d->short_every = SHORT_FIRST_MS;
+		d->next_short_lookup = now + SHORT_FIRST_MS;
+	}
+	if (now >= d->next_short_lookup) {
+		start_internal(d, &d->cfg.id, now);
+		if (d->short_every < SHORT_MAX_MS)
+			d->short_every *= 2;
+		d->next_short_lookup = now + d->short_every;
+	}
+	return d->next_short_lookup;
+}
+
 km_ms dht_search_tick(struct km_dht *d, km_ms now)
 {
 	struct search *s, *tmp;
@@ -339,6 +401,7 @@ km_ms dht_search_tick(struct km_dht *d, km_ms now)
 		join(d, now);
 	if (d->joined)
 		refresh_buckets(d, now);
+	wake = km_ms_earliest(wake, look_again_while_short(d, now));
 	DL_FOREACH_SAFE(d->searches, s, tmp) {
 		km_ms w;
 

@@ -37,6 +37,7 @@ struct session {
 	uint64_t lookup_id;
 	uint16_t announce_port;
 	bool subscribed;          /* delivered messages stream to it */
+	uint8_t family;           /* of the pending lookup; KM_AF_NONE: default */
 	size_t len;
 	char line[KM_CONTROL_LINE_MAX];
 };
@@ -176,6 +177,13 @@ static void put_addr(cJSON *o, const char *key, const struct km_addr *a,
 	put_str(o, key, buf, ok);
 }
 
+static const char *family_name(uint8_t family)
+{
+	return family == KM_AF_INET6 ? "ipv6" : "ipv4";
+}
+
+static const uint8_t families[2] = { KM_AF_INET4, KM_AF_INET6 };
+
 static void status_identity(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 {
 	const struct km_node_config *cfg = km_node_config(n);
@@ -185,10 +193,29 @@ static void status_identity(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 	put_num(o, "port", cfg->port, ok);
 	put_num(o, "uptime_s", (double)(now > started ? (now - started) / 1000 : 0),
 		ok);
-	put_str(o, "family", cfg->dht.family == KM_AF_INET6 ? "ipv6" : "ipv4",
-		ok);
+	put_str(o, "family", family_name(cfg->dht.family), ok);
 	put_num(o, "k", cfg->dht.table.k, ok);
 	*ok = *ok && cJSON_AddBoolToObject(o, "read_only", cfg->dht.read_only);
+}
+
+/* "families", and the routing table size of each family and in all. */
+static void status_families(cJSON *o, struct km_node *n, bool *ok)
+{
+	cJSON *list = put_arr(o, "families", ok);
+	size_t total = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *d = km_node_dht_of(n, families[i]);
+		size_t size = d ? km_table_size(km_dht_table(d)) : 0;
+
+		if (d && *ok)
+			*ok = cJSON_AddItemToArray(list,
+				cJSON_CreateString(family_name(families[i])));
+		put_num(o, i == 0 ? "routing_table_size4" :
+				    "routing_table_size6", (double)size, ok);
+		total += size;
+	}
+	put_num(o, "routing_table_size", (double)total, ok);
 }
 
 static void status_table(cJSON *o, const struct km_table *t, bool *ok)
@@ -198,7 +225,6 @@ static void status_table(cJSON *o, const struct km_table *t, bool *ok)
 	size_t replacements = 0;
 	cJSON *sizes;
 
-	put_num(o, "routing_table_size", (double)km_table_size(t), ok);
 	put_num(o, "buckets", buckets, ok);
 	sizes = put_arr(o, "bucket_sizes", ok);
 	for (int b = 0; b < buckets && *ok; b++) {
@@ -304,11 +330,23 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
 	struct km_node_stats st = km_node_stats(n);
-	struct km_peers_stats ps = km_peers_stats(km_dht_peers(d));
+	struct km_peers_stats ps = { 0 };
 	cJSON *o = cJSON_CreateObject();
 	bool ok = o != NULL;
 
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *f = km_node_dht_of(n, families[i]);
+		struct km_peers_stats p;
+
+		if (!f)
+			continue;
+		p = km_peers_stats(km_dht_peers(f));
+		ps.total += p.total;
+		ps.hashes += p.hashes;
+		ps.rejected_full += p.rejected_full;
+	}
 	status_identity(o, n, now, &ok);
+	status_families(o, n, &ok);
 	status_table(o, km_dht_table(d), &ok);
 	status_traffic(o, &st, &ok);
 	status_errors(o, &st, &ok);
@@ -348,17 +386,24 @@ static bool table_entry(cJSON *list, const struct km_table *t,
 	return ok;
 }
 
+/* IPv4 entries first, then IPv6; bucket 0 first within each. */
 static cJSON *json_table(struct km_node *n, km_ms now)
 {
-	const struct km_table *t = km_dht_table(km_node_dht(n));
-	int buckets = km_table_bucket_count(t);
 	cJSON *list = cJSON_CreateArray();
 	bool ok = list != NULL;
 
-	for (int b = 0; ok && b < buckets; b++)
-		for (size_t i = 0; ok && i < km_table_bucket_size(t, b); i++)
-			ok = table_entry(list, t, km_table_bucket_entry(t, b, i),
-					 b, now);
+	for (int f = 0; ok && f < 2; f++) {
+		struct km_dht *d = km_node_dht_of(n, families[f]);
+		const struct km_table *t = d ? km_dht_table(d) : NULL;
+		int buckets = t ? km_table_bucket_count(t) : 0;
+
+		for (int b = 0; ok && b < buckets; b++)
+			for (size_t i = 0; ok && i < km_table_bucket_size(t, b);
+			     i++)
+				ok = table_entry(list, t,
+						 km_table_bucket_entry(t, b, i),
+						 b, now);
+	}
 	return finish(list, ok);
 }
 
@@ -786,15 +831,18 @@ static void start_lookup(struct km_control *c, struct session *s,
 	s->have_lookup_id = false;
 	c->starting = s;
 	if (announce)
-		rc = km_node_announce(c->node, target, s->announce_port, &id,
-				      now);
+		rc = km_node_announce_in(c->node, s->family, target,
+					 s->announce_port, &id, now);
 	else
-		rc = km_node_lookup(c->node, target, kind, &id, now);
+		rc = km_node_lookup_in(c->node, s->family, target, kind, &id,
+				       now);
 	c->starting = NULL;
 	if (rc < 0) {
 		s->pending = PENDING_NONE;
 		respond_error(c, s, "%s", rc == KM_ERR_FULL ?
 			      "too many lookups running; try again later" :
+			      rc == KM_ERR_INVAL ?
+			      "this node does not run that address family" :
 			      km_strerror(rc));
 		return;
 	}
@@ -831,6 +879,23 @@ static bool parse_port(struct km_control *c, struct session *s,
 	return true;
 }
 
+/* An optional last argument "ipv4" or "ipv6" picks the lookup's family;
+ * returns the arguments left, or -1 after answering an error. */
+static int parse_family(struct km_control *c, struct session *s, int argc,
+			char **argv)
+{
+	s->family = KM_AF_NONE;
+	if (argc == 0)
+		return 0;
+	if (strcmp(argv[argc - 1], "ipv4") == 0)
+		s->family = KM_AF_INET4;
+	else if (strcmp(argv[argc - 1], "ipv6") == 0)
+		s->family = KM_AF_INET6;
+	else
+		return argc;
+	return argc - 1;
+}
+
 static void cmd_status(struct km_control *c, struct session *s, int argc,
 		       char **argv, km_ms now)
 {
@@ -858,6 +923,10 @@ static void cmd_lookup(struct km_control *c, struct session *s, int argc,
 {
 	struct km_id target;
 
+	if (parse_family(c, s, argc, argv) != 1) {
+		respond_error(c, s, "usage: lookup ID [ipv4|ipv6]");
+		return;
+	}
 	if (parse_id(c, s, argv[0], &target))
 		start_lookup(c, s, &target, KM_LOOKUP_FIND_NODE, false, now);
 }
@@ -867,6 +936,10 @@ static void cmd_get_peers(struct km_control *c, struct session *s, int argc,
 {
 	struct km_id target;
 
+	if (parse_family(c, s, argc, argv) != 1) {
+		respond_error(c, s, "usage: get-peers ID [ipv4|ipv6]");
+		return;
+	}
 	if (parse_id(c, s, argv[0], &target))
 		start_lookup(c, s, &target, KM_LOOKUP_GET_PEERS, false, now);
 }
@@ -876,6 +949,11 @@ static void cmd_announce(struct km_control *c, struct session *s, int argc,
 {
 	struct km_id target;
 
+	argc = parse_family(c, s, argc, argv);
+	if (argc < 1 || argc > 2) {
+		respond_error(c, s, "usage: announce ID [PORT] [ipv4|ipv6]");
+		return;
+	}
 	if (!parse_id(c, s, argv[0], &target))
 		return;
 	s->announce_port = km_node_config(c->node)->port;
@@ -957,11 +1035,12 @@ static const struct command commands[] = {
 	  "identity, uptime, routing table size and traffic counters" },
 	{ "table", cmd_table, 0, 0, "table",
 	  "every routing table entry" },
-	{ "lookup", cmd_lookup, 1, 1, "lookup ID",
-	  "the k nodes closest to ID, by an iterative find_node" },
-	{ "get-peers", cmd_get_peers, 1, 1, "get-peers ID",
+	{ "lookup", cmd_lookup, 1, 2, "lookup ID [ipv4|ipv6]",
+	  "the k nodes closest to ID, by an iterative find_node (in the "
+	  "node's default family unless one is named)" },
+	{ "get-peers", cmd_get_peers, 1, 2, "get-peers ID [ipv4|ipv6]",
 	  "like lookup, with get_peers, plus the peers announced under ID" },
-	{ "announce", cmd_announce, 1, 2, "announce ID [PORT]",
+	{ "announce", cmd_announce, 1, 3, "announce ID [PORT] [ipv4|ipv6]",
 	  "announce this node under ID (PORT defaults to the node's port)" },
 	{ "peers", cmd_peers, 0, 0, "peers",
 	  "the overlay neighbours: id, addr, direction, age, rtt, traffic" },

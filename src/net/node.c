@@ -48,35 +48,113 @@ void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
 static void on_dht_send(void *user, const struct km_addr *to,
 			const uint8_t *buf, size_t len)
 {
-	struct km_node *n = user;
+	struct km_node *n = ((struct node_family *)user)->n;
 
 	n->cb.udp_send(n->user, to, buf, len);
+}
+
+/* Each km_dht numbers its lookups from 1; the node's id adds the family
+ * index as the low bit. */
+static uint64_t node_lookup_id(const struct node_family *f, uint64_t dht_id)
+{
+	return dht_id * 2 + f->index;
 }
 
 static void on_dht_lookup_done(void *user, uint64_t id,
 			       const struct km_lookup *lk)
 {
-	struct km_node *n = user;
+	struct node_family *f = user;
+	struct km_node *n = f->n;
 
 	if (n->cb.lookup_done)
-		n->cb.lookup_done(n->user, id, lk);
+		n->cb.lookup_done(n->user, node_lookup_id(f, id), lk);
+}
+
+static unsigned family_index(uint8_t family)
+{
+	return family == KM_AF_INET6 ? 1 : 0;
+}
+
+struct km_dht *node_dht_for(struct km_node *n, uint8_t family)
+{
+	if (family != KM_AF_INET4 && family != KM_AF_INET6)
+		return NULL;
+	return n->fam[family_index(family)].dht;
+}
+
+void node_verify(struct km_node *n, const struct km_addr *addr, km_ms now)
+{
+	struct km_dht *d = node_dht_for(n, addr->family);
+
+	if (d)
+		km_dht_ping_addr(d, addr, now);
+}
+
+static unsigned config_families(const struct km_node_config *cfg)
+{
+	if (cfg->families)
+		return cfg->families;
+	return cfg->dht.family == KM_AF_INET6 ? KM_NODE_IPV6 : KM_NODE_IPV4;
 }
 
 static void on_dht_observed(void *user, const struct km_addr *from,
 			    const struct km_addr *seen, km_ms now)
 {
-	node_observed(user, from, seen, now);
+	struct node_family *f = user;
+
+	node_observed(f->n, from, seen, now);
 }
 
-struct km_node *km_node_new(const struct km_node_config *cfg,
-			    const struct km_node_callbacks *cb, void *user,
-			    struct km_rng *rng, km_ms now)
+/* One km_dht per family asked for, siblings when there are two; the
+ * default family falls back to whichever runs. */
+static int families_new(struct km_node *n, km_ms now)
 {
 	static const struct km_dht_callbacks dht_cb = {
 		.send = on_dht_send,
 		.lookup_done = on_dht_lookup_done,
 		.observed = on_dht_observed,
 	};
+	static const uint8_t af[2] = { KM_AF_INET4, KM_AF_INET6 };
+	unsigned want = config_families(&n->cfg);
+
+	if (want & ~(unsigned)(KM_NODE_IPV4 | KM_NODE_IPV6))
+		return KM_ERR_INVAL;
+	for (unsigned i = 0; i < 2; i++) {
+		struct km_dht_config dc = n->cfg.dht;
+
+		n->fam[i].n = n;
+		n->fam[i].index = i;
+		if (!(want & (1u << i)))
+			continue;
+		dc.family = af[i];
+		n->fam[i].dht = km_dht_new(&dc, &dht_cb, &n->fam[i], n->rng, now);
+		if (!n->fam[i].dht)
+			return KM_ERR_NOMEM;
+	}
+	if (n->fam[0].dht && n->fam[1].dht)
+		km_dht_set_sibling(n->fam[0].dht, n->fam[1].dht);
+	n->dht = node_dht_for(n, n->cfg.dht.family);
+	if (!n->dht)
+		n->dht = n->fam[0].dht ? n->fam[0].dht : n->fam[1].dht;
+	if (!n->dht)
+		return KM_ERR_INVAL;
+	n->cfg.dht.family = n->dht == n->fam[0].dht ? KM_AF_INET4 : KM_AF_INET6;
+	n->cfg.families = want;
+	return 0;
+}
+
+static void families_del(struct km_node *n)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		km_dht_del(n->fam[i].dht);
+		n->fam[i].dht = NULL;
+	}
+}
+
+struct km_node *km_node_new(const struct km_node_config *cfg,
+			    const struct km_node_callbacks *cb, void *user,
+			    struct km_rng *rng, km_ms now)
+{
 	struct km_node *n;
 
 	if (!cb->udp_send || !cb->tcp_connect || !cb->tcp_send || !cb->tcp_close ||
@@ -92,10 +170,9 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->started_at = now;
 	n->next_conn = 1;
 	km_nat_init(&n->nat);
-	n->dht = km_dht_new(&cfg->dht, &dht_cb, n, rng, now);
-	if (!n->dht || neighbours_init(n, now) < 0) {
+	if (families_new(n, now) < 0 || neighbours_init(n, now) < 0) {
 		neighbours_free(n);
-		km_dht_del(n->dht);
+		families_del(n);
 		free(n);
 		return NULL;
 	}
@@ -118,7 +195,7 @@ void km_node_del(struct km_node *n)
 		link_on_closed(n, l, 0);
 	}
 	neighbours_free(n);
-	km_dht_del(n->dht);
+	families_del(n);
 	free(n->saved);
 	free(n);
 }
@@ -147,7 +224,7 @@ static void verify_saved(struct km_node *n, km_ms now)
 		size_t pick = n->nsaved <= REJOIN_BATCH
 				      ? i : km_rng_below(n->rng, n->nsaved);
 
-		km_dht_ping_addr(n->dht, &n->saved[pick].addr, now);
+		node_verify(n, &n->saved[pick].addr, now);
 	}
 }
 
@@ -190,7 +267,7 @@ void node_bootstrap_failed(struct km_node *n, int i, km_ms now)
 	/* No overlay there (or no answer): it may still be a plain Mainline
 	 * node, which answers find_node over UDP on the same port. */
 	n->stats.bootstrap_krpc_fallbacks++;
-	km_dht_ping_addr(n->dht, &b->addr, now);
+	node_verify(n, &b->addr, now);
 	b->next_try = now + backoff(n, b->attempts);
 	km_addr_format(&b->addr, addr, sizeof(addr));
 	node_log(n, KM_LOG_DEBUG, "bootstrap %s: no overlay answer, tried KRPC",
@@ -218,14 +295,11 @@ void km_node_start(struct km_node *n, const struct km_contact *saved,
 		bootstrap_try(n, (int)i, now);
 }
 
-/* Collects the table's usable contacts: the snapshot to save, and the list
- * to rejoin from if the table ever empties. */
-static size_t table_contacts(struct km_node *n, struct km_contact *out,
-			     size_t max, km_ms now)
+/* Collects one table's usable contacts after out[0..count). */
+static size_t table_contacts_of(const struct km_table *t,
+				struct km_contact *out, size_t count,
+				size_t max, km_ms now)
 {
-	const struct km_table *t = km_dht_table(n->dht);
-	size_t count = 0;
-
 	for (int b = 0; b < km_table_bucket_count(t); b++) {
 		for (size_t i = 0; i < km_table_bucket_size(t, b) && count < max; i++) {
 			const struct km_table_entry *e = km_table_bucket_entry(t, b, i);
@@ -235,6 +309,32 @@ static size_t table_contacts(struct km_node *n, struct km_contact *out,
 		}
 	}
 	return count;
+}
+
+/* Both tables' usable contacts: the snapshot to save, and the list to
+ * rejoin from if the tables ever empty. */
+static size_t table_contacts(struct km_node *n, struct km_contact *out,
+			     size_t max, km_ms now)
+{
+	size_t count = 0;
+
+	for (unsigned i = 0; i < 2; i++)
+		if (n->fam[i].dht)
+			count = table_contacts_of(km_dht_table(n->fam[i].dht),
+						  out, count, max, now);
+	return count;
+}
+
+/* Usable nodes in every family's routing table. */
+static size_t tables_usable(struct km_node *n, km_ms now)
+{
+	size_t usable = 0;
+
+	for (unsigned i = 0; i < 2; i++)
+		if (n->fam[i].dht)
+			usable += km_table_usable(km_dht_table(n->fam[i].dht),
+						  now);
+	return usable;
 }
 
 static void save_state(struct km_node *n, km_ms now)
@@ -273,8 +373,10 @@ void km_node_stop(struct km_node *n, km_ms now)
 void km_node_udp_recv(struct km_node *n, const struct km_addr *from,
 		      const uint8_t *buf, size_t len, km_ms now)
 {
-	if (!n->stopping)
-		km_dht_receive(n->dht, from, buf, len, now);
+	struct km_dht *d = node_dht_for(n, from->family);
+
+	if (!n->stopping && d)
+		km_dht_receive(d, from, buf, len, now);
 }
 
 uint64_t km_node_tcp_accepted(struct km_node *n, const struct km_addr *remote,
@@ -339,7 +441,7 @@ static void check_join(struct km_node *n, km_ms now)
 
 	if (now < n->next_rejoin_check && !bootstrap_due(n, now))
 		return;
-	empty = km_table_usable(km_dht_table(n->dht), now) == 0;
+	empty = tables_usable(n, now) == 0;
 	for (size_t i = 0; i < n->nbootstrap; i++) {
 		struct bootstrap *b = &n->bootstrap[i];
 
@@ -365,8 +467,11 @@ static void check_join(struct km_node *n, km_ms now)
 
 km_ms km_node_tick(struct km_node *n, km_ms now)
 {
-	km_ms wake = km_dht_tick(n->dht, now);
+	km_ms wake = 0;
 
+	for (unsigned i = 0; i < 2; i++)
+		if (n->fam[i].dht)
+			wake = km_ms_earliest(wake, km_dht_tick(n->fam[i].dht, now));
 	wake = km_ms_earliest(wake, links_tick(n, now));
 	wake = km_ms_earliest(wake, neighbours_tick(n, now));
 	check_join(n, now);
@@ -381,16 +486,61 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 	return wake;
 }
 
+static struct node_family *family_for(struct km_node *n, enum km_family family)
+{
+	if (family == KM_AF_NONE)
+		family = n->cfg.dht.family;
+	if (!node_dht_for(n, family))
+		return NULL;
+	return &n->fam[family_index(family)];
+}
+
+int km_node_lookup_in(struct km_node *n, enum km_family family,
+		      const struct km_id *target, enum km_lookup_kind kind,
+		      uint64_t *lookup_id, km_ms now)
+{
+	struct node_family *f = family_for(n, family);
+	uint64_t id = 0;
+	int rc;
+
+	if (!f)
+		return KM_ERR_INVAL;
+	rc = km_dht_lookup(f->dht, target, kind, NULL, 0, &id, now);
+	if (rc == 0 && lookup_id)
+		*lookup_id = node_lookup_id(f, id);
+	return rc;
+}
+
+int km_node_announce_in(struct km_node *n, enum km_family family,
+			const struct km_id *info_hash, uint16_t port,
+			uint64_t *lookup_id, km_ms now)
+{
+	struct node_family *f = family_for(n, family);
+	uint64_t id = 0;
+	int rc;
+
+	if (!f)
+		return KM_ERR_INVAL;
+	rc = km_dht_announce(f->dht, info_hash, port ? port : n->cfg.port,
+			     port == 0, &id, now);
+	if (rc == 0 && lookup_id)
+		*lookup_id = node_lookup_id(f, id);
+	return rc;
+}
+
 int km_node_lookup(struct km_node *n, const struct km_id *target,
 		   enum km_lookup_kind kind, uint64_t *lookup_id, km_ms now)
 {
-	return km_dht_lookup(n->dht, target, kind, NULL, 0, lookup_id, now);
+	return km_node_lookup_in(n, KM_AF_NONE, target, kind, lookup_id, now);
 }
 
+/* Port 0 announces our UDP source port with implied_port.  Some clients
+ * ignore implied_port, so `port` still names our own port for them. */
 int km_node_announce(struct km_node *n, const struct km_id *info_hash,
 		     uint16_t port, uint64_t *lookup_id, km_ms now)
 {
-	return km_dht_announce(n->dht, info_hash, port, port == 0, lookup_id, now);
+	return km_node_announce_in(n, KM_AF_NONE, info_hash, port, lookup_id,
+				   now);
 }
 
 struct km_dht *km_node_dht(struct km_node *n)
@@ -398,16 +548,48 @@ struct km_dht *km_node_dht(struct km_node *n)
 	return n->dht;
 }
 
+struct km_dht *km_node_dht_of(struct km_node *n, enum km_family family)
+{
+	return node_dht_for(n, family);
+}
+
 const struct km_node_config *km_node_config(const struct km_node *n)
 {
 	return &n->cfg;
+}
+
+static void stats_add(struct km_dht_stats *sum, const struct km_dht_stats *s)
+{
+	sum->packets_in += s->packets_in;
+	sum->packets_out += s->packets_out;
+	sum->bytes_in += s->bytes_in;
+	sum->bytes_out += s->bytes_out;
+	sum->queries_in += s->queries_in;
+	sum->replies_in += s->replies_in;
+	sum->errors_in += s->errors_in;
+	sum->malformed_in += s->malformed_in;
+	sum->errors_sent += s->errors_sent;
+	sum->unmatched_replies += s->unmatched_replies;
+	sum->timeouts += s->timeouts;
+	sum->tx_full += s->tx_full;
+	sum->lookups_started += s->lookups_started;
+	sum->lookups_done += s->lookups_done;
+	sum->transactions += s->transactions;
+	sum->lookups += s->lookups;
 }
 
 struct km_node_stats km_node_stats(const struct km_node *n)
 {
 	struct km_node_stats s = n->stats;
 
-	s.dht = km_dht_stats(n->dht);
+	memset(&s.dht, 0, sizeof(s.dht));
+	for (unsigned i = 0; i < 2; i++) {
+		if (n->fam[i].dht) {
+			struct km_dht_stats d = km_dht_stats(n->fam[i].dht);
+
+			stats_add(&s.dht, &d);
+		}
+	}
 	s.links = n->nlinks;
 	s.neighbours = km_connmgr_counts(n->cm);
 	s.bcast = km_bcast_stats(n->bcast);

@@ -6,6 +6,11 @@
  * addresses that do not speak the overlay, retries with backoff and jitter,
  * and rejoining from saved nodes when the routing table empties.
  *
+ * A dual-stack node runs one km_dht per address family (BEP 32), with the
+ * same node ID, linked as siblings so that `want` is answered from both.
+ * UDP is dispatched by the sender's family; bootstrap addresses, PEER_LIST
+ * entries and saved contacts are verified on the table of their family.
+ *
  * Like km_dht it never touches a socket or a clock.  The driver (uv_node.c
  * in the daemon, the simulator elsewhere) feeds it events and carries out
  * what the callbacks ask.  TCP connections are named by 64-bit ids that the
@@ -27,8 +32,17 @@
 
 enum km_log_level { KM_LOG_ERROR, KM_LOG_WARN, KM_LOG_INFO, KM_LOG_DEBUG };
 
+/* km_node_config.families */
+enum { KM_NODE_IPV4 = 1, KM_NODE_IPV6 = 2 };
+
 struct km_node_config {
-	struct km_dht_config dht;       /* id, family, k, alpha, read_only... */
+	/* id, k, alpha, read_only... for every family's km_dht.  dht.family
+	 * is the default family: the one km_node_lookup() and
+	 * km_node_announce() use. */
+	struct km_dht_config dht;
+	/* KM_NODE_IPV4 | KM_NODE_IPV6: the families to run, each with its own
+	 * routing table.  0 means just dht.family. */
+	unsigned families;
 	uint32_t network_id;
 	uint16_t port;                  /* our UDP and TCP port, once bound */
 	struct km_addr bootstrap[KM_NODE_MAX_BOOTSTRAP];
@@ -67,7 +81,7 @@ struct km_node_callbacks {
 };
 
 struct km_node_stats {
-	struct km_dht_stats dht;
+	struct km_dht_stats dht;                /* both families summed */
 	unsigned long links_in, links_out;      /* accepted / opened, total */
 	unsigned long hellos_ok, hellos_bad;
 	unsigned long peer_lists_in, peer_lists_out;
@@ -120,7 +134,8 @@ void km_node_tcp_closed(struct km_node *n, uint64_t conn, km_ms now);
 /* Runs timers; returns when it next wants to run. */
 km_ms km_node_tick(struct km_node *n, km_ms now);
 
-/* Lookups and announces, reported through lookup_done. */
+/* Lookups and announces in the default family, reported through
+ * lookup_done.  Lookup ids are unique across families. */
 int km_node_lookup(struct km_node *n, const struct km_id *target,
 		   enum km_lookup_kind kind, uint64_t *lookup_id, km_ms now);
 int km_node_announce(struct km_node *n, const struct km_id *info_hash,
@@ -135,7 +150,19 @@ int km_node_broadcast(struct km_node *n, const uint8_t *payload, size_t len,
 size_t km_node_neighbours(const struct km_node *n, struct km_neighbour *out,
 			  size_t max);
 
+/* The same in the given family; KM_AF_NONE means the default one.  Returns
+ * KM_ERR_INVAL for a family the node does not run. */
+int km_node_lookup_in(struct km_node *n, enum km_family family,
+		      const struct km_id *target, enum km_lookup_kind kind,
+		      uint64_t *lookup_id, km_ms now);
+int km_node_announce_in(struct km_node *n, enum km_family family,
+			const struct km_id *info_hash, uint16_t port,
+			uint64_t *lookup_id, km_ms now);
+
+/* The default family's DHT (never NULL). */
 struct km_dht *km_node_dht(struct km_node *n);
+/* The DHT of one family, or NULL if the node does not run that family. */
+struct km_dht *km_node_dht_of(struct km_node *n, enum km_family family);
 /* External address and reachability (the driver sets local addresses). */
 struct km_nat *km_node_nat(struct km_node *n);
 const struct km_node_config *km_node_config(const struct km_node *n);

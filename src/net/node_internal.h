@@ -51,12 +51,21 @@ struct bootstrap {
 	bool in_progress;
 };
 
+/* One address family's DHT; the km_dht callbacks get this as user, so
+ * that lookup ids can be told apart by family. */
+struct node_family {
+	struct km_node *n;
+	struct km_dht *dht;       /* NULL: the node does not run this family */
+	unsigned index;           /* 0 IPv4, 1 IPv6 */
+};
+
 struct km_node {
 	struct km_node_config cfg;
 	struct km_node_callbacks cb;
 	void *user;
 	struct km_rng *rng;
-	struct km_dht *dht;
+	struct km_dht *dht;       /* the default family's, never NULL */
+	struct node_family fam[2];
 	struct km_node_stats stats;
 	km_ms started_at;
 
@@ -82,6 +91,9 @@ void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void node_bootstrap_failed(struct km_node *n, int index, km_ms now);
 void node_bootstrap_succeeded(struct km_node *n, int index);
+/* The DHT of family, or NULL; node_verify() pings addr on it if any. */
+struct km_dht *node_dht_for(struct km_node *n, uint8_t family);
+void node_verify(struct km_node *n, const struct km_addr *addr, km_ms now);
 
 /* node_link.c */
 struct link *link_open(struct km_node *n, const struct km_addr *remote,

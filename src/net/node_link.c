@@ -138,10 +138,13 @@ void link_on_connected(struct km_node *n, struct link *l, km_ms now)
 	send_hello(n, l);
 }
 
-static bool contains(const struct km_peer *peers, size_t n, const struct km_id *id)
+/* A dual-stack node is listed once per family, with the same ID. */
+static bool contains(const struct km_peer *peers, size_t n,
+		     const struct km_contact *c)
 {
 	for (size_t i = 0; i < n; i++)
-		if (memcmp(peers[i].id, id->b, KM_ID_LEN) == 0)
+		if (memcmp(peers[i].id, c->id.b, KM_ID_LEN) == 0 &&
+		    peers[i].addr.family == c->addr.family)
 			return true;
 	return false;
 }
@@ -149,7 +152,7 @@ static bool contains(const struct km_peer *peers, size_t n, const struct km_id *
 static size_t add_peer(struct km_peer *peers, size_t count,
 		       const struct km_contact *c, const struct km_hello *asker)
 {
-	if (count >= KM_PEER_LIST_MAX || contains(peers, count, &c->id) ||
+	if (count >= KM_PEER_LIST_MAX || contains(peers, count, c) ||
 	    memcmp(c->id.b, asker->id, KM_ID_LEN) == 0)
 		return count;
 	memcpy(peers[count].id, c->id.b, KM_ID_LEN);
@@ -157,14 +160,15 @@ static size_t add_peer(struct km_peer *peers, size_t count,
 	return count + 1;
 }
 
-/* The newcomer's closest known nodes, plus a few random ones. */
-static size_t build_peer_list(struct km_node *n, const struct km_hello *asker,
-			      struct km_peer *peers)
+/* From one table: the newcomer's closest known nodes, plus a few random
+ * ones. */
+static size_t add_from_table(struct km_node *n, const struct km_table *t,
+			     const struct km_hello *asker,
+			     struct km_peer *peers, size_t count)
 {
-	const struct km_table *t = km_dht_table(n->dht);
 	struct km_contact close[PEER_LIST_CLOSEST];
 	struct km_id target;
-	size_t count = 0, found;
+	size_t found;
 
 	memcpy(target.b, asker->id, KM_ID_LEN);
 	found = km_table_closest(t, &target, PEER_LIST_CLOSEST, close);
@@ -179,6 +183,23 @@ static size_t build_peer_list(struct km_node *n, const struct km_hello *asker,
 					 &km_table_bucket_entry(t, bucket,
 						km_rng_below(n->rng, size))->c,
 					 asker);
+	}
+	return count;
+}
+
+/* Both families' tables, so that a dual-stack newcomer fills both. */
+static size_t build_peer_list(struct km_node *n, const struct km_hello *asker,
+			      struct km_peer *peers)
+{
+	static const uint8_t families[2] = { KM_AF_INET4, KM_AF_INET6 };
+	size_t count = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *d = node_dht_for(n, families[i]);
+
+		if (d)
+			count = add_from_table(n, km_dht_table(d), asker, peers,
+					       count);
 	}
 	return count;
 }
@@ -204,7 +225,7 @@ static void verify_peer(struct km_node *n, const struct link *l, km_ms now)
 	if (l->hello.listen_port == 0)
 		return;
 	udp.port = l->hello.listen_port;
-	km_dht_ping_addr(n->dht, &udp, now);
+	node_verify(n, &udp, now);
 }
 
 static int hello_refusal(const struct km_node *n, const struct km_hello *h)
@@ -298,8 +319,7 @@ static bool on_peer_list(struct km_node *n, struct link *l,
 	n->stats.peer_lists_in++;
 	/* Nothing enters the routing table until it answers over KRPC. */
 	for (int i = 0; i < count; i++)
-		if (peers[i].addr.family == n->cfg.dht.family)
-			km_dht_ping_addr(n->dht, &peers[i].addr, now);
+		node_verify(n, &peers[i].addr, now);
 	if (l->bootstrap >= 0) {
 		node_bootstrap_succeeded(n, l->bootstrap);
 		l->bootstrap = -1;

@@ -59,15 +59,16 @@ static void on_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
 {
 	struct km_uv_lan *l = h->data;
 	struct km_addr from, contact;
+	struct km_dht *d = km_node_dht_of(km_uv_node_core(l->node), KM_AF_INET4);
 	km_ms now = uv_now(l->loop);
 
-	if (n <= 0 || !addr || (flags & UV_UDP_PARTIAL) ||
+	if (n <= 0 || !addr || (flags & UV_UDP_PARTIAL) || !d ||
 	    !km_uv_addr_from_sockaddr(addr, &from))
 		return;
 	if (!km_lan_recv(&l->lan, &from, (const uint8_t *)buf->base, (size_t)n,
 			 now, &contact))
 		return;
-	km_dht_ping_addr(km_node_dht(km_uv_node_core(l->node)), &contact, now);
+	km_dht_ping_addr(d, &contact, now);
 	km_uv_node_kick(l->node);
 	arm(l, l->lan.next);
 }

@@ -93,7 +93,7 @@ struct udp_req {
 };
 
 /* One UDP socket and one TCP listener on the same port.  There is one pair
- * per address family; IPv6 (a second km_dht) will add the second. */
+ * per address family, each with its own km_dht behind it (BEP 32). */
 struct sock_pair {
 	uv_udp_t udp;
 	uv_tcp_t listener;
@@ -104,7 +104,7 @@ struct sock_pair {
 
 struct km_uv_node {
 	uv_loop_t *loop;
-	struct sock_pair socks[1];
+	struct sock_pair socks[2];
 	size_t nsocks;
 	uv_timer_t timer;
 	struct km_node *node;
@@ -356,7 +356,9 @@ static void conn_queue(struct conn *c, const uint8_t *buf, size_t len)
 	uv_buf_t b;
 
 	if (c->queued + len > CONN_WRITE_CAP) {
-		say(c->u, KM_LOG_DEBUG, "link %llu: write queue full, closing",
+		/* Rare and worth an operator's eye: info, not debug. */
+		say(c->u, KM_LOG_INFO, "link %llu: peer reads too slowly "
+		    "(write queue full), closing",
 		    (unsigned long long)c->id);
 		conn_close(c, true);
 		return;
@@ -719,7 +721,8 @@ static void close_fd(int *fd)
 }
 
 /* Binds TCP first, so that port 0 picks a port free for TCP, then UDP to
- * the same number. */
+ * the same number.  An IPv6 socket is IPv6 only, so that IPv4 stays with
+ * the IPv4 socket and its routing table. */
 static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 		    uint16_t *port)
 {
@@ -728,6 +731,7 @@ static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 	int one = 1, rcvbuf = UDP_RCVBUF;
 	int len = km_uv_addr_to_sockaddr(bind_to, &ss);
 	struct km_addr bound;
+	bool v6 = bind_to->family == KM_AF_INET6;
 
 	if (len < 0)
 		return len;
@@ -735,11 +739,16 @@ static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 	if (*tfd < 0)
 		return -errno;
 	setsockopt(*tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(*tfd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
+	if ((v6 && setsockopt(*tfd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			      sizeof(one)) < 0) ||
+	    bind(*tfd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
 	    getsockname(*tfd, (struct sockaddr *)&ss, &sl) < 0)
 		return -errno;
 	*ufd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (*ufd < 0 || bind(*ufd, (struct sockaddr *)&ss, sl) < 0)
+	if (*ufd < 0 ||
+	    (v6 && setsockopt(*ufd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			      sizeof(one)) < 0) ||
+	    bind(*ufd, (struct sockaddr *)&ss, sl) < 0)
 		return -errno;
 	/* Best effort: the kernel caps it at net.core.rmem_max. */
 	setsockopt(*ufd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
@@ -748,19 +757,36 @@ static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 	return 0;
 }
 
-/* Port 0: if UDP finds the port TCP got already taken, try another. */
-static int bind_pair(const struct km_addr *bind_to, int *tfd, int *ufd,
-		     uint16_t *port)
+static void close_fds(int fds[][2], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		close_fd(&fds[i][0]);
+		close_fd(&fds[i][1]);
+	}
+}
+
+/* Every address on one port number: the first picks it (when asked for
+ * port 0), the others follow.  Port 0: if a later socket finds the number
+ * taken, start over with another. */
+static int bind_all(const struct km_addr *binds, size_t nbinds, int fds[][2],
+		    uint16_t *port)
 {
 	int rc = KM_ERR_INVAL;
 
-	for (int i = 0; i < BIND_ATTEMPTS; i++) {
-		rc = try_bind(bind_to, tfd, ufd, port);
+	for (int attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+		*port = binds[0].port;
+		for (size_t i = 0; i < nbinds; i++) {
+			struct km_addr a = binds[i];
+
+			a.port = *port;
+			rc = try_bind(&a, &fds[i][0], &fds[i][1], port);
+			if (rc < 0)
+				break;
+		}
 		if (rc == 0)
 			return 0;
-		close_fd(tfd);
-		close_fd(ufd);
-		if (rc != -EADDRINUSE || bind_to->port != 0)
+		close_fds(fds, nbinds);
+		if (rc != -EADDRINUSE || binds[0].port != 0)
 			break;
 	}
 	return rc;
@@ -809,13 +835,13 @@ static void close_sockets(struct km_uv_node *u)
 
 /* Adopts the bound sockets into libuv.  On failure the handles are closing
  * (and free u when done); fds not yet adopted are closed here. */
-static int open_pair(struct km_uv_node *u, int tfd, int ufd)
+static int open_pair(struct km_uv_node *u, uint8_t family, int tfd, int ufd)
 {
 	struct sock_pair *sp = &u->socks[u->nsocks++];
 	int rc;
 
 	sp->u = u;
-	sp->family = km_node_config(u->node)->dht.family;
+	sp->family = family;
 	/* AF_UNSPEC: no socket yet, uv_udp_open adopts ours. */
 	uv_udp_init_ex(u->loop, &sp->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
 	uv_tcp_init(u->loop, &sp->listener);
@@ -842,16 +868,61 @@ static void start_failed(struct km_uv_node *u)
 	uv_close((uv_handle_t *)&u->timer, timer_closed);
 }
 
-int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind_to,
-		     struct km_node_config *cfg, const struct km_contact *saved,
-		     size_t nsaved, const struct km_uv_hooks *hooks, void *user,
+/* At most one address per family; the node runs exactly those families,
+ * and its default family must be one of them (else the first address's). */
+static bool binds_valid(const struct km_addr *binds, size_t nbinds,
+			struct km_node_config *cfg)
+{
+	unsigned families = 0;
+
+	if (nbinds == 0 || nbinds > 2)
+		return false;
+	for (size_t i = 0; i < nbinds; i++) {
+		unsigned f = binds[i].family == KM_AF_INET4 ? KM_NODE_IPV4 :
+			     binds[i].family == KM_AF_INET6 ? KM_NODE_IPV6 : 0;
+
+		if (!f || (families & f))
+			return false;
+		families |= f;
+	}
+	cfg->families = families;
+	if (cfg->dht.family != binds[0].family &&
+	    (nbinds < 2 || cfg->dht.family != binds[1].family))
+		cfg->dht.family = binds[0].family;
+	return true;
+}
+
+/* Adopts every bound pair; on failure u is stopping (see start_failed). */
+static int open_pairs(struct km_uv_node *u, const struct km_addr *binds,
+		      size_t nbinds, int fds[][2])
+{
+	int rc = 0;
+
+	uv_timer_init(u->loop, &u->timer);
+	u->timer.data = u;
+	u->handles = 1;
+	for (size_t i = 0; i < nbinds; i++) {
+		if (rc == 0)
+			rc = open_pair(u, binds[i].family, fds[i][0], fds[i][1]);
+		else
+			close_fds(&fds[i], 1);
+	}
+	if (rc < 0)
+		start_failed(u);
+	return rc;
+}
+
+int km_uv_node_start(uv_loop_t *loop, const struct km_addr *binds,
+		     size_t nbinds, struct km_node_config *cfg,
+		     const struct km_contact *saved, size_t nsaved,
+		     const struct km_uv_hooks *hooks, void *user,
 		     struct km_uv_node **out)
 {
 	struct km_uv_node *u;
-	int tfd = -1, ufd = -1, rc;
+	int fds[2][2] = { { -1, -1 }, { -1, -1 } }, rc;
 
 	*out = NULL;
-	if (bind_to->family != cfg->dht.family)
+	if (!binds_valid(binds, nbinds, cfg))
 		return KM_ERR_INVAL;
 	u = calloc(1, sizeof(*u));
 	if (u)
@@ -865,7 +936,7 @@ int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind_to,
 	if (hooks)
 		u->hooks = *hooks;
 	u->rng = (struct km_rng){ .fill = os_rng_fill, .ctx = &u->osrng };
-	rc = bind_pair(bind_to, &tfd, &ufd, &u->port);
+	rc = bind_all(binds, nbinds, fds, &u->port);
 	if (rc < 0) {
 		uv_node_free(u);
 		return rc;
@@ -873,19 +944,13 @@ int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind_to,
 	cfg->port = u->port;
 	u->node = km_node_new(cfg, &node_callbacks, u, &u->rng, uv_now(loop));
 	if (!u->node) {
-		close_fd(&tfd);
-		close_fd(&ufd);
+		close_fds(fds, nbinds);
 		uv_node_free(u);
 		return KM_ERR_NOMEM;
 	}
-	uv_timer_init(loop, &u->timer);
-	u->timer.data = u;
-	u->handles = 1;
-	rc = open_pair(u, tfd, ufd);
-	if (rc < 0) {
-		start_failed(u);
+	rc = open_pairs(u, binds, nbinds, fds);
+	if (rc < 0)
 		return rc;
-	}
 	km_node_start(u->node, saved, nsaved, uv_now(loop));
 	kick(u);
 	*out = u;

@@ -1,6 +1,7 @@
 /* Drives a km_node from a libuv loop: the daemon's and dht-lookup's driver.
  *
- * It binds one UDP socket and one TCP listener on the same port, feeds the
+ * It binds one UDP socket and one TCP listener per address family on the
+ * same port (IPv6 sockets are IPv6-only), feeds the
  * core every datagram, connection and byte, runs its timer from uv_now(),
  * and draws randomness from the OS.  It is the only place, with the other
  * uv_*.c files and tools/, where kadmesh touches sockets or the clock. */
@@ -24,12 +25,17 @@ struct km_uv_hooks {
 	void (*deliver)(void *user, const struct km_message *m);
 };
 
-/* Binds `bind` (its port may be 0 for a free one; cfg->port is then set to
- * the port bound), starts the core with the saved contacts, and returns 0,
- * or a negative UV_E* / KM_ERR_* code with nothing left open. */
-int km_uv_node_start(uv_loop_t *loop, const struct km_addr *bind,
-		     struct km_node_config *cfg, const struct km_contact *saved,
-		     size_t nsaved, const struct km_uv_hooks *hooks, void *user,
+/* Binds UDP and TCP on each of binds[0..nbinds) (one or two addresses, at
+ * most one per family, all on one port number; port 0 in binds[0] picks a
+ * free one, and cfg->port is then set to it), runs a routing table for
+ * each family bound (cfg->families is set; cfg->dht.family stays the
+ * default if bound, else becomes binds[0]'s), starts the core with the
+ * saved contacts, and returns 0, or a negative UV_E* / KM_ERR_* code with
+ * nothing left open. */
+int km_uv_node_start(uv_loop_t *loop, const struct km_addr *binds,
+		     size_t nbinds, struct km_node_config *cfg,
+		     const struct km_contact *saved, size_t nsaved,
+		     const struct km_uv_hooks *hooks, void *user,
 		     struct km_uv_node **out);
 
 struct km_node *km_uv_node_core(struct km_uv_node *u);

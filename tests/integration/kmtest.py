@@ -32,6 +32,17 @@ import tempfile
 import time
 
 HOST = "127.0.0.1"
+HOST6 = "::1"
+
+
+def have_ipv6_loopback():
+    """True if a UDP socket can bind ::1 (IPv6 tests skip otherwise)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind((HOST6, 0))
+        return True
+    except OSError:
+        return False
 
 
 def bin_path(name):
@@ -175,8 +186,9 @@ def krpc_find_node(port, target=None, timeout=2.0):
 # --- processes ---------------------------------------------------------------
 
 class Node:
-    def __init__(self, proc, state_dir, log):
+    def __init__(self, proc, state_dir, log, hosts=(HOST,)):
         self.proc, self.state_dir, self.log = proc, state_dir, log
+        self.hosts = tuple(hosts)  # the --bind addresses, first one first
         self.id = self.port = self.control = None
 
     @property
@@ -208,8 +220,12 @@ class Node:
         except OSError:
             return ""
 
-    def addr(self):
-        return "%s:%d" % (HOST, self.port)
+    def addr(self, ipv6=None):
+        """HOST:PORT of its first --bind address, or of its IPv6 (ipv6=True)
+        or IPv4 (ipv6=False) one; IPv6 as [::1]:PORT."""
+        hosts = [h for h in self.hosts if ipv6 is None or (":" in h) == ipv6]
+        h = hosts[0]
+        return ("[%s]:%d" if ":" in h else "%s:%d") % (h, self.port)
 
 
 def read_ready(proc, timeout=10.0):
@@ -269,18 +285,21 @@ class Cluster:
         return os.path.join(self.tmp, "node%d" % self._n)
 
     def start(self, seed=False, bootstrap=(), state_dir=True, extra=(),
-              timeout=10.0, prefix=(), host=HOST, lan=False):
-        """Starts dht-node on 127.0.0.1 with --port 0.  bootstrap holds Nodes
-        or "HOST:PORT" strings; state_dir=True makes a fresh one, a path
+              timeout=10.0, prefix=(), bind=(HOST,), lan=False):
+        """Starts dht-node with --port 0 on the addresses in bind (one
+        --bind each; 127.0.0.1 by default).  bootstrap holds Nodes or
+        "HOST:PORT" strings; state_dir=True makes a fresh one, a path
         reuses it, None runs without one.  prefix (e.g. valgrind, or
-        `ip netns exec NS`) goes before the program.  host is the --bind
-        address; lan=True leaves LAN discovery on (namespaces only)."""
+        `ip netns exec NS`) goes before the program.  lan=True leaves LAN
+        discovery on (only inside a network namespace)."""
         if state_dir is True:
             state_dir = self.new_state_dir()
         # --no-lan: loopback tests must not multicast onto the host's LAN
         # (LAN discovery is tested inside a network namespace).
         args = list(prefix) + [bin_path("dht-node"), "--port", "0",
-                               "--bind", host, "--log-level", self.log_level]
+                               "--log-level", self.log_level]
+        for h in bind:
+            args += ["--bind", h]
         if not lan:
             args.append("--no-lan")
         if seed:
@@ -295,7 +314,7 @@ class Cluster:
         with open(log, "wb") as errf:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errf,
                                     stdin=subprocess.DEVNULL)
-        node = Node(proc, state_dir, log)
+        node = Node(proc, state_dir, log, bind)
         self.nodes.append(node)
         try:
             f = read_ready(proc, timeout)

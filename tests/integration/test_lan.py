@@ -32,8 +32,8 @@ def test_two_nodes_with_nothing_to_join_find_each_other_on_a_lan(c, lab):
     ns = build_lan(lab)
     t0 = time.monotonic()
     opts = ["--ping-interval", "500"]
-    a = c.start(prefix=lab.prefix_cmd(ns), host="0.0.0.0", lan=True, extra=opts)
-    b = c.start(prefix=lab.prefix_cmd(ns), host="0.0.0.0", lan=True, extra=opts)
+    a = c.start(prefix=lab.prefix_cmd(ns), bind=("0.0.0.0",), lan=True, extra=opts)
+    b = c.start(prefix=lab.prefix_cmd(ns), bind=("0.0.0.0",), lan=True, extra=opts)
 
     def linked():
         return all(any(p["id"] == m.id for p in kmtest.control(n, "peers"))

@@ -16,9 +16,18 @@ struct packet {
 	uint64_t gen;
 };
 
+/* fam[0] is IPv4 (10.x.y.z), fam[1] IPv6 (fd00::x:y:z); a node runs one
+ * or both.  dht points at the first one it runs. */
+struct vfamily {
+	struct km_dht *dht;
+	struct km_addr addr;
+	struct vnode *node;
+};
+
 struct vnode {
 	struct km_dht *dht;
 	struct km_addr addr;
+	struct vfamily fam[2];
 	km_ms wake;
 	uint64_t gen;
 	bool dead;
@@ -90,15 +99,28 @@ static struct packet heap_pop(struct vnet *v)
 
 static size_t addr_index(const struct km_addr *a)
 {
-	return ((size_t)a->ip[1] << 16 | (size_t)a->ip[2] << 8 | a->ip[3]) - 1;
+	const uint8_t *ip = a->family == KM_AF_INET6 ? a->ip + 12 : a->ip;
+
+	return ((size_t)ip[1] << 16 | (size_t)ip[2] << 8 | ip[3]) - 1;
+}
+
+static unsigned fam_index(uint8_t family)
+{
+	return family == KM_AF_INET6 ? 1 : 0;
+}
+
+static bool vnet_owns(const struct km_addr *a)
+{
+	return a->family == KM_AF_INET6 ? a->ip[0] == 0xfd : a->ip[0] == 10;
 }
 
 static void on_send(void *user, const struct km_addr *to, const uint8_t *buf,
 		    size_t len)
 {
-	struct vnode *node = user;
+	struct vfamily *f = user;
+	struct vnode *node = f->node;
 	struct vnet *v = node->net;
-	struct packet p = { .from = node->addr, .to = *to, .len = len };
+	struct packet p = { .from = f->addr, .to = *to, .len = len };
 
 	if (v->capture_buf && km_addr_eq(to, &v->capture_to)) {
 		if (v->capture_len == 0 && len <= v->capture_cap) {
@@ -118,7 +140,7 @@ static void on_send(void *user, const struct km_addr *to, const uint8_t *buf,
 
 static void on_lookup_done(void *user, uint64_t id, const struct km_lookup *lk)
 {
-	struct vnet *v = ((struct vnode *)user)->net;
+	struct vnet *v = ((struct vfamily *)user)->node->net;
 	struct vnet_lookup *out = v->waiting;
 
 	if (!out || id != v->waiting_id)
@@ -129,11 +151,38 @@ static void on_lookup_done(void *user, uint64_t id, const struct km_lookup *lk)
 	out->stats = km_lookup_stats(lk);
 }
 
-struct vnet *vnet_new(size_t n, uint64_t seed, const struct km_dht_config *cfg)
+static void family_new(struct vnet *v, struct vnode *node, unsigned f,
+		       const struct km_dht_config *c)
 {
 	static const struct km_dht_callbacks cb = {
 		.send = on_send, .lookup_done = on_lookup_done,
 	};
+	size_t i = node->index + 1;
+	uint8_t ip[16] = { 0 };
+	struct km_dht_config dc = *c;
+
+	node->fam[f].node = node;
+	if (f == 0) {
+		ip[0] = 10;
+		ip[1] = (uint8_t)(i >> 16);
+		ip[2] = (uint8_t)(i >> 8);
+		ip[3] = (uint8_t)i;
+		km_addr_set_v4(&node->fam[f].addr, ip, 6881);
+	} else {
+		ip[0] = 0xfd;
+		ip[13] = (uint8_t)(i >> 16);
+		ip[14] = (uint8_t)(i >> 8);
+		ip[15] = (uint8_t)i;
+		km_addr_set_v6(&node->fam[f].addr, ip, 6881);
+	}
+	dc.family = f == 0 ? KM_AF_INET4 : KM_AF_INET6;
+	node->fam[f].dht = km_dht_new(&dc, &cb, &node->fam[f], &v->rng, v->now);
+}
+
+struct vnet *vnet_new_families(size_t n, uint64_t seed,
+			       const struct km_dht_config *cfg, bool v4,
+			       bool v6)
+{
 	struct vnet *v = calloc(1, sizeof(*v));
 
 	km_prng_seed(&v->prng, seed);
@@ -144,28 +193,40 @@ struct vnet *vnet_new(size_t n, uint64_t seed, const struct km_dht_config *cfg)
 	for (size_t i = 0; i < n; i++) {
 		struct vnode *node = &v->nodes[i];
 		struct km_dht_config c;
-		uint8_t ip[4] = { 10, (uint8_t)((i + 1) >> 16),
-				  (uint8_t)((i + 1) >> 8), (uint8_t)(i + 1) };
+		unsigned first = v4 ? 0 : 1;
 
 		if (cfg)
 			c = *cfg;
 		else
 			km_dht_config_default(&c);
 		km_id_random(&v->rng, &c.id);
-		c.family = KM_AF_INET4;
 		node->net = v;
 		node->index = i;
-		km_addr_set_v4(&node->addr, ip, 6881);
-		node->dht = km_dht_new(&c, &cb, node, &v->rng, v->now);
+		if (v4)
+			family_new(v, node, 0, &c);
+		if (v6)
+			family_new(v, node, 1, &c);
+		if (v4 && v6)
+			km_dht_set_sibling(node->fam[0].dht, node->fam[1].dht);
+		node->dht = node->fam[first].dht;
+		node->addr = node->fam[first].addr;
 		tick_node(v, node);
 	}
 	return v;
 }
 
+struct vnet *vnet_new(size_t n, uint64_t seed, const struct km_dht_config *cfg)
+{
+	bool v6 = cfg && cfg->family == KM_AF_INET6;
+
+	return vnet_new_families(n, seed, cfg, !v6, v6);
+}
+
 void vnet_del(struct vnet *v)
 {
 	for (size_t i = 0; i < v->n; i++)
-		km_dht_del(v->nodes[i].dht);
+		for (unsigned f = 0; f < 2; f++)
+			km_dht_del(v->nodes[i].fam[f].dht);
 	while (v->heap_len > 0)
 		free(heap_pop(v).data);
 	free(v->heap);
@@ -175,6 +236,15 @@ void vnet_del(struct vnet *v)
 
 struct km_dht *vnet_node(struct vnet *v, size_t i) { return v->nodes[i].dht; }
 const struct km_addr *vnet_addr(const struct vnet *v, size_t i) { return &v->nodes[i].addr; }
+struct km_dht *vnet_node_in(struct vnet *v, size_t i, enum km_family family)
+{
+	return v->nodes[i].fam[fam_index(family)].dht;
+}
+const struct km_addr *vnet_addr_in(const struct vnet *v, size_t i,
+				   enum km_family family)
+{
+	return &v->nodes[i].fam[fam_index(family)].addr;
+}
 size_t vnet_size(const struct vnet *v) { return v->n; }
 km_ms vnet_now(const struct vnet *v) { return v->now; }
 struct km_rng *vnet_rng(struct vnet *v) { return &v->rng; }
@@ -183,7 +253,11 @@ static void tick_node(struct vnet *v, struct vnode *node)
 {
 	struct packet timer = { .node = node->index, .gen = ++node->gen };
 
-	node->wake = km_dht_tick(node->dht, v->now);
+	node->wake = 0;
+	for (unsigned f = 0; f < 2; f++)
+		if (node->fam[f].dht)
+			node->wake = km_ms_earliest(node->wake,
+				km_dht_tick(node->fam[f].dht, v->now));
 	timer.at = node->wake > v->now ? node->wake : v->now + 1;
 	timer.seq = v->seq++;
 	heap_push(v, timer);
@@ -200,8 +274,10 @@ static void deliver(struct vnet *v, struct packet *p)
 			tick_node(v, node);
 		return;
 	}
-	if (p->to.ip[0] == 10 && i < v->n && !v->nodes[i].dead) {
-		km_dht_receive(v->nodes[i].dht, &p->from, p->data, p->len, v->now);
+	if (vnet_owns(&p->to) && i < v->n && !v->nodes[i].dead &&
+	    v->nodes[i].fam[fam_index(p->to.family)].dht) {
+		km_dht_receive(v->nodes[i].fam[fam_index(p->to.family)].dht,
+			       &p->from, p->data, p->len, v->now);
 		tick_node(v, &v->nodes[i]);
 	}
 	free(p->data);
@@ -239,13 +315,30 @@ void vnet_join(struct vnet *v, size_t i, size_t via)
 	tick_node(v, &v->nodes[i]);
 }
 
+void vnet_join_in(struct vnet *v, size_t i, size_t via, enum km_family family)
+{
+	unsigned f = fam_index(family);
+
+	km_dht_ping_addr(v->nodes[i].fam[f].dht, &v->nodes[via].fam[f].addr,
+			 v->now);
+	tick_node(v, &v->nodes[i]);
+}
+
 bool vnet_lookup(struct vnet *v, size_t from, const struct km_id *target,
 		 enum km_lookup_kind kind, struct vnet_lookup *out, km_ms limit)
 {
+	return vnet_lookup_in(v, from, v->nodes[from].addr.family, target,
+			      kind, out, limit);
+}
+
+bool vnet_lookup_in(struct vnet *v, size_t from, enum km_family family,
+		    const struct km_id *target, enum km_lookup_kind kind,
+		    struct vnet_lookup *out, km_ms limit)
+{
 	memset(out, 0, sizeof(*out));
 	v->waiting = out;
-	if (km_dht_lookup(v->nodes[from].dht, target, kind, NULL, 0,
-			  &v->waiting_id, v->now) < 0) {
+	if (km_dht_lookup(v->nodes[from].fam[fam_index(family)].dht, target,
+			  kind, NULL, 0, &v->waiting_id, v->now) < 0) {
 		v->waiting = NULL;
 		return false;
 	}
@@ -288,7 +381,9 @@ size_t vnet_exchange(struct vnet *v, size_t i, const struct km_addr *from,
 	v->capture_buf = buf;
 	v->capture_cap = cap;
 	v->capture_len = 0;
-	km_dht_receive(v->nodes[i].dht, from, pkt, len, v->now);
+	km_dht_receive(v->nodes[i].fam[fam_index(from->family)].dht ?
+		       v->nodes[i].fam[fam_index(from->family)].dht :
+		       v->nodes[i].dht, from, pkt, len, v->now);
 	v->capture_buf = NULL;
 	return v->capture_len;
 }

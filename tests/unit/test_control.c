@@ -77,7 +77,9 @@ static void on_close(void *user, uint64_t session)
 	closed = session;
 }
 
-static void setup(void)
+/* A fresh node running `families` (KM_NODE_IPV4 and/or KM_NODE_IPV6), with
+ * its control core. */
+static void start(unsigned families)
 {
 	static const struct km_node_callbacks ncb = {
 		.udp_send = on_udp, .tcp_connect = on_tcp_connect,
@@ -94,6 +96,7 @@ static void setup(void)
 	km_node_config_default(&cfg);
 	memset(cfg.dht.id.b, 0x11, KM_ID_LEN);
 	cfg.dht.family = KM_AF_INET4;
+	cfg.families = families;
 	cfg.port = 6881;
 	cfg.seed = true;
 	node = km_node_new(&cfg, &ncb, NULL, &rng, T0);
@@ -104,6 +107,11 @@ static void setup(void)
 	outlen = nsent = 0;
 	last_writer = closed = 0;
 	lookups_unclaimed = 0;
+}
+
+static void setup(void)
+{
+	start(KM_NODE_IPV4);
 }
 
 static void teardown(void)
@@ -899,4 +907,92 @@ Test(uv_control, stopping_removes_the_socket_file)
 	uvc = NULL;
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cr_assert_neq(access(sock_path, F_OK), 0);
+}
+
+/* IPv6 (BEP 32) */
+
+static void restart_dual_stack(void)
+{
+	km_control_del(ctl);
+	km_node_del(node);
+	start(KM_NODE_IPV4 | KM_NODE_IPV6);
+}
+
+/* Puts an IPv6 node with ID bytes all `fill` into the IPv6 table. */
+static void add_contact6(uint8_t last, uint8_t fill, km_ms now)
+{
+	uint8_t ip6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = last };
+	struct km_addr a6;
+	struct km_id id6;
+
+	km_addr_set_v6(&a6, ip6, 7000);
+	memset(id6.b, fill, KM_ID_LEN);
+	cr_assert_eq(km_dht_ping_addr(km_node_dht_of(node, KM_AF_INET6), &a6,
+				      now), 0);
+	reply_last(&id6, now + 20);
+}
+
+Test(control, a_dual_stack_node_reports_each_familys_table)
+{
+	cJSON *r, *fams, *t;
+	bool seen6 = false;
+
+	restart_dual_stack();
+	add_contact(1, 0x80, T0);
+	add_contact6(1, 0x40, T0);
+	r = request("status\n", T0 + 100);
+	fams = cJSON_GetObjectItem(r, "families");
+	cr_assert_eq(cJSON_GetArraySize(fams), 2);
+	cr_assert_str_eq(cJSON_GetArrayItem(fams, 0)->valuestring, "ipv4");
+	cr_assert_str_eq(cJSON_GetArrayItem(fams, 1)->valuestring, "ipv6");
+	cr_assert_eq(num_of(r, "routing_table_size4"), 1);
+	cr_assert_eq(num_of(r, "routing_table_size6"), 1);
+	cr_assert_eq(num_of(r, "routing_table_size"), 2);
+	cJSON_Delete(r);
+	t = request("table\n", T0 + 100);
+	cr_assert_eq(cJSON_GetArraySize(t), 2);
+	for (int i = 0; i < 2; i++)
+		seen6 |= strcmp(str_of(cJSON_GetArrayItem(t, i), "addr"),
+				"[2001:db8::1]:7000") == 0;
+	cr_assert(seen6, "the IPv6 entry is listed as [IPv6]:PORT");
+	cJSON_Delete(t);
+}
+
+Test(control, a_lookup_names_its_family_and_a_family_not_run_is_refused)
+{
+	uint64_t s = km_control_open(ctl);
+	cJSON *r;
+
+	send_text(s, "lookup " TARGET " ipv6\n", T0);
+	expect_error("does not run that address family");
+	send_text(s, "lookup " TARGET " ipv5\n", T0);
+	expect_error("usage: lookup ID [ipv4|ipv6]");
+	r = request("lookup " TARGET " ipv4\n", T0);
+	cr_assert_str_eq(str_of(r, "target"), TARGET);
+	cJSON_Delete(r);
+}
+
+Test(control, a_dual_stack_lookup_in_ipv6_asks_only_ipv6_nodes)
+{
+	struct km_id id6;
+	uint64_t s;
+	cJSON *r, *nodes;
+
+	restart_dual_stack();
+	add_contact(1, 0x80, T0);
+	add_contact6(2, 0x40, T0);
+	nsent = 0;
+	s = km_control_open(ctl);
+	send_text(s, "lookup " TARGET " ipv6\n", T0 + 100);
+	cr_assert_eq(nsent, 1);
+	cr_assert_eq(sent[0].to.family, KM_AF_INET6);
+	memset(id6.b, 0x40, KM_ID_LEN);
+	reply_last(&id6, T0 + 150);
+	r = take_result();
+	nodes = cJSON_GetObjectItem(r, "nodes");
+	cr_assert_eq(cJSON_GetArraySize(nodes), 1);
+	cr_assert_str_eq(str_of(cJSON_GetArrayItem(nodes, 0), "addr"),
+			 "[2001:db8::2]:7000");
+	cJSON_Delete(r);
+	cr_assert_eq(lookups_unclaimed, 0);
 }

@@ -26,44 +26,60 @@ bool km_tool_parse_long(const char *prog, const char *opt, const char *s,
 	return true;
 }
 
+/* HOST:PORT, or [HOST]:PORT for an IPv6 address with its colons. */
 static bool split_host_port(const char *prog, const char *spec, char *host,
 			    size_t cap, const char **port)
 {
 	const char *colon = strrchr(spec, ':');
+	const char *h = spec;
 	size_t hlen;
 
-	if (spec[0] == '[') {
-		fprintf(stderr, "%s: %s: IPv6 addresses are not supported yet\n",
+	if (!colon || colon == spec || colon[1] == '\0') {
+		fprintf(stderr, "%s: %s: expected HOST:PORT or [IPv6]:PORT\n",
 			prog, spec);
 		return false;
 	}
-	if (!colon || colon == spec || colon[1] == '\0') {
-		fprintf(stderr, "%s: %s: expected HOST:PORT\n", prog, spec);
-		return false;
-	}
 	hlen = (size_t)(colon - spec);
-	if (memchr(spec, ':', hlen)) {
-		fprintf(stderr, "%s: %s: IPv6 addresses need [brackets], and are "
-			"not supported yet\n", prog, spec);
+	if (spec[0] == '[') {
+		if (hlen < 3 || spec[hlen - 1] != ']') {
+			fprintf(stderr, "%s: %s: expected [IPv6]:PORT\n", prog,
+				spec);
+			return false;
+		}
+		h++;
+		hlen -= 2;
+	} else if (memchr(spec, ':', hlen)) {
+		fprintf(stderr, "%s: %s: an IPv6 address needs brackets: "
+			"[IPv6]:PORT\n", prog, spec);
 		return false;
 	}
 	if (hlen >= cap) {
 		fprintf(stderr, "%s: %s: host name too long\n", prog, spec);
 		return false;
 	}
-	memcpy(host, spec, hlen);
+	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	*port = colon + 1;
 	return true;
 }
 
-bool km_tool_resolve(const char *prog, const char *spec, struct km_addr *out)
+static bool family_wanted(unsigned families, int af)
 {
-	struct addrinfo hints = { .ai_family = AF_INET,
+	if (families == KM_TOOL_ANY)
+		return af == AF_INET || af == AF_INET6;
+	return (af == AF_INET && (families & KM_TOOL_V4)) ||
+	       (af == AF_INET6 && (families & KM_TOOL_V6));
+}
+
+bool km_tool_resolve(const char *prog, const char *spec, unsigned families,
+		     struct km_addr *out)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 				  .ai_socktype = SOCK_DGRAM };
 	struct addrinfo *res = NULL;
 	char host[256];
 	const char *port;
+	bool found = false;
 	long p;
 	int rc;
 
@@ -75,9 +91,13 @@ bool km_tool_resolve(const char *prog, const char *spec, struct km_addr *out)
 		fprintf(stderr, "%s: %s: %s\n", prog, host, gai_strerror(rc));
 		return false;
 	}
-	rc = km_uv_addr_from_sockaddr(res->ai_addr, out);
+	for (struct addrinfo *ai = res; ai && !found; ai = ai->ai_next)
+		found = family_wanted(families, ai->ai_family) &&
+			km_uv_addr_from_sockaddr(ai->ai_addr, out);
 	freeaddrinfo(res);
-	if (!rc)
-		fprintf(stderr, "%s: %s: no IPv4 address\n", prog, host);
-	return rc;
+	if (!found)
+		fprintf(stderr, "%s: %s: no %s address\n", prog, host,
+			families == KM_TOOL_V4 ? "IPv4" :
+			families == KM_TOOL_V6 ? "IPv6" : "usable");
+	return found;
 }
