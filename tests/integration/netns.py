@@ -20,8 +20,8 @@ def skip_reason():
     return None
 
 
-def sh(*args, check=True):
-    r = subprocess.run(list(args), capture_output=True, text=True)
+def sh(*args, check=True, stdin=None):
+    r = subprocess.run(list(args), capture_output=True, text=True, input=stdin)
     if check and r.returncode != 0:
         raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.strip()))
     return r.stdout
@@ -41,8 +41,8 @@ class Lab:
         self.run(name, "ip", "link", "set", "lo", "up")
         return name
 
-    def run(self, ns, *args, check=True):
-        return sh("ip", "netns", "exec", ns, *args, check=check)
+    def run(self, ns, *args, check=True, stdin=None):
+        return sh("ip", "netns", "exec", ns, *args, check=check, stdin=stdin)
 
     def prefix_cmd(self, ns):
         return ["ip", "netns", "exec", ns]

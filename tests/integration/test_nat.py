@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""NAT traversal in network namespaces built by the test:
+
+    pub (203.0.113.2-.4, public nodes R, P2, P3)
+     |
+    inet (router, no routes to private ranges)
+     |                         |
+    nat1 (WAN 198.51.100.2)   nat2 (WAN 198.18.2.2)      nftables masquerade,
+     |                         |                          WAN `ct state new drop`
+    a (10.1.0.2)              b (10.2.0.2)
+
+Asserted here:
+- each private node learns its NAT's public address by vote (KRPC `ip`,
+  HELLO observed) and reports `private`; the public nodes report `public`.
+
+Namespaces are named with the PID and deleted in finally blocks.  The test
+skips itself, with a reason, only where it cannot build them (not root, no
+`ip netns`, no `nft`)."""
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kmtest  # noqa: E402
+import netns  # noqa: E402
+
+PUB = ["203.0.113.2", "203.0.113.3", "203.0.113.4"]
+NATS = {"1": ("198.51.100", "10.1.0"), "2": ("198.18.2", "10.2.0")}
+
+
+def nat_rules(wan, kind):
+    """A home router: masquerade out of the WAN, and nothing new comes in
+    from it (so an early punch leaves no conntrack entry behind)."""
+    masq = {"cone": "masquerade", "symmetric": "masquerade fully-random"}[kind]
+    return """
+table ip kmnat {
+  chain wanout { type nat hook postrouting priority 100; oifname "%(wan)s" %(masq)s; }
+  chain wanfwd { type filter hook forward priority 0; iifname "%(wan)s" ct state new drop; }
+  chain wanin { type filter hook input priority 0; iifname "%(wan)s" ct state new drop; }
+}
+""" % {"wan": wan, "masq": masq}
+
+
+def build_internet(lab, kind):
+    inet = lab.ns("i")
+    lab.run(inet, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    pub = lab.ns("p")
+    _, pub_if = lab.link(inet, "203.0.113.1/24", pub, PUB[0] + "/24")
+    for extra in PUB[1:]:
+        lab.run(pub, "ip", "addr", "add", extra + "/24", "dev", pub_if)
+    lab.run(pub, "ip", "route", "add", "default", "via", "203.0.113.1")
+    hosts = {}
+    for tag, (wan, lan) in sorted(NATS.items()):
+        router, host = lab.ns("n" + tag), lab.ns("h" + tag)
+        _, wan_if = lab.link(inet, wan + ".1/24", router, wan + ".2/24")
+        lab.link(router, lan + ".1/24", host, lan + ".2/24")
+        lab.run(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        lab.run(router, "ip", "route", "add", "default", "via", wan + ".1")
+        lab.run(host, "ip", "route", "add", "default", "via", lan + ".1")
+        lab.run(router, "nft", "-f", "/dev/stdin", stdin=nat_rules(wan_if, kind))
+        hosts[tag] = host
+    return pub, hosts
+
+
+def status(n):
+    return kmtest.control(n, "status")
+
+
+def start_network(c, lab, kind):
+    pub, hosts = build_internet(lab, kind)
+    opts = ["--ping-interval", "1000"]
+    r = c.start(seed=True, prefix=lab.prefix_cmd(pub), bind=(PUB[0],),
+                extra=opts)
+    raddr = "%s:%d" % (PUB[0], r.port)
+    others = [c.start(bootstrap=[raddr], prefix=lab.prefix_cmd(pub),
+                      bind=(ip,), extra=opts) for ip in PUB[1:]]
+    a, b = (c.start(bootstrap=[raddr], prefix=lab.prefix_cmd(hosts[t]),
+                    bind=("0.0.0.0",), extra=opts) for t in ("1", "2"))
+    return [r] + others, a, b
+
+
+def test_private_nodes_learn_their_nat_address_and_report_private(c, lab):
+    t0 = time.monotonic()
+    public, a, b = start_network(c, lab, "cone")
+    for node, tag in ((a, "1"), (b, "2")):
+        wan = NATS[tag][0] + ".2"
+        kmtest.wait_until(
+            lambda: (status(node)["external_addr"] or "").startswith(wan + ":"),
+            timeout=30, what="node %s to learn %s" % (tag, wan))
+        st = status(node)
+        assert st["reachability"] == "private", st
+    took = time.monotonic() - t0
+    for p in public:
+        kmtest.wait_until(lambda: status(p)["reachability"] == "public",
+                          timeout=30, what="a public node to say public")
+    print("external address: both private nodes learned their NAT's address "
+          "(%s, %s) and report private in %.1f s" %
+          (status(a)["external_addr"], status(b)["external_addr"], took))
+
+
+def main():
+    why = netns.skip_reason() or (None if shutil.which("nft") else
+                                  "needs nft (nftables; ./tools/setup)")
+    if why:
+        print("SKIP: NAT tests: %s" % why)
+        return 0
+    for name, fn in sorted(globals().items()):
+        if not name.startswith("test_"):
+            continue
+        lab = netns.Lab("nat")
+        try:
+            with kmtest.Cluster() as c:
+                fn(c, lab)
+        finally:
+            lab.close()
+        print("ok", name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
