@@ -65,3 +65,24 @@ class Lab:
         for name in reversed(self.names):
             sh("ip", "netns", "del", name, check=False)
         self.names = []
+
+
+def main(tests, tag, what, extra_skip=None):
+    """Runs every test_* in tests (a module's globals()) as fn(cluster, lab)
+    with a fresh Lab each, deleting its namespaces whatever happens."""
+    import kmtest
+    why = skip_reason() or extra_skip
+    if why:
+        print("SKIP: %s: %s" % (what, why))
+        return 0
+    for name, fn in sorted(tests.items()):
+        if not name.startswith("test_"):
+            continue
+        lab = Lab(tag)
+        try:
+            with kmtest.Cluster() as c:
+                fn(c, lab)
+        finally:
+            lab.close()
+        print("ok", name)
+    return 0

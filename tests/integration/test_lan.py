@@ -55,21 +55,7 @@ def test_two_nodes_with_nothing_to_join_find_each_other_on_a_lan(c, lab):
 
 
 def main():
-    why = netns.skip_reason()
-    if why:
-        print("SKIP: LAN discovery test: %s" % why)
-        return 0
-    for name, fn in sorted(globals().items()):
-        if not name.startswith("test_"):
-            continue
-        lab = netns.Lab("lan")
-        try:
-            with kmtest.Cluster() as c:
-                fn(c, lab)
-        finally:
-            lab.close()
-        print("ok", name)
-    return 0
+    return netns.main(globals(), "lan", "LAN discovery test", None)
 
 
 if __name__ == "__main__":

@@ -100,22 +100,8 @@ def test_private_nodes_learn_their_nat_address_and_report_private(c, lab):
 
 
 def main():
-    why = netns.skip_reason() or (None if shutil.which("nft") else
-                                  "needs nft (nftables; ./tools/setup)")
-    if why:
-        print("SKIP: NAT tests: %s" % why)
-        return 0
-    for name, fn in sorted(globals().items()):
-        if not name.startswith("test_"):
-            continue
-        lab = netns.Lab("nat")
-        try:
-            with kmtest.Cluster() as c:
-                fn(c, lab)
-        finally:
-            lab.close()
-        print("ok", name)
-    return 0
+    no_nft = None if shutil.which("nft") else "needs nft (./tools/setup)"
+    return netns.main(globals(), "nat", "NAT tests", no_nft)
 
 
 if __name__ == "__main__":
