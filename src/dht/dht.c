@@ -88,6 +88,11 @@ void km_dht_del(struct km_dht *d)
 	free(d);
 }
 
+void km_dht_set_read_only(struct km_dht *d, bool read_only)
+{
+	d->cfg.read_only = read_only;
+}
+
 void km_dht_set_sibling(struct km_dht *d, struct km_dht *other_family)
 {
 	d->sibling = other_family;

@@ -111,6 +111,9 @@ int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    uint16_t port, bool implied_port, uint64_t *lookup_id,
 		    km_ms now);
 
+/* BEP 43: a node found to be unreachable turns read-only at run time. */
+void km_dht_set_read_only(struct km_dht *d, bool read_only);
+
 const struct km_id *km_dht_id(const struct km_dht *d);
 const struct km_table *km_dht_table(const struct km_dht *d);
 const struct km_peers *km_dht_peers(const struct km_dht *d);

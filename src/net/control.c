@@ -312,6 +312,17 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(b, "lazy", (double)st->bcast.lazy, ok);
 }
 
+static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
+{
+	cJSON *d = put_obj(o, "nat", ok);
+
+	put_num(d, "dialbacks_asked", (double)st.dialbacks_asked, ok);
+	put_num(d, "dialbacks_ok", (double)st.dialbacks_ok, ok);
+	put_num(d, "dialbacks_failed", (double)st.dialbacks_failed, ok);
+	put_num(d, "dialbacks_served", (double)st.dialbacks_served, ok);
+	put_num(d, "keepalives", (double)st.keepalives, ok);
+}
+
 /* NAT awareness (net/nat.h): where peers see us, and whether they can
  * reach us there. */
 static void status_nat(cJSON *o, struct km_node *n, bool *ok)
@@ -324,6 +335,7 @@ static void status_nat(cJSON *o, struct km_node *n, bool *ok)
 	else
 		*ok = *ok && cJSON_AddNullToObject(o, "external_addr");
 	put_str(o, "reachability", km_reach_name(km_nat_reachability(nat)), ok);
+	nat_counters(o, km_node_nat_stats(n), ok);
 }
 
 static cJSON *json_status(struct km_node *n, km_ms now)

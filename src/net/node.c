@@ -30,6 +30,7 @@ void km_node_config_default(struct km_node_config *cfg)
 	km_bcast_config_default(&cfg->bcast);
 	cfg->ping_interval_ms = KM_SECONDS(15);
 	cfg->pings_missed_max = 3;
+	cfg->dialback_timeout_ms = KM_SECONDS(8);
 }
 
 void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
@@ -170,6 +171,7 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->started_at = now;
 	n->next_conn = 1;
 	km_nat_init(&n->nat);
+	node_nat_init(n, now);
 	if (families_new(n, now) < 0 || neighbours_init(n, now) < 0) {
 		neighbours_free(n);
 		families_del(n);
@@ -395,6 +397,8 @@ void km_node_tcp_connected(struct km_node *n, uint64_t conn, km_ms now)
 
 	if (l)
 		link_on_connected(n, l, now);
+	else
+		node_nat_tcp_connected(n, conn);
 }
 
 void km_node_tcp_recv(struct km_node *n, uint64_t conn, const uint8_t *buf,
@@ -412,6 +416,8 @@ void km_node_tcp_closed(struct km_node *n, uint64_t conn, km_ms now)
 
 	if (l)
 		link_on_closed(n, l, now);
+	else
+		node_nat_tcp_closed(n, conn);
 }
 
 static bool bootstrap_pending(const struct km_node *n)
@@ -474,6 +480,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 			wake = km_ms_earliest(wake, km_dht_tick(n->fam[i].dht, now));
 	wake = km_ms_earliest(wake, links_tick(n, now));
 	wake = km_ms_earliest(wake, neighbours_tick(n, now));
+	wake = km_ms_earliest(wake, node_nat_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {
 		save_state(n, now);

@@ -56,6 +56,7 @@ struct km_node_config {
 	struct km_bcast_config bcast;
 	km_ms ping_interval_ms;         /* PING each neighbour this often: 15 s */
 	int pings_missed_max;           /* unanswered PINGs before it is dead: 3 */
+	km_ms dialback_timeout_ms;      /* reachability check verdict: 8 s */
 };
 
 void km_node_config_default(struct km_node_config *cfg);
@@ -90,6 +91,15 @@ struct km_node_stats {
 	struct km_cm_counts neighbours;         /* in, out, pending... */
 	struct km_bcast_stats bcast;
 	unsigned long ping_timeouts;            /* neighbours dropped as dead */
+};
+
+/* NAT awareness: dial-back checks and keepalives (net/nat.h). */
+struct km_node_nat_stats {
+	unsigned long dialbacks_asked;   /* DIAL_ME sent */
+	unsigned long dialbacks_ok;      /* our checks that found us reachable */
+	unsigned long dialbacks_failed;  /* ... and unreachable */
+	unsigned long dialbacks_served;  /* connections made for others */
+	unsigned long keepalives;        /* UDP pings to keep mappings open */
 };
 
 /* One neighbour, for `dht-ctl peers`. */
@@ -165,6 +175,7 @@ struct km_dht *km_node_dht(struct km_node *n);
 struct km_dht *km_node_dht_of(struct km_node *n, enum km_family family);
 /* External address and reachability (the driver sets local addresses). */
 struct km_nat *km_node_nat(struct km_node *n);
+struct km_node_nat_stats km_node_nat_stats(const struct km_node *n);
 const struct km_node_config *km_node_config(const struct km_node *n);
 struct km_node_stats km_node_stats(const struct km_node *n);
 km_ms km_node_started_at(const struct km_node *n);

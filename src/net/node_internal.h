@@ -53,6 +53,30 @@ struct bootstrap {
 
 /* One address family's DHT; the km_dht callbacks get this as user, so
  * that lookup ids can be told apart by family. */
+/* Dial-back checks (node_nat.c).  We ask up to DIALBACK_ASK outbound
+ * neighbours to connect to our listening port; one DIALBACK carrying our
+ * nonce proves we are reachable, none by the deadline that we are not.  We
+ * also dial back for others, at most DIALERS_MAX at once. */
+#define DIALBACK_ASK 3
+#define DIALERS_MAX 4
+
+struct dialer {
+	uint64_t conn;            /* 0: a free slot */
+	uint64_t nonce;
+	km_ms deadline;
+};
+
+struct node_nat_state {
+	uint64_t nonce;           /* ours, for the check running now */
+	int asked;                /* neighbours asked in this check */
+	km_ms deadline;           /* 0: no check running */
+	km_ms next_check;
+	km_ms next_keepalive;
+	bool ro_configured;       /* read-only whatever the verdict */
+	struct dialer dialers[DIALERS_MAX];
+	struct km_node_nat_stats st;
+};
+
 struct node_family {
 	struct km_node *n;
 	struct km_dht *dht;       /* NULL: the node does not run this family */
@@ -84,6 +108,7 @@ struct km_node {
 	km_ms next_rejoin_check;
 	bool stopping;
 	struct km_nat nat;        /* external address, reachability */
+	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
 };
 
 /* node.c */
@@ -120,5 +145,12 @@ void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
 void node_observed(struct km_node *n, const struct km_addr *from,
 		   const struct km_addr *seen, km_ms now);
 void node_hello_observed(struct km_node *n, const struct link *l, km_ms now);
+void node_nat_init(struct km_node *n, km_ms now);
+void node_nat_neighbour_up(struct km_node *n, struct link *l, km_ms now);
+bool node_nat_on_frame(struct km_node *n, struct link *l,
+		       const struct km_frame *f, km_ms now);
+bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);
+void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
+km_ms node_nat_tick(struct km_node *n, km_ms now);
 
 #endif

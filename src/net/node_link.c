@@ -401,6 +401,8 @@ static bool on_goodbye(struct km_node *n, struct link *l,
 static bool handle_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
+	if (f->type == KM_FRAME_DIAL_ME || f->type == KM_FRAME_DIALBACK)
+		return node_nat_on_frame(n, l, f, now);
 	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
 	    f->type != KM_FRAME_GOODBYE && f->type != KM_FRAME_PEER_LIST) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "HELLO first", now);

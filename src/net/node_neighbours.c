@@ -61,6 +61,7 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 	km_addr_format(&l->remote, addr, sizeof(addr));
 	node_log(n, KM_LOG_DEBUG, "neighbour %s up (%s)", addr,
 		 l->outbound ? "out" : "in");
+	node_nat_neighbour_up(n, l, now);
 }
 
 /* Called for every link that ends, neighbour or not. */

@@ -22,6 +22,8 @@ static const struct {
 	{ KM_FRAME_IHAVE, "IHAVE" },
 	{ KM_FRAME_GRAFT, "GRAFT" },
 	{ KM_FRAME_PRUNE, "PRUNE" },
+	{ KM_FRAME_DIAL_ME, "DIAL_ME" },
+	{ KM_FRAME_DIALBACK, "DIALBACK" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))

@@ -11,7 +11,9 @@
 
 Asserted here:
 - each private node learns its NAT's public address by vote (KRPC `ip`,
-  HELLO observed) and reports `private`; the public nodes report `public`.
+  HELLO observed) and reports `private`; the public nodes report `public`;
+- the dial-back check finds the public nodes reachable and the private ones
+  not: those turn read-only (BEP 43) and send keepalives.
 
 Namespaces are named with the PID and deleted in finally blocks.  The test
 skips itself, with a reason, only where it cannot build them (not root, no
@@ -94,6 +96,21 @@ def test_private_nodes_learn_their_nat_address_and_report_private(c, lab):
     for p in public:
         kmtest.wait_until(lambda: status(p)["reachability"] == "public",
                           timeout=30, what="a public node to say public")
+    t1 = time.monotonic()
+    for node in (a, b):
+        kmtest.wait_until(lambda: status(node)["nat"]["dialbacks_failed"] >= 1,
+                          timeout=30, what="a private node's dial-back check")
+        st = status(node)
+        assert st["reachability"] == "private" and st["read_only"], st
+        kmtest.wait_until(lambda: status(node)["nat"]["keepalives"] >= 1,
+                          timeout=30, what="keepalives from a private node")
+    checked = time.monotonic() - t1
+    for p in public:
+        kmtest.wait_until(lambda: status(p)["nat"]["dialbacks_ok"] >= 1,
+                          timeout=30, what="a public node's dial-back")
+        assert not status(p)["read_only"]
+    print("dial-back: public nodes reachable, private nodes unreachable -> "
+          "read-only with keepalives (%.1f s more)" % checked)
     print("external address: both private nodes learned their NAT's address "
           "(%s, %s) and report private in %.1f s" %
           (status(a)["external_addr"], status(b)["external_addr"], took))

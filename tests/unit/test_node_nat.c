@@ -1,0 +1,197 @@
+/* km_node's dial-back check with a fake driver: a neighbour is asked to
+ * dial us; its DIALBACK makes us public, silence makes us private and
+ * read-only (BEP 43); and we dial back for a neighbour that asks. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "net/node.h"
+#include "proto/msg.h"
+
+struct fake {
+	uint64_t last_conn;
+	struct km_addr last_dial;
+	int connects, closes;
+	uint8_t sent[4096];       /* bytes sent on any connection */
+	size_t nsent;
+};
+
+static void fake_udp(void *user, const struct km_addr *to, const uint8_t *buf,
+		     size_t len) {}
+
+static void fake_connect(void *user, uint64_t conn, const struct km_addr *to)
+{
+	struct fake *f = user;
+
+	f->connects++;
+	f->last_conn = conn;
+	f->last_dial = *to;
+}
+
+static void fake_send(void *user, uint64_t conn, const uint8_t *buf, size_t len)
+{
+	struct fake *f = user;
+
+	if (f->nsent + len <= sizeof(f->sent)) {
+		memcpy(f->sent + f->nsent, buf, len);
+		f->nsent += len;
+	}
+}
+
+static void fake_close(void *user, uint64_t conn)
+{
+	((struct fake *)user)->closes++;
+}
+
+static const struct km_node_callbacks fake_cb = {
+	.udp_send = fake_udp, .tcp_connect = fake_connect,
+	.tcp_send = fake_send, .tcp_close = fake_close,
+};
+
+static struct km_prng prng;
+static struct km_rng rng;
+static struct fake f;
+static struct km_node *n;
+static const uint8_t peer_ip[4] = { 127, 0, 0, 9 };
+
+static void feed(uint64_t conn, uint8_t type, const uint8_t *body, size_t len,
+		 km_ms now)
+{
+	uint8_t buf[512];
+	int w = km_frame_encode(buf, sizeof(buf), type, body, len);
+
+	cr_assert_gt(w, 0);
+	km_node_tcp_recv(n, conn, buf, (size_t)w, now);
+}
+
+static void feed_nonce(uint64_t conn, uint8_t type, uint64_t nonce, km_ms now)
+{
+	uint8_t body[KM_PING_LEN];
+
+	km_ping_encode(body, sizeof(body), nonce);
+	feed(conn, type, body, sizeof(body), now);
+}
+
+/* The last frame of type in what the node sent; its nonce. */
+static bool sent_nonce(uint8_t type, uint64_t *nonce)
+{
+	bool found = false;
+
+	for (size_t i = 0; i + KM_FRAME_HEADER_LEN <= f.nsent;) {
+		struct km_frame fr;
+		size_t used;
+
+		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
+			break;
+		if (fr.type == type &&
+		    km_ping_decode(fr.payload, fr.len, nonce) == 0)
+			found = true;
+		i += used;
+	}
+	return found;
+}
+
+/* A node whose bootstrap peer has become its neighbour; returns its conn. */
+static uint64_t node_with_neighbour(void)
+{
+	struct km_node_config cfg;
+	struct km_hello h = { .version = KM_PROTO_VERSION,
+			      .network = KM_NETWORK_ID_DEFAULT,
+			      .listen_port = 6881 };
+	uint8_t body[KM_HELLO_MAX_LEN];
+	uint64_t conn;
+	int len;
+
+	memset(&f, 0, sizeof(f));
+	km_prng_seed(&prng, 3);
+	rng = km_prng_rng(&prng);
+	km_node_config_default(&cfg);
+	km_id_random(&rng, &cfg.dht.id);
+	cfg.port = 7000;
+	km_addr_set_v4(&cfg.bootstrap[0], peer_ip, 6881);
+	cfg.nbootstrap = 1;
+	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
+	cr_assert_not_null(n);
+	km_node_start(n, NULL, 0, 1000);
+	conn = f.last_conn;
+	km_node_tcp_connected(n, conn, 1000);
+	memset(h.id, 0x77, sizeof(h.id));
+	len = km_hello_encode(body, sizeof(body), &h);
+	feed(conn, KM_FRAME_HELLO, body, (size_t)len, 1001);
+	return conn;
+}
+
+static void teardown(void)
+{
+	km_node_del(n);
+	n = NULL;
+}
+
+TestSuite(node_nat, .fini = teardown);
+
+Test(node_nat, a_neighbour_is_asked_to_dial_back)
+{
+	uint64_t nonce;
+
+	node_with_neighbour();
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_asked, 1);
+}
+
+Test(node_nat, no_dialback_in_time_makes_the_node_private_and_read_only)
+{
+	node_with_neighbour();
+	km_node_tick(n, 1001 + KM_SECONDS(8));
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
+	cr_assert(km_node_config(n)->dht.read_only);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 1);
+}
+
+Test(node_nat, a_dialback_with_our_nonce_makes_the_node_public)
+{
+	struct km_addr from;
+	uint64_t nonce, in;
+
+	node_with_neighbour();
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	km_addr_set_v4(&from, peer_ip, 40000);
+	in = km_node_tcp_accepted(n, &from, 2000);
+	cr_assert_neq(in, 0);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce ^ 1, 2001);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN,
+		     "a wrong nonce proves nothing");
+	in = km_node_tcp_accepted(n, &from, 2002);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2003);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+	cr_assert_not(km_node_config(n)->dht.read_only);
+	km_node_tick(n, 1001 + KM_SECONDS(8));
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+}
+
+Test(node_nat, we_dial_back_only_the_askers_own_ip_at_its_listening_port)
+{
+	uint64_t conn = node_with_neighbour(), nonce = 0;
+	int connects = f.connects;
+
+	feed_nonce(conn, KM_FRAME_DIAL_ME, 0xabcdef, 3000);
+	cr_assert_eq(f.connects, connects + 1);
+	cr_assert_eq(f.last_dial.port, 6881);
+	cr_assert_eq(memcmp(f.last_dial.ip, peer_ip, 4), 0);
+	f.nsent = 0;
+	km_node_tcp_connected(n, f.last_conn, 3001);
+	cr_assert(sent_nonce(KM_FRAME_DIALBACK, &nonce));
+	cr_assert_eq(nonce, 0xabcdef);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_served, 1);
+}
+
+Test(node_nat, dialbacks_for_others_are_capped_and_time_out)
+{
+	uint64_t conn = node_with_neighbour();
+	int connects = f.connects, closes;
+
+	for (int i = 0; i < 20; i++)
+		feed_nonce(conn, KM_FRAME_DIAL_ME, (uint64_t)i, 3000);
+	cr_assert_eq(f.connects, connects + 4);
+	closes = f.closes;
+	km_node_tick(n, 3000 + KM_SECONDS(5));
+	cr_assert_eq(f.closes, closes + 4);
+}
