@@ -83,8 +83,18 @@ def start_network(c, lab, kind):
 
 
 def test_private_nodes_learn_their_nat_address_and_report_private(c, lab):
+    check_nat_awareness(c, lab, "cone")
+
+
+def test_behind_a_symmetric_nat_too(c, lab):
+    """fully-random maps every destination to a new port: the IP still
+    wins the vote, with whichever port was reported last."""
+    check_nat_awareness(c, lab, "symmetric")
+
+
+def check_nat_awareness(c, lab, kind):
     t0 = time.monotonic()
-    public, a, b = start_network(c, lab, "cone")
+    public, a, b = start_network(c, lab, kind)
     for node, tag in ((a, "1"), (b, "2")):
         wan = NATS[tag][0] + ".2"
         kmtest.wait_until(
@@ -92,6 +102,8 @@ def test_private_nodes_learn_their_nat_address_and_report_private(c, lab):
             timeout=30, what="node %s to learn %s" % (tag, wan))
         st = status(node)
         assert st["reachability"] == "private", st
+        if kind == "cone":   # plain masquerade keeps the port
+            assert st["external_addr"] == "%s:%d" % (wan, node.port), st
     took = time.monotonic() - t0
     for p in public:
         kmtest.wait_until(lambda: status(p)["reachability"] == "public",
@@ -109,11 +121,11 @@ def test_private_nodes_learn_their_nat_address_and_report_private(c, lab):
         kmtest.wait_until(lambda: status(p)["nat"]["dialbacks_ok"] >= 1,
                           timeout=30, what="a public node's dial-back")
         assert not status(p)["read_only"]
-    print("dial-back: public nodes reachable, private nodes unreachable -> "
-          "read-only with keepalives (%.1f s more)" % checked)
-    print("external address: both private nodes learned their NAT's address "
+    print("%s NAT: dial-back: public nodes reachable, private nodes unreachable -> "
+          "read-only with keepalives (%.1f s more)" % (kind, checked))
+    print("%s NAT: both private nodes learned their NAT's address "
           "(%s, %s) and report private in %.1f s" %
-          (status(a)["external_addr"], status(b)["external_addr"], took))
+          (kind, status(a)["external_addr"], status(b)["external_addr"], took))
 
 
 def main():
