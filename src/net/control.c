@@ -321,6 +321,10 @@ static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
 	put_num(d, "dialbacks_failed", (double)st.dialbacks_failed, ok);
 	put_num(d, "dialbacks_served", (double)st.dialbacks_served, ok);
 	put_num(d, "keepalives", (double)st.keepalives, ok);
+	put_num(d, "punches_coordinated", (double)st.punches_coordinated, ok);
+	put_num(d, "punch_attempts", (double)st.punch_attempts, ok);
+	put_num(d, "punches_ok", (double)st.punches_ok, ok);
+	put_num(d, "punches_failed", (double)st.punches_failed, ok);
 }
 
 /* NAT awareness (net/nat.h): where peers see us, and whether they can
@@ -436,6 +440,7 @@ static bool neighbour_entry(cJSON *list, const struct km_neighbour *nb,
 	put_num(o, "msgs_in", (double)nb->frames_in, &ok);
 	put_num(o, "msgs_out", (double)nb->frames_out, &ok);
 	ok = ok && cJSON_AddBoolToObject(o, "eager", nb->eager);
+	put_str(o, "via", km_via_name(nb->via), &ok);
 	return ok;
 }
 
@@ -974,6 +979,22 @@ static void cmd_announce(struct km_control *c, struct session *s, int argc,
 	start_lookup(c, s, &target, KM_LOOKUP_GET_PEERS, true, now);
 }
 
+static void cmd_punch(struct km_control *c, struct session *s, int argc,
+		      char **argv, km_ms now)
+{
+	struct km_id id;
+	int rc;
+
+	if (!parse_id(c, s, argv[0], &id))
+		return;
+	rc = km_node_punch(c->node, &id, now);
+	if (rc < 0)
+		respond_error(c, s, rc == KM_ERR_FULL ? "no neighbour to ask"
+				   : "cannot punch to that node");
+	else
+		respond_ok(c, s, cJSON_CreateObject());
+}
+
 static void cmd_peers(struct km_control *c, struct session *s, int argc,
 		      char **argv, km_ms now)
 {
@@ -1056,6 +1077,9 @@ static const struct command commands[] = {
 	  "announce this node under ID (PORT defaults to the node's port)" },
 	{ "peers", cmd_peers, 0, 0, "peers",
 	  "the overlay neighbours: id, addr, direction, age, rtt, traffic" },
+	{ "punch", cmd_punch, 1, 1, "punch ID",
+	  "ask our neighbours to act as rendezvous for a hole-punched link "
+	  "to node ID" },
 	{ "broadcast", cmd_broadcast, 1, 1, "broadcast BASE64",
 	  "send the base64-decoded payload to every node" },
 	{ "subscribe", cmd_subscribe, 0, 0, "subscribe",

@@ -79,6 +79,9 @@ struct km_node_callbacks {
 	/* A broadcast message reached this node for the first time (also
 	 * one it sent itself); may be NULL. */
 	void (*deliver)(void *user, const struct km_message *m);
+	/* Like tcp_connect, but from our own listening port, for a TCP
+	 * simultaneous open through NATs (hole punching); may be NULL. */
+	void (*tcp_punch)(void *user, uint64_t conn, const struct km_addr *to);
 };
 
 struct km_node_stats {
@@ -100,7 +103,12 @@ struct km_node_nat_stats {
 	unsigned long dialbacks_failed;  /* ... and unreachable */
 	unsigned long dialbacks_served;  /* connections made for others */
 	unsigned long keepalives;        /* UDP pings to keep mappings open */
+	unsigned long punches_coordinated; /* as rendezvous: PUNCH_GO pairs */
+	unsigned long punches_ok, punches_failed;
+	unsigned long punch_attempts;    /* TCP simultaneous opens tried */
 };
+
+enum km_via { KM_VIA_DIRECT, KM_VIA_PUNCHED, KM_VIA_RELAY };
 
 /* One neighbour, for `dht-ctl peers`. */
 struct km_neighbour {
@@ -108,6 +116,7 @@ struct km_neighbour {
 	struct km_addr addr;     /* the TCP peer address */
 	bool outbound;
 	bool eager;              /* on the broadcast tree */
+	enum km_via via;
 	km_ms since;             /* when its HELLO arrived */
 	uint32_t rtt_ms;         /* last PING round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
@@ -176,6 +185,11 @@ struct km_dht *km_node_dht_of(struct km_node *n, enum km_family family);
 /* External address and reachability (the driver sets local addresses). */
 struct km_nat *km_node_nat(struct km_node *n);
 struct km_node_nat_stats km_node_nat_stats(const struct km_node *n);
+/* Asks our neighbours to act as rendezvous for a punched link to id.
+ * Returns 0, KM_ERR_INVAL (no tcp_punch, or that is us) or KM_ERR_FULL. */
+int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now);
+/* "direct", "punched", "relay". */
+const char *km_via_name(enum km_via via);
 const struct km_node_config *km_node_config(const struct km_node *n);
 struct km_node_stats km_node_stats(const struct km_node *n);
 km_ms km_node_started_at(const struct km_node *n);

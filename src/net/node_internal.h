@@ -41,6 +41,7 @@ struct link {
 	int pings_unanswered;
 	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
+	bool punched;             /* opened by hole punching (node_punch.c) */
 	UT_hash_handle hh;
 };
 
@@ -66,7 +67,19 @@ struct dialer {
 	km_ms deadline;
 };
 
+#define PUNCHES_MAX 4
+
+struct punch {
+	struct km_id id;
+	struct km_addr addr;      /* family KM_AF_NONE: a free slot */
+	uint64_t conn;            /* the attempt running now, or 0 */
+	int attempts;
+	km_ms next_try;           /* 0: an attempt is running */
+	km_ms deadline;
+};
+
 struct node_nat_state {
+	struct punch punches[PUNCHES_MAX];
 	uint64_t nonce;           /* ours, for the check running now */
 	int asked;                /* neighbours asked in this check */
 	km_ms deadline;           /* 0: no check running */
@@ -152,5 +165,12 @@ bool node_nat_on_frame(struct km_node *n, struct link *l,
 bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);
 void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
 km_ms node_nat_tick(struct km_node *n, km_ms now);
+
+/* node_punch.c: hole punching through a rendezvous neighbour. */
+bool node_punch_on_frame(struct km_node *n, struct link *l,
+			 const struct km_frame *f, km_ms now);
+void node_punch_link_up(struct km_node *n, struct link *l);
+void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
+km_ms node_punch_tick(struct km_node *n, km_ms now);
 
 #endif

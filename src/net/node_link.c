@@ -61,6 +61,7 @@ static void link_free(struct km_node *n, struct link *l, km_ms now)
 	 * whatever the reason: fall back to KRPC. */
 	if (l->bootstrap >= 0)
 		node_bootstrap_failed(n, l->bootstrap, now);
+	node_punch_link_gone(n, l, now);
 	neighbour_lost(n, l, now);
 	HASH_DEL(n->links, l);
 	n->nlinks--;
@@ -403,6 +404,8 @@ static bool handle_frame(struct km_node *n, struct link *l,
 {
 	if (f->type == KM_FRAME_DIAL_ME || f->type == KM_FRAME_DIALBACK)
 		return node_nat_on_frame(n, l, f, now);
+	if (f->type == KM_FRAME_PUNCH_REQ || f->type == KM_FRAME_PUNCH_GO)
+		return node_punch_on_frame(n, l, f, now);
 	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
 	    f->type != KM_FRAME_GOODBYE && f->type != KM_FRAME_PEER_LIST) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "HELLO first", now);

@@ -212,12 +212,11 @@ static void keepalives(struct km_node *n, km_ms now)
 km_ms node_nat_tick(struct km_node *n, km_ms now)
 {
 	struct node_nat_state *s = &n->ns;
-	km_ms wake = s->deadline;
+	km_ms wake = node_punch_tick(n, now);
 
-	if (s->deadline != 0 && now >= s->deadline) {
+	if (s->deadline != 0 && now >= s->deadline)
 		verdict(n, KM_REACH_PRIVATE);
-		wake = 0;
-	}
+	wake = km_ms_earliest(wake, s->deadline);
 	for (size_t i = 0; i < DIALERS_MAX; i++) {
 		struct dialer *d = &s->dialers[i];
 

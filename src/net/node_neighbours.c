@@ -62,6 +62,7 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 	node_log(n, KM_LOG_DEBUG, "neighbour %s up (%s)", addr,
 		 l->outbound ? "out" : "in");
 	node_nat_neighbour_up(n, l, now);
+	node_punch_link_up(n, l);
 }
 
 /* Called for every link that ends, neighbour or not. */
@@ -126,6 +127,7 @@ size_t km_node_neighbours(const struct km_node *n, struct km_neighbour *out,
 		nb->addr = l->remote;
 		nb->outbound = l->outbound;
 		nb->eager = km_bcast_peer_eager(n->bcast, l->conn);
+		nb->via = l->punched ? KM_VIA_PUNCHED : KM_VIA_DIRECT;
 		nb->since = l->up_since;
 		nb->rtt_ms = l->rtt_ms;
 		nb->bytes_in = l->bytes_in;

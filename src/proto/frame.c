@@ -24,6 +24,8 @@ static const struct {
 	{ KM_FRAME_PRUNE, "PRUNE" },
 	{ KM_FRAME_DIAL_ME, "DIAL_ME" },
 	{ KM_FRAME_DIALBACK, "DIALBACK" },
+	{ KM_FRAME_PUNCH_REQ, "PUNCH_REQ" },
+	{ KM_FRAME_PUNCH_GO, "PUNCH_GO" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))

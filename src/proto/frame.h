@@ -31,6 +31,8 @@ enum km_frame_type {
 	/* NAT traversal (net/nat.h); numbered from 16 to leave room. */
 	KM_FRAME_DIAL_ME = 16,  /* connect to my listening port, say nonce */
 	KM_FRAME_DIALBACK = 17, /* first frame of that connection: the nonce */
+	KM_FRAME_PUNCH_REQ = 18,/* to a rendezvous: link me to this node ID */
+	KM_FRAME_PUNCH_GO = 19, /* from it: connect to this peer now */
 };
 
 /* A frame whose payload points into someone else's buffer. */

@@ -121,11 +121,59 @@ def check_nat_awareness(c, lab, kind):
         kmtest.wait_until(lambda: status(p)["nat"]["dialbacks_ok"] >= 1,
                           timeout=30, what="a public node's dial-back")
         assert not status(p)["read_only"]
+    if kind == "cone":
+        check_punch_succeeds(c, a, b)
+    else:
+        check_punch_fails(c, a, b)
     print("%s NAT: dial-back: public nodes reachable, private nodes unreachable -> "
           "read-only with keepalives (%.1f s more)" % (kind, checked))
     print("%s NAT: both private nodes learned their NAT's address "
           "(%s, %s) and report private in %.1f s" %
           (kind, status(a)["external_addr"], status(b)["external_addr"], took))
+
+
+def link_between(x, y):
+    """x's neighbour entry for y, or None."""
+    for p in kmtest.control(x, "peers"):
+        if p["id"] == y.id:
+            return p
+    return None
+
+
+def check_punch_succeeds(c, a, b):
+    t0 = time.monotonic()
+    c.ctl(a, "punch", b.id)
+    kmtest.wait_until(lambda: link_between(a, b) and link_between(b, a),
+                      timeout=30, what="a punched link between a and b")
+    took = time.monotonic() - t0
+    for x, y in ((a, b), (b, a)):
+        assert link_between(x, y)["via"] == "punched", link_between(x, y)
+    before = link_between(b, a)["msgs_in"]
+    subs = kmtest.subscribe_all([b])
+    try:
+        msg_id = c.ctl(a, "broadcast", "through the hole").strip()
+        kmtest.wait_until(lambda: subs[0].count(msg_id) == 1, timeout=20,
+                          what="the broadcast at b")
+    finally:
+        subs[0].stop()
+    kmtest.wait_until(lambda: link_between(b, a)["msgs_in"] > before,
+                      timeout=10, what="frames over the punched link")
+    st = status(a)["nat"]
+    assert st["punches_ok"] == 1 and st["punches_failed"] == 0, st
+    print("cone NAT: punched link a<->b in %.2f s (%d attempts); "
+          "broadcast delivered over it" % (took, st["punch_attempts"]))
+
+
+def check_punch_fails(c, a, b):
+    t0 = time.monotonic()
+    c.ctl(a, "punch", b.id)
+    kmtest.wait_until(lambda: status(a)["nat"]["punches_failed"] >= 1,
+                      timeout=40, what="the punch to fail")
+    took = time.monotonic() - t0
+    assert link_between(a, b) is None and link_between(b, a) is None
+    st = status(a)["nat"]
+    print("symmetric NAT: punching failed as expected after %.1f s "
+          "(%d attempts); no direct link" % (took, st["punch_attempts"]))
 
 
 def main():
