@@ -325,6 +325,11 @@ static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
 	put_num(d, "punch_attempts", (double)st.punch_attempts, ok);
 	put_num(d, "punches_ok", (double)st.punches_ok, ok);
 	put_num(d, "punches_failed", (double)st.punches_failed, ok);
+	put_num(d, "relays_served", (double)st.relays_served, ok);
+	put_num(d, "relays_refused", (double)st.relays_refused, ok);
+	put_num(d, "relays_cut", (double)st.relays_cut, ok);
+	put_num(d, "relay_bytes", (double)st.relay_bytes, ok);
+	put_num(d, "relayed_links", (double)st.relayed_links, ok);
 }
 
 /* NAT awareness (net/nat.h): where peers see us, and whether they can

@@ -106,6 +106,11 @@ struct km_node_nat_stats {
 	unsigned long punches_coordinated; /* as rendezvous: PUNCH_GO pairs */
 	unsigned long punches_ok, punches_failed;
 	unsigned long punch_attempts;    /* TCP simultaneous opens tried */
+	unsigned long relays_served;     /* circuits opened as the relay */
+	unsigned long relays_refused;    /* ... refused at a limit */
+	unsigned long relays_cut;        /* ... cut at a limit */
+	unsigned long relay_bytes;       /* bytes relayed for others */
+	unsigned long relayed_links;     /* our links that went via a relay */
 };
 
 enum km_via { KM_VIA_DIRECT, KM_VIA_PUNCHED, KM_VIA_RELAY };

@@ -42,6 +42,8 @@ struct link {
 	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
 	bool punched;             /* opened by hole punching (node_punch.c) */
+	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
+	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
 	UT_hash_handle hh;
 };
 
@@ -73,13 +75,30 @@ struct punch {
 	struct km_id id;
 	struct km_addr addr;      /* family KM_AF_NONE: a free slot */
 	uint64_t conn;            /* the attempt running now, or 0 */
+	uint64_t rendezvous;      /* conn of the link whose PUNCH_GO started it */
 	int attempts;
 	km_ms next_try;           /* 0: an attempt is running */
 	km_ms deadline;
 };
 
+/* Circuits we relay as R (node_relay.c), after libp2p circuit relay v2. */
+#define RELAY_CIRCUITS_MAX 4
+#define RELAY_DURATION_MS KM_MINUTES(10)
+#define RELAY_BYTES_MAX (4u << 20)       /* per circuit, both ways */
+#define RELAY_RATE_BYTES (64u << 10)     /* per circuit per second */
+
+struct circuit {
+	uint64_t conn[2];         /* the two links; conn[0] == 0: a free slot */
+	struct km_id id[2];
+	km_ms opened;
+	uint64_t bytes;
+	km_ms window;             /* start of the current second */
+	uint32_t window_bytes;
+};
+
 struct node_nat_state {
 	struct punch punches[PUNCHES_MAX];
+	struct circuit circuits[RELAY_CIRCUITS_MAX];
 	uint64_t nonce;           /* ours, for the check running now */
 	int asked;                /* neighbours asked in this check */
 	km_ms deadline;           /* 0: no check running */
@@ -167,10 +186,22 @@ void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
 km_ms node_nat_tick(struct km_node *n, km_ms now);
 
 /* node_punch.c: hole punching through a rendezvous neighbour. */
+void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
+			const struct link *about);
 bool node_punch_on_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now);
 void node_punch_link_up(struct km_node *n, struct link *l);
 void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
 km_ms node_punch_tick(struct km_node *n, km_ms now);
+
+/* node_relay.c: relayed links when punching fails. */
+bool node_relay_on_frame(struct km_node *n, struct link *l,
+			 const struct km_frame *f, km_ms now);
+void node_relay_ask(struct km_node *n, uint64_t rendezvous,
+		    const struct km_id *id);
+void node_relay_write(struct km_node *n, struct link *l, const uint8_t *buf,
+		      size_t len);
+void node_relay_close(struct km_node *n, struct link *l);
+void node_relay_link_gone(struct km_node *n, struct link *l, km_ms now);
 
 #endif

@@ -47,8 +47,11 @@ int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
 	return asked > 0 ? 0 : KM_ERR_FULL;
 }
 
-/* PUNCH_GO's body is a PEER_LIST body with exactly one entry. */
-static void send_go(struct km_node *n, struct link *to, const struct link *about)
+/* PUNCH_GO's and RELAY_OPEN's body: a PEER_LIST body with one entry,
+ * about's ID and external endpoint (its IP as we see it, its listening
+ * port). */
+void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
+			const struct link *about)
 {
 	struct km_peer p;
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
@@ -59,7 +62,7 @@ static void send_go(struct km_node *n, struct link *to, const struct link *about
 	p.addr.port = about->hello.listen_port;
 	len = km_peer_list_encode(body, sizeof(body), &p, 1);
 	if (len > 0)
-		link_send_frame(n, to, KM_FRAME_PUNCH_GO, body, (size_t)len);
+		link_send_frame(n, to, type, body, (size_t)len);
 }
 
 static void on_req(struct km_node *n, struct link *a, const struct km_id *id)
@@ -69,8 +72,8 @@ static void on_req(struct km_node *n, struct link *a, const struct km_id *id)
 	if (!b || b == a || !b->neighbour || b->hello.listen_port == 0 ||
 	    a->hello.listen_port == 0)
 		return;
-	send_go(n, a, b);
-	send_go(n, b, a);
+	node_send_endpoint(n, a, KM_FRAME_PUNCH_GO, b);
+	node_send_endpoint(n, b, KM_FRAME_PUNCH_GO, a);
 	n->ns.st.punches_coordinated++;
 }
 
@@ -102,7 +105,8 @@ static void attempt(struct km_node *n, struct punch *p, km_ms now)
 	n->cb.tcp_punch(n->user, l->conn, &p->addr);
 }
 
-static void on_go(struct km_node *n, const struct km_peer *peer, km_ms now)
+static void on_go(struct km_node *n, const struct link *r,
+		  const struct km_peer *peer, km_ms now)
 {
 	struct punch *p;
 	struct km_id id;
@@ -121,6 +125,7 @@ static void on_go(struct km_node *n, const struct km_peer *peer, km_ms now)
 	p->id = id;
 	p->addr = peer->addr;
 	p->deadline = now + PUNCH_TIMEOUT_MS;
+	p->rendezvous = r->conn;
 	attempt(n, p, now);
 }
 
@@ -142,7 +147,7 @@ bool node_punch_on_frame(struct km_node *n, struct link *l,
 	}
 	if (km_peer_list_decode(f->payload, f->len, &peer, 1) != 1)
 		goto bad;
-	on_go(n, &peer, now);
+	on_go(n, l, &peer, now);
 	return true;
 bad:
 	link_close(n, l, KM_BYE_PROTOCOL_ERROR, km_frame_type_name(f->type), now);
@@ -190,6 +195,7 @@ km_ms node_punch_tick(struct km_node *n, km_ms now)
 			continue;
 		if (now >= p->deadline && p->conn == 0) {
 			n->ns.st.punches_failed++;
+			node_relay_ask(n, p->rendezvous, &p->id);
 			memset(p, 0, sizeof(*p));
 			continue;
 		}
