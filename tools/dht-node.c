@@ -49,6 +49,9 @@ struct opts {
 	const char *control;
 	long k, alpha;
 	long save_interval;
+	long save_interval_ms;   /* 0 = use save_interval */
+	bool strict_subnets, bep42_strict;
+	long rate_qps, rate_burst, ban_time;
 	long max_out, max_in, max_per_ip, ping_interval;
 	bool cap_loopback;
 	bool no_lan;
@@ -56,7 +59,18 @@ struct opts {
 };
 
 /* Long options without a short form. */
-enum { OPT_MAX_PER_IP = 256, OPT_CAP_LOOPBACK, OPT_PING_INTERVAL, OPT_NO_LAN };
+enum {
+	OPT_MAX_PER_IP = 256,
+	OPT_CAP_LOOPBACK,
+	OPT_PING_INTERVAL,
+	OPT_STRICT_SUBNETS,
+	OPT_BEP42_STRICT,
+	OPT_RATE_LIMIT,
+	OPT_RATE_BURST,
+	OPT_BAN_TIME,
+	OPT_SAVE_INTERVAL_MS,
+	OPT_NO_LAN,
+};
 
 struct daemon {
 	uv_loop_t loop;
@@ -95,6 +109,18 @@ static void usage(FILE *f)
 "  -a, --alpha N           parallel queries per lookup (default 3)\n"
 "  -S, --save-interval SECS\n"
 "                          save the routing table this often (default 60)\n"
+"      --save-interval-ms MS\n"
+"                          the same in milliseconds (for crash tests)\n"
+"      --strict-subnets    apply the subnet caps (2 per bucket, 10 per\n"
+"                          table from one /24 or /64) to loopback and\n"
+"                          private addresses too\n"
+"      --bep42-strict      refuse nodes on public IPs whose ID does not\n"
+"                          match their IP (BEP 42); default: prefer them\n"
+"      --rate-limit QPS    KRPC queries a second per source; 0 disables\n"
+"                          the limit (default 20)\n"
+"      --rate-burst N      queries a source may save up (default 40)\n"
+"      --ban-time SECS     ban for a source that keeps flooding past its\n"
+"                          limit (200 drops in 10 s; default 600)\n"
 "  -O, --max-out N         overlay neighbours to dial (default 8)\n"
 "  -I, --max-in N          overlay neighbours to accept (default 32)\n"
 "      --max-per-ip N      connections accepted from one IP address\n"
@@ -125,6 +151,12 @@ static const struct option long_opts[] = {
 	{ "control", required_argument, NULL, 'c' },
 	{ "alpha", required_argument, NULL, 'a' },
 	{ "save-interval", required_argument, NULL, 'S' },
+	{ "save-interval-ms", required_argument, NULL, OPT_SAVE_INTERVAL_MS },
+	{ "strict-subnets", no_argument, NULL, OPT_STRICT_SUBNETS },
+	{ "bep42-strict", no_argument, NULL, OPT_BEP42_STRICT },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "rate-burst", required_argument, NULL, OPT_RATE_BURST },
+	{ "ban-time", required_argument, NULL, OPT_BAN_TIME },
 	{ "max-out", required_argument, NULL, 'O' },
 	{ "max-in", required_argument, NULL, 'I' },
 	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
@@ -173,6 +205,12 @@ static int parse_one(struct opts *o, int c)
 	case 'k': return km_tool_parse_long(PROG, "-k", optarg, 1, 64, &o->k) ? 0 : -1;
 	case 'a': return km_tool_parse_long(PROG, "--alpha", optarg, 1, 16, &o->alpha) ? 0 : -1;
 	case 'S': return km_tool_parse_long(PROG, "--save-interval", optarg, 1, 86400, &o->save_interval) ? 0 : -1;
+	case OPT_SAVE_INTERVAL_MS: return km_tool_parse_long(PROG, "--save-interval-ms", optarg, 1, 86400000, &o->save_interval_ms) ? 0 : -1;
+	case OPT_STRICT_SUBNETS: o->strict_subnets = true; return 0;
+	case OPT_BEP42_STRICT: o->bep42_strict = true; return 0;
+	case OPT_RATE_LIMIT: return km_tool_parse_long(PROG, "--rate-limit", optarg, 0, 1000000, &o->rate_qps) ? 0 : -1;
+	case OPT_RATE_BURST: return km_tool_parse_long(PROG, "--rate-burst", optarg, 1, 1000000, &o->rate_burst) ? 0 : -1;
+	case OPT_BAN_TIME: return km_tool_parse_long(PROG, "--ban-time", optarg, 0, 86400, &o->ban_time) ? 0 : -1;
 	case 'O': return km_tool_parse_long(PROG, "--max-out", optarg, 0, 256, &o->max_out) ? 0 : -1;
 	case 'I': return km_tool_parse_long(PROG, "--max-in", optarg, 0, 1024, &o->max_in) ? 0 : -1;
 	case OPT_MAX_PER_IP: return km_tool_parse_long(PROG, "--max-per-ip", optarg, 0, 1024, &o->max_per_ip) ? 0 : -1;
@@ -197,6 +235,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	int c, rc;
 
 	*o = (struct opts){ .k = 8, .alpha = 3, .save_interval = 60,
+			    .rate_qps = 20, .rate_burst = 40, .ban_time = 600,
 			    .max_out = 8, .max_in = 32, .max_per_ip = 4,
 			    .ping_interval = 15000, .level = KM_LOG_INFO };
 	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:O:I:l:hV", long_opts,
@@ -269,7 +308,13 @@ static void node_config(const struct opts *o, const struct km_id *id,
 	memcpy(cfg->bootstrap, o->boot, o->nboot * sizeof(o->boot[0]));
 	cfg->nbootstrap = o->nboot;
 	cfg->seed = o->seed;
-	cfg->save_interval_ms = KM_SECONDS(o->save_interval);
+	cfg->save_interval_ms = o->save_interval_ms ? (km_ms)o->save_interval_ms :
+				KM_SECONDS(o->save_interval);
+	cfg->dht.table.strict_subnets = o->strict_subnets;
+	cfg->dht.table.bep42_strict = o->bep42_strict;
+	cfg->dht.rate.qps = (unsigned)o->rate_qps;
+	cfg->dht.rate.burst = (unsigned)o->rate_burst;
+	cfg->dht.rate.ban_ms = KM_SECONDS(o->ban_time);
 	cfg->cm.max_out = (size_t)o->max_out;
 	cfg->cm.max_in = (size_t)o->max_in;
 	cfg->cm.max_per_ip = (size_t)o->max_per_ip;

@@ -26,6 +26,9 @@ void km_dht_config_default(struct km_dht_config *cfg)
 	cfg->query_timeout_ms = KM_SECONDS(2);
 	cfg->max_transactions = 2048;
 	cfg->max_lookups = 64;
+	km_ratelimit_config_default(&cfg->rate);
+	cfg->amplification = 3;
+	cfg->unverified_reply_bps = 256 * 1024;
 }
 
 static bool config_valid(const struct km_dht_config *cfg)
@@ -53,11 +56,14 @@ struct km_dht *km_dht_new(const struct km_dht_config *cfg,
 	d->table = km_table_new(&cfg->id, &cfg->table, now);
 	d->peers = km_peers_new(&cfg->peers);
 	d->scratch = calloc(KM_DHT_SCRATCH_NODES, sizeof(*d->scratch));
-	if (!d->table || !d->peers || !d->scratch) {
+	d->rl = km_ratelimit_new(&cfg->rate);
+	if (!d->table || !d->peers || !d->scratch || !d->rl) {
 		km_dht_del(d);
 		return NULL;
 	}
 	km_tokens_init(&d->tokens, rng, now);
+	d->budget_refilled = now;
+	d->unverified_budget = cfg->unverified_reply_bps;
 	d->next_lookup_id = 1;
 	d->next_peer_expiry = now + PEER_EXPIRY_EVERY_MS;
 	return d;
@@ -84,6 +90,7 @@ void km_dht_del(struct km_dht *d)
 		d->sibling->sibling = NULL;
 	km_table_del(d->table);
 	km_peers_del(d->peers);
+	km_ratelimit_del(d->rl);
 	free(d->scratch);
 	free(d);
 }
@@ -111,6 +118,8 @@ void dht_send_msg(struct km_dht *d, const struct km_addr *to,
 	len = km_krpc_encode(m, d->out, sizeof(d->out));
 	if (len < 0)
 		return; /* our own message does not fit: a bug, never a crash */
+	if (m->type != KM_KRPC_QUERY && !dht_guard_reply(d, to, m, &len))
+		return;
 	d->stats.packets_out++;
 	d->stats.bytes_out += (unsigned long)len;
 	d->cb.send(d->user, to, d->out, (size_t)len);
@@ -205,6 +214,7 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 		struct km_contact c = { .id = m->id, .addr = *from };
 
 		d->stats.replies_in++;
+		km_ratelimit_verify(d->rl, from, now);
 		if (m->has_ip && d->cb.observed)
 			d->cb.observed(d->user, from, &m->ip, now);
 		dht_offer(d, &c, KM_SEEN_REPLY, (uint32_t)(now - tx->sent), now);
@@ -231,18 +241,26 @@ void km_dht_receive(struct km_dht *d, const struct km_addr *from,
 
 	d->stats.packets_in++;
 	d->stats.bytes_in += len;
+	if (km_ratelimit_banned(d->rl, from, now))
+		return; /* unread: a banned source costs no decoding */
 	rc = km_krpc_decode(buf, len, &m);
+	if (!dht_guard_receive(d, from, &m, rc, now))
+		return;
+	d->in_len = len;
+	d->in_now = now;
 	if (rc < 0) {
 		d->stats.malformed_in++;
 		if (m.type == KM_KRPC_QUERY && m.tid_len > 0 && !d->cfg.read_only)
 			dht_send_error(d, from, &m, KM_KRPC_ERR_PROTOCOL,
 				       km_strerror(rc));
+		d->in_len = 0;
 		return;
 	}
 	if (m.type == KM_KRPC_QUERY)
 		dht_handle_query(d, from, &m, now);
 	else
 		handle_reply(d, from, &m, now);
+	d->in_len = 0;
 }
 
 static void expire_transactions(struct km_dht *d, km_ms now)
@@ -301,6 +319,11 @@ const struct km_id *km_dht_id(const struct km_dht *d)
 const struct km_table *km_dht_table(const struct km_dht *d)
 {
 	return d->table;
+}
+
+const struct km_ratelimit *km_dht_ratelimit(const struct km_dht *d)
+{
+	return d->rl;
 }
 
 const struct km_peers *km_dht_peers(const struct km_dht *d)

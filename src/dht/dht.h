@@ -20,6 +20,7 @@
 #include "dht/contact.h"
 #include "dht/lookup.h"
 #include "dht/peers.h"
+#include "dht/ratelimit.h"
 #include "dht/rng.h"
 #include "dht/table.h"
 
@@ -36,6 +37,13 @@ struct km_dht_config {
 					 * queries get a second try */
 	size_t max_transactions;        /* queries awaiting replies: 2048 */
 	size_t max_lookups;             /* lookups running at once: 64 */
+	struct km_ratelimit_config rate;/* per-source query limits and bans */
+	/* Amplification defence: a reply to a source that never answered us
+	 * is trimmed (nodes, values) to at most `amplification` times the
+	 * query's size, or dropped; and all such replies share a budget of
+	 * unverified_reply_bps bytes a second (0 = no budget). */
+	unsigned amplification;         /* 3 */
+	size_t unverified_reply_bps;    /* 256 KiB/s */
 };
 
 /* Defaults everywhere; the caller must still set id and family. */
@@ -66,6 +74,9 @@ struct km_dht_stats {
 	unsigned long resent;           /* lookup queries sent a second time */
 	unsigned long tx_full;          /* queries not sent: transaction cap */
 	unsigned long lookups_started, lookups_done;
+	unsigned long replies_trimmed;  /* cut down for an unverified source */
+	unsigned long replies_unsent;   /* dropped: too big even when trimmed,
+					   or over the unverified budget */
 	size_t transactions;            /* pending now */
 	size_t lookups;                 /* running now */
 };
@@ -118,5 +129,6 @@ const struct km_id *km_dht_id(const struct km_dht *d);
 const struct km_table *km_dht_table(const struct km_dht *d);
 const struct km_peers *km_dht_peers(const struct km_dht *d);
 struct km_dht_stats km_dht_stats(const struct km_dht *d);
+const struct km_ratelimit *km_dht_ratelimit(const struct km_dht *d);
 
 #endif

@@ -76,6 +76,11 @@ struct km_dht {
 	km_ms next_peer_expiry;
 	km_ms next_maintenance;   /* next ping of a questionable node */
 	struct km_dht_stats stats;
+	struct km_ratelimit *rl;
+	size_t in_len;            /* the query being answered, for dht_guard */
+	km_ms in_now;
+	uint64_t unverified_budget; /* bytes, refilled at unverified_reply_bps */
+	km_ms budget_refilled;
 	struct km_contact *scratch; /* KM_DHT_SCRATCH_NODES, for parsing replies */
 	uint8_t out[KM_DHT_SEND_BUF];
 };
@@ -95,6 +100,12 @@ void dht_handle_query(struct km_dht *d, const struct km_addr *from,
 		      struct km_krpc_msg *m, km_ms now);
 void dht_send_error(struct km_dht *d, const struct km_addr *to,
 		    const struct km_krpc_msg *q, int code, const char *msg);
+
+/* dht_guard.c */
+bool dht_guard_receive(struct km_dht *d, const struct km_addr *from,
+		       const struct km_krpc_msg *m, int decode_rc, km_ms now);
+bool dht_guard_reply(struct km_dht *d, const struct km_addr *to,
+		     struct km_krpc_msg *m, int *len);
 
 /* dht_search.c */
 void dht_search_on_reply(struct km_dht *d, const struct tx *tx,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dht/bep42.h"
 #include "proto/err.h"
 
 /* Larger buckets or caches gain nothing, and the cap keeps the storage
@@ -31,6 +32,7 @@ struct km_table {
 	int cap; /* buckets the slab storage has room for */
 	size_t size;
 	struct km_table_entry *slabs;
+	struct km_table_stats stats;
 	struct bucket b[KM_ID_BITS];
 };
 
@@ -43,6 +45,8 @@ void km_table_config_default(struct km_table_config *cfg)
 		.bad_after_failures = 2,
 		.good_ms = KM_MINUTES(15),
 		.refresh_ms = KM_MINUTES(15),
+		.bucket_subnet_max = 2,
+		.table_subnet_max = 10,
 	};
 }
 
@@ -50,7 +54,8 @@ static bool config_valid(const struct km_table_config *cfg)
 {
 	return cfg->k >= 1 && cfg->k <= MAX_PER_BUCKET &&
 	       cfg->replacements >= 0 && cfg->replacements <= MAX_PER_BUCKET &&
-	       cfg->max_nodes >= 0 && cfg->bad_after_failures >= 1;
+	       cfg->max_nodes >= 0 && cfg->bad_after_failures >= 1 &&
+	       cfg->bucket_subnet_max >= 1 && cfg->table_subnet_max >= 1;
 }
 
 static size_t slab_len(const struct km_table *t)
@@ -187,7 +192,19 @@ static void entry_seen(struct km_table_entry *e, enum km_seen_kind kind,
 		e->rtt_ms = (uint32_t)(((uint64_t)e->rtt_ms * 7 + rtt_ms) / 8);
 }
 
-/* Moves the bucket's most recently seen replacements into free slots. */
+/* The replacement to promote next: the most recently seen with a BEP 42
+ * verified ID, or failing that the most recently seen. */
+static int best_replacement(const struct km_table *t, int i)
+{
+	const struct km_table_entry *repl = repl_of(t, i);
+
+	for (int j = t->b[i].nrepl - 1; j >= 0; j--)
+		if (repl[j].id_verified)
+			return j;
+	return t->b[i].nrepl - 1;
+}
+
+/* Moves the bucket's best replacements into free slots. */
 static void promote(struct km_table *t, int i)
 {
 	struct bucket *b = &t->b[i];
@@ -195,8 +212,10 @@ static void promote(struct km_table *t, int i)
 
 	while (b->n < t->cfg.k && b->nrepl > 0 &&
 	       t->size < (size_t)t->cfg.max_nodes) {
-		e = repl_of(t, i)[b->nrepl - 1];
-		b->nrepl--;
+		int j = best_replacement(t, i);
+
+		e = repl_of(t, i)[j];
+		slot_remove(repl_of(t, i), &b->nrepl, j);
 		e.failures = 0;
 		e.ping_pending = false;
 		slot_insert(nodes_of(t, i), &b->n, &e);
@@ -267,6 +286,63 @@ static bool contact_usable(const struct km_table *t, const struct km_contact *c)
 	       c->addr.port != 0 && !km_id_eq(&c->id, &t->self);
 }
 
+/* Sybil defences.  Counting by scan keeps no second structure in sync with
+ * the buckets; it runs only for IDs the table does not hold yet, and costs
+ * at most 160 * (k + replacements) address compares. */
+
+static bool subnet_exempt(const struct km_table *t, const struct km_addr *a)
+{
+	return !t->cfg.strict_subnets && km_addr_is_local(a);
+}
+
+static int count_subnet(const struct km_table_entry *arr, int n,
+			const struct km_contact *c)
+{
+	int same = 0;
+
+	for (int j = 0; j < n; j++)
+		same += km_addr_same_subnet(&arr[j].c.addr, &c->addr) &&
+			!km_id_eq(&arr[j].c.id, &c->id);
+	return same;
+}
+
+/* Entries of bucket i, nodes and replacements, in c's subnet (c aside). */
+static int bucket_subnet(const struct km_table *t, int i,
+			 const struct km_contact *c)
+{
+	return count_subnet(nodes_of(t, i), t->b[i].n, c) +
+	       count_subnet(repl_of(t, i), t->b[i].nrepl, c);
+}
+
+/* The checks that do not depend on the bucket: BEP 42 strict mode and the
+ * table-wide subnet cap.  Counts what it rejects. */
+static bool table_admits(struct km_table *t, const struct km_contact *c)
+{
+	int same = 0;
+
+	if (t->cfg.bep42_strict && !km_bep42_id_valid(&c->id, &c->addr)) {
+		t->stats.rejected_bep42++;
+		return false;
+	}
+	if (subnet_exempt(t, &c->addr))
+		return true;
+	for (int i = 0; i < t->nbuckets && same < t->cfg.table_subnet_max; i++)
+		same += bucket_subnet(t, i, c);
+	if (same < t->cfg.table_subnet_max)
+		return true;
+	t->stats.rejected_subnet++;
+	return false;
+}
+
+static bool bucket_admits(struct km_table *t, int i, const struct km_contact *c)
+{
+	if (subnet_exempt(t, &c->addr) ||
+	    bucket_subnet(t, i, c) < t->cfg.bucket_subnet_max)
+		return true;
+	t->stats.rejected_subnet++;
+	return false;
+}
+
 /* A known ID heard again.  A bad entry may move to the new address: it is
  * about to be replaced anyway, and this is how a node behind a rebinding NAT
  * comes back.  Otherwise a different address is ignored outright -- letting
@@ -280,9 +356,11 @@ static enum km_offer_result update_known(struct km_table *t, int i, int j,
 	struct km_table_entry e = nodes_of(t, i)[j];
 
 	if (!km_addr_eq(&e.c.addr, &c->addr)) {
-		if (!is_bad(t, &e))
+		if (!is_bad(t, &e) || !table_admits(t, c) ||
+		    !bucket_admits(t, i, c))
 			return KM_OFFER_REJECTED;
 		e.c.addr = c->addr;
+		e.id_verified = km_bep42_id_valid(&c->id, &c->addr);
 		e.failures = 0;
 		e.last_reply = 0;
 		e.rtt_ms = 0;
@@ -318,7 +396,10 @@ static bool candidate(struct km_table *t, int i, const struct km_contact *c,
 	int j = slot_find(repl, t->b[i].nrepl, &c->id);
 
 	if (j < 0) {
-		*out = (struct km_table_entry){ .c = *c, .first_seen = now };
+		*out = (struct km_table_entry){
+			.c = *c, .first_seen = now,
+			.id_verified = km_bep42_id_valid(&c->id, &c->addr),
+		};
 		return true;
 	}
 	if (!km_addr_eq(&repl[j].c.addr, &c->addr))
@@ -347,7 +428,20 @@ static void cache_put(struct km_table *t, int i, const struct km_table_entry *e)
 	slot_insert(repl_of(t, i), &b->nrepl, e);
 }
 
-/* Asks for a ping of the least recently seen questionable node, but keeps
+/* True if a should be pinged before b (NULL): an unverified ID first (BEP 42
+ * preference: the slot a failed ping frees goes to a newcomer), then the
+ * least recently seen. */
+static bool ping_before(const struct km_table_entry *a,
+			const struct km_table_entry *b)
+{
+	if (b == NULL)
+		return true;
+	if (a->id_verified != b->id_verified)
+		return !a->id_verified;
+	return a->last_seen < b->last_seen;
+}
+
+/* Asks for a ping of the first questionable node by ping_before(), but keeps
  * no more pings in flight than there are replacements waiting: each ping
  * can free at most one slot. */
 static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
@@ -362,7 +456,7 @@ static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
 		if (e->ping_pending)
 			pending++;
 		else if (km_table_state(t, e, now) == KM_NODE_QUESTIONABLE &&
-			 (pick == NULL || e->last_seen < pick->last_seen))
+			 ping_before(e, pick))
 			pick = e;
 	}
 	if (pick == NULL || pending >= t->b[i].nrepl)
@@ -401,11 +495,15 @@ static enum km_offer_result offer_new(struct km_table *t,
 				      enum km_seen_kind kind, uint32_t rtt_ms,
 				      km_ms now, struct km_contact *to_ping)
 {
-	int i = make_room(t, &c->id), bad;
-	struct bucket *b = &t->b[i];
+	int i, bad;
+	struct bucket *b;
 	struct km_table_entry e;
 
-	if (!candidate(t, i, c, now, &e))
+	if (!table_admits(t, c))
+		return KM_OFFER_REJECTED;
+	i = make_room(t, &c->id);
+	b = &t->b[i];
+	if (!bucket_admits(t, i, c) || !candidate(t, i, c, now, &e))
 		return KM_OFFER_REJECTED;
 	entry_seen(&e, kind, rtt_ms, now);
 	if (b->n < t->cfg.k && t->size < (size_t)t->cfg.max_nodes) {
@@ -563,6 +661,11 @@ size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 size_t km_table_size(const struct km_table *t)
 {
 	return t->size;
+}
+
+struct km_table_stats km_table_stats(const struct km_table *t)
+{
+	return t->stats;
 }
 
 size_t km_table_usable(const struct km_table *t, km_ms now)

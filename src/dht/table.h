@@ -18,7 +18,16 @@
  * least-recently-seen one (KM_OFFER_PING).  The owner reports the outcome
  * with km_table_offer(..., KM_SEEN_REPLY, ...) or km_table_on_failure();
  * a node that goes bad is replaced from the cache.  Old, responsive nodes
- * therefore always win over newcomers.  */
+ * therefore always win over newcomers.
+ *
+ * Sybil and eclipse defences (go-ethereum's p2p/discover numbers): at most
+ * bucket_subnet_max nodes from one /24 (IPv6: /64) in a bucket and at most
+ * table_subnet_max in the whole table, replacement caches included.
+ * Loopback and private addresses are exempt unless strict_subnets is set.
+ * BEP 42: an entry whose ID matches its IP is "verified"; verified
+ * replacements are promoted first and unverified nodes are pinged first,
+ * which prefers them without ever evicting a responsive node, and
+ * bep42_strict rejects unverified IDs from public IPs outright.  */
 #ifndef KM_DHT_TABLE_H
 #define KM_DHT_TABLE_H
 
@@ -35,10 +44,21 @@ struct km_table_config {
 	int bad_after_failures; /* consecutive failures that make a node bad */
 	km_ms good_ms;          /* activity window for "good": 15 min */
 	km_ms refresh_ms;       /* a bucket untouched this long is refreshed */
+	int bucket_subnet_max;  /* entries per /24 or /64 in a bucket: 2 */
+	int table_subnet_max;   /* entries per /24 or /64 in the table: 10 */
+	bool strict_subnets;    /* caps apply to local addresses too */
+	bool bep42_strict;      /* reject public IPs whose ID fails BEP 42 */
+};
+
+/* How often the defences said no. */
+struct km_table_stats {
+	unsigned long rejected_subnet; /* a subnet cap was full */
+	unsigned long rejected_bep42;  /* bep42_strict and the ID did not match */
 };
 
 /* k=8, replacements=8, max_nodes=1280 (160 buckets of 8),
- * bad_after_failures=2, good_ms=15 min, refresh_ms=15 min. */
+ * bad_after_failures=2, good_ms=15 min, refresh_ms=15 min, subnet caps 2 and
+ * 10 with local addresses exempt, BEP 42 preferred but not required. */
 void km_table_config_default(struct km_table_config *cfg);
 
 enum km_node_state { KM_NODE_GOOD, KM_NODE_QUESTIONABLE, KM_NODE_BAD };
@@ -52,6 +72,7 @@ struct km_table_entry {
 	int failures;       /* consecutive unanswered queries */
 	bool ping_pending;  /* the table asked for a ping and awaits the result */
 	uint32_t rtt_ms;    /* smoothed round-trip time; 0 = unknown */
+	bool id_verified;   /* BEP 42 holds (always for local addresses) */
 };
 
 /* How we heard from a node. */
@@ -66,7 +87,8 @@ enum km_offer_result {
 	KM_OFFER_CACHED,   /* bucket full of good nodes; kept as a replacement */
 	KM_OFFER_PING,     /* cached, and *to_ping must be pinged now */
 	KM_OFFER_REJECTED, /* our own ID, an unusable address, a known ID from
-			      another address, or no room and no cache */
+			      another address, a subnet cap, BEP 42 strict,
+			      or no room and no cache */
 };
 
 struct km_table;
@@ -120,6 +142,7 @@ size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out);
 
 size_t km_table_size(const struct km_table *t);     /* entries in buckets */
+struct km_table_stats km_table_stats(const struct km_table *t);
 /* Entries that are not bad: O(size), for occasional checks. */
 size_t km_table_usable(const struct km_table *t, km_ms now);
 int km_table_bucket_count(const struct km_table *t);

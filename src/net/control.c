@@ -284,6 +284,110 @@ static void status_activity(cJSON *o, const struct km_node_stats *st,
 		(double)st->bootstrap_krpc_fallbacks, ok);
 }
 
+/* Every cap the node enforces, with its configured value and how often it
+ * bit, so an operator can see a defence at work (docs/CONTROL.md).  now or
+ * hit < 0: not tracked for this cap. */
+static void limit_cap(cJSON *lim, const char *key, double limit, double now,
+		      double hit, bool *ok)
+{
+	cJSON *o = put_obj(lim, key, ok);
+
+	put_num(o, "limit", limit, ok);
+	if (now >= 0)
+		put_num(o, "now", now, ok);
+	if (hit >= 0)
+		put_num(o, "hit", hit, ok);
+}
+
+/* The defence counters of every family's km_dht, summed. */
+struct limit_counts {
+	struct km_ratelimit_stats rs;
+	struct km_table_stats ts;
+	size_t banned_now, transactions;
+	unsigned long tx_full, trimmed, unsent;
+};
+
+static void limit_counts(struct km_node *n, km_ms now, struct limit_counts *c)
+{
+	*c = (struct limit_counts){ 0 };
+	for (int i = 0; i < 2; i++) {
+		struct km_dht *d = km_node_dht_of(n, families[i]);
+		const struct km_ratelimit *rl;
+		struct km_ratelimit_stats rs;
+		struct km_table_stats ts;
+		struct km_dht_stats ds;
+
+		if (!d)
+			continue;
+		rl = km_dht_ratelimit(d);
+		rs = km_ratelimit_stats(rl);
+		ts = km_table_stats(km_dht_table(d));
+		ds = km_dht_stats(d);
+		c->rs.limited += rs.limited;
+		c->rs.banned_drops += rs.banned_drops;
+		c->rs.bans += rs.bans;
+		c->rs.evictions += rs.evictions;
+		c->rs.entries += rs.entries;
+		c->ts.rejected_subnet += ts.rejected_subnet;
+		c->ts.rejected_bep42 += ts.rejected_bep42;
+		c->banned_now += km_ratelimit_banned_now(rl, now);
+		c->transactions += ds.transactions;
+		c->tx_full += ds.tx_full;
+		c->trimmed += ds.replies_trimmed;
+		c->unsent += ds.replies_unsent;
+	}
+}
+
+static void status_limits(cJSON *o, struct km_node *n, km_ms now, bool *ok)
+{
+	const struct km_node_config *nc = km_node_config(n);
+	const struct km_dht_config *dc = &nc->dht;
+	struct km_node_stats st = km_node_stats(n);
+	struct km_peers_stats ps = km_peers_stats(km_dht_peers(km_node_dht(n)));
+	struct limit_counts lc;
+	cJSON *lim = put_obj(o, "limits", ok), *r, *t, *a;
+
+	limit_counts(n, now, &lc);
+	r = put_obj(lim, "rate", ok);
+	put_num(r, "qps", dc->rate.qps, ok);
+	put_num(r, "burst", dc->rate.burst, ok);
+	put_num(r, "ban_after_drops", dc->rate.ban_drops, ok);
+	put_num(r, "ban_window_s", (double)dc->rate.ban_window_ms / 1000, ok);
+	put_num(r, "ban_s", (double)dc->rate.ban_ms / 1000, ok);
+	put_num(r, "limited", (double)lc.rs.limited, ok);
+	put_num(r, "banned_drops", (double)lc.rs.banned_drops, ok);
+	put_num(r, "bans_total", (double)lc.rs.bans, ok);
+	put_num(r, "banned_now", (double)lc.banned_now, ok);
+	limit_cap(lim, "rate_sources", (double)dc->rate.max_entries,
+		  (double)lc.rs.entries, (double)lc.rs.evictions, ok);
+	a = put_obj(lim, "amplification", ok);
+	put_num(a, "factor", dc->amplification, ok);
+	put_num(a, "unverified_reply_bps", (double)dc->unverified_reply_bps, ok);
+	put_num(a, "trimmed", (double)lc.trimmed, ok);
+	put_num(a, "unsent", (double)lc.unsent, ok);
+	limit_cap(lim, "transactions", (double)dc->max_transactions,
+		  (double)lc.transactions, (double)lc.tx_full, ok);
+	limit_cap(lim, "peers_stored", (double)dc->peers.max_total,
+		  (double)ps.total, (double)ps.rejected_full, ok);
+	t = put_obj(lim, "subnets", ok);
+	put_num(t, "per_bucket", dc->table.bucket_subnet_max, ok);
+	put_num(t, "per_table", dc->table.table_subnet_max, ok);
+	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.strict_subnets);
+	put_num(t, "rejected", (double)lc.ts.rejected_subnet, ok);
+	t = put_obj(lim, "bep42", ok);
+	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.bep42_strict);
+	put_num(t, "rejected", (double)lc.ts.rejected_bep42, ok);
+	limit_cap(lim, "table_nodes", dc->table.max_nodes,
+		  (double)km_table_size(km_dht_table(km_node_dht(n))), -1, ok);
+	limit_cap(lim, "neighbours_in", (double)nc->cm.max_in,
+		  (double)st.neighbours.in, (double)st.neighbours.refused_full, ok);
+	limit_cap(lim, "neighbours_out", (double)nc->cm.max_out,
+		  (double)st.neighbours.out, -1, ok);
+	limit_cap(lim, "links_per_ip", (double)nc->cm.max_per_ip, -1,
+		  (double)st.neighbours.refused_ip, ok);
+	limit_cap(lim, "seen_cache", (double)nc->bcast.seen_max, -1, -1, ok);
+}
+
 static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 			      bool *ok)
 {
@@ -377,6 +481,7 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);
+	status_limits(o, n, now, &ok);
 	return finish(o, ok);
 }
 

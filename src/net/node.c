@@ -350,8 +350,15 @@ static void save_state(struct km_node *n, km_ms now)
 	if (!c || !buf)
 		goto out;
 	count = table_contacts(n, c, SAVED_MAX, now);
-	if (count > 0)
+	if (count > 0) {
 		remember_saved(n, c, count);
+	} else {
+		/* An empty table (just restarted, or cut off) must not
+		 * overwrite the nodes we would rejoin from: save those. */
+		count = n->nsaved < SAVED_MAX ? n->nsaved : SAVED_MAX;
+		if (count > 0)
+			memcpy(c, n->saved, count * sizeof(*c));
+	}
 	len = km_state_encode(km_dht_id(n->dht), c, count, buf, cap);
 	if (len > 0 && n->cb.save_state)
 		n->cb.save_state(n->user, buf, (size_t)len);
