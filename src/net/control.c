@@ -434,6 +434,7 @@ static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
 	put_num(d, "relays_cut", (double)st.relays_cut, ok);
 	put_num(d, "relay_bytes", (double)st.relay_bytes, ok);
 	put_num(d, "relayed_links", (double)st.relayed_links, ok);
+	put_num(d, "upgrade_attempts", (double)st.upgrade_attempts, ok);
 }
 
 /* NAT awareness (net/nat.h): where peers see us, and whether they can

@@ -111,6 +111,7 @@ struct km_node_nat_stats {
 	unsigned long relays_cut;        /* ... cut at a limit */
 	unsigned long relay_bytes;       /* bytes relayed for others */
 	unsigned long relayed_links;     /* our links that went via a relay */
+	unsigned long upgrade_attempts;  /* punches asked for a relayed link */
 };
 
 enum km_via { KM_VIA_DIRECT, KM_VIA_PUNCHED, KM_VIA_RELAY };

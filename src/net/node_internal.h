@@ -44,6 +44,7 @@ struct link {
 	bool punched;             /* opened by hole punching (node_punch.c) */
 	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
 	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
+	km_ms next_upgrade;       /* relayed: next punch to replace it */
 	UT_hash_handle hh;
 };
 
@@ -70,6 +71,8 @@ struct dialer {
 };
 
 #define PUNCHES_MAX 4
+/* A relayed link asks its relay for a punch this often, to become direct. */
+#define KM_NODE_UPGRADE_MS KM_SECONDS(15)
 
 struct punch {
 	struct km_id id;
@@ -191,6 +194,7 @@ void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
 bool node_punch_on_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now);
 void node_punch_link_up(struct km_node *n, struct link *l);
+void node_punch_hello(struct km_node *n, struct link *l, km_ms now);
 void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
 km_ms node_punch_tick(struct km_node *n, km_ms now);
 

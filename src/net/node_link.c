@@ -316,6 +316,7 @@ static bool on_hello(struct km_node *n, struct link *l,
 	}
 	n->stats.hellos_ok++;
 	node_hello_observed(n, l, now);
+	node_punch_hello(n, l, now);
 	verify_peer(n, l, now);
 	return admit(n, l, now);
 }

@@ -109,10 +109,13 @@ static void on_go(struct km_node *n, const struct link *r,
 		  const struct km_peer *peer, km_ms now)
 {
 	struct punch *p;
+	struct link *existing;
 	struct km_id id;
 
 	memcpy(id.b, peer->id, KM_ID_LEN);
-	if (!n->cb.tcp_punch || link_to(n, &id) || punch_find(n, &id) ||
+	existing = link_to(n, &id);
+	if (!n->cb.tcp_punch || (existing && !existing->relay_via) ||
+	    punch_find(n, &id) ||
 	    km_id_eq(&id, km_dht_id(n->dht)))
 		return;
 	p = NULL;
@@ -184,9 +187,45 @@ void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now)
 	}
 }
 
+/* A punched link to a node we reach through a relay replaces the relayed
+ * one, before the connection manager would refuse it as a duplicate. */
+void node_punch_hello(struct km_node *n, struct link *l, km_ms now)
+{
+	struct link *v, *tmp;
+
+	if (!l->punched)
+		return;
+	HASH_ITER(hh, n->links, v, tmp)
+		if (v->relay_via && memcmp(v->relay_peer.b, l->hello.id,
+					   KM_ID_LEN) == 0)
+			link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
+}
+
+/* Relayed links keep asking their relay for a punch. */
+static km_ms upgrades(struct km_node *n, km_ms now)
+{
+	struct link *l, *tmp;
+	km_ms wake = 0;
+
+	HASH_ITER(hh, n->links, l, tmp) {
+		struct link *r;
+
+		if (!l->relay_via || l->state != LINK_UP)
+			continue;
+		if (now >= l->next_upgrade && (r = link_find(n, l->relay_via))) {
+			link_send_frame(n, r, KM_FRAME_PUNCH_REQ, l->relay_peer.b,
+					KM_ID_LEN);
+			n->ns.st.upgrade_attempts++;
+			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
+		}
+		wake = km_ms_earliest(wake, l->next_upgrade);
+	}
+	return wake;
+}
+
 km_ms node_punch_tick(struct km_node *n, km_ms now)
 {
-	km_ms wake = 0;
+	km_ms wake = upgrades(n, now);
 
 	for (size_t i = 0; i < PUNCHES_MAX; i++) {
 		struct punch *p = &n->ns.punches[i];

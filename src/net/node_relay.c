@@ -171,6 +171,7 @@ static void on_open(struct km_node *n, struct link *r,
 	}
 	l->relay_via = r->conn;
 	l->relay_peer = id;
+	l->next_upgrade = now + KM_NODE_UPGRADE_MS;
 	n->ns.st.relayed_links++;
 	if (dialler)
 		link_on_connected(n, l, now);

@@ -13,7 +13,14 @@ Asserted here:
 - each private node learns its NAT's public address by vote (KRPC `ip`,
   HELLO observed) and reports `private`; the public nodes report `public`;
 - the dial-back check finds the public nodes reachable and the private ones
-  not: those turn read-only (BEP 43) and send keepalives.
+  not: those turn read-only (BEP 43) and send keepalives;
+- cone NAT (plain masquerade): `dht-ctl punch` gives the two private hosts a
+  direct link through the rendezvous (via "punched"), and a broadcast flows
+  over it;
+- symmetric NAT (masquerade fully-random): punching fails, the link is
+  relayed (via "relay", never "direct"), a broadcast still arrives over it;
+  once the NATs are switched to plain masquerade, the relayed link's
+  periodic punch replaces it with a punched one.
 
 Namespaces are named with the PID and deleted in finally blocks.  The test
 skips itself, with a reason, only where it cannot build them (not root, no
@@ -29,6 +36,7 @@ import netns  # noqa: E402
 
 PUB = ["203.0.113.2", "203.0.113.3", "203.0.113.4"]
 NATS = {"1": ("198.51.100", "10.1.0"), "2": ("198.18.2", "10.2.0")}
+ROUTERS = []   # (namespace, WAN interface) of this test's NAT routers
 
 
 def nat_rules(wan, kind):
@@ -58,11 +66,22 @@ def build_internet(lab, kind):
         _, wan_if = lab.link(inet, wan + ".1/24", router, wan + ".2/24")
         lab.link(router, lan + ".1/24", host, lan + ".2/24")
         lab.run(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # Unanswered SYNs' conntrack entries (and their port mappings)
+        # would outlive a rule change by 2 minutes: see check_upgrade.
+        lab.run(router, "sysctl", "-qw",
+                "net.netfilter.nf_conntrack_tcp_timeout_syn_sent=3")
         lab.run(router, "ip", "route", "add", "default", "via", wan + ".1")
         lab.run(host, "ip", "route", "add", "default", "via", lan + ".1")
         lab.run(router, "nft", "-f", "/dev/stdin", stdin=nat_rules(wan_if, kind))
         hosts[tag] = host
+        ROUTERS.append((router, wan_if))
     return pub, hosts
+
+
+def switch_nats(lab, kind):
+    for router, wan_if in ROUTERS:
+        lab.run(router, "nft", "flush", "ruleset")
+        lab.run(router, "nft", "-f", "/dev/stdin", stdin=nat_rules(wan_if, kind))
 
 
 def status(n):
@@ -93,6 +112,7 @@ def test_behind_a_symmetric_nat_too(c, lab):
 
 
 def check_nat_awareness(c, lab, kind):
+    del ROUTERS[:]
     t0 = time.monotonic()
     public, a, b = start_network(c, lab, kind)
     for node, tag in ((a, "1"), (b, "2")):
@@ -125,6 +145,7 @@ def check_nat_awareness(c, lab, kind):
         check_punch_succeeds(c, a, b)
     else:
         check_punch_fails(c, a, b, public)
+        check_upgrade(c, lab, a, b)
     print("%s NAT: dial-back: public nodes reachable, private nodes unreachable -> "
           "read-only with keepalives (%.1f s more)" % (kind, checked))
     print("%s NAT: both private nodes learned their NAT's address "
@@ -188,6 +209,23 @@ def check_punch_fails(c, a, b, public):
     print("symmetric NAT: relayed link a<->b up %.1f s after the punch "
           "request; broadcast delivered over it; never reported direct" %
           relayed)
+
+
+def check_upgrade(c, lab, a, b):
+    """The NATs turn port-preserving: the relayed link's periodic punch
+    now succeeds and replaces it."""
+    t0 = time.monotonic()
+    switch_nats(lab, "cone")
+    kmtest.wait_until(lambda: (link_between(a, b) or {}).get("via") ==
+                      "punched", timeout=45, what="the relayed link upgraded")
+    took = time.monotonic() - t0
+    broadcast_over(c, a, b, "punched")
+    ups = status(a)["nat"]["upgrade_attempts"] + \
+        status(b)["nat"]["upgrade_attempts"]
+    assert ups >= 1
+    print("upgrade: with the NATs made port-preserving, the relayed link "
+          "became a punched one %.1f s later (%d upgrade requests)" %
+          (took, ups))
 
 
 def main():
