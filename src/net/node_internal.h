@@ -181,7 +181,6 @@ void node_observed(struct km_node *n, const struct km_addr *from,
 		   const struct km_addr *seen, km_ms now);
 void node_hello_observed(struct km_node *n, const struct link *l, km_ms now);
 void node_nat_init(struct km_node *n, km_ms now);
-void node_nat_neighbour_up(struct km_node *n, struct link *l, km_ms now);
 bool node_nat_on_frame(struct km_node *n, struct link *l,
 		       const struct km_frame *f, km_ms now);
 bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);

@@ -9,11 +9,16 @@ void node_observed(struct km_node *n, const struct km_addr *from,
 		   const struct km_addr *seen, km_ms now)
 {
 	char addr[KM_ADDR_STRLEN];
+	struct km_addr before = n->nat.external;
 
 	if (!km_nat_vote(&n->nat, from, seen, now))
 		return;
 	km_addr_format(&n->nat.external, addr, sizeof(addr));
-	node_log(n, KM_LOG_INFO, "external address %s (%s)", addr,
+	/* Behind a symmetric NAT the port changes all the time: only a new
+	 * IP is news at the default level. */
+	node_log(n, km_addr_ip_eq(&before, &n->nat.external) ? KM_LOG_DEBUG
+							       : KM_LOG_INFO,
+		 "external address %s (%s)", addr,
 		 km_reach_name(km_nat_reachability(&n->nat)));
 }
 
@@ -48,6 +53,7 @@ struct km_nat *km_node_nat(struct km_node *n)
 #define RECHECK_MS KM_MINUTES(10)
 #define KEEPALIVE_MS KM_SECONDS(20)
 #define KEEPALIVE_PEERS 3
+#define STABLE_MS KM_SECONDS(1)
 
 void node_nat_init(struct km_node *n, km_ms now)
 {
@@ -65,26 +71,44 @@ static void send_nonce(struct km_node *n, struct link *l, uint8_t type,
 	link_send_frame(n, l, type, body, sizeof(body));
 }
 
-/* Any neighbour can dial: even one behind a NAT reaches a public node. */
-void node_nat_neighbour_up(struct km_node *n, struct link *l, km_ms now)
+/* Any neighbour can dial, even one behind a NAT (it reaches a public node).
+ * Only links up for STABLE_MS are asked: a link closed at once as a
+ * duplicate of another would lose the request. */
+static bool askable(const struct km_node *n, const struct link *l, km_ms now)
+{
+	return l->neighbour && l->hello.listen_port != 0 &&
+	       now >= l->up_since + STABLE_MS && !l->relay_via;
+}
+
+/* Starts a check when one is due and a neighbour can be asked; returns
+ * when to look again (0: nothing to wait for). */
+static km_ms start_check(struct km_node *n, km_ms now)
 {
 	struct node_nat_state *s = &n->ns;
+	struct link *l, *tmp;
+	km_ms wake = 0;
 
-	if (l->hello.listen_port == 0 || n->cfg.port == 0)
-		return;
-	if (s->deadline == 0) {
-		if (now < s->next_check)
-			return;
-		s->nonce = km_rng_u64(n->rng);
-		s->asked = 0;
-		s->deadline = now + n->cfg.dialback_timeout_ms;
-		s->next_check = now + RECHECK_MS;
+	if (s->deadline != 0 || now < s->next_check || n->cfg.port == 0)
+		return s->deadline ? s->deadline : s->next_check;
+	HASH_ITER(hh, n->links, l, tmp) {
+		if (!askable(n, l, now)) {
+			if (l->neighbour)
+				wake = km_ms_earliest(wake, l->up_since + STABLE_MS);
+			continue;
+		}
+		if (s->deadline == 0) {
+			s->nonce = km_rng_u64(n->rng);
+			s->asked = 0;
+			s->deadline = now + n->cfg.dialback_timeout_ms;
+			s->next_check = now + RECHECK_MS;
+		}
+		if (s->asked >= DIALBACK_ASK)
+			break;
+		s->asked++;
+		s->st.dialbacks_asked++;
+		send_nonce(n, l, KM_FRAME_DIAL_ME, s->nonce);
 	}
-	if (s->asked >= DIALBACK_ASK)
-		return;
-	s->asked++;
-	s->st.dialbacks_asked++;
-	send_nonce(n, l, KM_FRAME_DIAL_ME, s->nonce);
+	return s->deadline ? s->deadline : wake;
 }
 
 static void set_read_only(struct km_node *n, bool ro)
@@ -216,7 +240,7 @@ km_ms node_nat_tick(struct km_node *n, km_ms now)
 
 	if (s->deadline != 0 && now >= s->deadline)
 		verdict(n, KM_REACH_PRIVATE);
-	wake = km_ms_earliest(wake, s->deadline);
+	wake = km_ms_earliest(wake, start_check(n, now));
 	for (size_t i = 0; i < DIALERS_MAX; i++) {
 		struct dialer *d = &s->dialers[i];
 

@@ -61,7 +61,6 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 	km_addr_format(&l->remote, addr, sizeof(addr));
 	node_log(n, KM_LOG_DEBUG, "neighbour %s up (%s)", addr,
 		 l->outbound ? "out" : "in");
-	node_nat_neighbour_up(n, l, now);
 	node_punch_link_up(n, l);
 }
 

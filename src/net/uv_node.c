@@ -495,6 +495,28 @@ static void node_tcp_punch(void *user, uint64_t id, const struct km_addr *to)
 	}
 }
 
+/* A node listening on one address connects from it too: its peers then
+ * see (and dial back, and tell others) the address it listens on, not
+ * whichever one the kernel would pick. */
+static int bind_like_listener(struct km_uv_node *u, struct conn *c,
+			      uint8_t family)
+{
+	struct sock_pair *sp = pair_for(u, family);
+	struct sockaddr_storage local;
+	struct km_addr a;
+	int len = sizeof(local);
+	static const uint8_t zero[16];
+
+	if (!sp || uv_tcp_getsockname(&sp->listener, (struct sockaddr *)&local,
+				      &len) < 0 ||
+	    !km_uv_addr_from_sockaddr((struct sockaddr *)&local, &a) ||
+	    memcmp(a.ip, zero, km_addr_ip_len(&a)) == 0)
+		return 0;
+	a.port = 0;
+	km_uv_addr_to_sockaddr(&a, &local);
+	return uv_tcp_bind(&c->tcp, (struct sockaddr *)&local, 0);
+}
+
 static void node_tcp_connect(void *user, uint64_t id, const struct km_addr *to)
 {
 	struct km_uv_node *u = user;
@@ -508,7 +530,9 @@ static void node_tcp_connect(void *user, uint64_t id, const struct km_addr *to)
 		return;
 	conn_hash(c, id);
 	c->connecting = true;
-	rc = km_uv_addr_to_sockaddr(to, &ss);
+	rc = bind_like_listener(u, c, to->family);
+	if (rc >= 0)
+		rc = km_uv_addr_to_sockaddr(to, &ss);
 	if (rc >= 0)
 		rc = uv_tcp_connect(&c->connect_req, &c->tcp,
 				    (const struct sockaddr *)&ss, on_connect);

@@ -139,7 +139,8 @@ def check_nat_awareness(c, lab, kind):
     checked = time.monotonic() - t1
     for p in public:
         kmtest.wait_until(lambda: status(p)["nat"]["dialbacks_ok"] >= 1,
-                          timeout=30, what="a public node's dial-back")
+                          timeout=30, what="a public node's dial-back: %r"
+                          % (status(p),))
         assert not status(p)["read_only"]
     if kind == "cone":
         check_punch_succeeds(c, a, b)

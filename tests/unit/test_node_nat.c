@@ -11,7 +11,7 @@ struct fake {
 	uint64_t last_conn;
 	struct km_addr last_dial;
 	int connects, closes;
-	uint8_t sent[4096];       /* bytes sent on any connection */
+	uint8_t sent[1 << 18];    /* bytes sent on any connection */
 	size_t nsent;
 };
 
@@ -56,7 +56,7 @@ static const uint8_t peer_ip[4] = { 127, 0, 0, 9 };
 static void feed(uint64_t conn, uint8_t type, const uint8_t *body, size_t len,
 		 km_ms now)
 {
-	uint8_t buf[512];
+	uint8_t buf[1024];
 	int w = km_frame_encode(buf, sizeof(buf), type, body, len);
 
 	cr_assert_gt(w, 0);
@@ -117,6 +117,8 @@ static uint64_t node_with_neighbour(void)
 	memset(h.id, 0x77, sizeof(h.id));
 	len = km_hello_encode(body, sizeof(body), &h);
 	feed(conn, KM_FRAME_HELLO, body, (size_t)len, 1001);
+	/* Asked once the link has been up a second. */
+	km_node_tick(n, 2001);
 	return conn;
 }
 
@@ -128,7 +130,7 @@ static void teardown(void)
 
 TestSuite(node_nat, .fini = teardown);
 
-Test(node_nat, a_neighbour_is_asked_to_dial_back)
+Test(node_nat, a_neighbour_is_asked_to_dial_back_once_its_link_is_stable)
 {
 	uint64_t nonce;
 
@@ -140,7 +142,7 @@ Test(node_nat, a_neighbour_is_asked_to_dial_back)
 Test(node_nat, no_dialback_in_time_makes_the_node_private_and_read_only)
 {
 	node_with_neighbour();
-	km_node_tick(n, 1001 + KM_SECONDS(8));
+	km_node_tick(n, 2001 + KM_SECONDS(8));
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
 	cr_assert(km_node_config(n)->dht.read_only);
 	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 1);
@@ -154,16 +156,16 @@ Test(node_nat, a_dialback_with_our_nonce_makes_the_node_public)
 	node_with_neighbour();
 	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
 	km_addr_set_v4(&from, peer_ip, 40000);
-	in = km_node_tcp_accepted(n, &from, 2000);
+	in = km_node_tcp_accepted(n, &from, 2100);
 	cr_assert_neq(in, 0);
-	feed_nonce(in, KM_FRAME_DIALBACK, nonce ^ 1, 2001);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce ^ 1, 2101);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN,
 		     "a wrong nonce proves nothing");
-	in = km_node_tcp_accepted(n, &from, 2002);
-	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2003);
+	in = km_node_tcp_accepted(n, &from, 2102);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2103);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 	cr_assert_not(km_node_config(n)->dht.read_only);
-	km_node_tick(n, 1001 + KM_SECONDS(8));
+	km_node_tick(n, 2001 + KM_SECONDS(8));
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 }
 
@@ -194,4 +196,97 @@ Test(node_nat, dialbacks_for_others_are_capped_and_time_out)
 	closes = f.closes;
 	km_node_tick(n, 3000 + KM_SECONDS(5));
 	cr_assert_eq(f.closes, closes + 4);
+}
+
+/* Counts frames of type in what the node sent. */
+static int sent_count(uint8_t type)
+{
+	int count = 0;
+
+	for (size_t i = 0; i + KM_FRAME_HEADER_LEN <= f.nsent;) {
+		struct km_frame fr;
+		size_t used;
+
+		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
+			break;
+		count += fr.type == type;
+		i += used;
+	}
+	return count;
+}
+
+/* The node from node_with_neighbour() plus an inbound neighbour with ID
+ * 0x88...; returns that link's conn. */
+static uint64_t second_neighbour(struct km_id *id)
+{
+	struct km_hello h = { .version = KM_PROTO_VERSION,
+			      .network = KM_NETWORK_ID_DEFAULT,
+			      .listen_port = 6999 };
+	uint8_t body[KM_HELLO_MAX_LEN];
+	struct km_addr from;
+	uint64_t conn;
+	uint8_t ip[4] = { 127, 0, 0, 10 };
+	int len;
+
+	km_addr_set_v4(&from, ip, 50000);
+	conn = km_node_tcp_accepted(n, &from, 2500);
+	cr_assert_neq(conn, 0);
+	memset(h.id, 0x88, sizeof(h.id));
+	memcpy(id->b, h.id, KM_ID_LEN);
+	len = km_hello_encode(body, sizeof(body), &h);
+	feed(conn, KM_FRAME_HELLO, body, (size_t)len, 2501);
+	f.nsent = 0;
+	return conn;
+}
+
+Test(node_nat, a_rendezvous_tells_both_sides_about_each_other)
+{
+	uint64_t x = node_with_neighbour();
+	struct km_id y;
+
+	second_neighbour(&y);
+	feed(x, KM_FRAME_PUNCH_REQ, y.b, KM_ID_LEN, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_GO), 2);
+	cr_assert_eq(km_node_nat_stats(n).punches_coordinated, 1);
+}
+
+Test(node_nat, a_relay_forwards_data_and_cuts_a_circuit_over_its_rate)
+{
+	uint64_t x = node_with_neighbour();
+	static uint8_t data[KM_ID_LEN + 8192];
+	struct km_id y;
+
+	second_neighbour(&y);
+	feed(x, KM_FRAME_RELAY_REQ, y.b, KM_ID_LEN, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_RELAY_OPEN), 2);
+	memcpy(data, y.b, KM_ID_LEN);
+	feed(x, KM_FRAME_RELAY_DATA, data, KM_ID_LEN + 5, 3001);
+	cr_assert_eq(sent_count(KM_FRAME_RELAY_DATA), 1);
+	cr_assert_eq(km_node_nat_stats(n).relay_bytes, 5);
+	/* 64 KiB per second at most: the ninth 8 KiB chunk is too many. */
+	for (int i = 0; i < 9; i++) {
+		uint8_t frame[KM_FRAME_HEADER_LEN + sizeof(data)];
+		int w = km_frame_encode(frame, sizeof(frame), KM_FRAME_RELAY_DATA,
+					data, sizeof(data));
+
+		km_node_tcp_recv(n, x, frame, (size_t)w, 3002);
+	}
+	cr_assert_eq(km_node_nat_stats(n).relays_cut, 1);
+	cr_assert_eq(sent_count(KM_FRAME_RELAY_CLOSE), 2);
+}
+
+Test(node_nat, relay_frames_before_hello_are_a_protocol_error)
+{
+	struct km_addr from;
+	uint64_t conn;
+	uint8_t ip[4] = { 127, 0, 0, 11 };
+	uint8_t id[KM_ID_LEN] = { 0 };
+
+	node_with_neighbour();
+	km_addr_set_v4(&from, ip, 50001);
+	conn = km_node_tcp_accepted(n, &from, 3000);
+	f.nsent = 0;
+	feed(conn, KM_FRAME_RELAY_REQ, id, sizeof(id), 3001);
+	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
+	cr_assert_eq(km_node_nat_stats(n).relays_served, 0);
 }
