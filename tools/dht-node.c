@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <uv.h>
 
 #include "common/identity.h"
@@ -52,7 +53,7 @@ struct opts {
 	long save_interval_ms;   /* 0 = use save_interval */
 	bool strict_subnets, bep42_strict;
 	long rate_qps, rate_burst, ban_time;
-	long max_out, max_in, max_per_ip, ping_interval;
+	long max_out, max_in, max_per_ip, max_per_16, ping_interval;
 	bool cap_loopback;
 	bool no_lan;
 	enum km_log_level level;
@@ -69,11 +70,14 @@ enum {
 	OPT_RATE_BURST,
 	OPT_BAN_TIME,
 	OPT_SAVE_INTERVAL_MS,
+	OPT_MAX_PER_16,
 	OPT_NO_LAN,
 };
 
 struct daemon {
 	uv_loop_t loop;
+	bool has_key;                   /* DIR/key was loaded or created */
+	uint8_t key[KM_IDENT_SEED_LEN];
 	uv_signal_t sigs[2];
 	struct km_uv_node *node;
 	struct km_uv_control *control; /* NULL without a control socket */
@@ -98,11 +102,13 @@ static void usage(FILE *f)
 "  -B, --bootstrap H:P     join through this node: HOST:PORT or\n"
 "                          [IPv6]:PORT (repeatable, up to %d; names are\n"
 "                          resolved to a family the node listens on)\n"
-"  -d, --state-dir DIR     keep the node ID (DIR/id), the routing table\n"
+"  -d, --state-dir DIR     keep the node ID (DIR/id), its Ed25519 key\n"
+"                          (DIR/key, mode 0600), the routing table\n"
 "                          (DIR/nodes.dat) and the control socket\n"
 "                          (DIR/control.sock) here; created 0700 if missing.\n"
 "                          With saved nodes the node rejoins by itself.\n"
-"                          Without it: a random ID and nothing saved\n"
+"                          Without it: a random ID, an ephemeral key and\n"
+"                          nothing saved\n"
 "  -c, --control PATH      control socket (default DIR/control.sock with\n"
 "                          --state-dir, otherwise none: no control socket)\n"
 "  -k N                    bucket and lookup result size (default 8)\n"
@@ -125,7 +131,10 @@ static void usage(FILE *f)
 "  -I, --max-in N          overlay neighbours to accept (default 32)\n"
 "      --max-per-ip N      connections accepted from one IP address\n"
 "                          (default 4; 0 = no cap)\n"
-"      --cap-loopback      apply --max-per-ip to loopback addresses too\n"
+"      --max-per-16 N      overlay neighbours per IPv4 /16 or IPv6 /32\n"
+"                          (default 4; 0 = no cap)\n"
+"      --cap-loopback      apply --max-per-ip and --max-per-16 to loopback\n"
+"                          addresses too\n"
 "                          (exempt by default, for local test networks)\n"
 "      --ping-interval MS  PING each neighbour every MS milliseconds\n"
 "                          (default 15000); 3 missed PONGs drop it\n"
@@ -162,6 +171,7 @@ static const struct option long_opts[] = {
 	{ "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
 	{ "cap-loopback", no_argument, NULL, OPT_CAP_LOOPBACK },
 	{ "ping-interval", required_argument, NULL, OPT_PING_INTERVAL },
+	{ "max-per-16", required_argument, NULL, OPT_MAX_PER_16 },
 	{ "no-lan", no_argument, NULL, OPT_NO_LAN },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
@@ -214,6 +224,7 @@ static int parse_one(struct opts *o, int c)
 	case 'O': return km_tool_parse_long(PROG, "--max-out", optarg, 0, 256, &o->max_out) ? 0 : -1;
 	case 'I': return km_tool_parse_long(PROG, "--max-in", optarg, 0, 1024, &o->max_in) ? 0 : -1;
 	case OPT_MAX_PER_IP: return km_tool_parse_long(PROG, "--max-per-ip", optarg, 0, 1024, &o->max_per_ip) ? 0 : -1;
+	case OPT_MAX_PER_16: return km_tool_parse_long(PROG, "--max-per-16", optarg, 0, 1024, &o->max_per_16) ? 0 : -1;
 	case OPT_CAP_LOOPBACK: o->cap_loopback = true; return 0;
 	case OPT_PING_INTERVAL: return km_tool_parse_long(PROG, "--ping-interval", optarg, 100, 3600000, &o->ping_interval) ? 0 : -1;
 	case 'l':
@@ -237,6 +248,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	*o = (struct opts){ .k = 8, .alpha = 3, .save_interval = 60,
 			    .rate_qps = 20, .rate_burst = 40, .ban_time = 600,
 			    .max_out = 8, .max_in = 32, .max_per_ip = 4,
+			    .max_per_16 = 4,
 			    .ping_interval = 15000, .level = KM_LOG_INFO };
 	while ((c = getopt_long(argc, argv, "p:b:sB:d:c:k:a:S:O:I:l:hV", long_opts,
 				NULL)) != -1) {
@@ -318,6 +330,7 @@ static void node_config(const struct opts *o, const struct km_id *id,
 	cfg->cm.max_out = (size_t)o->max_out;
 	cfg->cm.max_in = (size_t)o->max_in;
 	cfg->cm.max_per_ip = (size_t)o->max_per_ip;
+	cfg->cm.max_per_16 = (size_t)o->max_per_16;
 	cfg->cm.cap_loopback = o->cap_loopback;
 	cfg->ping_interval_ms = (km_ms)o->ping_interval;
 	/* Room for every neighbour plus handshakes in progress. */
@@ -465,8 +478,9 @@ static void print_ready(struct daemon *d, const struct km_id *id)
 	fflush(stdout);
 }
 
-/* Identity and saved contacts; a state dir is optional. */
-static bool load_state(const struct opts *o, struct km_id *id,
+/* Identity (ID and key) and saved contacts; a state dir is optional.
+ * Without one, the node draws an ephemeral key from the OS rng. */
+static bool load_state(const struct opts *o, struct daemon *d, struct km_id *id,
 		       struct km_contact *saved, size_t *nsaved)
 {
 	int rc;
@@ -479,6 +493,9 @@ static bool load_state(const struct opts *o, struct km_id *id,
 	rc = km_uv_fs_mkdir_private(o->state_dir);
 	if (rc == 0)
 		rc = km_tool_identity_load(o->state_dir, id);
+	if (rc == 0)
+		rc = km_tool_key_load(o->state_dir, id, d->key);
+	d->has_key = rc == 0;
 	if (rc < 0) {
 		fprintf(stderr, PROG ": --state-dir %s: %s\n", o->state_dir,
 			strerror(-rc));
@@ -522,6 +539,18 @@ static int start_node(struct daemon *d, const struct opts *o,
 	return rc;
 }
 
+/* Broadcast sequence numbers start at the wall clock in ms, shifted left by
+ * 20: a restarted node counts on from above its old numbers (so peers'
+ * replay windows accept it) unless it sent over a million messages per ms. */
+static uint64_t wall_clock_seq(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return 0; /* random start */
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 20;
+}
+
 static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 	       const struct km_contact *saved, size_t nsaved)
 {
@@ -534,6 +563,9 @@ static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 	    !resolve_bootstraps(o, binds, nbinds) || !control_path(o, d))
 		return 2;
 	node_config(o, id, &cfg);
+	cfg.has_key = d->has_key;
+	memcpy(cfg.key_seed, d->key, sizeof(cfg.key_seed));
+	cfg.bcast.seq_start = wall_clock_seq();
 	uv_loop_init(&d->loop);
 	rc = start_node(d, o, binds, nbinds, &cfg, saved, nsaved);
 	if (rc < 0) {
@@ -567,7 +599,7 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc < 0 ? 2 : 0;
 	km_tool_log_init(o.level);
-	if (!load_state(&o, &id, saved, &nsaved))
+	if (!load_state(&o, &d, &id, saved, &nsaved))
 		return 1;
 	km_tool_log_set_id(&id);
 	if (!o.seed && o.nboot == 0 && nsaved == 0 && o.no_lan) {

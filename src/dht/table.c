@@ -506,6 +506,8 @@ static enum km_offer_result offer_new(struct km_table *t,
 	if (!bucket_admits(t, i, c) || !candidate(t, i, c, now, &e))
 		return KM_OFFER_REJECTED;
 	entry_seen(&e, kind, rtt_ms, now);
+	if (b->n < t->cfg.k && t->size >= (size_t)t->cfg.max_nodes)
+		t->stats.capped++;
 	if (b->n < t->cfg.k && t->size < (size_t)t->cfg.max_nodes) {
 		e.first_seen = now;
 		slot_insert(nodes_of(t, i), &b->n, &e);

@@ -54,6 +54,7 @@ struct km_table_config {
 struct km_table_stats {
 	unsigned long rejected_subnet; /* a subnet cap was full */
 	unsigned long rejected_bep42;  /* bep42_strict and the ID did not match */
+	unsigned long capped;          /* a bucket had room but max_nodes did not */
 };
 
 /* k=8, replacements=8, max_nodes=1280 (160 buckets of 8),

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "dht/ident.h"
 #include "proto/err.h"
 #include "proto/wire.h"
 
@@ -35,6 +36,23 @@ struct seen {
 	UT_hash_handle hh;
 };
 
+/* What this node knows of one origin: its key (pinned on first use), the
+ * sequence numbers it has accepted (top and the 64 below it, as a bitmap),
+ * and its token bucket (in thousandths of a message). */
+struct origin {
+	struct km_id id;
+	uint8_t pubkey[KM_PUBKEY_LEN];
+	bool has_key;
+	bool has_seq;
+	uint64_t top;
+	uint64_t window;       /* bit i: top - i was accepted */
+	uint64_t tokens;
+	km_ms refilled, used;
+	UT_hash_handle hh;
+};
+
+#define REPLAY_WINDOW 64
+
 /* A message announced by IHAVE whose payload has not arrived. */
 struct missing {
 	uint8_t id[KM_MSG_ID_LEN];
@@ -50,7 +68,10 @@ struct km_bcast {
 	struct km_bcast_callbacks cb;
 	void *user;
 	struct km_rng *rng;
+	struct km_ident ident;
 	uint64_t seq;
+	struct origin *origins;
+	size_t norigins;
 	struct peer *peers;
 	uint32_t *pick;       /* scratch for random choices, peers_cap long */
 	size_t npeers, peers_cap;
@@ -76,10 +97,14 @@ void km_bcast_config_default(struct km_bcast_config *cfg)
 		.missing_max = 4096,
 		.lazy_fanout = 4,
 		.repair_grafts = 4,
+		.origins_max = 4096,
+		.origin_rate = 50,
+		.origin_burst = 200,
 	};
 }
 
 struct km_bcast *km_bcast_new(const struct km_id *self,
+			      const struct km_ident *ident,
 			      const struct km_bcast_config *cfg,
 			      const struct km_bcast_callbacks *cb, void *user,
 			      struct km_rng *rng, km_ms now)
@@ -99,11 +124,13 @@ struct km_bcast *km_bcast_new(const struct km_id *self,
 	b->rng = rng;
 	/* Random, so that a restarted node does not reuse its old IDs; the top
 	 * bit is left clear so the counter cannot wrap in practice. */
-	b->seq = km_rng_u64(rng) >> 1;
+	b->seq = b->cfg.seq_start ? b->cfg.seq_start : km_rng_u64(rng) >> 1;
+	b->ident = *ident;
 	return b;
 }
 
 static void seen_drop(struct km_bcast *b, struct seen *e);
+static void origins_clear(struct km_bcast *b);
 
 void km_bcast_del(struct km_bcast *b)
 {
@@ -117,6 +144,7 @@ void km_bcast_del(struct km_bcast *b)
 		HASH_DEL(b->missing, m);
 		free(m);
 	}
+	origins_clear(b);
 	for (size_t i = 0; i < b->npeers; i++)
 		free(b->peers[i].ihave);
 	free(b->peers);
@@ -284,8 +312,11 @@ static void seen_drop(struct km_bcast *b, struct seen *e)
  * a cap.  Entries are appended with the same TTL, so oldest = first due. */
 static void expire_seen(struct km_bcast *b, km_ms now, size_t max)
 {
-	while (b->seen && (b->seen->expires <= now || b->nseen > max))
+	while (b->seen && (b->seen->expires <= now || b->nseen > max)) {
+		if (b->seen->expires > now)
+			b->st.seen_evicted++; /* the cap bit, not the clock */
 		seen_drop(b, b->seen);
+	}
 }
 
 static void expire_cache(struct km_bcast *b, km_ms now)
@@ -443,20 +474,165 @@ static void relay(struct km_bcast *b, const uint8_t *body, size_t len,
 		ihave_queue(b, &b->peers[b->pick[i]], body, now);
 }
 
-/* SHA-1(origin | seq | payload). */
-static int message_id(const uint8_t *origin, uint64_t seq,
-		      const uint8_t *payload, size_t len, struct km_id *out)
+/* The bytes an origin signs: context | id | origin | seq | payload.  The
+ * message ID is the SHA-1 of everything after the ID, so one buffer serves
+ * both; the hop count is left out because relays change it. */
+static const char sig_context[16] = "kadmesh msg v2";
+#define TBS_HASHED (16 + KM_MSG_ID_LEN)
+#define TBS_HEAD (TBS_HASHED + KM_NODE_ID_LEN + 8)
+
+static uint8_t *message_tbs(const struct km_message *m, struct km_id *id)
 {
-	uint8_t *buf = malloc(KM_NODE_ID_LEN + 8 + len);
+	uint8_t *buf = malloc(TBS_HEAD + m->payload_len);
 
 	if (!buf)
+		return NULL;
+	memcpy(buf, sig_context, sizeof(sig_context));
+	memcpy(buf + TBS_HASHED, m->origin, KM_NODE_ID_LEN);
+	km_wire_put_u64(buf + TBS_HASHED + KM_NODE_ID_LEN, m->seq);
+	if (m->payload_len)
+		memcpy(buf + TBS_HEAD, m->payload, m->payload_len);
+	km_id_sha1(buf + TBS_HASHED, TBS_HEAD - TBS_HASHED + m->payload_len, id);
+	memcpy(buf + 16, id->b, KM_MSG_ID_LEN);
+	return buf;
+}
+
+/* ---- Origins: keys, replay window, rate limit ---- */
+
+static void origins_clear(struct km_bcast *b)
+{
+	struct origin *o, *t;
+
+	HASH_ITER(hh, b->origins, o, t) {
+		HASH_DEL(b->origins, o);
+		free(o);
+	}
+	b->norigins = 0;
+}
+
+/* A full table forgets the origin heard from least recently: its pin, its
+ * window and its bucket (a scan, only when a new origin arrives at the cap). */
+static void origin_forget_oldest(struct km_bcast *b)
+{
+	struct origin *o, *t, *old = NULL;
+
+	HASH_ITER(hh, b->origins, o, t)
+		if (!old || o->used < old->used)
+			old = o;
+	if (old) {
+		HASH_DEL(b->origins, old);
+		free(old);
+		b->norigins--;
+	}
+}
+
+static struct origin *origin_get(struct km_bcast *b, const uint8_t *id,
+				 km_ms now)
+{
+	struct origin *o;
+
+	HASH_FIND(hh, b->origins, id, KM_NODE_ID_LEN, o);
+	if (o)
+		return o;
+	if (b->norigins >= b->cfg.origins_max)
+		origin_forget_oldest(b);
+	if (!(o = calloc(1, sizeof(*o))))
+		return NULL;
+	memcpy(o->id.b, id, KM_NODE_ID_LEN);
+	o->tokens = (uint64_t)b->cfg.origin_burst * 1000;
+	o->refilled = o->used = now;
+	HASH_ADD(hh, b->origins, id.b, KM_NODE_ID_LEN, o);
+	b->norigins++;
+	return o;
+}
+
+int km_bcast_pin(struct km_bcast *b, const struct km_id *origin,
+		 const uint8_t pubkey[static KM_PUBKEY_LEN], km_ms now)
+{
+	struct origin *o = origin_get(b, origin->b, now);
+
+	if (!o)
 		return KM_ERR_NOMEM;
-	memcpy(buf, origin, KM_NODE_ID_LEN);
-	km_wire_put_u64(buf + KM_NODE_ID_LEN, seq);
-	if (len)
-		memcpy(buf + KM_NODE_ID_LEN + 8, payload, len);
-	km_id_sha1(buf, KM_NODE_ID_LEN + 8 + len, out);
-	free(buf);
+	if (o->has_key && memcmp(o->pubkey, pubkey, KM_PUBKEY_LEN) != 0)
+		return KM_ERR_AUTH;
+	memcpy(o->pubkey, pubkey, KM_PUBKEY_LEN);
+	o->has_key = true;
+	return 0;
+}
+
+/* Sequence numbers: newer than top, or one of the REPLAY_WINDOW below it
+ * not yet seen.  Anything older is a replay as far as we can tell. */
+static bool seq_fresh(const struct origin *o, uint64_t seq)
+{
+	if (!o->has_seq || seq > o->top)
+		return true;
+	if (o->top - seq >= REPLAY_WINDOW)
+		return false;
+	return !(o->window & ((uint64_t)1 << (o->top - seq)));
+}
+
+static void seq_mark(struct origin *o, uint64_t seq)
+{
+	if (!o->has_seq) {
+		o->has_seq = true;
+		o->top = seq;
+		o->window = 1;
+	} else if (seq > o->top) {
+		uint64_t shift = seq - o->top;
+
+		o->window = shift >= REPLAY_WINDOW ? 1 : (o->window << shift) | 1;
+		o->top = seq;
+	} else {
+		o->window |= (uint64_t)1 << (o->top - seq);
+	}
+}
+
+static bool take_token(struct km_bcast *b, struct origin *o, km_ms now)
+{
+	uint64_t cap = (uint64_t)b->cfg.origin_burst * 1000;
+
+	o->tokens += (now - o->refilled) * b->cfg.origin_rate;
+	if (o->tokens > cap)
+		o->tokens = cap;
+	o->refilled = now;
+	if (o->tokens < 1000)
+		return false;
+	o->tokens -= 1000;
+	return true;
+}
+
+/* Returns 0 to accept, KM_ERR_AUTH for a forgery, KM_ERR_FULL to drop
+ * quietly (replayed or over the origin's rate). */
+static int check_origin(struct km_bcast *b, const struct km_message *m,
+			const uint8_t *tbs, km_ms now)
+{
+	struct origin *o;
+
+	/* Nobody else may speak in our name (our own key is never evicted). */
+	if (memcmp(m->origin, b->self.b, KM_NODE_ID_LEN) == 0 &&
+	    memcmp(m->pubkey, b->ident.pub, KM_PUBKEY_LEN) != 0) {
+		b->st.forged++;
+		return KM_ERR_AUTH;
+	}
+	if (!(o = origin_get(b, m->origin, now)))
+		return KM_ERR_NOMEM;
+	if ((o->has_key && memcmp(o->pubkey, m->pubkey, KM_PUBKEY_LEN) != 0) ||
+	    !km_ident_verify(m->pubkey, tbs, TBS_HEAD + m->payload_len, m->sig)) {
+		b->st.forged++;
+		return KM_ERR_AUTH;
+	}
+	o->used = now;
+	if (!seq_fresh(o, m->seq)) {
+		b->st.replayed++;
+		return KM_ERR_FULL;
+	}
+	if (!take_token(b, o, now)) {
+		b->st.rate_limited++;
+		return KM_ERR_FULL;
+	}
+	memcpy(o->pubkey, m->pubkey, KM_PUBKEY_LEN);
+	o->has_key = true;
+	seq_mark(o, m->seq);
 	return 0;
 }
 
@@ -482,22 +658,35 @@ static int accept_new(struct km_bcast *b, const struct km_message *m,
 	return 0;
 }
 
+int km_bcast_sign(struct km_message *m, const struct km_ident *k)
+{
+	struct km_id h;
+	uint8_t *tbs;
+	int rv;
+
+	memcpy(m->pubkey, k->pub, KM_PUBKEY_LEN);
+	if (!(tbs = message_tbs(m, &h)))
+		return KM_ERR_NOMEM;
+	memcpy(m->id, h.b, KM_MSG_ID_LEN);
+	rv = km_ident_sign(k, tbs, TBS_HEAD + m->payload_len, m->sig);
+	free(tbs);
+	return rv;
+}
+
 int km_bcast_publish(struct km_bcast *b, const uint8_t *payload, size_t len,
 		     uint8_t id[static KM_MSG_ID_LEN], km_ms now)
 {
 	struct km_message m = { .seq = b->seq++, .hops = 1, .payload = payload,
 				.payload_len = len };
-	struct km_id h;
 	uint8_t *body;
 	int blen, rv;
 
 	if (len > KM_MESSAGE_PAYLOAD_MAX)
 		return KM_ERR_TOO_LONG;
 	memcpy(m.origin, b->self.b, KM_NODE_ID_LEN);
-	if ((rv = message_id(m.origin, m.seq, payload, len, &h)) < 0)
+	if ((rv = km_bcast_sign(&m, &b->ident)) < 0)
 		return rv;
-	memcpy(m.id, h.b, KM_MSG_ID_LEN);
-	memcpy(id, h.b, KM_MSG_ID_LEN);
+	memcpy(id, m.id, KM_MSG_ID_LEN);
 	if (!(body = malloc(KM_MESSAGE_HEADER_LEN + len)))
 		return KM_ERR_NOMEM;
 	blen = km_message_encode(body, KM_MESSAGE_HEADER_LEN + len, &m);
@@ -513,7 +702,7 @@ static int on_message(struct km_bcast *b, struct peer *p, uint64_t from,
 {
 	struct km_message m;
 	struct km_id h;
-	uint8_t *body;
+	uint8_t *body, *tbs;
 	int rv = km_message_decode(in, len, &m);
 
 	if (rv < 0)
@@ -530,10 +719,15 @@ static int on_message(struct km_bcast *b, struct peer *p, uint64_t from,
 		}
 		return 0;
 	}
-	if ((rv = message_id(m.origin, m.seq, m.payload, m.payload_len, &h)) < 0)
+	if (!(tbs = message_tbs(&m, &h)))
+		return KM_ERR_NOMEM;
+	rv = memcmp(h.b, m.id, KM_MSG_ID_LEN) != 0 ? KM_ERR_CHECKSUM :
+	     check_origin(b, &m, tbs, now);
+	free(tbs);
+	if (rv == KM_ERR_FULL)
+		return 0; /* dropped and counted, but the link did no wrong */
+	if (rv < 0)
 		return rv;
-	if (memcmp(h.b, m.id, KM_MSG_ID_LEN) != 0)
-		return KM_ERR_CHECKSUM;
 	/* The first copy came over this link, so it is part of the tree. */
 	if (p)
 		p->eager = true;
@@ -660,6 +854,7 @@ struct km_bcast_stats km_bcast_stats(const struct km_bcast *b)
 {
 	struct km_bcast_stats st = b->st;
 
+	st.seen_now = b->nseen;
 	st.eager = st.lazy = 0;
 	for (size_t i = 0; i < b->npeers; i++) {
 		if (b->peers[i].eager)

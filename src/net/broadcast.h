@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "dht/contact.h"
+#include "dht/ident.h"
 #include "dht/rng.h"
 #include "proto/msg.h"
 
@@ -51,6 +52,15 @@ struct km_bcast_config {
 	unsigned lazy_fanout;     /* lazy peers sent each IHAVE: 4; 0 = all */
 	unsigned repair_grafts;   /* lazy peers grafted when an eager one
 				     goes down: 4 */
+	/* Per origin (signed broadcasts): origins remembered with their key,
+	 * replay window and token bucket: 4096; messages per second and
+	 * burst each origin may send through this node: 50 and 200. */
+	size_t origins_max;
+	unsigned origin_rate;
+	unsigned origin_burst;
+	/* First sequence number this node publishes; 0 = random.  The daemon
+	 * derives it from the wall clock so that restarts count upwards. */
+	uint64_t seq_start;
 };
 
 void km_bcast_config_default(struct km_bcast_config *cfg);
@@ -73,12 +83,19 @@ struct km_bcast_stats {
 	unsigned long payload_bytes_in, control_bytes_in;
 	unsigned long payload_bytes_out, control_bytes_out;
 	unsigned long dropped;       /* malformed or over a cap */
+	unsigned long forged;        /* bad signature, or not the origin's key */
+	unsigned long replayed;      /* seq outside the origin's window */
+	unsigned long rate_limited;  /* over the origin's token bucket */
 	size_t eager, lazy;          /* peers in each set now */
+	unsigned long seen_evicted;  /* IDs forgotten early at seen_max */
+	size_t seen_now;             /* IDs remembered now */
 };
 
 struct km_bcast;
 
+/* ident is the key this node signs its messages with (copied). */
 struct km_bcast *km_bcast_new(const struct km_id *self,
+			      const struct km_ident *ident,
 			      const struct km_bcast_config *cfg,
 			      const struct km_bcast_callbacks *cb, void *user,
 			      struct km_rng *rng, km_ms now);
@@ -94,6 +111,16 @@ void km_bcast_peer_down(struct km_bcast *b, uint64_t peer, km_ms now);
 /* True if peer is up and in the eager set (for `peers` and tests). */
 bool km_bcast_peer_eager(const struct km_bcast *b, uint64_t peer);
 
+/* Pins origin's key, as learned from an authenticated link.  Returns 0,
+ * KM_ERR_AUTH (another key is pinned) or KM_ERR_NOMEM. */
+int km_bcast_pin(struct km_bcast *b, const struct km_id *origin,
+		 const uint8_t pubkey[static KM_PUBKEY_LEN], km_ms now);
+
+/* Fills m->id (from origin, seq and payload), m->pubkey and m->sig with
+ * origin key k, as km_bcast_publish() does; for tests and tools that build
+ * MESSAGEs themselves.  Returns 0 or KM_ERR_NOMEM. */
+int km_bcast_sign(struct km_message *m, const struct km_ident *k);
+
 /* Originates a message: ID = SHA-1(origin | seq u64 big-endian | payload);
  * seq starts at a random value so that a restarted node does not reuse IDs.
  * Delivers it locally too (hops 0), writes its ID, and returns 0,
@@ -105,7 +132,9 @@ int km_bcast_publish(struct km_bcast *b, const uint8_t *payload, size_t len,
  * negative KM_ERR_* for a malformed body (the caller then says GOODBYE):
  * KM_ERR_TRUNCATED, KM_ERR_TRAILING, KM_ERR_TOO_LONG, KM_ERR_TOO_MANY (an ID
  * list over KM_MSG_IDS_MAX), KM_ERR_CHECKSUM (a MESSAGE whose ID is not the
- * hash of its origin, seq and payload), KM_ERR_UNKNOWN_TYPE (not a
+ * hash of its origin, seq and payload), KM_ERR_AUTH (a MESSAGE whose
+ * signature does not verify, or signed by a key other than the one pinned
+ * for its origin: never delivered or relayed), KM_ERR_UNKNOWN_TYPE (not a
  * broadcast frame).  KM_ERR_NOMEM means the frame was dropped. */
 int km_bcast_on_frame(struct km_bcast *b, uint64_t peer, uint8_t type,
 		      const uint8_t *body, size_t len, km_ms now);

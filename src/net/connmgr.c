@@ -13,6 +13,8 @@
 #define SCORE_GROUP_USED 1000000u
 #define SCORE_PER_BUCKET 10u
 #define SCORE_QUESTIONABLE 1u
+/* While anchor slots are free, a young node loses even to a used group. */
+#define SCORE_YOUNG (4 * SCORE_GROUP_USED)
 #define BUCKETS_MAX 161
 
 struct cm_link {
@@ -22,6 +24,7 @@ struct cm_link {
 	bool have_id;
 	bool outbound;
 	bool up;
+	bool anchor;       /* dialled as an old node (see anchor_slots) */
 	km_ms since;       /* opened, then up */
 	UT_hash_handle hh;
 };
@@ -42,6 +45,8 @@ struct km_connmgr {
 	size_t nbackoffs;
 	struct km_cm_counts counts;
 	km_ms next_fill;
+	struct km_id anchor_pick; /* the last dial chosen, if it was old */
+	bool anchor_picked;
 };
 
 void km_connmgr_config_default(struct km_connmgr_config *cfg)
@@ -55,6 +60,9 @@ void km_connmgr_config_default(struct km_connmgr_config *cfg)
 		.protect_ms = KM_SECONDS(60),
 		.fill_interval_ms = KM_SECONDS(1),
 		.backoff_max = 1024,
+		.max_per_16 = 4,
+		.anchor_slots = 2,
+		.anchor_age_ms = KM_MINUTES(10),
 	};
 }
 
@@ -123,6 +131,14 @@ static bool same_group(const struct km_addr *a, const struct km_addr *b)
 	return a->family == b->family && memcmp(a->ip, b->ip, len) == 0;
 }
 
+/* Same /16 (IPv4) or /32 (IPv6): one provider's block. */
+static bool same_16(const struct km_addr *a, const struct km_addr *b)
+{
+	size_t len = a->family == KM_AF_INET4 ? 2 : 4;
+
+	return a->family == b->family && memcmp(a->ip, b->ip, len) == 0;
+}
+
 /* --- links -------------------------------------------------------------- */
 
 static struct cm_link *link_get(const struct km_connmgr *cm, uint64_t conn)
@@ -157,6 +173,18 @@ static size_t links_from_ip(const struct km_connmgr *cm,
 	return count;
 }
 
+static bool subnet_full(const struct km_connmgr *cm, const struct km_addr *a)
+{
+	struct cm_link *l, *tmp;
+	size_t count = 0;
+
+	if (cm->cfg.max_per_16 == 0 || (!cm->cfg.cap_loopback && is_loopback(a)))
+		return false;
+	HASH_ITER(hh, cm->links, l, tmp)
+		count += l->up && same_16(&l->remote, a);
+	return count >= cm->cfg.max_per_16;
+}
+
 static void count_link(struct km_connmgr *cm, const struct cm_link *l, int d)
 {
 	size_t *c = l->up ? (l->outbound ? &cm->counts.out : &cm->counts.in)
@@ -164,6 +192,9 @@ static void count_link(struct km_connmgr *cm, const struct cm_link *l, int d)
 					 : &cm->counts.pending_in);
 
 	*c = (size_t)((long)*c + d);
+	if (l->anchor)
+		cm->counts.anchors = (size_t)((long)cm->counts.anchors + d *
+					      (l->up ? 1 : 0));
 }
 
 int km_connmgr_opened(struct km_connmgr *cm, uint64_t conn,
@@ -187,6 +218,8 @@ int km_connmgr_opened(struct km_connmgr *cm, uint64_t conn,
 	if (id) {
 		l->id = *id;
 		l->have_id = true;
+		l->anchor = outbound && cm->anchor_picked &&
+			    km_id_eq(id, &cm->anchor_pick);
 	}
 	HASH_ADD(hh, cm->links, conn, sizeof(l->conn), l);
 	count_link(cm, l, +1);
@@ -348,6 +381,10 @@ enum km_cm_verdict km_connmgr_hello(struct km_connmgr *cm, uint64_t conn,
 		*other = dup->conn;
 		return make_up(cm, l, KM_CM_REPLACE, now);
 	}
+	if (subnet_full(cm, &l->remote)) {
+		cm->counts.refused_subnet++;
+		return l->outbound ? KM_CM_JOIN_ONLY : KM_CM_FULL;
+	}
 	if (l->outbound) {
 		if (cm->counts.out >= cm->cfg.max_out)
 			return KM_CM_JOIN_ONLY;
@@ -435,15 +472,34 @@ static bool dialable(const struct km_connmgr *cm, const struct km_table *t,
 	return km_table_state(t, e, now) != KM_NODE_BAD &&
 	       !km_id_eq(&e->c.id, &cm->self) &&
 	       !link_with_id(cm, &e->c.id, false, NULL) &&
-	       !backing_off(cm, &e->c.id, now);
+	       !backing_off(cm, &e->c.id, now) && !subnet_full(cm, &e->c.addr);
+}
+
+static bool is_old(const struct km_connmgr *cm, const struct km_table_entry *e,
+		   km_ms now)
+{
+	return now - e->first_seen >= cm->cfg.anchor_age_ms;
+}
+
+/* Outbound links, pending ones included, dialled as anchors. */
+static size_t anchors_open(const struct km_connmgr *cm)
+{
+	struct cm_link *l, *tmp;
+	size_t n = 0;
+
+	HASH_ITER(hh, cm->links, l, tmp)
+		n += l->outbound && l->anchor;
+	return n;
 }
 
 static unsigned score(const struct km_connmgr *cm, const struct km_table *t,
 		      const struct km_table_entry *e, unsigned bucket_load,
-		      km_ms now)
+		      bool want_anchor, km_ms now)
 {
 	unsigned s = bucket_load * SCORE_PER_BUCKET;
 
+	if (want_anchor && !is_old(cm, e, now))
+		s += SCORE_YOUNG;
 	if (group_used(cm, &e->c.addr))
 		s += SCORE_GROUP_USED;
 	if (km_table_state(t, e, now) == KM_NODE_QUESTIONABLE)
@@ -458,6 +514,9 @@ static bool pick(struct km_connmgr *cm, const struct km_table *t, km_ms now,
 	unsigned per_bucket[BUCKETS_MAX], best = UINT32_MAX;
 	int nbuckets = km_table_bucket_count(t);
 	uint64_t ties = 0;
+	bool want_anchor = anchors_open(cm) < cm->cfg.anchor_slots;
+
+	cm->anchor_picked = false;
 
 	if (nbuckets > BUCKETS_MAX)
 		nbuckets = BUCKETS_MAX;
@@ -470,15 +529,21 @@ static bool pick(struct km_connmgr *cm, const struct km_table *t, km_ms now,
 			if (!dialable(cm, t, e, now))
 				continue;
 			s = score(cm, t, e, per_bucket[bucket_of(cm, &e->c.id,
-								  nbuckets)], now);
+								  nbuckets)],
+				  want_anchor, now);
 			if (s < best) {
 				best = s;
 				ties = 0;
 			}
-			if (s == best && km_rng_below(cm->rng, ++ties) == 0)
+			if (s == best && km_rng_below(cm->rng, ++ties) == 0) {
 				*out = e->c;
+				cm->anchor_picked = want_anchor &&
+						    is_old(cm, e, now);
+			}
 		}
 	}
+	if (cm->anchor_picked)
+		cm->anchor_pick = out->id;
 	return ties > 0;
 }
 

@@ -22,6 +22,15 @@
  *  - At most max_per_ip links (any state) from one IP address; loopback
  *    is exempt unless cap_loopback, since tests run whole networks on
  *    127.0.0.1.
+ *  - At most max_per_16 neighbours (in and out together) per /16 (IPv4)
+ *    or /32 (IPv6), loopback exempt unless cap_loopback: an attacker with
+ *    one provider's block cannot fill the neighbour set.  Over the cap an
+ *    inbound link is told FULL and an outbound one only joins.
+ *  - Anchors: until anchor_slots outbound neighbours are nodes that have
+ *    been in the routing table for anchor_age_ms or longer, such old
+ *    nodes are dialled before any younger one, as Bitcoin Core keeps
+ *    anchor connections: a flood of fresh Sybil nodes cannot take every
+ *    outbound slot.
  *
  * In a network small enough to fit within the bounds every node dials
  * every other one and the duplicate rule leaves one link per pair: the
@@ -47,6 +56,9 @@ struct km_connmgr_config {
 	km_ms protect_ms;        /* neighbours this old are not evicted: 60 s */
 	km_ms fill_interval_ms;  /* how often to look for candidates: 1 s */
 	size_t backoff_max;      /* node IDs remembered with a backoff: 1024 */
+	size_t max_per_16;       /* neighbours per /16 (IPv6 /32): 4; 0 = any */
+	size_t anchor_slots;     /* outbound slots for old nodes: 2 */
+	km_ms anchor_age_ms;     /* "old": in the table this long: 10 min */
 };
 
 void km_connmgr_config_default(struct km_connmgr_config *cfg);
@@ -66,6 +78,8 @@ struct km_cm_counts {
 	size_t in, out;                 /* neighbours now (HELLO done) */
 	size_t pending_in, pending_out; /* links still in their handshake */
 	unsigned long dials, refused_ip, refused_full, evicted, duplicates;
+	unsigned long refused_subnet;   /* links over max_per_16 */
+	size_t anchors;                 /* outbound links to old nodes now */
 };
 
 struct km_connmgr;

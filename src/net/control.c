@@ -278,6 +278,9 @@ static void status_activity(cJSON *o, const struct km_node_stats *st,
 	put_num(ov, "links_in", (double)st->links_in, ok);
 	put_num(ov, "links_out", (double)st->links_out, ok);
 	put_num(ov, "hellos_ok", (double)st->hellos_ok, ok);
+	put_num(ov, "auth_failed", (double)st->auth_failed, ok);
+	put_num(ov, "auth_key_refused", (double)st->auth_key_refused, ok);
+	put_num(ov, "pins", (double)st->pins, ok);
 	put_num(ov, "peer_lists_in", (double)st->peer_lists_in, ok);
 	put_num(ov, "peer_lists_out", (double)st->peer_lists_out, ok);
 	put_num(ov, "bootstrap_krpc_fallbacks",
@@ -330,6 +333,7 @@ static void limit_counts(struct km_node *n, km_ms now, struct limit_counts *c)
 		c->rs.entries += rs.entries;
 		c->ts.rejected_subnet += ts.rejected_subnet;
 		c->ts.rejected_bep42 += ts.rejected_bep42;
+		c->ts.capped += ts.capped;
 		c->banned_now += km_ratelimit_banned_now(rl, now);
 		c->transactions += ds.transactions;
 		c->tx_full += ds.tx_full;
@@ -378,14 +382,16 @@ static void status_limits(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.bep42_strict);
 	put_num(t, "rejected", (double)lc.ts.rejected_bep42, ok);
 	limit_cap(lim, "table_nodes", dc->table.max_nodes,
-		  (double)km_table_size(km_dht_table(km_node_dht(n))), -1, ok);
+		  (double)km_table_size(km_dht_table(km_node_dht(n))),
+		  (double)lc.ts.capped, ok);
 	limit_cap(lim, "neighbours_in", (double)nc->cm.max_in,
 		  (double)st.neighbours.in, (double)st.neighbours.refused_full, ok);
 	limit_cap(lim, "neighbours_out", (double)nc->cm.max_out,
 		  (double)st.neighbours.out, -1, ok);
 	limit_cap(lim, "links_per_ip", (double)nc->cm.max_per_ip, -1,
 		  (double)st.neighbours.refused_ip, ok);
-	limit_cap(lim, "seen_cache", (double)nc->bcast.seen_max, -1, -1, ok);
+	limit_cap(lim, "seen_cache", (double)nc->bcast.seen_max,
+		  (double)st.bcast.seen_now, (double)st.bcast.seen_evicted, ok);
 }
 
 static void status_neighbours(cJSON *o, const struct km_node_stats *st,
@@ -401,6 +407,8 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(nb, "refused_ip", (double)st->neighbours.refused_ip, ok);
 	put_num(nb, "refused_full", (double)st->neighbours.refused_full, ok);
 	put_num(nb, "evicted", (double)st->neighbours.evicted, ok);
+	put_num(nb, "refused_subnet", (double)st->neighbours.refused_subnet, ok);
+	put_num(nb, "anchors", (double)st->neighbours.anchors, ok);
 	put_num(nb, "duplicates", (double)st->neighbours.duplicates, ok);
 	put_num(nb, "ping_timeouts", (double)st->ping_timeouts, ok);
 	b = put_obj(o, "broadcast", ok);
@@ -412,6 +420,9 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(b, "graft_sent", (double)st->bcast.graft_sent, ok);
 	put_num(b, "prune_sent", (double)st->bcast.prune_sent, ok);
 	put_num(b, "dropped", (double)st->bcast.dropped, ok);
+	put_num(b, "forged", (double)st->bcast.forged, ok);
+	put_num(b, "replayed", (double)st->bcast.replayed, ok);
+	put_num(b, "rate_limited", (double)st->bcast.rate_limited, ok);
 	put_num(b, "eager", (double)st->bcast.eager, ok);
 	put_num(b, "lazy", (double)st->bcast.lazy, ok);
 }

@@ -152,6 +152,24 @@ static void families_del(struct km_node *n)
 	}
 }
 
+/* The key is an input like the rng: the daemon loads it from DIR/key; a
+ * node given none (tests, the simulator) draws an ephemeral one. */
+static int ident_init(struct km_node *n)
+{
+	uint8_t seed[KM_IDENT_SEED_LEN];
+	int rv;
+
+	if (n->cfg.has_key)
+		memcpy(seed, n->cfg.key_seed, sizeof(seed));
+	else
+		km_rng_fill(n->rng, seed, sizeof(seed));
+	rv = km_ident_from_seed(&n->ident, seed);
+	if (rv < 0)
+		return rv;
+	n->pins = km_pins_new(n->cfg.pins_max);
+	return n->pins ? 0 : KM_ERR_NOMEM;
+}
+
 struct km_node *km_node_new(const struct km_node_config *cfg,
 			    const struct km_node_callbacks *cb, void *user,
 			    struct km_rng *rng, km_ms now)
@@ -172,7 +190,9 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->next_conn = 1;
 	km_nat_init(&n->nat);
 	node_nat_init(n, now);
-	if (families_new(n, now) < 0 || neighbours_init(n, now) < 0) {
+	if (ident_init(n) < 0 || families_new(n, now) < 0 ||
+	    neighbours_init(n, now) < 0) {
+		km_pins_del(n->pins);
 		neighbours_free(n);
 		families_del(n);
 		free(n);
@@ -198,6 +218,7 @@ void km_node_del(struct km_node *n)
 	}
 	neighbours_free(n);
 	families_del(n);
+	km_pins_del(n->pins);
 	free(n->saved);
 	free(n);
 }
@@ -607,6 +628,7 @@ struct km_node_stats km_node_stats(const struct km_node *n)
 	s.links = n->nlinks;
 	s.neighbours = km_connmgr_counts(n->cm);
 	s.bcast = km_bcast_stats(n->bcast);
+	s.pins = km_pins_count(n->pins);
 	return s;
 }
 

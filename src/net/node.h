@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "dht/dht.h"
+#include "dht/ident.h"
 #include "net/broadcast.h"
 #include "net/connmgr.h"
 #include "net/nat.h"
@@ -57,6 +58,11 @@ struct km_node_config {
 	km_ms ping_interval_ms;         /* PING each neighbour this often: 15 s */
 	int pings_missed_max;           /* unanswered PINGs before it is dead: 3 */
 	km_ms dialback_timeout_ms;      /* reachability check verdict: 8 s */
+	/* The node's Ed25519 key (dht/ident.h).  Without one (has_key
+	 * false) the node makes an ephemeral key from its km_rng. */
+	bool has_key;
+	uint8_t key_seed[KM_IDENT_SEED_LEN];
+	size_t pins_max;                /* node ID -> key pins kept: 4096 */
 };
 
 void km_node_config_default(struct km_node_config *cfg);
@@ -88,6 +94,9 @@ struct km_node_stats {
 	struct km_dht_stats dht;                /* both families summed */
 	unsigned long links_in, links_out;      /* accepted / opened, total */
 	unsigned long hellos_ok, hellos_bad;
+	unsigned long auth_failed;              /* AUTH did not verify */
+	unsigned long auth_key_refused;         /* key other than the pinned one */
+	size_t pins;                            /* node ID -> key pins held */
 	unsigned long peer_lists_in, peer_lists_out;
 	unsigned long bootstrap_krpc_fallbacks;
 	size_t links;                           /* open now */

@@ -19,7 +19,8 @@
 enum link_state {
 	LINK_CONNECTING, /* outbound, TCP connect in progress */
 	LINK_HELLO_WAIT, /* waiting for the peer's HELLO */
-	LINK_UP,         /* HELLO exchanged */
+	LINK_AUTH_WAIT,  /* HELLO in, our AUTH out, waiting for the peer's */
+	LINK_UP,         /* HELLO and AUTH exchanged: authenticated */
 };
 
 struct link {
@@ -28,7 +29,8 @@ struct link {
 	int bootstrap;            /* index into bootstrap[], or -1 */
 	struct km_addr remote;
 	enum link_state state;
-	struct km_hello hello;    /* the peer's, once LINK_UP */
+	struct km_hello hello;    /* the peer's, from LINK_AUTH_WAIT on */
+	uint8_t nonce[KM_NONCE_LEN]; /* our challenge on this link */
 	struct km_frame_decoder dec;
 	km_ms deadline;           /* handshake must finish by then */
 	/* Neighbours (see connmgr.h) stay up and are pinged. */
@@ -123,6 +125,8 @@ struct km_node {
 	struct km_node_callbacks cb;
 	void *user;
 	struct km_rng *rng;
+	struct km_ident ident;
+	struct km_pins *pins;     /* node ID -> key, trust on first use */
 	struct km_dht *dht;       /* the default family's, never NULL */
 	struct node_family fam[2];
 	struct km_node_stats stats;

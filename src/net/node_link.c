@@ -1,6 +1,7 @@
 /* Overlay links: the TCP side of a node.  Every link starts with the join
- * handshake -- HELLO both ways, then PEER_LIST from the side that was
- * contacted -- and the connection manager then decides whether it stays as
+ * handshake -- HELLO both ways (each with the sender's key and a fresh
+ * nonce), AUTH both ways (each side signs the other's nonce), then
+ * PEER_LIST from the side that was contacted -- and the connection manager then decides whether it stays as
  * a neighbour (pinged, carrying broadcast frames) or closes.  A contacted
  * node that is full sends PEER_LIST and GOODBYE FULL instead of its HELLO,
  * so a newcomer can still join through it. */
@@ -11,6 +12,7 @@
 #include "dht/id.h"
 #include "net/node_internal.h"
 #include "proto/err.h"
+#include "proto/wire.h"
 
 /* A link that is up but not a neighbour (it only waits for its PEER_LIST)
  * gets this long between frames. */
@@ -18,6 +20,12 @@
 #define NO_GOODBYE (-1)
 /* Frames up to this size are built on the stack and sent in one piece. */
 #define SMALL_FRAME (KM_FRAME_HEADER_LEN + KM_PEER_LIST_MAX_LEN)
+
+/* What AUTH signs (docs/PROTOCOL.md): context | network | signer's ID, key
+ * and nonce | verifier's ID and nonce. */
+static const char auth_context[16] = "kadmesh auth v2";
+#define AUTH_TBS_LEN (16 + 4 + 2 * KM_NODE_ID_LEN + KM_PUBKEY_LEN + \
+		      2 * KM_NONCE_LEN)
 
 struct link *link_find(struct km_node *n, uint64_t conn)
 {
@@ -44,6 +52,8 @@ struct link *link_open(struct km_node *n, const struct km_addr *remote,
 	l->bootstrap = -1;
 	l->remote = *remote;
 	l->state = outbound ? LINK_CONNECTING : LINK_HELLO_WAIT;
+	/* From the rng, never reused: a recorded AUTH answers an old nonce. */
+	km_rng_fill(n->rng, l->nonce, sizeof(l->nonce));
 	l->deadline = now + n->cfg.handshake_timeout_ms;
 	km_frame_decoder_init(&l->dec, 0);
 	HASH_ADD(hh, n->links, conn, sizeof(l->conn), l);
@@ -111,11 +121,14 @@ static void send_hello(struct km_node *n, struct link *l)
 		.network = n->cfg.network_id,
 		.listen_port = n->cfg.port,
 		.observed = l->remote,
+		.has_key = true,
 	};
 	uint8_t body[KM_HELLO_MAX_LEN];
 	int len;
 
 	memcpy(h.id, km_dht_id(n->dht)->b, KM_NODE_ID_LEN);
+	memcpy(h.pubkey, n->ident.pub, KM_PUBKEY_LEN);
+	memcpy(h.nonce, l->nonce, KM_NONCE_LEN);
 	len = km_hello_encode(body, sizeof(body), &h);
 	if (len > 0)
 		link_send_frame(n, l, KM_FRAME_HELLO, body, (size_t)len);
@@ -245,7 +258,7 @@ static void verify_peer(struct km_node *n, const struct link *l, km_ms now)
 
 static int hello_refusal(const struct km_node *n, const struct km_hello *h)
 {
-	if (h->version != KM_PROTO_VERSION)
+	if (h->version != KM_PROTO_VERSION || !h->has_key)
 		return KM_BYE_BAD_VERSION;
 	if (h->network != n->cfg.network_id)
 		return KM_BYE_WRONG_NETWORK;
@@ -278,6 +291,7 @@ static bool admit(struct km_node *n, struct link *l, km_ms now)
 		return false;
 	}
 	if (v == KM_CM_FULL) {
+		/* Authenticated, so the peer list may go out. */
 		send_peer_list(n, l);
 		link_close(n, l, KM_BYE_FULL, "no free inbound slot", now);
 		return false;
@@ -288,13 +302,43 @@ static bool admit(struct km_node *n, struct link *l, km_ms now)
 		close_other(n, other, KM_BYE_FULL, "evicted for diversity", now);
 	l->state = LINK_UP;
 	l->join_only = v == KM_CM_JOIN_ONLY;
-	if (!l->outbound) {
-		send_hello(n, l);
+	if (!l->outbound)
 		send_peer_list(n, l);
-	}
 	if (!l->join_only)
 		neighbour_up(n, l, now);
 	return true;
+}
+
+static void auth_tbs(uint8_t out[static AUTH_TBS_LEN], uint32_t network,
+		     const uint8_t *signer_id, const uint8_t *signer_key,
+		     const uint8_t *signer_nonce, const uint8_t *verifier_id,
+		     const uint8_t *verifier_nonce)
+{
+	uint8_t *p = out;
+
+	memcpy(p, auth_context, sizeof(auth_context));
+	p += sizeof(auth_context);
+	km_wire_put_u32(p, network);
+	p += 4;
+	memcpy(p, signer_id, KM_NODE_ID_LEN);
+	p += KM_NODE_ID_LEN;
+	memcpy(p, signer_key, KM_PUBKEY_LEN);
+	p += KM_PUBKEY_LEN;
+	memcpy(p, signer_nonce, KM_NONCE_LEN);
+	p += KM_NONCE_LEN;
+	memcpy(p, verifier_id, KM_NODE_ID_LEN);
+	p += KM_NODE_ID_LEN;
+	memcpy(p, verifier_nonce, KM_NONCE_LEN);
+}
+
+static void send_auth(struct km_node *n, struct link *l)
+{
+	uint8_t tbs[AUTH_TBS_LEN], sig[KM_AUTH_LEN];
+
+	auth_tbs(tbs, n->cfg.network_id, km_dht_id(n->dht)->b, n->ident.pub,
+		 l->nonce, l->hello.id, l->hello.nonce);
+	if (km_ident_sign(&n->ident, tbs, sizeof(tbs), sig) == 0)
+		link_send_frame(n, l, KM_FRAME_AUTH, sig, sizeof(sig));
 }
 
 static bool on_hello(struct km_node *n, struct link *l,
@@ -314,10 +358,50 @@ static bool on_hello(struct km_node *n, struct link *l,
 		link_close(n, l, refusal, km_goodbye_reason_name((uint8_t)refusal), now);
 		return false;
 	}
+	if (!l->outbound)
+		send_hello(n, l);
+	send_auth(n, l);
+	l->state = LINK_AUTH_WAIT;
+	return true;
+}
+
+/* The peer signed our nonce with the key in its HELLO, and that key is the
+ * one pinned for its node ID (or the first one seen). */
+static bool on_auth(struct km_node *n, struct link *l,
+		    const struct km_frame *f, km_ms now)
+{
+	uint8_t tbs[AUTH_TBS_LEN];
+	struct km_id id;
+	int rv;
+
+	if (l->state != LINK_AUTH_WAIT || f->len != KM_AUTH_LEN) {
+		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad AUTH", now);
+		return false;
+	}
+	auth_tbs(tbs, n->cfg.network_id, l->hello.id, l->hello.pubkey,
+		 l->hello.nonce, km_dht_id(n->dht)->b, l->nonce);
+	if (!km_ident_verify(l->hello.pubkey, tbs, sizeof(tbs), f->payload)) {
+		n->stats.auth_failed++;
+		link_close(n, l, KM_BYE_AUTH, "signature does not verify", now);
+		return false;
+	}
+	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	rv = km_pins_check(n->pins, &id, l->hello.pubkey, now);
+	if (rv == KM_ERR_AUTH) {
+		n->stats.auth_key_refused++;
+		link_close(n, l, KM_BYE_AUTH, "not the key pinned for this ID",
+			   now);
+		return false;
+	}
+	if (rv < 0) {
+		link_close(n, l, KM_BYE_FULL, "out of memory", now);
+		return false;
+	}
 	n->stats.hellos_ok++;
 	node_hello_observed(n, l, now);
 	node_punch_hello(n, l, now);
 	verify_peer(n, l, now);
+	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
 	return admit(n, l, now);
 }
 
@@ -327,8 +411,9 @@ static bool on_peer_list(struct km_node *n, struct link *l,
 	struct km_peer peers[KM_PEER_LIST_MAX];
 	int count = km_peer_list_decode(f->payload, f->len, peers, KM_PEER_LIST_MAX);
 
-	/* A full node answers with PEER_LIST before (instead of) HELLO. */
-	if (l->state == LINK_CONNECTING || !l->outbound || count < 0) {
+	/* Only from an authenticated peer; a full one sends it before its
+	 * GOODBYE, so it can arrive when the link is not a neighbour. */
+	if (l->state != LINK_UP || !l->outbound || count < 0) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad PEER_LIST", now);
 		return false;
 	}
@@ -424,13 +509,15 @@ static bool handle_frame(struct km_node *n, struct link *l,
 	if (f->type >= KM_FRAME_RELAY_REQ && f->type <= KM_FRAME_RELAY_CLOSE)
 		return node_relay_on_frame(n, l, f, now);
 	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
-	    f->type != KM_FRAME_GOODBYE && f->type != KM_FRAME_PEER_LIST) {
+	    f->type != KM_FRAME_AUTH && f->type != KM_FRAME_GOODBYE &&
+	    f->type != KM_FRAME_PEER_LIST) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "HELLO first", now);
 		return false;
 	}
 	l->deadline = now + LINK_IDLE_MS;
 	switch (f->type) {
 	case KM_FRAME_HELLO: return on_hello(n, l, f, now);
+	case KM_FRAME_AUTH: return on_auth(n, l, f, now);
 	case KM_FRAME_PEER_LIST: return on_peer_list(n, l, f, now);
 	case KM_FRAME_PING: return on_ping(n, l, f, now);
 	case KM_FRAME_PONG: return on_pong(n, l, f, now);

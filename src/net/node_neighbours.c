@@ -36,7 +36,8 @@ int neighbours_init(struct km_node *n, km_ms now)
 	if (n->cfg.ping_interval_ms == 0 || n->cfg.pings_missed_max < 1)
 		return KM_ERR_INVAL;
 	n->cm = km_connmgr_new(self, &n->cfg.cm, n->rng);
-	n->bcast = km_bcast_new(self, &n->cfg.bcast, &bcast_cb, n, n->rng, now);
+	n->bcast = km_bcast_new(self, &n->ident, &n->cfg.bcast, &bcast_cb, n,
+				n->rng, now);
 	return n->cm && n->bcast ? 0 : KM_ERR_NOMEM;
 }
 

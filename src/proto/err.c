@@ -22,6 +22,7 @@ const char *km_strerror(int code)
 	case KM_ERR_RANGE: return "number out of range";
 	case KM_ERR_VERSION: return "incompatible version or network";
 	case KM_ERR_CHECKSUM: return "checksum mismatch";
+	case KM_ERR_AUTH: return "authentication failed";
 	}
 	return "unknown error";
 }

@@ -32,6 +32,7 @@ enum km_err {
 	KM_ERR_RANGE = -220,       /* a number outside its allowed range */
 	KM_ERR_VERSION = -221,     /* incompatible protocol version or network */
 	KM_ERR_CHECKSUM = -222,    /* a checksum does not match the bytes it covers */
+	KM_ERR_AUTH = -223,        /* a signature or key that does not verify */
 };
 
 /* A short English description of code; never NULL. */

@@ -28,6 +28,7 @@ enum km_frame_type {
 	KM_FRAME_IHAVE = 7,     /* broadcast: IDs of messages the sender has */
 	KM_FRAME_GRAFT = 8,     /* broadcast: send these, and push to me */
 	KM_FRAME_PRUNE = 9,     /* broadcast: stop pushing to me */
+	KM_FRAME_AUTH = 10,     /* handshake: signature over both nonces */
 	/* NAT traversal (net/nat.h); numbered from 16 to leave room. */
 	KM_FRAME_DIAL_ME = 16,  /* connect to my listening port, say nonce */
 	KM_FRAME_DIALBACK = 17, /* first frame of that connection: the nonce */

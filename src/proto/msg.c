@@ -49,6 +49,10 @@ int km_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h)
 	km_wire_write(&w, h->id, KM_NODE_ID_LEN);
 	km_wire_write_u16(&w, h->listen_port);
 	rv = write_addr(&w, &h->observed);
+	if (h->has_key) {
+		km_wire_write(&w, h->pubkey, KM_PUBKEY_LEN);
+		km_wire_write(&w, h->nonce, KM_NONCE_LEN);
+	}
 	return rv < 0 ? rv : written(&w);
 }
 
@@ -56,13 +60,20 @@ int km_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h)
 int km_hello_decode(const uint8_t *in, size_t len, struct km_hello *h)
 {
 	struct km_wire_reader r;
+	int rv;
 
 	km_wire_reader_init(&r, in, len);
 	h->version = km_wire_read_u8(&r);
 	h->network = km_wire_read_u32(&r);
 	km_wire_read_copy(&r, h->id, KM_NODE_ID_LEN);
 	h->listen_port = km_wire_read_u16(&r);
-	return read_addr(&r, &h->observed, true);
+	rv = read_addr(&r, &h->observed, true);
+	h->has_key = rv == 0 && km_wire_left(&r) >= KM_PUBKEY_LEN + KM_NONCE_LEN;
+	if (h->has_key) {
+		km_wire_read_copy(&r, h->pubkey, KM_PUBKEY_LEN);
+		km_wire_read_copy(&r, h->nonce, KM_NONCE_LEN);
+	}
+	return rv;
 }
 
 int km_peer_list_encode(uint8_t *out, size_t cap, const struct km_peer *peers,
@@ -139,6 +150,8 @@ int km_message_encode(uint8_t *out, size_t cap, const struct km_message *m)
 	km_wire_write(&w, m->origin, KM_NODE_ID_LEN);
 	km_wire_write_u64(&w, m->seq);
 	km_wire_write_u16(&w, m->hops);
+	km_wire_write(&w, m->pubkey, KM_PUBKEY_LEN);
+	km_wire_write(&w, m->sig, KM_SIG_LEN);
 	km_wire_write(&w, m->payload, m->payload_len);
 	return written(&w);
 }
@@ -152,6 +165,8 @@ int km_message_decode(const uint8_t *in, size_t len, struct km_message *m)
 	km_wire_read_copy(&r, m->origin, KM_NODE_ID_LEN);
 	m->seq = km_wire_read_u64(&r);
 	m->hops = km_wire_read_u16(&r);
+	km_wire_read_copy(&r, m->pubkey, KM_PUBKEY_LEN);
+	km_wire_read_copy(&r, m->sig, KM_SIG_LEN);
 	if (r.short_read)
 		return KM_ERR_TRUNCATED;
 	m->payload_len = km_wire_left(&r);
@@ -281,6 +296,7 @@ static const char *const goodbye_names[] = {
 	[KM_BYE_TIMEOUT] = "TIMEOUT",
 	[KM_BYE_DUPLICATE] = "DUPLICATE",
 	[KM_BYE_SELF] = "SELF",
+	[KM_BYE_AUTH] = "AUTH",
 };
 
 const char *km_goodbye_reason_name(uint8_t reason)

@@ -11,25 +11,34 @@
 #ifndef KM_PROTO_MSG_H
 #define KM_PROTO_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "proto/addr.h"
 #include "proto/frame.h"
 
-#define KM_PROTO_VERSION 1
+/* 2: HELLO carries a key and a nonce, AUTH proves the key, MESSAGE is
+ * signed.  Version 1 peers are refused with GOODBYE BAD_VERSION. */
+#define KM_PROTO_VERSION 2
 #define KM_NODE_ID_LEN 20
 #define KM_MSG_ID_LEN 20
+/* Ed25519 (dht/ident.h has the same numbers). */
+#define KM_PUBKEY_LEN 32
+#define KM_SIG_LEN 64
+#define KM_NONCE_LEN 32
 
 /* Largest encoded address: family + 16-byte IP + port. */
 #define KM_WIRE_ADDR_MAX_LEN (1 + 16 + 2)
 
 /* ---- HELLO ---- */
 
-/* Known fields only.  Later versions append fields (public key, nonce);
- * the decoder ignores bytes after the ones it knows. */
+/* Known fields only: the decoder ignores bytes after the ones it knows, and
+ * key and nonce are optional on the wire so that a version 1 HELLO still
+ * decodes (and is then refused for its version, not as garbage). */
 #define KM_HELLO_MIN_LEN (1 + 4 + KM_NODE_ID_LEN + 2 + 1 + 2)
-#define KM_HELLO_MAX_LEN (1 + 4 + KM_NODE_ID_LEN + 2 + KM_WIRE_ADDR_MAX_LEN)
+#define KM_HELLO_MAX_LEN (1 + 4 + KM_NODE_ID_LEN + 2 + KM_WIRE_ADDR_MAX_LEN + \
+			  KM_PUBKEY_LEN + KM_NONCE_LEN)
 
 struct km_hello {
 	uint8_t version;        /* KM_PROTO_VERSION when we send */
@@ -38,12 +47,20 @@ struct km_hello {
 	uint16_t listen_port;   /* where the sender accepts connections */
 	struct km_addr observed; /* the receiver as the sender sees it;
 				    family KM_AF_NONE if unknown */
+	bool has_key;           /* version 2: the next two fields are set */
+	uint8_t pubkey[KM_PUBKEY_LEN]; /* the sender's Ed25519 key */
+	uint8_t nonce[KM_NONCE_LEN];   /* fresh per link: the challenge */
 };
 
 /* Errors: KM_ERR_INVAL (observed has a family other than 0, 4, 6), KM_ERR_BUF. */
 int km_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h);
 /* Errors: KM_ERR_TRUNCATED, KM_ERR_TYPE (bad address family). */
 int km_hello_decode(const uint8_t *in, size_t len, struct km_hello *h);
+
+/* ---- AUTH ---- */
+
+/* The body is one Ed25519 signature; docs/PROTOCOL.md says over what. */
+#define KM_AUTH_LEN KM_SIG_LEN
 
 /* ---- PEER_LIST ---- */
 
@@ -78,7 +95,8 @@ int km_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce);
 
 /* ---- MESSAGE ---- */
 
-#define KM_MESSAGE_HEADER_LEN (KM_MSG_ID_LEN + KM_NODE_ID_LEN + 8 + 2)
+#define KM_MESSAGE_HEADER_LEN (KM_MSG_ID_LEN + KM_NODE_ID_LEN + 8 + 2 + \
+			       KM_PUBKEY_LEN + KM_SIG_LEN)
 /* The payload is the rest of the frame, so a MESSAGE fits a default-sized
  * frame exactly. */
 #define KM_MESSAGE_PAYLOAD_MAX (KM_FRAME_MAX_DEFAULT - KM_MESSAGE_HEADER_LEN)
@@ -88,6 +106,8 @@ struct km_message {
 	uint8_t origin[KM_NODE_ID_LEN];
 	uint64_t seq;
 	uint16_t hops;
+	uint8_t pubkey[KM_PUBKEY_LEN]; /* the origin's */
+	uint8_t sig[KM_SIG_LEN];       /* by the origin; hops not covered */
 	const uint8_t *payload;        /* decode: points into the input */
 	size_t payload_len;
 };
@@ -135,6 +155,8 @@ enum km_goodbye_reason {
 	KM_BYE_TIMEOUT = 6,        /* no PONG or no HELLO in time */
 	KM_BYE_DUPLICATE = 7,      /* already connected to this node ID */
 	KM_BYE_SELF = 8,           /* connected to ourselves */
+	KM_BYE_AUTH = 9,           /* bad AUTH, or a key other than the
+				      one pinned for this node ID */
 };
 
 struct km_goodbye {

@@ -24,7 +24,11 @@ static void hello(const uint8_t *in, size_t len)
 	FUZZ_ASSERT(h.version == h2.version && h.network == h2.network &&
 		    memcmp(h.id, h2.id, sizeof(h.id)) == 0 &&
 		    h.listen_port == h2.listen_port &&
-		    km_addr_eq(&h.observed, &h2.observed));
+		    km_addr_eq(&h.observed, &h2.observed) &&
+		    h.has_key == h2.has_key);
+	FUZZ_ASSERT(!h.has_key ||
+		    (memcmp(h.pubkey, h2.pubkey, KM_PUBKEY_LEN) == 0 &&
+		     memcmp(h.nonce, h2.nonce, KM_NONCE_LEN) == 0));
 }
 
 static void peer_list(const uint8_t *in, size_t len)

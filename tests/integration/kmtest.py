@@ -355,6 +355,166 @@ def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
+# --- overlay (TCP) peers played by a test -------------------------------------
+#
+# The handshake of docs/PROTOCOL.md, with Ed25519 from the `cryptography`
+# module: overlay_handshake() connects as an inbound peer and proves a key.
+
+NETWORK = 0x6b6d3031
+PROTO_VERSION = 2
+F_HELLO, F_PEER_LIST, F_PING, F_PONG, F_MESSAGE, F_GOODBYE = 1, 2, 3, 4, 5, 6
+F_AUTH = 10
+BYE_PROTOCOL_ERROR, BYE_TIMEOUT, BYE_AUTH = 5, 6, 9
+
+
+def frame(ftype, body):
+    import struct
+    return struct.pack(">BI", ftype, len(body)) + body
+
+
+class OverlayKey:
+    """An Ed25519 key pair: .pub (32 bytes) and .sign(data)."""
+
+    def __init__(self):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import \
+            Ed25519PrivateKey
+        from cryptography.hazmat.primitives import serialization
+        self._k = Ed25519PrivateKey.generate()
+        self.pub = self._k.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def sign(self, data):
+        return self._k.sign(data)
+
+
+def verify(pub, sig, data):
+    """Raises unless sig is pub's Ed25519 signature of data."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import \
+        Ed25519PublicKey
+    Ed25519PublicKey.from_public_bytes(pub).verify(sig, data)
+
+
+def hello_body(node_id, key, nonce, network=NETWORK, version=PROTO_VERSION):
+    import struct
+    return (struct.pack(">BI", version, network) + node_id +
+            struct.pack(">H", 0) + b"\x00" + struct.pack(">H", 0) +
+            key.pub + nonce)
+
+
+def parse_hello(body):
+    """{id, pub, nonce} of a HELLO body."""
+    fam = body[27]
+    off = 28 + {0: 0, 4: 4, 6: 16}[fam] + 2
+    return {"id": body[5:25], "pub": body[off:off + 32],
+            "nonce": body[off + 32:off + 64]}
+
+
+def auth_tbs(signer_id, signer_pub, signer_nonce, verifier_id,
+             verifier_nonce, network=NETWORK):
+    import struct
+    return (b"kadmesh auth v2\x00" + struct.pack(">I", network) + signer_id +
+            signer_pub + signer_nonce + verifier_id + verifier_nonce)
+
+
+class FrameReader:
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def _take(self):
+        import struct
+        if len(self.buf) < 5:
+            return None
+        t, n = struct.unpack(">BI", self.buf[:5])
+        if len(self.buf) < 5 + n:
+            return None
+        f, self.buf = (t, self.buf[5:5 + n]), self.buf[5 + n:]
+        return f
+
+    def next(self, timeout=10.0):
+        """The next frame, or None if the peer closed or time ran out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self._take()
+            if f:
+                return f
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def until_closed(self, timeout):
+        """Every frame until the peer closes; None if it never does."""
+        frames, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            f = self.next(max(0.01, deadline - time.monotonic()))
+            if f is None:
+                return frames if self._closed() else None
+            frames.append(f)
+        return None
+
+    def _closed(self):
+        try:
+            self.sock.settimeout(0.05)
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+
+
+def goodbye_of(frames):
+    """(reason, text) of the GOODBYE among frames, or None."""
+    for t, body in frames or []:
+        if t == F_GOODBYE and len(body) >= 2:
+            return body[0], body[2:2 + body[1]].decode()
+    return None
+
+
+def overlay_handshake(sock, node_id=None, key=None, signer=None):
+    """HELLO and AUTH as an inbound peer.  Returns (reader, their HELLO as
+    parse_hello() gives it, the bytes we sent).  signer signs the AUTH
+    (default: key) -- another key makes an impersonator."""
+    node_id = node_id or random_id()
+    key = key or OverlayKey()
+    nonce = os.urandom(32)
+    reader = FrameReader(sock)
+    sent = frame(F_HELLO, hello_body(node_id, key, nonce))
+    sock.sendall(sent)
+    f = reader.next()
+    assert f and f[0] == F_HELLO, f
+    theirs = parse_hello(f[1])
+    f = reader.next()
+    assert f and f[0] == F_AUTH, f
+    verify(theirs["pub"], f[1], auth_tbs(theirs["id"], theirs["pub"],
+                                         theirs["nonce"], node_id, nonce))
+    sig = (signer or key).sign(auth_tbs(node_id, key.pub, nonce, theirs["id"],
+                                        theirs["nonce"]))
+    auth = frame(F_AUTH, sig)
+    sock.sendall(auth)
+    return reader, theirs, sent + auth
+
+
+def run_cluster_tests(tests):
+    """Runs each test(c) on a fresh Cluster; every node must still be alive
+    at the end and exit 0 on SIGTERM."""
+    for t in tests:
+        with Cluster() as c:
+            t(c)
+            for n in c.nodes:
+                assert n.alive(), "a node died"
+                assert n.stop() == 0
+        print("ok", t.__name__)
+
+
 # --- the control socket, without a dht-ctl process per request -------------
 
 def control(node, line, timeout=10.0):

@@ -10,59 +10,16 @@ Every node is stopped by PID (kmtest.Cluster), also on failure.
 """
 import os
 import socket
-import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kmtest  # noqa: E402
 
-HELLO, PING, GOODBYE = 1, 3, 6
-BYE_PROTOCOL_ERROR, BYE_TIMEOUT = 5, 6
-NETWORK = 0x6b6d3031
+HELLO, PING = kmtest.F_HELLO, kmtest.F_PING
+BYE_PROTOCOL_ERROR, BYE_TIMEOUT = kmtest.BYE_PROTOCOL_ERROR, kmtest.BYE_TIMEOUT
 PING_MS = 300
-
-
-def frame(ftype, body):
-    return struct.pack(">BI", ftype, len(body)) + body
-
-
-def hello_frame():
-    body = struct.pack(">BI", 1, NETWORK) + kmtest.random_id() + \
-        struct.pack(">H", 0) + b"\x00" + struct.pack(">H", 0)
-    return frame(HELLO, body)
-
-
-def read_frames(sock, timeout):
-    """Frames [(type, body)] until the peer closes; None if it never does."""
-    data, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return None
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            break
-        data += chunk
-    else:
-        return None
-    frames = []
-    while len(data) >= 5:
-        t, n = struct.unpack(">BI", data[:5])
-        frames.append((t, data[5:5 + n]))
-        data = data[5 + n:]
-    return frames
-
-
-def goodbye_of(frames):
-    """(reason, text) of the GOODBYE among frames, or None."""
-    for t, body in frames or []:
-        if t == GOODBYE and len(body) >= 2:
-            return body[0], body[2:2 + body[1]].decode()
-    return None
+frame, goodbye_of = kmtest.frame, kmtest.goodbye_of
 
 
 def test_three_nodes_form_a_full_mesh_and_deliver_each_broadcast_once(c):
@@ -100,9 +57,9 @@ def test_three_nodes_form_a_full_mesh_and_deliver_each_broadcast_once(c):
 def test_a_peer_that_never_answers_ping_is_dropped(c):
     node = c.start(seed=True, extra=["--ping-interval", str(PING_MS)])
     with socket.create_connection((kmtest.HOST, node.port), timeout=5) as s:
-        s.sendall(hello_frame())
+        reader, _, _ = kmtest.overlay_handshake(s)
         t0 = time.monotonic()
-        frames = read_frames(s, timeout=20)
+        frames = reader.until_closed(timeout=20)
         took = time.monotonic() - t0
     assert frames is not None, "the silent peer was never dropped"
     pings = sum(1 for t, _ in frames if t == PING)
@@ -117,12 +74,12 @@ def test_a_peer_that_never_answers_ping_is_dropped(c):
 def test_a_frame_of_unknown_type_gets_goodbye_with_a_reason(c):
     node = c.start(seed=True)
     with socket.create_connection((kmtest.HOST, node.port), timeout=5) as s:
-        s.sendall(hello_frame())
+        reader, _, _ = kmtest.overlay_handshake(s)
         s.sendall(frame(0xEE, b"whatever"))
-        frames = read_frames(s, timeout=10)
+        frames = reader.until_closed(timeout=10)
     bye = goodbye_of(frames)
     assert bye and bye[0] == BYE_PROTOCOL_ERROR and bye[1], frames
-    assert frames[0][0] == HELLO, "the HELLO exchange came first"
+    assert frames[0][0] == kmtest.F_PEER_LIST, "the handshake came first"
     print("bad frame type: GOODBYE %r" % (bye,))
 
 
@@ -165,13 +122,7 @@ def main():
              test_a_peer_that_never_answers_ping_is_dropped,
              test_a_frame_of_unknown_type_gets_goodbye_with_a_reason,
              test_100_connections_from_one_ip_are_capped]
-    for t in tests:
-        with kmtest.Cluster() as c:
-            t(c)
-            for n in c.nodes:
-                assert n.alive(), "a node died"
-                assert n.stop() == 0
-        print("ok", t.__name__)
+    kmtest.run_cluster_tests(tests)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ struct onode {
 	struct osim *sim;
 	uint32_t index;
 	bool dead;
+	struct km_id id;
 	struct km_bcast *b;
 	struct link *links;
 	size_t nlinks, cap;
@@ -197,6 +198,17 @@ static void dial(struct osim *s, struct onode *u)
 	}
 }
 
+/* Derived from the ID, not drawn from the rng, so that keys do not change
+ * the simulated runs; fine for a simulation, never for a real node. */
+void osim_node_key(const struct km_id *id, struct km_ident *key)
+{
+	uint8_t seed[KM_IDENT_SEED_LEN] = { 0 };
+
+	memcpy(seed, id->b, KM_ID_LEN);
+	if (km_ident_from_seed(key, seed) < 0)
+		abort();
+}
+
 struct osim *osim_new(const struct osim_config *cfg)
 {
 	static const struct km_bcast_callbacks cb = { on_send, on_deliver };
@@ -221,10 +233,12 @@ struct osim *osim_new(const struct osim_config *cfg)
 	for (size_t i = 0; i < cfg->n; i++) {
 		struct onode *nd = &s->nodes[i];
 		struct km_id id;
+		struct km_ident key;
 
 		km_id_random(&s->rng, &id);
-		*nd = (struct onode){ .sim = s, .index = (uint32_t)i };
-		nd->b = km_bcast_new(&id, &s->bcfg, &cb, nd, &s->rng, s->now);
+		osim_node_key(&id, &key);
+		*nd = (struct onode){ .sim = s, .index = (uint32_t)i, .id = id };
+		nd->b = km_bcast_new(&id, &key, &s->bcfg, &cb, nd, &s->rng, s->now);
 		if (!nd->b)
 			abort();
 	}
@@ -256,6 +270,7 @@ size_t osim_size(const struct osim *s) { return s->cfg.n; }
 km_ms osim_now(const struct osim *s) { return s->now; }
 bool osim_alive(const struct osim *s, size_t i) { return !s->nodes[i].dead; }
 struct km_bcast *osim_bcast(struct osim *s, size_t i) { return s->nodes[i].b; }
+const struct km_id *osim_id(const struct osim *s, size_t i) { return &s->nodes[i].id; }
 
 static void drop_link(struct onode *nd, uint32_t peer)
 {

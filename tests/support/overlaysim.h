@@ -50,6 +50,11 @@ size_t osim_size(const struct osim *s);
 km_ms osim_now(const struct osim *s);
 bool osim_alive(const struct osim *s, size_t i);
 struct km_bcast *osim_bcast(struct osim *s, size_t i);
+const struct km_id *osim_id(const struct osim *s, size_t i);
+
+/* Node id's signing key in the simulation (derived from the ID, so that
+ * tests can also sign as a node: to tamper, not to forge). */
+void osim_node_key(const struct km_id *id, struct km_ident *key);
 
 /* Node i dies: its frames in flight are lost and every neighbour gets
  * km_bcast_peer_down for it. */

@@ -54,17 +54,29 @@ static void rig_deliver(void *user, const struct km_message *m)
 	r->last.payload = NULL;
 }
 
+/* Origin o's key: a seed made of o, so tests can sign as anyone. */
+static struct km_ident origin_key(uint8_t o)
+{
+	uint8_t seed[KM_IDENT_SEED_LEN];
+	struct km_ident k;
+
+	memset(seed, o, sizeof(seed));
+	cr_assert_eq(km_ident_from_seed(&k, seed), 0);
+	return k;
+}
+
 /* A node with peers 1..npeers up at t = 1000. */
 static struct rig *rig_new(const struct km_bcast_config *cfg, unsigned npeers)
 {
 	static const struct km_bcast_callbacks cb = { rig_send, rig_deliver };
 	struct rig *r = calloc(1, sizeof(*r));
 	struct km_id self = { .b = { 0xaa } };
+	struct km_ident key = origin_key(0xaa);
 
 	cr_assert_not_null(r);
 	km_prng_seed(&r->prng, 1);
 	r->rng = km_prng_rng(&r->prng);
-	r->b = km_bcast_new(&self, cfg, &cb, r, &r->rng, 1000);
+	r->b = km_bcast_new(&self, &key, cfg, &cb, r, &r->rng, 1000);
 	cr_assert_not_null(r->b);
 	for (unsigned i = 1; i <= npeers; i++)
 		cr_assert_eq(km_bcast_peer_up(r->b, i, 1000), 0);
@@ -95,22 +107,16 @@ static const struct sent *find_sent(const struct rig *r, uint64_t peer,
 	return NULL;
 }
 
-/* A well-formed MESSAGE body from origin `o` with sequence seq. */
+/* A well-formed, signed MESSAGE body from origin `o` with sequence seq. */
 static size_t make_msg(uint8_t *out, uint8_t o, uint64_t seq, uint16_t hops,
 		       uint8_t id[static KM_MSG_ID_LEN])
 {
-	uint8_t pre[KM_NODE_ID_LEN + 8 + 4] = { o };
-	struct km_message m = { .seq = seq, .hops = hops,
+	struct km_message m = { .seq = seq, .hops = hops, .origin = { o },
 				.payload = (const uint8_t *)"ping", .payload_len = 4 };
-	struct km_id h;
+	struct km_ident k = origin_key(o);
 
-	km_wire_put_u64(pre + KM_NODE_ID_LEN, seq);
-	memcpy(pre + KM_NODE_ID_LEN + 8, "ping", 4);
-	km_id_sha1(pre, sizeof(pre), &h);
-	memset(m.origin, 0, sizeof(m.origin));
-	m.origin[0] = o;
-	memcpy(m.id, h.b, KM_MSG_ID_LEN);
-	memcpy(id, h.b, KM_MSG_ID_LEN);
+	cr_assert_eq(km_bcast_sign(&m, &k), 0);
+	memcpy(id, m.id, KM_MSG_ID_LEN);
 	return (size_t)km_message_encode(out, KM_MESSAGE_HEADER_LEN + 4, &m);
 }
 
@@ -420,7 +426,10 @@ Test(broadcast, the_seen_cache_forgets_its_oldest_entry_past_its_cap)
 	cr_assert_eq(feed_msg(r, 1, 7, 5, 1000, id), 0);
 	cr_assert_eq(r->delivered, 5, "the newest is still remembered");
 	cr_assert_eq(feed_msg(r, 1, 7, 1, 1000, id), 0);
-	cr_assert_eq(r->delivered, 6, "the oldest was forgotten");
+	cr_assert_eq(r->delivered, 5, "forgotten, but the replay window holds");
+	cr_assert_eq(km_bcast_stats(r->b).replayed, 1);
+	cr_assert_eq(km_bcast_stats(r->b).seen_evicted, 1, "the cap bit once");
+	cr_assert_leq(km_bcast_stats(r->b).seen_now, 4);
 	rig_del(r);
 }
 
@@ -441,7 +450,8 @@ Test(broadcast, seen_entries_expire_after_seen_ttl)
 	km_bcast_tick(r->b, 6000);
 	cr_assert_eq(km_bcast_tick(r->b, 6000), 0, "nothing left to wake for");
 	cr_assert_eq(feed_msg(r, 1, 7, 1, 6000, id), 0);
-	cr_assert_eq(r->delivered, 2);
+	cr_assert_eq(r->delivered, 1, "expired, but still a replay");
+	cr_assert_eq(km_bcast_stats(r->b).replayed, 1);
 	rig_del(r);
 }
 
@@ -747,5 +757,170 @@ Test(broadcast, by_hand_a_large_overlay_meets_the_efficiency_target)
 	broadcasts(s, &pick, 20, "large later 19", &sum);
 	kill_quarter(s, &pick);
 	broadcasts(s, &pick, 10, "large after churn", &sum);
+	osim_del(s);
+}
+
+/* ---- Signatures, replay window, per-origin rate ---- */
+
+static int feed_signed(struct rig *r, uint8_t o, uint64_t seq, km_ms now)
+{
+	uint8_t id[KM_MSG_ID_LEN];
+
+	return feed_msg(r, 1, o, seq, now, id);
+}
+
+Test(broadcast, a_message_signed_with_a_key_other_than_the_pinned_one_is_forged)
+{
+	struct rig *r = rig_new(NULL, 2);
+	struct km_id seven = { .b = { 7 } };
+	struct km_ident eight = origin_key(8);
+
+	cr_assert_eq(km_bcast_pin(r->b, &seven, eight.pub, 1000), 0);
+	cr_assert_eq(km_bcast_pin(r->b, &seven, origin_key(7).pub, 1000),
+		     KM_ERR_AUTH, "a pin is not overwritten");
+	cr_assert_eq(feed_signed(r, 7, 1, 1000), KM_ERR_AUTH);
+	cr_assert_eq(r->delivered, 0);
+	cr_assert_eq(count_type(r, KM_FRAME_MESSAGE), 0, "not relayed either");
+	cr_assert_eq(km_bcast_stats(r->b).forged, 1);
+	rig_del(r);
+}
+
+Test(broadcast, a_tampered_payload_or_signature_is_never_delivered)
+{
+	struct rig *r = rig_new(NULL, 2);
+	uint8_t body[KM_MESSAGE_HEADER_LEN + 4], id[KM_MSG_ID_LEN];
+	size_t len = make_msg(body, 7, 1, 1, id);
+	struct km_message m;
+
+	/* A new payload with a matching ID, under the old signature. */
+	cr_assert_eq(km_message_decode(body, len, &m), 0);
+	m.payload = (const uint8_t *)"pong";
+	{
+		struct km_ident k = origin_key(7);
+		uint8_t sig[KM_SIG_LEN];
+
+		memcpy(sig, m.sig, KM_SIG_LEN);
+		cr_assert_eq(km_bcast_sign(&m, &k), 0); /* for the new ID */
+		memcpy(m.sig, sig, KM_SIG_LEN);
+	}
+	cr_assert_eq(km_message_encode(body, sizeof(body), &m), (int)len);
+	cr_assert_eq(km_bcast_on_frame(r->b, 1, KM_FRAME_MESSAGE, body, len,
+				       1000), KM_ERR_AUTH);
+	/* The genuine message with one bit of its signature flipped. */
+	len = make_msg(body, 7, 2, 1, id);
+	body[KM_MESSAGE_HEADER_LEN - 1] ^= 1;
+	cr_assert_eq(km_bcast_on_frame(r->b, 1, KM_FRAME_MESSAGE, body, len,
+				       1000), KM_ERR_AUTH);
+	cr_assert_eq(r->delivered, 0);
+	cr_assert_eq(km_bcast_stats(r->b).forged, 2);
+	rig_del(r);
+}
+
+Test(broadcast, the_replay_window_takes_reordering_and_refuses_old_numbers)
+{
+	struct rig *r = rig_new(NULL, 1);
+
+	cr_assert_eq(feed_signed(r, 7, 100, 1000), 0);
+	cr_assert_eq(feed_signed(r, 7, 90, 1000), 0, "late but in the window");
+	cr_assert_eq(feed_signed(r, 7, 36, 1000), 0); /* 100 - 64 */
+	cr_assert_eq(r->delivered, 2);
+	cr_assert_eq(feed_signed(r, 7, 200, 1000), 0);
+	cr_assert_eq(feed_signed(r, 7, 137, 1000), 0); /* 200 - 63 */
+	cr_assert_eq(feed_signed(r, 7, 136, 1000), 0);
+	cr_assert_eq(r->delivered, 4);
+	cr_assert_eq(km_bcast_stats(r->b).replayed, 2);
+	rig_del(r);
+}
+
+Test(broadcast, each_origin_is_rate_limited_by_its_own_token_bucket)
+{
+	struct km_bcast_config c = cfg_default();
+	struct rig *r;
+
+	c.origin_rate = 2;
+	c.origin_burst = 5;
+	r = rig_new(&c, 1);
+	for (uint64_t seq = 1; seq <= 8; seq++)
+		cr_assert_eq(feed_signed(r, 7, seq, 1000), 0);
+	cr_assert_eq(r->delivered, 5, "the burst, then nothing");
+	cr_assert_eq(km_bcast_stats(r->b).rate_limited, 3);
+	cr_assert_eq(feed_signed(r, 8, 1, 1000), 0);
+	cr_assert_eq(r->delivered, 6, "another origin has its own bucket");
+	cr_assert_eq(feed_signed(r, 7, 9, 1499), 0);
+	cr_assert_eq(r->delivered, 6, "refilled by 0.998 of a message");
+	cr_assert_eq(feed_signed(r, 7, 10, 1500), 0);
+	cr_assert_eq(r->delivered, 7, "2 per second: one more after 500 ms");
+	rig_del(r);
+}
+
+/* Every node's deliveries so far. */
+static unsigned long delivered_total(struct osim *s)
+{
+	unsigned long n = 0;
+
+	for (size_t i = 0; i < osim_size(s); i++)
+		n += km_bcast_stats(osim_bcast(s, i)).delivered;
+	return n;
+}
+
+/* Offers body to every node, as if from a stranger (link id 1000). */
+static void inject_everywhere(struct osim *s, const struct km_message *m)
+{
+	uint8_t body[KM_MESSAGE_HEADER_LEN + 64];
+	int len = km_message_encode(body, sizeof(body), m);
+
+	cr_assert_gt(len, 0);
+	for (size_t i = 0; i < osim_size(s); i++)
+		cr_assert_eq(km_bcast_on_frame(osim_bcast(s, i), 1000,
+					       KM_FRAME_MESSAGE, body,
+					       (size_t)len, osim_now(s)),
+			     KM_ERR_AUTH, "node %zu", i);
+}
+
+Test(broadcast, forged_and_tampered_broadcasts_reach_none_of_10_nodes)
+{
+	struct osim_config oc = { .n = 10, .out = 3, .lat_min = 5,
+				  .lat_max = 20, .seed = 9 };
+	struct osim *s = osim_new(&oc);
+	struct osim_report rep;
+	struct km_ident thief = origin_key(0x77), real;
+	struct km_message m = { .seq = 1ULL << 40, .hops = 1,
+				.payload = (const uint8_t *)"forged",
+				.payload_len = 6 };
+	uint8_t sig[KM_SIG_LEN];
+	unsigned long before;
+
+	cr_assert_not_null(s);
+	/* Node 3 speaks once, so everyone knows its key. */
+	cr_assert_eq(osim_broadcast(s, 3, (const uint8_t *)"genuine", 7, 3000,
+				    &rep), 0);
+	cr_assert_eq(rep.reached, rep.live);
+	before = delivered_total(s);
+	/* 1. In node 3's name, signed with the thief's own key. */
+	memcpy(m.origin, osim_id(s, 3)->b, KM_NODE_ID_LEN);
+	cr_assert_eq(km_bcast_sign(&m, &thief), 0);
+	inject_everywhere(s, &m);
+	/* 2. Node 3's genuine signature over "pay 10", payload now "pay 99"
+	 * (the ID recomputed to match). */
+	osim_node_key(osim_id(s, 3), &real);
+	m.payload = (const uint8_t *)"pay 10";
+	m.seq++;
+	cr_assert_eq(km_bcast_sign(&m, &real), 0);
+	memcpy(sig, m.sig, sizeof(sig));
+	m.payload = (const uint8_t *)"pay 99";
+	cr_assert_eq(km_bcast_sign(&m, &thief), 0);
+	memcpy(m.pubkey, real.pub, KM_PUBKEY_LEN);
+	memcpy(m.sig, sig, sizeof(sig));
+	inject_everywhere(s, &m);
+	/* 3. A stranger's name with a made-up signature. */
+	memset(m.origin, 0x55, KM_NODE_ID_LEN);
+	memset(m.sig, 0x5a, KM_SIG_LEN);
+	cr_assert_eq(km_bcast_sign(&m, &thief), 0);
+	m.sig[7] ^= 0x10;
+	inject_everywhere(s, &m);
+	osim_run_until(s, osim_now(s) + 5000);
+	cr_assert_eq(delivered_total(s), before, "something forged got through");
+	for (size_t i = 0; i < osim_size(s); i++)
+		cr_assert_eq(km_bcast_stats(osim_bcast(s, i)).forged, 3);
 	osim_del(s);
 }

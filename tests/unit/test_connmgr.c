@@ -331,3 +331,91 @@ Test(connmgr, a_lost_neighbour_makes_the_next_dial_due_at_once)
 	km_connmgr_del(cm);
 	km_table_del(t);
 }
+
+/* Opens an inbound link from addr and hands it a HELLO from id. */
+static enum km_cm_verdict inbound_hello(struct km_connmgr *cm, uint64_t conn,
+					struct km_addr addr, uint8_t id_last,
+					km_ms now)
+{
+	struct km_id id = id_with(0x40, id_last);
+	uint64_t other;
+
+	cr_assert_eq(km_connmgr_opened(cm, conn, &addr, false, NULL, now), 0);
+	return km_connmgr_hello(cm, conn, &id, now, &other);
+}
+
+Test(connmgr, neighbours_per_16_are_capped_inbound_and_outbound)
+{
+	struct km_connmgr_config cfg;
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm;
+	struct km_contact got[4];
+	uint64_t conn = 100;
+
+	km_connmgr_config_default(&cfg);
+	cfg.max_per_16 = 2;
+	cfg.max_out = 4;
+	cm = km_connmgr_new(&self, &cfg, &rng);
+	cr_assert_eq(inbound_hello(cm, 1, ip4(10, 1, 0, 1), 1, 1000), KM_CM_ACCEPT);
+	cr_assert_eq(inbound_hello(cm, 2, ip4(10, 1, 9, 2), 2, 1000), KM_CM_ACCEPT);
+	cr_assert_eq(inbound_hello(cm, 3, ip4(10, 1, 200, 3), 3, 1000), KM_CM_FULL);
+	cr_assert_eq(inbound_hello(cm, 4, ip4(10, 2, 0, 1), 4, 1000), KM_CM_ACCEPT);
+	cr_assert_eq(km_connmgr_counts(cm).refused_subnet, 1);
+	/* The table offers 10.1/16 (full) and one node elsewhere. */
+	for (uint8_t i = 0; i < 3; i++) {
+		struct km_id id = id_with(0x80, i + 1);
+		struct km_addr a = ip4(10, 1, 50 + i, 1);
+
+		add(t, &id, &a, 1000);
+	}
+	{
+		struct km_id id = id_with(0x81, 9);
+		struct km_addr a = ip4(10, 3, 0, 1);
+
+		add(t, &id, &a, 1000);
+	}
+	cr_assert_eq(dial_all(cm, t, 1000, &conn, got), 1);
+	cr_assert_eq(got[0].addr.ip[1], 3, "never a third in 10.1/16");
+	km_connmgr_del(cm);
+	km_table_del(t);
+}
+
+Test(connmgr, old_nodes_take_the_anchor_slots_before_fresh_ones)
+{
+	struct km_connmgr_config cfg;
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm;
+	struct km_contact got[8];
+	km_ms now = KM_MINUTES(30);
+	uint64_t conn = 1, other;
+	size_t old = 0;
+
+	km_connmgr_config_default(&cfg);
+	cfg.max_out = 4;
+	cm = km_connmgr_new(&self, &cfg, &rng);
+	/* Two old nodes sharing one /24, six fresh ones in six /24s. */
+	for (uint8_t i = 0; i < 2; i++) {
+		struct km_id id = id_with(0x80, i + 1);
+		struct km_addr a = ip4(10, 9, 9, i + 1);
+
+		add(t, &id, &a, 1000);
+	}
+	for (uint8_t i = 0; i < 6; i++) {
+		struct km_id id = id_with(0x80 | (uint8_t)(i << 2), i + 10);
+		struct km_addr a = ip4(10, 20 + i, 0, 1);
+
+		add(t, &id, &a, now - KM_MINUTES(1));
+	}
+	cr_assert_eq(dial_all(cm, t, now, &conn, got), 4);
+	cr_assert_eq(got[0].addr.ip[1], 9, "the first dial is an anchor");
+	cr_assert_eq(got[1].addr.ip[1], 9, "and so is the second, group or not");
+	for (size_t i = 0; i < 4; i++) {
+		old += got[i].addr.ip[1] == 9;
+		cr_assert_eq(km_connmgr_hello(cm, i + 1, &got[i].id, now, &other),
+			     KM_CM_ACCEPT);
+	}
+	cr_assert_eq(old, 2, "then diversity again");
+	cr_assert_eq(km_connmgr_counts(cm).anchors, 2);
+	km_connmgr_del(cm);
+	km_table_del(t);
+}

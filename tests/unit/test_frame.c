@@ -172,7 +172,7 @@ Test(frame, type_table_knows_exactly_the_defined_types)
 
 	for (int t = 0; t < 256; t++)
 		known += km_frame_type_known((uint8_t)t);
-	cr_assert_eq(known, 17);
+	cr_assert_eq(known, 18);
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_HELLO), "HELLO");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_GOODBYE), "GOODBYE");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_IHAVE), "IHAVE");
@@ -181,7 +181,8 @@ Test(frame, type_table_knows_exactly_the_defined_types)
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_DIAL_ME), "DIAL_ME");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_DIALBACK), "DIALBACK");
 	cr_assert_str_eq(km_frame_type_name(0), "UNKNOWN");
-	cr_assert_str_eq(km_frame_type_name(10), "UNKNOWN");
+	cr_assert_str_eq(km_frame_type_name(KM_FRAME_AUTH), "AUTH");
+	cr_assert_str_eq(km_frame_type_name(11), "UNKNOWN");
 }
 
 Test(frame, one_shot_decode_points_into_the_buffer_and_reports_the_next_start)
@@ -215,7 +216,7 @@ Test(frame, one_shot_decode_rejects_every_truncation_and_bad_header)
 		cr_assert_eq(used, 0);
 		free(p);
 	}
-	cr_assert_eq(km_frame_decode((uint8_t[]){ 10 }, 1, 0, &f, &used),
+	cr_assert_eq(km_frame_decode((uint8_t[]){ 11 }, 1, 0, &f, &used),
 		     KM_ERR_UNKNOWN_TYPE);
 	cr_assert_eq(km_frame_decode(good, sizeof(good), 2, &f, &used), KM_ERR_TOO_LONG);
 	cr_assert_eq(km_frame_decode((uint8_t[]){ 1, 0xff, 0xff, 0xff, 0xff }, 5, 0,

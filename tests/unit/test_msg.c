@@ -46,12 +46,44 @@ static void assert_hello_eq(const struct km_hello *a, const struct km_hello *b)
 	cr_assert_eq(memcmp(a->id, b->id, 20), 0);
 	cr_assert_eq(a->listen_port, b->listen_port);
 	cr_assert(km_addr_eq(&a->observed, &b->observed));
+	cr_assert_eq(a->has_key, b->has_key);
+	if (a->has_key) {
+		cr_assert_eq(memcmp(a->pubkey, b->pubkey, KM_PUBKEY_LEN), 0);
+		cr_assert_eq(memcmp(a->nonce, b->nonce, KM_NONCE_LEN), 0);
+	}
+}
+
+static struct km_hello keyed_hello(int family)
+{
+	struct km_hello h = sample_hello(family);
+
+	h.has_key = true;
+	memset(h.pubkey, 0xab, KM_PUBKEY_LEN);
+	memset(h.nonce, 0xcd, KM_NONCE_LEN);
+	return h;
+}
+
+Test(msg, hello_carries_key_and_nonce_right_after_the_address)
+{
+	struct km_hello in = keyed_hello(4), out;
+	uint8_t buf[KM_HELLO_MAX_LEN];
+	int n = km_hello_encode(buf, sizeof(buf), &in);
+
+	cr_assert_eq(n, 34 + KM_PUBKEY_LEN + KM_NONCE_LEN);
+	cr_assert_eq(buf[34], 0xab);
+	cr_assert_eq(buf[34 + KM_PUBKEY_LEN], 0xcd);
+	cr_assert_eq(km_hello_decode(buf, (size_t)n, &out), 0);
+	assert_hello_eq(&in, &out);
+	/* Cut inside the key: decodes as a keyless (version 1 style) HELLO. */
+	cr_assert_eq(km_hello_decode(buf, (size_t)n - 1, &out), 0);
+	cr_assert_not(out.has_key);
 }
 
 Test(msg, hello_round_trips_with_ipv4_ipv6_and_unknown_observed_address)
 {
 	const int families[] = { 4, 6, 0 };
-	const int lens[] = { 34, KM_HELLO_MAX_LEN, KM_HELLO_MIN_LEN };
+	const int lens[] = { 34, KM_HELLO_MAX_LEN - KM_PUBKEY_LEN - KM_NONCE_LEN,
+			     KM_HELLO_MIN_LEN };
 	uint8_t buf[KM_HELLO_MAX_LEN];
 	struct km_hello in, out;
 
@@ -68,7 +100,7 @@ Test(msg, hello_encoding_matches_the_documented_layout)
 	struct km_hello h = sample_hello(4);
 	uint8_t buf[64];
 	const uint8_t want[34] = {
-		1, 0xde, 0xad, 0xbe, 0xef,
+		2, 0xde, 0xad, 0xbe, 0xef,
 		1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
 		0x1a, 0xe1,               /* 6881 */
 		4, 192, 0, 2, 7, 0x9c, 0x40, /* 192.0.2.7:40000 */
@@ -80,14 +112,14 @@ Test(msg, hello_encoding_matches_the_documented_layout)
 
 Test(msg, hello_decoder_ignores_bytes_appended_by_later_versions)
 {
-	struct km_hello in = sample_hello(6), out;
+	struct km_hello in = keyed_hello(6), out;
 	uint8_t buf[KM_HELLO_MAX_LEN + 40];
 	int n = km_hello_encode(buf, sizeof(buf), &in);
 
 	cr_assert_eq(n, KM_HELLO_MAX_LEN);
-	memset(buf + n, 0x5a, 40); /* e.g. a public key and a nonce */
-	in.version = 2;
-	buf[0] = 2;
+	memset(buf + n, 0x5a, 40); /* whatever version 3 adds */
+	in.version = 3;
+	buf[0] = 3;
 	cr_assert_eq(km_hello_decode(buf, sizeof(buf), &out), 0);
 	assert_hello_eq(&in, &out);
 }
@@ -222,7 +254,7 @@ Test(msg, message_round_trips_and_points_the_payload_into_the_input)
 {
 	const uint8_t payload[] = "hello, mesh";
 	struct km_message in = sample_message(payload, sizeof(payload)), out;
-	uint8_t buf[128];
+	uint8_t buf[256];
 	int n = km_message_encode(buf, sizeof(buf), &in);
 
 	cr_assert_eq(n, KM_MESSAGE_HEADER_LEN + (int)sizeof(payload));
@@ -248,7 +280,7 @@ Test(msg, message_payload_fills_a_default_frame_and_no_more)
 	cr_assert_eq(km_message_encode(buf, KM_FRAME_MAX_DEFAULT + 1, &in), KM_ERR_TOO_LONG);
 	cr_assert_eq(km_message_decode(buf, KM_FRAME_MAX_DEFAULT + 1, &out), KM_ERR_TOO_LONG);
 	in = sample_message(NULL, 0);
-	cr_assert_eq(km_message_encode(buf, 64, &in), KM_MESSAGE_HEADER_LEN);
+	cr_assert_eq(km_message_encode(buf, 256, &in), KM_MESSAGE_HEADER_LEN);
 	cr_assert_eq(km_message_decode(buf, KM_MESSAGE_HEADER_LEN, &out), 0);
 	cr_assert_eq(out.payload_len, 0);
 	free(payload);

@@ -4,8 +4,13 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "dht/ident.h"
 #include "net/node.h"
 #include "proto/msg.h"
+#include "proto/wire.h"
+
+#define CONNS 8
+#define OUT_MAX 16384
 
 struct fake {
 	uint64_t last_conn;
@@ -13,6 +18,8 @@ struct fake {
 	int connects, closes;
 	uint8_t sent[1 << 18];    /* bytes sent on any connection */
 	size_t nsent;
+	uint8_t out[CONNS][OUT_MAX]; /* ... and per connection */
+	size_t len[CONNS];
 };
 
 static void fake_udp(void *user, const struct km_addr *to, const uint8_t *buf,
@@ -34,6 +41,10 @@ static void fake_send(void *user, uint64_t conn, const uint8_t *buf, size_t len)
 	if (f->nsent + len <= sizeof(f->sent)) {
 		memcpy(f->sent + f->nsent, buf, len);
 		f->nsent += len;
+	}
+	if (conn < CONNS && f->len[conn] + len <= OUT_MAX) {
+		memcpy(f->out[conn] + f->len[conn], buf, len);
+		f->len[conn] += len;
 	}
 }
 
@@ -90,16 +101,64 @@ static bool sent_nonce(uint8_t type, uint64_t *nonce)
 	return found;
 }
 
+/* The node's HELLO on conn. */
+static struct km_hello node_hello(uint64_t conn)
+{
+	size_t off = 0, used;
+	struct km_frame fr;
+	struct km_hello h;
+
+	while (off < f.len[conn]) {
+		cr_assert_eq(km_frame_decode(f.out[conn] + off, f.len[conn] - off,
+					     0, &fr, &used), 0);
+		if (fr.type == KM_FRAME_HELLO) {
+			cr_assert_eq(km_hello_decode(fr.payload, fr.len, &h), 0);
+			return h;
+		}
+		off += used;
+	}
+	cr_assert_fail("no HELLO on conn %llu", (unsigned long long)conn);
+	return h;
+}
+
+/* Plays a peer with ID id_byte... through HELLO and AUTH (docs/PROTOCOL.md,
+ * "AUTH") on conn. */
+static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
+		      km_ms now)
+{
+	struct km_hello h = { .version = KM_PROTO_VERSION,
+			      .network = KM_NETWORK_ID_DEFAULT,
+			      .listen_port = listen_port, .has_key = true };
+	uint8_t body[KM_HELLO_MAX_LEN], seed[KM_IDENT_SEED_LEN], tbs[156];
+	uint8_t sig[KM_SIG_LEN];
+	struct km_ident key;
+	struct km_hello theirs;
+	int len;
+
+	memset(seed, id_byte, sizeof(seed));
+	cr_assert_eq(km_ident_from_seed(&key, seed), 0);
+	memset(h.id, id_byte, sizeof(h.id));
+	memcpy(h.pubkey, key.pub, KM_PUBKEY_LEN);
+	memset(h.nonce, id_byte ^ 0x5a, KM_NONCE_LEN);
+	len = km_hello_encode(body, sizeof(body), &h);
+	feed(conn, KM_FRAME_HELLO, body, (size_t)len, now);
+	theirs = node_hello(conn);
+	memcpy(tbs, "kadmesh auth v2", 16);
+	km_wire_put_u32(tbs + 16, KM_NETWORK_ID_DEFAULT);
+	memcpy(tbs + 20, h.id, 20);
+	memcpy(tbs + 40, key.pub, 32);
+	memcpy(tbs + 72, h.nonce, 32);
+	memcpy(tbs + 104, theirs.id, 20);
+	memcpy(tbs + 124, theirs.nonce, 32);
+	cr_assert_eq(km_ident_sign(&key, tbs, sizeof(tbs), sig), 0);
+	feed(conn, KM_FRAME_AUTH, sig, sizeof(sig), now);
+}
+
 /* A node whose bootstrap peer has become its neighbour; returns its conn. */
 static uint64_t node_with_neighbour(void)
 {
 	struct km_node_config cfg;
-	struct km_hello h = { .version = KM_PROTO_VERSION,
-			      .network = KM_NETWORK_ID_DEFAULT,
-			      .listen_port = 6881 };
-	uint8_t body[KM_HELLO_MAX_LEN];
 	uint64_t conn;
-	int len;
 
 	memset(&f, 0, sizeof(f));
 	km_prng_seed(&prng, 3);
@@ -114,9 +173,7 @@ static uint64_t node_with_neighbour(void)
 	km_node_start(n, NULL, 0, 1000);
 	conn = f.last_conn;
 	km_node_tcp_connected(n, conn, 1000);
-	memset(h.id, 0x77, sizeof(h.id));
-	len = km_hello_encode(body, sizeof(body), &h);
-	feed(conn, KM_FRAME_HELLO, body, (size_t)len, 1001);
+	handshake(conn, 0x77, 6881, 1001);
 	/* Asked once the link has been up a second. */
 	km_node_tick(n, 2001);
 	return conn;
@@ -219,22 +276,15 @@ static int sent_count(uint8_t type)
  * 0x88...; returns that link's conn. */
 static uint64_t second_neighbour(struct km_id *id)
 {
-	struct km_hello h = { .version = KM_PROTO_VERSION,
-			      .network = KM_NETWORK_ID_DEFAULT,
-			      .listen_port = 6999 };
-	uint8_t body[KM_HELLO_MAX_LEN];
 	struct km_addr from;
 	uint64_t conn;
 	uint8_t ip[4] = { 127, 0, 0, 10 };
-	int len;
 
 	km_addr_set_v4(&from, ip, 50000);
 	conn = km_node_tcp_accepted(n, &from, 2500);
 	cr_assert_neq(conn, 0);
-	memset(h.id, 0x88, sizeof(h.id));
-	memcpy(id->b, h.id, KM_ID_LEN);
-	len = km_hello_encode(body, sizeof(body), &h);
-	feed(conn, KM_FRAME_HELLO, body, (size_t)len, 2501);
+	memset(id->b, 0x88, KM_ID_LEN);
+	handshake(conn, 0x88, 6999, 2501);
 	f.nsent = 0;
 	return conn;
 }

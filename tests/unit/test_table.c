@@ -485,6 +485,7 @@ Test(table, max_nodes_is_never_exceeded)
 			cr_assert_neq(r, KM_OFFER_ADDED);
 	}
 	cr_assert_eq(km_table_size(t), 20);
+	cr_assert_gt(km_table_stats(t).capped, 0, "status shows the cap biting");
 	km_table_del(t);
 }
 

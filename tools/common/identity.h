@@ -3,6 +3,7 @@
 #define KM_TOOLS_IDENTITY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto/node.h"
 
@@ -13,6 +14,15 @@ void km_tool_random_id(struct km_id *out);
  * or corrupt (with a warning), writes a fresh random ID there atomically.
  * Returns 0 or a negative errno from writing the file. */
 int km_tool_identity_load(const char *dir, struct km_id *out);
+
+/* Reads the Ed25519 key seed from dir/key (64 hex digits and an optional
+ * newline).  If it is missing, writes a fresh one from the OS (mode 0600,
+ * atomically).  If it is corrupt, warns, and gives the node a fresh key
+ * *and* a fresh ID (rewriting dir/id into *id): peers pin keys per ID, so
+ * the old ID with a new key would be refused as an impersonator.  Returns
+ * 0 or a negative errno from writing a file. */
+int km_tool_key_load(const char *dir, struct km_id *id,
+		     uint8_t seed[static 32]);
 
 /* Reads dir/nodes.dat into out[0..*n) (out holds KM_STATE_MAX_ENTRIES).
  * A missing file is no error; a corrupt or truncated one gets a warning
