@@ -67,6 +67,8 @@ static void print_scalar(const cJSON *v)
 			print_scalar(e);
 			fputs(e->next ? " " : "", stdout);
 		}
+	else if (cJSON_IsNull(v))
+		fputs("-", stdout);
 }
 
 static size_t key_width(const cJSON *o, size_t prefix)
@@ -207,15 +209,20 @@ static void print_peers(const cJSON *r)
 
 		aw = len > aw ? len : aw;
 	}
-	printf("%-40s  %-*s  %-3s  %7s  %6s  %10s  %10s  %8s  %8s\n", "ID", aw,
-	       "ADDR", "DIR", "AGE", "RTT_MS", "BYTES_IN", "BYTES_OUT",
-	       "MSGS_IN", "MSGS_OUT");
+	printf("%-40s  %-*s  %-3s  %-7s  %7s  %6s  %10s  %10s  %8s  %8s\n",
+	       "ID", aw, "ADDR", "DIR", "VIA", "AGE", "RTT_MS", "BYTES_IN",
+	       "BYTES_OUT", "MSGS_IN", "MSGS_OUT");
 	cJSON_ArrayForEach(e, r)
-		printf("%-40s  %-*s  %-3s  %6.0fs  %6.0f  %10.0f  %10.0f  %8.0f  "
-		       "%8.0f\n", str(e, "id"), aw, str(e, "addr"),
-		       str(e, "direction"), num(e, "age_s"), num(e, "rtt_ms"),
-		       num(e, "bytes_in"), num(e, "bytes_out"), num(e, "msgs_in"),
-		       num(e, "msgs_out"));
+		printf("%-40s  %-*s  %-3s  %-7s  %6.0fs  %6.0f  %10.0f  %10.0f  "
+		       "%8.0f  %8.0f\n", str(e, "id"), aw, str(e, "addr"),
+		       str(e, "direction"), str(e, "via"), num(e, "age_s"),
+		       num(e, "rtt_ms"), num(e, "bytes_in"), num(e, "bytes_out"),
+		       num(e, "msgs_in"), num(e, "msgs_out"));
+}
+
+static void print_nothing(const cJSON *r)
+{
+	(void)r;
 }
 
 static void print_sent(const cJSON *r)
@@ -251,6 +258,8 @@ static const struct subcommand subcommands[] = {
 	  "announce the node under ID (PORT: the node's own by default)" },
 	{ "peers", 0, 0, print_peers, "peers",
 	  "the overlay neighbours: direction, age, RTT and traffic" },
+	{ "punch", 1, 1, print_nothing, "punch ID",
+	  "ask the neighbours to be rendezvous for a hole-punched link to ID" },
 	{ "broadcast", 1, 1, print_sent, "broadcast TEXT|-",
 	  "send TEXT (or stdin, with -) to every node; prints the message ID" },
 	{ "subscribe", 0, 1, NULL, "subscribe [COUNT]",

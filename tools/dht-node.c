@@ -20,6 +20,7 @@
 #include "dht/id.h"
 #include "net/state.h"
 #include "net/uv_fs.h"
+#include "net/uv_lan.h"
 #include "net/uv_node.h"
 #include "proto/err.h"
 
@@ -54,6 +55,7 @@ struct opts {
 	long rate_qps, rate_burst, ban_time;
 	long max_out, max_in, max_per_ip, max_per_16, ping_interval;
 	bool cap_loopback;
+	bool no_lan;
 	enum km_log_level level;
 };
 
@@ -69,6 +71,7 @@ enum {
 	OPT_BAN_TIME,
 	OPT_SAVE_INTERVAL_MS,
 	OPT_MAX_PER_16,
+	OPT_NO_LAN,
 };
 
 struct daemon {
@@ -78,6 +81,7 @@ struct daemon {
 	uv_signal_t sigs[2];
 	struct km_uv_node *node;
 	struct km_uv_control *control; /* NULL without a control socket */
+	struct km_uv_lan *lan;         /* NULL with --no-lan */
 	const char *state_dir;
 	char control_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	bool stopping;
@@ -134,6 +138,10 @@ static void usage(FILE *f)
 "                          (exempt by default, for local test networks)\n"
 "      --ping-interval MS  PING each neighbour every MS milliseconds\n"
 "                          (default 15000); 3 missed PONGs drop it\n"
+"      --no-lan            no LAN discovery (on by default: announces on\n"
+"                          multicast 239.192.152.143:6771 and links to the\n"
+"                          nodes it hears; with it a node needs nothing\n"
+"                          else to join)\n"
 "  -l, --log-level LEVEL   error, warn, info or debug (default info)\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n"
@@ -164,6 +172,7 @@ static const struct option long_opts[] = {
 	{ "cap-loopback", no_argument, NULL, OPT_CAP_LOOPBACK },
 	{ "ping-interval", required_argument, NULL, OPT_PING_INTERVAL },
 	{ "max-per-16", required_argument, NULL, OPT_MAX_PER_16 },
+	{ "no-lan", no_argument, NULL, OPT_NO_LAN },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -199,6 +208,7 @@ static int parse_one(struct opts *o, int c)
 	case 'p': return km_tool_parse_long(PROG, "--port", optarg, 0, 65535, &o->port) ? 0 : -1;
 	case 'b': return add_bind(o, optarg) ? 0 : -1;
 	case 's': o->seed = true; return 0;
+	case OPT_NO_LAN: o->no_lan = true; return 0;
 	case 'B': return add_bootstrap(o, optarg) ? 0 : -1;
 	case 'd': o->state_dir = optarg; return 0;
 	case 'c': o->control = optarg; return 0;
@@ -434,6 +444,8 @@ static void shutdown_daemon(struct daemon *d)
 	for (size_t i = 0; i < 2; i++)
 		uv_close((uv_handle_t *)&d->sigs[i], NULL);
 	control_stop(d);
+	km_uv_lan_stop(d->lan);
+	d->lan = NULL;
 	if (d->node)
 		km_uv_node_stop(d->node, on_stopped, d);
 }
@@ -494,6 +506,19 @@ static bool load_state(const struct opts *o, struct daemon *d, struct km_id *id,
 	return true;
 }
 
+/* LAN discovery is best effort: without it the node still runs. */
+static void lan_start(struct daemon *d, const struct opts *o)
+{
+	int rc;
+
+	km_uv_nat_learn_local(d->node);
+	if (o->no_lan)
+		return;
+	rc = km_uv_lan_start(&d->loop, d->node, &d->lan);
+	if (rc < 0)
+		km_tool_log(KM_LOG_WARN, "LAN discovery off: %s", uv_strerror(rc));
+}
+
 /* Without --bind the node tries both families, and runs IPv4 alone on a
  * host without IPv6. */
 static int start_node(struct daemon *d, const struct opts *o,
@@ -551,6 +576,7 @@ static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 			d->control_path, uv_strerror(rc));
 		km_uv_node_stop(d->node, on_stopped, d);
 	} else {
+		lan_start(d, o);
 		watch_signals(d);
 		km_tool_log(KM_LOG_INFO, "listening on port %u with %zu saved "
 			    "nodes", cfg.port, nsaved);
@@ -576,9 +602,10 @@ int main(int argc, char **argv)
 	if (!load_state(&o, &d, &id, saved, &nsaved))
 		return 1;
 	km_tool_log_set_id(&id);
-	if (!o.seed && o.nboot == 0 && nsaved == 0) {
-		fprintf(stderr, PROG ": nothing to join: use --seed, --bootstrap "
-			"or a --state-dir with saved nodes\n");
+	if (!o.seed && o.nboot == 0 && nsaved == 0 && o.no_lan) {
+		fprintf(stderr, PROG ": nothing to join: use --seed, --bootstrap, "
+			"a --state-dir with saved nodes, or LAN discovery (no "
+			"--no-lan)\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

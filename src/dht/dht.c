@@ -95,6 +95,11 @@ void km_dht_del(struct km_dht *d)
 	free(d);
 }
 
+void km_dht_set_read_only(struct km_dht *d, bool read_only)
+{
+	d->cfg.read_only = read_only;
+}
+
 void km_dht_set_sibling(struct km_dht *d, struct km_dht *other_family)
 {
 	d->sibling = other_family;
@@ -210,6 +215,8 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 
 		d->stats.replies_in++;
 		km_ratelimit_verify(d->rl, from, now);
+		if (m->has_ip && d->cb.observed)
+			d->cb.observed(d->user, from, &m->ip, now);
 		dht_offer(d, &c, KM_SEEN_REPLY, (uint32_t)(now - tx->sent), now);
 		if (tx->kind == TX_LOOKUP)
 			dht_search_on_reply(d, tx, m, now);

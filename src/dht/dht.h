@@ -57,6 +57,10 @@ struct km_dht_callbacks {
 	 * is valid only during the call.  May be NULL. */
 	void (*lookup_done)(void *user, uint64_t lookup_id,
 			    const struct km_lookup *lk);
+	/* A reply from `from` says it sees us at `seen` (BEP 42 `ip`); for
+	 * NAT awareness (net/nat.h).  May be NULL. */
+	void (*observed)(void *user, const struct km_addr *from,
+			 const struct km_addr *seen, km_ms now);
 };
 
 struct km_dht_stats {
@@ -117,6 +121,9 @@ int km_dht_lookup(struct km_dht *d, const struct km_id *target,
 int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    uint16_t port, bool implied_port, uint64_t *lookup_id,
 		    km_ms now);
+
+/* BEP 43: a node found to be unreachable turns read-only at run time. */
+void km_dht_set_read_only(struct km_dht *d, bool read_only);
 
 const struct km_id *km_dht_id(const struct km_dht *d);
 const struct km_table *km_dht_table(const struct km_dht *d);

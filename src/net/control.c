@@ -428,6 +428,42 @@ static void status_neighbours(cJSON *o, const struct km_node_stats *st,
 	put_num(b, "lazy", (double)st->bcast.lazy, ok);
 }
 
+static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
+{
+	cJSON *d = put_obj(o, "nat", ok);
+
+	put_num(d, "dialbacks_asked", (double)st.dialbacks_asked, ok);
+	put_num(d, "dialbacks_ok", (double)st.dialbacks_ok, ok);
+	put_num(d, "dialbacks_failed", (double)st.dialbacks_failed, ok);
+	put_num(d, "dialbacks_served", (double)st.dialbacks_served, ok);
+	put_num(d, "keepalives", (double)st.keepalives, ok);
+	put_num(d, "punches_coordinated", (double)st.punches_coordinated, ok);
+	put_num(d, "punch_attempts", (double)st.punch_attempts, ok);
+	put_num(d, "punches_ok", (double)st.punches_ok, ok);
+	put_num(d, "punches_failed", (double)st.punches_failed, ok);
+	put_num(d, "relays_served", (double)st.relays_served, ok);
+	put_num(d, "relays_refused", (double)st.relays_refused, ok);
+	put_num(d, "relays_cut", (double)st.relays_cut, ok);
+	put_num(d, "relay_bytes", (double)st.relay_bytes, ok);
+	put_num(d, "relayed_links", (double)st.relayed_links, ok);
+	put_num(d, "upgrade_attempts", (double)st.upgrade_attempts, ok);
+}
+
+/* NAT awareness (net/nat.h): where peers see us, and whether they can
+ * reach us there. */
+static void status_nat(cJSON *o, struct km_node *n, bool *ok)
+{
+	const struct km_nat *nat = km_node_nat(n);
+	const struct km_addr *ext = km_nat_external(nat);
+
+	if (ext)
+		put_addr(o, "external_addr", ext, ok);
+	else
+		*ok = *ok && cJSON_AddNullToObject(o, "external_addr");
+	put_str(o, "reachability", km_reach_name(km_nat_reachability(nat)), ok);
+	nat_counters(o, km_node_nat_stats(n), ok);
+}
+
 static cJSON *json_status(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
@@ -454,6 +490,7 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 	status_errors(o, &st, &ok);
 	status_activity(o, &st, &ok);
 	status_neighbours(o, &st, &ok);
+	status_nat(o, n, &ok);
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);
@@ -526,6 +563,7 @@ static bool neighbour_entry(cJSON *list, const struct km_neighbour *nb,
 	put_num(o, "msgs_in", (double)nb->frames_in, &ok);
 	put_num(o, "msgs_out", (double)nb->frames_out, &ok);
 	ok = ok && cJSON_AddBoolToObject(o, "eager", nb->eager);
+	put_str(o, "via", km_via_name(nb->via), &ok);
 	return ok;
 }
 
@@ -1064,6 +1102,22 @@ static void cmd_announce(struct km_control *c, struct session *s, int argc,
 	start_lookup(c, s, &target, KM_LOOKUP_GET_PEERS, true, now);
 }
 
+static void cmd_punch(struct km_control *c, struct session *s, int argc,
+		      char **argv, km_ms now)
+{
+	struct km_id id;
+	int rc;
+
+	if (!parse_id(c, s, argv[0], &id))
+		return;
+	rc = km_node_punch(c->node, &id, now);
+	if (rc < 0)
+		respond_error(c, s, rc == KM_ERR_FULL ? "no neighbour to ask"
+				   : "cannot punch to that node");
+	else
+		respond_ok(c, s, cJSON_CreateObject());
+}
+
 static void cmd_peers(struct km_control *c, struct session *s, int argc,
 		      char **argv, km_ms now)
 {
@@ -1160,6 +1214,9 @@ static const struct command commands[] = {
 	  "announce this node under ID (PORT defaults to the node's port)" },
 	{ "peers", cmd_peers, 0, 0, "peers",
 	  "the overlay neighbours: id, addr, direction, age, rtt, traffic" },
+	{ "punch", cmd_punch, 1, 1, "punch ID",
+	  "ask our neighbours to act as rendezvous for a hole-punched link "
+	  "to node ID" },
 	{ "broadcast", cmd_broadcast, 1, 1, "broadcast BASE64",
 	  "send the base64-decoded payload to every node" },
 	{ "subscribe", cmd_subscribe, 0, 0, "subscribe",

@@ -30,6 +30,7 @@ void km_node_config_default(struct km_node_config *cfg)
 	km_bcast_config_default(&cfg->bcast);
 	cfg->ping_interval_ms = KM_SECONDS(15);
 	cfg->pings_missed_max = 3;
+	cfg->dialback_timeout_ms = KM_SECONDS(8);
 }
 
 void node_log(struct km_node *n, enum km_log_level level, const char *fmt, ...)
@@ -101,6 +102,14 @@ static unsigned config_families(const struct km_node_config *cfg)
 	return cfg->dht.family == KM_AF_INET6 ? KM_NODE_IPV6 : KM_NODE_IPV4;
 }
 
+static void on_dht_observed(void *user, const struct km_addr *from,
+			    const struct km_addr *seen, km_ms now)
+{
+	struct node_family *f = user;
+
+	node_observed(f->n, from, seen, now);
+}
+
 /* One km_dht per family asked for, siblings when there are two; the
  * default family falls back to whichever runs. */
 static int families_new(struct km_node *n, km_ms now)
@@ -108,6 +117,7 @@ static int families_new(struct km_node *n, km_ms now)
 	static const struct km_dht_callbacks dht_cb = {
 		.send = on_dht_send,
 		.lookup_done = on_dht_lookup_done,
+		.observed = on_dht_observed,
 	};
 	static const uint8_t af[2] = { KM_AF_INET4, KM_AF_INET6 };
 	unsigned want = config_families(&n->cfg);
@@ -182,6 +192,8 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->rng = rng;
 	n->started_at = now;
 	n->next_conn = 1;
+	km_nat_init(&n->nat);
+	node_nat_init(n, now);
 	if (ident_init(n) < 0 || families_new(n, now) < 0 ||
 	    neighbours_init(n, now) < 0) {
 		km_pins_del(n->pins);
@@ -417,6 +429,8 @@ void km_node_tcp_connected(struct km_node *n, uint64_t conn, km_ms now)
 
 	if (l)
 		link_on_connected(n, l, now);
+	else
+		node_nat_tcp_connected(n, conn);
 }
 
 void km_node_tcp_recv(struct km_node *n, uint64_t conn, const uint8_t *buf,
@@ -434,6 +448,8 @@ void km_node_tcp_closed(struct km_node *n, uint64_t conn, km_ms now)
 
 	if (l)
 		link_on_closed(n, l, now);
+	else
+		node_nat_tcp_closed(n, conn);
 }
 
 static bool bootstrap_pending(const struct km_node *n)
@@ -496,6 +512,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 			wake = km_ms_earliest(wake, km_dht_tick(n->fam[i].dht, now));
 	wake = km_ms_earliest(wake, links_tick(n, now));
 	wake = km_ms_earliest(wake, neighbours_tick(n, now));
+	wake = km_ms_earliest(wake, node_nat_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {
 		save_state(n, now);

@@ -27,6 +27,7 @@
 #include "net/broadcast.h"
 #include "net/connmgr.h"
 #include "net/metrics.h"
+#include "net/nat.h"
 
 #define KM_NODE_MAX_BOOTSTRAP 16
 #define KM_NETWORK_ID_DEFAULT 0x6b6d3031u /* "km01" */
@@ -57,6 +58,7 @@ struct km_node_config {
 	struct km_bcast_config bcast;
 	km_ms ping_interval_ms;         /* PING each neighbour this often: 15 s */
 	int pings_missed_max;           /* unanswered PINGs before it is dead: 3 */
+	km_ms dialback_timeout_ms;      /* reachability check verdict: 8 s */
 	/* The node's Ed25519 key (dht/ident.h).  Without one (has_key
 	 * false) the node makes an ephemeral key from its km_rng. */
 	bool has_key;
@@ -84,6 +86,9 @@ struct km_node_callbacks {
 	/* A broadcast message reached this node for the first time (also
 	 * one it sent itself); may be NULL. */
 	void (*deliver)(void *user, const struct km_message *m);
+	/* Like tcp_connect, but from our own listening port, for a TCP
+	 * simultaneous open through NATs (hole punching); may be NULL. */
+	void (*tcp_punch)(void *user, uint64_t conn, const struct km_addr *to);
 };
 
 struct km_node_stats {
@@ -102,12 +107,33 @@ struct km_node_stats {
 	struct km_lookup_hist lookup_ms;        /* finished lookups' durations */
 };
 
+/* NAT awareness: dial-back checks and keepalives (net/nat.h). */
+struct km_node_nat_stats {
+	unsigned long dialbacks_asked;   /* DIAL_ME sent */
+	unsigned long dialbacks_ok;      /* our checks that found us reachable */
+	unsigned long dialbacks_failed;  /* ... and unreachable */
+	unsigned long dialbacks_served;  /* connections made for others */
+	unsigned long keepalives;        /* UDP pings to keep mappings open */
+	unsigned long punches_coordinated; /* as rendezvous: PUNCH_GO pairs */
+	unsigned long punches_ok, punches_failed;
+	unsigned long punch_attempts;    /* TCP simultaneous opens tried */
+	unsigned long relays_served;     /* circuits opened as the relay */
+	unsigned long relays_refused;    /* ... refused at a limit */
+	unsigned long relays_cut;        /* ... cut at a limit */
+	unsigned long relay_bytes;       /* bytes relayed for others */
+	unsigned long relayed_links;     /* our links that went via a relay */
+	unsigned long upgrade_attempts;  /* punches asked for a relayed link */
+};
+
+enum km_via { KM_VIA_DIRECT, KM_VIA_PUNCHED, KM_VIA_RELAY };
+
 /* One neighbour, for `dht-ctl peers`. */
 struct km_neighbour {
 	struct km_id id;
 	struct km_addr addr;     /* the TCP peer address */
 	bool outbound;
 	bool eager;              /* on the broadcast tree */
+	enum km_via via;
 	km_ms since;             /* when its HELLO arrived */
 	uint32_t rtt_ms;         /* last PING round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
@@ -173,6 +199,14 @@ int km_node_announce_in(struct km_node *n, enum km_family family,
 struct km_dht *km_node_dht(struct km_node *n);
 /* The DHT of one family, or NULL if the node does not run that family. */
 struct km_dht *km_node_dht_of(struct km_node *n, enum km_family family);
+/* External address and reachability (the driver sets local addresses). */
+struct km_nat *km_node_nat(struct km_node *n);
+struct km_node_nat_stats km_node_nat_stats(const struct km_node *n);
+/* Asks our neighbours to act as rendezvous for a punched link to id.
+ * Returns 0, KM_ERR_INVAL (no tcp_punch, or that is us) or KM_ERR_FULL. */
+int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now);
+/* "direct", "punched", "relay". */
+const char *km_via_name(enum km_via via);
 const struct km_node_config *km_node_config(const struct km_node *n);
 struct km_node_stats km_node_stats(const struct km_node *n);
 km_ms km_node_started_at(const struct km_node *n);

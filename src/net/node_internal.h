@@ -6,6 +6,7 @@
 
 #include "net/broadcast.h"
 #include "net/connmgr.h"
+#include "net/nat.h"
 #include "net/node.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -42,6 +43,10 @@ struct link {
 	int pings_unanswered;
 	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
+	bool punched;             /* opened by hole punching (node_punch.c) */
+	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
+	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
+	km_ms next_upgrade;       /* relayed: next punch to replace it */
 	UT_hash_handle hh;
 };
 
@@ -54,6 +59,61 @@ struct bootstrap {
 
 /* One address family's DHT; the km_dht callbacks get this as user, so
  * that lookup ids can be told apart by family. */
+/* Dial-back checks (node_nat.c).  We ask up to DIALBACK_ASK outbound
+ * neighbours to connect to our listening port; one DIALBACK carrying our
+ * nonce proves we are reachable, none by the deadline that we are not.  We
+ * also dial back for others, at most DIALERS_MAX at once. */
+#define DIALBACK_ASK 3
+#define DIALERS_MAX 4
+
+struct dialer {
+	uint64_t conn;            /* 0: a free slot */
+	uint64_t nonce;
+	km_ms deadline;
+};
+
+#define PUNCHES_MAX 4
+/* A relayed link asks its relay for a punch this often, to become direct. */
+#define KM_NODE_UPGRADE_MS KM_SECONDS(15)
+
+struct punch {
+	struct km_id id;
+	struct km_addr addr;      /* family KM_AF_NONE: a free slot */
+	uint64_t conn;            /* the attempt running now, or 0 */
+	uint64_t rendezvous;      /* conn of the link whose PUNCH_GO started it */
+	int attempts;
+	km_ms next_try;           /* 0: an attempt is running */
+	km_ms deadline;
+};
+
+/* Circuits we relay as R (node_relay.c), after libp2p circuit relay v2. */
+#define RELAY_CIRCUITS_MAX 4
+#define RELAY_DURATION_MS KM_MINUTES(10)
+#define RELAY_BYTES_MAX (4u << 20)       /* per circuit, both ways */
+#define RELAY_RATE_BYTES (64u << 10)     /* per circuit per second */
+
+struct circuit {
+	uint64_t conn[2];         /* the two links; conn[0] == 0: a free slot */
+	struct km_id id[2];
+	km_ms opened;
+	uint64_t bytes;
+	km_ms window;             /* start of the current second */
+	uint32_t window_bytes;
+};
+
+struct node_nat_state {
+	struct punch punches[PUNCHES_MAX];
+	struct circuit circuits[RELAY_CIRCUITS_MAX];
+	uint64_t nonce;           /* ours, for the check running now */
+	int asked;                /* neighbours asked in this check */
+	km_ms deadline;           /* 0: no check running */
+	km_ms next_check;
+	km_ms next_keepalive;
+	bool ro_configured;       /* read-only whatever the verdict */
+	struct dialer dialers[DIALERS_MAX];
+	struct km_node_nat_stats st;
+};
+
 struct node_family {
 	struct km_node *n;
 	struct km_dht *dht;       /* NULL: the node does not run this family */
@@ -86,6 +146,8 @@ struct km_node {
 	km_ms next_save;
 	km_ms next_rejoin_check;
 	bool stopping;
+	struct km_nat nat;        /* external address, reachability */
+	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
 };
 
 /* node.c */
@@ -117,5 +179,36 @@ void neighbours_free(struct km_node *n);
 km_ms neighbours_tick(struct km_node *n, km_ms now);
 void neighbour_up(struct km_node *n, struct link *l, km_ms now);
 void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
+
+/* node_nat.c: external address votes. */
+void node_observed(struct km_node *n, const struct km_addr *from,
+		   const struct km_addr *seen, km_ms now);
+void node_hello_observed(struct km_node *n, const struct link *l, km_ms now);
+void node_nat_init(struct km_node *n, km_ms now);
+bool node_nat_on_frame(struct km_node *n, struct link *l,
+		       const struct km_frame *f, km_ms now);
+bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);
+void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
+km_ms node_nat_tick(struct km_node *n, km_ms now);
+
+/* node_punch.c: hole punching through a rendezvous neighbour. */
+void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
+			const struct link *about);
+bool node_punch_on_frame(struct km_node *n, struct link *l,
+			 const struct km_frame *f, km_ms now);
+void node_punch_link_up(struct km_node *n, struct link *l);
+void node_punch_hello(struct km_node *n, struct link *l, km_ms now);
+void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
+km_ms node_punch_tick(struct km_node *n, km_ms now);
+
+/* node_relay.c: relayed links when punching fails. */
+bool node_relay_on_frame(struct km_node *n, struct link *l,
+			 const struct km_frame *f, km_ms now);
+void node_relay_ask(struct km_node *n, uint64_t rendezvous,
+		    const struct km_id *id);
+void node_relay_write(struct km_node *n, struct link *l, const uint8_t *buf,
+		      size_t len);
+void node_relay_close(struct km_node *n, struct link *l);
+void node_relay_link_gone(struct km_node *n, struct link *l, km_ms now);
 
 #endif

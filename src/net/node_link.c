@@ -71,11 +71,23 @@ static void link_free(struct km_node *n, struct link *l, km_ms now)
 	 * whatever the reason: fall back to KRPC. */
 	if (l->bootstrap >= 0)
 		node_bootstrap_failed(n, l->bootstrap, now);
+	node_punch_link_gone(n, l, now);
+	node_relay_link_gone(n, l, now);
 	neighbour_lost(n, l, now);
 	HASH_DEL(n->links, l);
 	n->nlinks--;
 	km_frame_decoder_free(&l->dec);
 	free(l);
+}
+
+/* A relayed link's bytes travel inside RELAY_DATA frames (node_relay.c). */
+static void link_write(struct km_node *n, struct link *l, const uint8_t *buf,
+		       size_t len)
+{
+	if (l->relay_via)
+		node_relay_write(n, l, buf, len);
+	else
+		n->cb.tcp_send(n->user, l->conn, buf, len);
 }
 
 /* Large frames (MESSAGE) go out as header and body, not copied. */
@@ -88,12 +100,12 @@ void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 	if (len <= SMALL_FRAME - KM_FRAME_HEADER_LEN) {
 		w = km_frame_encode(buf, sizeof(buf), type, payload, len);
 		if (w > 0)
-			n->cb.tcp_send(n->user, l->conn, buf, (size_t)w);
+			link_write(n, l, buf, (size_t)w);
 	} else {
 		w = km_frame_write_header(buf, type, len);
 		if (w > 0) {
-			n->cb.tcp_send(n->user, l->conn, buf, (size_t)w);
-			n->cb.tcp_send(n->user, l->conn, payload, len);
+			link_write(n, l, buf, (size_t)w);
+			link_write(n, l, payload, len);
 		}
 	}
 	if (w > 0) {
@@ -135,7 +147,10 @@ void link_close(struct km_node *n, struct link *l, int reason,
 		if (len > 0)
 			link_send_frame(n, l, KM_FRAME_GOODBYE, body, (size_t)len);
 	}
-	n->cb.tcp_close(n->user, l->conn);
+	if (l->relay_via)
+		node_relay_close(n, l);
+	else
+		n->cb.tcp_close(n->user, l->conn);
 	link_free(n, l, now);
 }
 
@@ -383,6 +398,8 @@ static bool on_auth(struct km_node *n, struct link *l,
 		return false;
 	}
 	n->stats.hellos_ok++;
+	node_hello_observed(n, l, now);
+	node_punch_hello(n, l, now);
 	verify_peer(n, l, now);
 	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
 	return admit(n, l, now);
@@ -485,6 +502,12 @@ static bool on_goodbye(struct km_node *n, struct link *l,
 static bool handle_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
+	if (f->type == KM_FRAME_DIAL_ME || f->type == KM_FRAME_DIALBACK)
+		return node_nat_on_frame(n, l, f, now);
+	if (f->type == KM_FRAME_PUNCH_REQ || f->type == KM_FRAME_PUNCH_GO)
+		return node_punch_on_frame(n, l, f, now);
+	if (f->type >= KM_FRAME_RELAY_REQ && f->type <= KM_FRAME_RELAY_CLOSE)
+		return node_relay_on_frame(n, l, f, now);
 	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
 	    f->type != KM_FRAME_AUTH && f->type != KM_FRAME_GOODBYE &&
 	    f->type != KM_FRAME_PEER_LIST) {

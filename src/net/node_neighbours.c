@@ -62,6 +62,7 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 	km_addr_format(&l->remote, addr, sizeof(addr));
 	node_log(n, KM_LOG_DEBUG, "neighbour %s up (%s)", addr,
 		 l->outbound ? "out" : "in");
+	node_punch_link_up(n, l);
 }
 
 /* Called for every link that ends, neighbour or not. */
@@ -126,6 +127,8 @@ size_t km_node_neighbours(const struct km_node *n, struct km_neighbour *out,
 		nb->addr = l->remote;
 		nb->outbound = l->outbound;
 		nb->eager = km_bcast_peer_eager(n->bcast, l->conn);
+		nb->via = l->relay_via ? KM_VIA_RELAY
+			: l->punched ? KM_VIA_PUNCHED : KM_VIA_DIRECT;
 		nb->since = l->up_since;
 		nb->rtt_ms = l->rtt_ms;
 		nb->bytes_in = l->bytes_in;

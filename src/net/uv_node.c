@@ -433,6 +433,90 @@ static void on_connect(uv_connect_t *req, int status)
 	kick(u);
 }
 
+static struct sock_pair *pair_for(struct km_uv_node *u, uint8_t family)
+{
+	for (size_t i = 0; i < u->nsocks; i++)
+		if (u->socks[i].family == family)
+			return &u->socks[i];
+	return NULL;
+}
+
+/* A socket bound to our listening address and port (SO_REUSEPORT, which
+ * the listener has too), so that our NAT maps the connection to the port
+ * the peer was told: the two sides' SYNs then meet as a TCP simultaneous
+ * open.  Returns the fd or a negative errno. */
+static int punch_socket(struct km_uv_node *u, uint8_t family)
+{
+	struct sock_pair *sp = pair_for(u, family);
+	struct sockaddr_storage local;
+	int len = sizeof(local), one = 1, fd;
+
+	if (!sp || uv_tcp_getsockname(&sp->listener, (struct sockaddr *)&local,
+				      &len) < 0)
+		return -EAFNOSUPPORT;
+	fd = socket(local.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (family == KM_AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&local, (socklen_t)len) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void node_tcp_punch(void *user, uint64_t id, const struct km_addr *to)
+{
+	struct km_uv_node *u = user;
+	struct sockaddr_storage ss;
+	struct conn *c = conn_new(u);
+	int fd, rc;
+
+	if (!c)
+		return;
+	conn_hash(c, id);
+	c->connecting = true;
+	fd = rc = punch_socket(u, to->family);
+	if (fd >= 0 && (rc = uv_tcp_open(&c->tcp, fd)) < 0)
+		close(fd);
+	if (rc >= 0)
+		rc = km_uv_addr_to_sockaddr(to, &ss);
+	if (rc >= 0)
+		rc = uv_tcp_connect(&c->connect_req, &c->tcp,
+				    (const struct sockaddr *)&ss, on_connect);
+	if (rc < 0) {
+		say(u, KM_LOG_DEBUG, "punch socket: %s", uv_strerror(rc));
+		conn_close(c, true);
+	}
+}
+
+/* A node listening on one address connects from it too: its peers then
+ * see (and dial back, and tell others) the address it listens on, not
+ * whichever one the kernel would pick. */
+static int bind_like_listener(struct km_uv_node *u, struct conn *c,
+			      uint8_t family)
+{
+	struct sock_pair *sp = pair_for(u, family);
+	struct sockaddr_storage local;
+	struct km_addr a;
+	int len = sizeof(local);
+	static const uint8_t zero[16];
+
+	if (!sp || uv_tcp_getsockname(&sp->listener, (struct sockaddr *)&local,
+				      &len) < 0 ||
+	    !km_uv_addr_from_sockaddr((struct sockaddr *)&local, &a) ||
+	    memcmp(a.ip, zero, km_addr_ip_len(&a)) == 0)
+		return 0;
+	a.port = 0;
+	km_uv_addr_to_sockaddr(&a, &local);
+	return uv_tcp_bind(&c->tcp, (struct sockaddr *)&local, 0);
+}
+
 static void node_tcp_connect(void *user, uint64_t id, const struct km_addr *to)
 {
 	struct km_uv_node *u = user;
@@ -446,7 +530,9 @@ static void node_tcp_connect(void *user, uint64_t id, const struct km_addr *to)
 		return;
 	conn_hash(c, id);
 	c->connecting = true;
-	rc = km_uv_addr_to_sockaddr(to, &ss);
+	rc = bind_like_listener(u, c, to->family);
+	if (rc >= 0)
+		rc = km_uv_addr_to_sockaddr(to, &ss);
 	if (rc >= 0)
 		rc = uv_tcp_connect(&c->connect_req, &c->tcp,
 				    (const struct sockaddr *)&ss, on_connect);
@@ -454,13 +540,6 @@ static void node_tcp_connect(void *user, uint64_t id, const struct km_addr *to)
 		conn_close(c, true);
 }
 
-static struct sock_pair *pair_for(struct km_uv_node *u, uint8_t family)
-{
-	for (size_t i = 0; i < u->nsocks; i++)
-		if (u->socks[i].family == family)
-			return &u->socks[i];
-	return NULL;
-}
 
 static void on_udp_sent(uv_udp_send_t *req, int status)
 {
@@ -602,6 +681,7 @@ static const struct km_node_callbacks node_callbacks = {
 	.tcp_connect = node_tcp_connect,
 	.tcp_send = node_tcp_send,
 	.tcp_close = node_tcp_close,
+	.tcp_punch = node_tcp_punch,
 	.save_state = node_save_state,
 	.lookup_done = node_lookup_done,
 	.log = node_log,
@@ -744,6 +824,9 @@ static int try_bind(const struct km_addr *bind_to, int *tfd, int *ufd,
 	    bind(*tfd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
 	    getsockname(*tfd, (struct sockaddr *)&ss, &sl) < 0)
 		return -errno;
+	/* After bind, so that port 0 never lands on another node's port:
+	 * hole punching binds a second socket to this port (node_tcp_punch). */
+	setsockopt(*tfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	*ufd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (*ufd < 0 ||
 	    (v6 && setsockopt(*ufd, IPPROTO_IPV6, IPV6_V6ONLY, &one,

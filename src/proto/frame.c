@@ -23,6 +23,14 @@ static const struct {
 	{ KM_FRAME_GRAFT, "GRAFT" },
 	{ KM_FRAME_PRUNE, "PRUNE" },
 	{ KM_FRAME_AUTH, "AUTH" },
+	{ KM_FRAME_DIAL_ME, "DIAL_ME" },
+	{ KM_FRAME_DIALBACK, "DIALBACK" },
+	{ KM_FRAME_PUNCH_REQ, "PUNCH_REQ" },
+	{ KM_FRAME_PUNCH_GO, "PUNCH_GO" },
+	{ KM_FRAME_RELAY_REQ, "RELAY_REQ" },
+	{ KM_FRAME_RELAY_OPEN, "RELAY_OPEN" },
+	{ KM_FRAME_RELAY_DATA, "RELAY_DATA" },
+	{ KM_FRAME_RELAY_CLOSE, "RELAY_CLOSE" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))

@@ -29,6 +29,15 @@ enum km_frame_type {
 	KM_FRAME_GRAFT = 8,     /* broadcast: send these, and push to me */
 	KM_FRAME_PRUNE = 9,     /* broadcast: stop pushing to me */
 	KM_FRAME_AUTH = 10,     /* handshake: signature over both nonces */
+	/* NAT traversal (net/nat.h); numbered from 16 to leave room. */
+	KM_FRAME_DIAL_ME = 16,  /* connect to my listening port, say nonce */
+	KM_FRAME_DIALBACK = 17, /* first frame of that connection: the nonce */
+	KM_FRAME_PUNCH_REQ = 18,/* to a rendezvous: link me to this node ID */
+	KM_FRAME_PUNCH_GO = 19, /* from it: connect to this peer now */
+	KM_FRAME_RELAY_REQ = 20,  /* to a rendezvous: relay me to this node ID */
+	KM_FRAME_RELAY_OPEN = 21, /* from it: a relayed link to this peer */
+	KM_FRAME_RELAY_DATA = 22, /* peer ID | bytes of the relayed stream */
+	KM_FRAME_RELAY_CLOSE = 23,/* peer ID: the relayed link is gone */
 };
 
 /* A frame whose payload points into someone else's buffer. */

@@ -285,18 +285,23 @@ class Cluster:
         return os.path.join(self.tmp, "node%d" % self._n)
 
     def start(self, seed=False, bootstrap=(), state_dir=True, extra=(),
-              timeout=10.0, prefix=(), bind=(HOST,)):
+              timeout=10.0, prefix=(), bind=(HOST,), lan=False):
         """Starts dht-node with --port 0 on the addresses in bind (one
         --bind each; 127.0.0.1 by default).  bootstrap holds Nodes or
         "HOST:PORT" strings; state_dir=True makes a fresh one, a path
-        reuses it, None runs without one.  prefix (e.g. valgrind) goes
-        before the program."""
+        reuses it, None runs without one.  prefix (e.g. valgrind, or
+        `ip netns exec NS`) goes before the program.  lan=True leaves LAN
+        discovery on (only inside a network namespace)."""
         if state_dir is True:
             state_dir = self.new_state_dir()
+        # --no-lan: loopback tests must not multicast onto the host's LAN
+        # (LAN discovery is tested inside a network namespace).
         args = list(prefix) + [bin_path("dht-node"), "--port", "0",
                                "--log-level", self.log_level]
         for h in bind:
             args += ["--bind", h]
+        if not lan:
+            args.append("--no-lan")
         if seed:
             args.append("--seed")
         for b in bootstrap:

@@ -19,7 +19,7 @@ TARGET = "22" * 20
 
 
 def start(state, *args):
-    p = subprocess.Popen([NODE, "--port", "0", "--bind", "127.0.0.1",
+    p = subprocess.Popen([NODE, "--port", "0", "--bind", "127.0.0.1", "--no-lan",
                           "--state-dir", state, *args],
                          stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()

@@ -92,7 +92,8 @@ def test_nothing_to_join_is_a_clear_error(c):
     import subprocess
     d = c.new_state_dir()
     r = subprocess.run([kmtest.bin_path("dht-node"), "--port", "0",
-                        "--state-dir", d], capture_output=True, timeout=10)
+                        "--no-lan", "--state-dir", d], capture_output=True,
+                       timeout=10)
     assert r.returncode != 0
     assert b"nothing to join" in r.stderr
 

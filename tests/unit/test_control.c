@@ -328,7 +328,7 @@ Test(control, help_lists_every_command)
 		str_of(e, "help");
 	}
 	cr_assert_str_eq(seen, "status table lookup get-peers announce peers "
-			 "broadcast subscribe metrics help ");
+			 "punch broadcast subscribe metrics help ");
 	cJSON_Delete(r);
 }
 

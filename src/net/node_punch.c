@@ -1,0 +1,261 @@
+/* Hole punching through a rendezvous neighbour R (docs/PROTOCOL.md).
+ *
+ * A sends PUNCH_REQ (B's node ID) to its neighbours.  A neighbour R with a
+ * link to B sends PUNCH_GO to both at once, each naming the other: node ID
+ * and external endpoint (the IP R sees the link come from, and the HELLO's
+ * listening port, which a port-preserving NAT keeps).  Each side then
+ * sends a UDP probe (a KRPC find_node, which opens its NAT's UDP mapping)
+ * and dials the other from its own listening port, so that the two SYNs
+ * cross in the NATs and meet as a TCP simultaneous open.  A failed attempt
+ * is retried after 1, 2, 4 ... s until PUNCH_TIMEOUT_MS. */
+#include <string.h>
+
+#include "dht/id.h"
+#include "net/node_internal.h"
+#include "proto/err.h"
+
+#define PUNCH_TIMEOUT_MS KM_SECONDS(12)
+#define PUNCH_RETRY_MS KM_SECONDS(1)
+#define PUNCH_ASK_MAX 8        /* neighbours asked to be the rendezvous */
+
+static struct link *link_to(struct km_node *n, const struct km_id *id)
+{
+	struct link *l, *tmp;
+
+	HASH_ITER(hh, n->links, l, tmp)
+		if (l->state == LINK_UP && memcmp(l->hello.id, id->b, KM_ID_LEN) == 0)
+			return l;
+	return NULL;
+}
+
+int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
+{
+	struct link *l, *tmp;
+	int asked = 0;
+
+	(void)now;
+	if (!n->cb.tcp_punch || km_id_eq(id, km_dht_id(n->dht)))
+		return KM_ERR_INVAL;
+	if (link_to(n, id))
+		return 0;
+	HASH_ITER(hh, n->links, l, tmp) {
+		if (!l->neighbour || asked >= PUNCH_ASK_MAX)
+			continue;
+		link_send_frame(n, l, KM_FRAME_PUNCH_REQ, id->b, KM_ID_LEN);
+		asked++;
+	}
+	return asked > 0 ? 0 : KM_ERR_FULL;
+}
+
+/* PUNCH_GO's and RELAY_OPEN's body: a PEER_LIST body with one entry,
+ * about's ID and external endpoint (its IP as we see it, its listening
+ * port). */
+void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
+			const struct link *about)
+{
+	struct km_peer p;
+	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
+	int len;
+
+	memcpy(p.id, about->hello.id, KM_ID_LEN);
+	p.addr = about->remote;
+	p.addr.port = about->hello.listen_port;
+	len = km_peer_list_encode(body, sizeof(body), &p, 1);
+	if (len > 0)
+		link_send_frame(n, to, type, body, (size_t)len);
+}
+
+static void on_req(struct km_node *n, struct link *a, const struct km_id *id)
+{
+	struct link *b = link_to(n, id);
+
+	if (!b || b == a || !b->neighbour || b->hello.listen_port == 0 ||
+	    a->hello.listen_port == 0)
+		return;
+	node_send_endpoint(n, a, KM_FRAME_PUNCH_GO, b);
+	node_send_endpoint(n, b, KM_FRAME_PUNCH_GO, a);
+	n->ns.st.punches_coordinated++;
+}
+
+static struct punch *punch_find(struct km_node *n, const struct km_id *id)
+{
+	for (size_t i = 0; i < PUNCHES_MAX; i++) {
+		struct punch *p = &n->ns.punches[i];
+
+		if (p->addr.family != KM_AF_NONE && km_id_eq(&p->id, id))
+			return p;
+	}
+	return NULL;
+}
+
+static void attempt(struct km_node *n, struct punch *p, km_ms now)
+{
+	struct link *l = link_open(n, &p->addr, true, &p->id, now);
+
+	p->attempts++;
+	p->next_try = 0;
+	n->ns.st.punch_attempts++;
+	node_verify(n, &p->addr, now); /* the UDP probe */
+	if (!l) {
+		p->next_try = now + PUNCH_RETRY_MS;
+		return;
+	}
+	l->punched = true;
+	p->conn = l->conn;
+	n->cb.tcp_punch(n->user, l->conn, &p->addr);
+}
+
+static void on_go(struct km_node *n, const struct link *r,
+		  const struct km_peer *peer, km_ms now)
+{
+	struct punch *p;
+	struct link *existing;
+	struct km_id id;
+
+	memcpy(id.b, peer->id, KM_ID_LEN);
+	existing = link_to(n, &id);
+	if (!n->cb.tcp_punch || (existing && !existing->relay_via) ||
+	    punch_find(n, &id) ||
+	    km_id_eq(&id, km_dht_id(n->dht)))
+		return;
+	p = NULL;
+	for (size_t i = 0; !p && i < PUNCHES_MAX; i++)
+		if (n->ns.punches[i].addr.family == KM_AF_NONE)
+			p = &n->ns.punches[i];
+	if (!p)
+		return;
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	p->addr = peer->addr;
+	p->deadline = now + PUNCH_TIMEOUT_MS;
+	p->rendezvous = r->conn;
+	attempt(n, p, now);
+}
+
+bool node_punch_on_frame(struct km_node *n, struct link *l,
+			 const struct km_frame *f, km_ms now)
+{
+	struct km_peer peer;
+
+	if (!l->neighbour)
+		goto bad;
+	if (f->type == KM_FRAME_PUNCH_REQ) {
+		struct km_id id;
+
+		if (f->len != KM_ID_LEN)
+			goto bad;
+		memcpy(id.b, f->payload, KM_ID_LEN);
+		on_req(n, l, &id);
+		return true;
+	}
+	if (km_peer_list_decode(f->payload, f->len, &peer, 1) != 1)
+		goto bad;
+	on_go(n, l, &peer, now);
+	return true;
+bad:
+	link_close(n, l, KM_BYE_PROTOCOL_ERROR, km_frame_type_name(f->type), now);
+	return false;
+}
+
+void node_punch_link_up(struct km_node *n, struct link *l)
+{
+	struct km_id id;
+	struct punch *p;
+
+	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	p = punch_find(n, &id);
+	if (!p)
+		return;
+	/* Whichever way the link came (our SYN or theirs), the punch made
+	 * it: neither NAT lets an unsolicited connection in. */
+	l->punched = true;
+	n->ns.st.punches_ok++;
+	memset(p, 0, sizeof(*p));
+}
+
+void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now)
+{
+	for (size_t i = 0; i < PUNCHES_MAX; i++) {
+		struct punch *p = &n->ns.punches[i];
+		km_ms backoff;
+
+		if (p->addr.family == KM_AF_NONE || p->conn != l->conn)
+			continue;
+		p->conn = 0;
+		backoff = PUNCH_RETRY_MS << (p->attempts < 4 ? p->attempts - 1 : 3);
+		p->next_try = now + backoff;
+	}
+}
+
+/* A punched link to a node we reach through a relay replaces the relayed
+ * one, before the connection manager would refuse it as a duplicate. */
+void node_punch_hello(struct km_node *n, struct link *l, km_ms now)
+{
+	struct link *v, *tmp;
+
+	if (!l->punched)
+		return;
+	HASH_ITER(hh, n->links, v, tmp)
+		if (v->relay_via && memcmp(v->relay_peer.b, l->hello.id,
+					   KM_ID_LEN) == 0)
+			link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
+}
+
+/* Relayed links keep asking their relay for a punch. */
+static km_ms upgrades(struct km_node *n, km_ms now)
+{
+	struct link *l, *tmp;
+	km_ms wake = 0;
+
+	HASH_ITER(hh, n->links, l, tmp) {
+		struct link *r;
+
+		if (!l->relay_via || l->state != LINK_UP)
+			continue;
+		if (now >= l->next_upgrade && (r = link_find(n, l->relay_via))) {
+			link_send_frame(n, r, KM_FRAME_PUNCH_REQ, l->relay_peer.b,
+					KM_ID_LEN);
+			n->ns.st.upgrade_attempts++;
+			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
+		}
+		wake = km_ms_earliest(wake, l->next_upgrade);
+	}
+	return wake;
+}
+
+km_ms node_punch_tick(struct km_node *n, km_ms now)
+{
+	km_ms wake = upgrades(n, now);
+
+	for (size_t i = 0; i < PUNCHES_MAX; i++) {
+		struct punch *p = &n->ns.punches[i];
+
+		if (p->addr.family == KM_AF_NONE)
+			continue;
+		if (now >= p->deadline && p->conn == 0) {
+			n->ns.st.punches_failed++;
+			node_relay_ask(n, p->rendezvous, &p->id);
+			memset(p, 0, sizeof(*p));
+			continue;
+		}
+		if (p->next_try != 0 && now >= p->next_try) {
+			if (now >= p->deadline) {
+				p->next_try = 0;
+				continue;
+			}
+			attempt(n, p, now);
+		}
+		wake = km_ms_earliest(wake, p->next_try);
+		wake = km_ms_earliest(wake, p->deadline);
+	}
+	return wake;
+}
+
+const char *km_via_name(enum km_via via)
+{
+	switch (via) {
+	case KM_VIA_PUNCHED: return "punched";
+	case KM_VIA_RELAY: return "relay";
+	default: return "direct";
+	}
+}

@@ -1,0 +1,342 @@
+/* km_node's dial-back check with a fake driver: a neighbour is asked to
+ * dial us; its DIALBACK makes us public, silence makes us private and
+ * read-only (BEP 43); and we dial back for a neighbour that asks. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "dht/ident.h"
+#include "net/node.h"
+#include "proto/msg.h"
+#include "proto/wire.h"
+
+#define CONNS 8
+#define OUT_MAX 16384
+
+struct fake {
+	uint64_t last_conn;
+	struct km_addr last_dial;
+	int connects, closes;
+	uint8_t sent[1 << 18];    /* bytes sent on any connection */
+	size_t nsent;
+	uint8_t out[CONNS][OUT_MAX]; /* ... and per connection */
+	size_t len[CONNS];
+};
+
+static void fake_udp(void *user, const struct km_addr *to, const uint8_t *buf,
+		     size_t len) {}
+
+static void fake_connect(void *user, uint64_t conn, const struct km_addr *to)
+{
+	struct fake *f = user;
+
+	f->connects++;
+	f->last_conn = conn;
+	f->last_dial = *to;
+}
+
+static void fake_send(void *user, uint64_t conn, const uint8_t *buf, size_t len)
+{
+	struct fake *f = user;
+
+	if (f->nsent + len <= sizeof(f->sent)) {
+		memcpy(f->sent + f->nsent, buf, len);
+		f->nsent += len;
+	}
+	if (conn < CONNS && f->len[conn] + len <= OUT_MAX) {
+		memcpy(f->out[conn] + f->len[conn], buf, len);
+		f->len[conn] += len;
+	}
+}
+
+static void fake_close(void *user, uint64_t conn)
+{
+	((struct fake *)user)->closes++;
+}
+
+static const struct km_node_callbacks fake_cb = {
+	.udp_send = fake_udp, .tcp_connect = fake_connect,
+	.tcp_send = fake_send, .tcp_close = fake_close,
+};
+
+static struct km_prng prng;
+static struct km_rng rng;
+static struct fake f;
+static struct km_node *n;
+static const uint8_t peer_ip[4] = { 127, 0, 0, 9 };
+
+static void feed(uint64_t conn, uint8_t type, const uint8_t *body, size_t len,
+		 km_ms now)
+{
+	uint8_t buf[1024];
+	int w = km_frame_encode(buf, sizeof(buf), type, body, len);
+
+	cr_assert_gt(w, 0);
+	km_node_tcp_recv(n, conn, buf, (size_t)w, now);
+}
+
+static void feed_nonce(uint64_t conn, uint8_t type, uint64_t nonce, km_ms now)
+{
+	uint8_t body[KM_PING_LEN];
+
+	km_ping_encode(body, sizeof(body), nonce);
+	feed(conn, type, body, sizeof(body), now);
+}
+
+/* The last frame of type in what the node sent; its nonce. */
+static bool sent_nonce(uint8_t type, uint64_t *nonce)
+{
+	bool found = false;
+
+	for (size_t i = 0; i + KM_FRAME_HEADER_LEN <= f.nsent;) {
+		struct km_frame fr;
+		size_t used;
+
+		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
+			break;
+		if (fr.type == type &&
+		    km_ping_decode(fr.payload, fr.len, nonce) == 0)
+			found = true;
+		i += used;
+	}
+	return found;
+}
+
+/* The node's HELLO on conn. */
+static struct km_hello node_hello(uint64_t conn)
+{
+	size_t off = 0, used;
+	struct km_frame fr;
+	struct km_hello h;
+
+	while (off < f.len[conn]) {
+		cr_assert_eq(km_frame_decode(f.out[conn] + off, f.len[conn] - off,
+					     0, &fr, &used), 0);
+		if (fr.type == KM_FRAME_HELLO) {
+			cr_assert_eq(km_hello_decode(fr.payload, fr.len, &h), 0);
+			return h;
+		}
+		off += used;
+	}
+	cr_assert_fail("no HELLO on conn %llu", (unsigned long long)conn);
+	return h;
+}
+
+/* Plays a peer with ID id_byte... through HELLO and AUTH (docs/PROTOCOL.md,
+ * "AUTH") on conn. */
+static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
+		      km_ms now)
+{
+	struct km_hello h = { .version = KM_PROTO_VERSION,
+			      .network = KM_NETWORK_ID_DEFAULT,
+			      .listen_port = listen_port, .has_key = true };
+	uint8_t body[KM_HELLO_MAX_LEN], seed[KM_IDENT_SEED_LEN], tbs[156];
+	uint8_t sig[KM_SIG_LEN];
+	struct km_ident key;
+	struct km_hello theirs;
+	int len;
+
+	memset(seed, id_byte, sizeof(seed));
+	cr_assert_eq(km_ident_from_seed(&key, seed), 0);
+	memset(h.id, id_byte, sizeof(h.id));
+	memcpy(h.pubkey, key.pub, KM_PUBKEY_LEN);
+	memset(h.nonce, id_byte ^ 0x5a, KM_NONCE_LEN);
+	len = km_hello_encode(body, sizeof(body), &h);
+	feed(conn, KM_FRAME_HELLO, body, (size_t)len, now);
+	theirs = node_hello(conn);
+	memcpy(tbs, "kadmesh auth v2", 16);
+	km_wire_put_u32(tbs + 16, KM_NETWORK_ID_DEFAULT);
+	memcpy(tbs + 20, h.id, 20);
+	memcpy(tbs + 40, key.pub, 32);
+	memcpy(tbs + 72, h.nonce, 32);
+	memcpy(tbs + 104, theirs.id, 20);
+	memcpy(tbs + 124, theirs.nonce, 32);
+	cr_assert_eq(km_ident_sign(&key, tbs, sizeof(tbs), sig), 0);
+	feed(conn, KM_FRAME_AUTH, sig, sizeof(sig), now);
+}
+
+/* A node whose bootstrap peer has become its neighbour; returns its conn. */
+static uint64_t node_with_neighbour(void)
+{
+	struct km_node_config cfg;
+	uint64_t conn;
+
+	memset(&f, 0, sizeof(f));
+	km_prng_seed(&prng, 3);
+	rng = km_prng_rng(&prng);
+	km_node_config_default(&cfg);
+	km_id_random(&rng, &cfg.dht.id);
+	cfg.port = 7000;
+	km_addr_set_v4(&cfg.bootstrap[0], peer_ip, 6881);
+	cfg.nbootstrap = 1;
+	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
+	cr_assert_not_null(n);
+	km_node_start(n, NULL, 0, 1000);
+	conn = f.last_conn;
+	km_node_tcp_connected(n, conn, 1000);
+	handshake(conn, 0x77, 6881, 1001);
+	/* Asked once the link has been up a second. */
+	km_node_tick(n, 2001);
+	return conn;
+}
+
+static void teardown(void)
+{
+	km_node_del(n);
+	n = NULL;
+}
+
+TestSuite(node_nat, .fini = teardown);
+
+Test(node_nat, a_neighbour_is_asked_to_dial_back_once_its_link_is_stable)
+{
+	uint64_t nonce;
+
+	node_with_neighbour();
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_asked, 1);
+}
+
+Test(node_nat, no_dialback_in_time_makes_the_node_private_and_read_only)
+{
+	node_with_neighbour();
+	km_node_tick(n, 2001 + KM_SECONDS(8));
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
+	cr_assert(km_node_config(n)->dht.read_only);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 1);
+}
+
+Test(node_nat, a_dialback_with_our_nonce_makes_the_node_public)
+{
+	struct km_addr from;
+	uint64_t nonce, in;
+
+	node_with_neighbour();
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	km_addr_set_v4(&from, peer_ip, 40000);
+	in = km_node_tcp_accepted(n, &from, 2100);
+	cr_assert_neq(in, 0);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce ^ 1, 2101);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN,
+		     "a wrong nonce proves nothing");
+	in = km_node_tcp_accepted(n, &from, 2102);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2103);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+	cr_assert_not(km_node_config(n)->dht.read_only);
+	km_node_tick(n, 2001 + KM_SECONDS(8));
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+}
+
+Test(node_nat, we_dial_back_only_the_askers_own_ip_at_its_listening_port)
+{
+	uint64_t conn = node_with_neighbour(), nonce = 0;
+	int connects = f.connects;
+
+	feed_nonce(conn, KM_FRAME_DIAL_ME, 0xabcdef, 3000);
+	cr_assert_eq(f.connects, connects + 1);
+	cr_assert_eq(f.last_dial.port, 6881);
+	cr_assert_eq(memcmp(f.last_dial.ip, peer_ip, 4), 0);
+	f.nsent = 0;
+	km_node_tcp_connected(n, f.last_conn, 3001);
+	cr_assert(sent_nonce(KM_FRAME_DIALBACK, &nonce));
+	cr_assert_eq(nonce, 0xabcdef);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_served, 1);
+}
+
+Test(node_nat, dialbacks_for_others_are_capped_and_time_out)
+{
+	uint64_t conn = node_with_neighbour();
+	int connects = f.connects, closes;
+
+	for (int i = 0; i < 20; i++)
+		feed_nonce(conn, KM_FRAME_DIAL_ME, (uint64_t)i, 3000);
+	cr_assert_eq(f.connects, connects + 4);
+	closes = f.closes;
+	km_node_tick(n, 3000 + KM_SECONDS(5));
+	cr_assert_eq(f.closes, closes + 4);
+}
+
+/* Counts frames of type in what the node sent. */
+static int sent_count(uint8_t type)
+{
+	int count = 0;
+
+	for (size_t i = 0; i + KM_FRAME_HEADER_LEN <= f.nsent;) {
+		struct km_frame fr;
+		size_t used;
+
+		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
+			break;
+		count += fr.type == type;
+		i += used;
+	}
+	return count;
+}
+
+/* The node from node_with_neighbour() plus an inbound neighbour with ID
+ * 0x88...; returns that link's conn. */
+static uint64_t second_neighbour(struct km_id *id)
+{
+	struct km_addr from;
+	uint64_t conn;
+	uint8_t ip[4] = { 127, 0, 0, 10 };
+
+	km_addr_set_v4(&from, ip, 50000);
+	conn = km_node_tcp_accepted(n, &from, 2500);
+	cr_assert_neq(conn, 0);
+	memset(id->b, 0x88, KM_ID_LEN);
+	handshake(conn, 0x88, 6999, 2501);
+	f.nsent = 0;
+	return conn;
+}
+
+Test(node_nat, a_rendezvous_tells_both_sides_about_each_other)
+{
+	uint64_t x = node_with_neighbour();
+	struct km_id y;
+
+	second_neighbour(&y);
+	feed(x, KM_FRAME_PUNCH_REQ, y.b, KM_ID_LEN, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_GO), 2);
+	cr_assert_eq(km_node_nat_stats(n).punches_coordinated, 1);
+}
+
+Test(node_nat, a_relay_forwards_data_and_cuts_a_circuit_over_its_rate)
+{
+	uint64_t x = node_with_neighbour();
+	static uint8_t data[KM_ID_LEN + 8192];
+	struct km_id y;
+
+	second_neighbour(&y);
+	feed(x, KM_FRAME_RELAY_REQ, y.b, KM_ID_LEN, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_RELAY_OPEN), 2);
+	memcpy(data, y.b, KM_ID_LEN);
+	feed(x, KM_FRAME_RELAY_DATA, data, KM_ID_LEN + 5, 3001);
+	cr_assert_eq(sent_count(KM_FRAME_RELAY_DATA), 1);
+	cr_assert_eq(km_node_nat_stats(n).relay_bytes, 5);
+	/* 64 KiB per second at most: the ninth 8 KiB chunk is too many. */
+	for (int i = 0; i < 9; i++) {
+		uint8_t frame[KM_FRAME_HEADER_LEN + sizeof(data)];
+		int w = km_frame_encode(frame, sizeof(frame), KM_FRAME_RELAY_DATA,
+					data, sizeof(data));
+
+		km_node_tcp_recv(n, x, frame, (size_t)w, 3002);
+	}
+	cr_assert_eq(km_node_nat_stats(n).relays_cut, 1);
+	cr_assert_eq(sent_count(KM_FRAME_RELAY_CLOSE), 2);
+}
+
+Test(node_nat, relay_frames_before_hello_are_a_protocol_error)
+{
+	struct km_addr from;
+	uint64_t conn;
+	uint8_t ip[4] = { 127, 0, 0, 11 };
+	uint8_t id[KM_ID_LEN] = { 0 };
+
+	node_with_neighbour();
+	km_addr_set_v4(&from, ip, 50001);
+	conn = km_node_tcp_accepted(n, &from, 3000);
+	f.nsent = 0;
+	feed(conn, KM_FRAME_RELAY_REQ, id, sizeof(id), 3001);
+	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
+	cr_assert_eq(km_node_nat_stats(n).relays_served, 0);
+}
