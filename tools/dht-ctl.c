@@ -6,18 +6,16 @@
  * prints the result as it came. */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 
+#include "common/ctl_client.h"
 #include "proto/base64.h"
 
 #define DEFAULT_CONTROL "control.sock"
@@ -273,94 +271,6 @@ static const struct subcommand subcommands[] = {
 
 /* The socket */
 
-static int connect_to(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		fd = -1;
-	}
-	return fd;
-}
-
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads up to and excluding the first newline.  Returns a malloc'd string,
- * or NULL with *why set. */
-static char *read_line(int fd, long long deadline, const char **why)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap), *nl = NULL;
-
-	while (buf && !nl) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long long left = deadline - now_ms();
-		ssize_t n;
-
-		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
-			*why = "timed out waiting for the answer";
-			break;
-		}
-		if (len + 1 == cap) {
-			char *bigger = cap < RESPONSE_MAX ? realloc(buf, cap *= 2) : NULL;
-
-			if (!bigger) {
-				*why = "answer too long";
-				break;
-			}
-			buf = bigger;
-		}
-		n = recv(fd, buf + len, cap - len - 1, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			*why = n == 0 ? "the node closed the connection" :
-				       strerror(errno);
-			break;
-		}
-		nl = memchr(buf + len, '\n', (size_t)n);
-		len += (size_t)n;
-	}
-	if (!nl) {
-		free(buf);
-		return NULL;
-	}
-	*nl = '\0';
-	return buf;
-}
-
 /* Main */
 
 static void usage(FILE *out)
@@ -510,15 +420,17 @@ static int run(const char *path, const struct subcommand *sc, int argc,
 
 	if (!req)
 		return EXIT_ERROR;
-	fd = connect_to(path);
+	fd = km_ctl_connect(path);
 	if (fd < 0) {
 		fprintf(stderr, "dht-ctl: cannot connect to %s: %s (is dht-node "
 			"running? see --control)\n", path, strerror(errno));
 		free(req);
 		return EXIT_CONNECT;
 	}
-	answer = send_all(fd, req, strlen(req)) < 0 ? (why = strerror(errno),
-		 NULL) : read_line(fd, now_ms() + timeout_s * 1000LL, &why);
+	answer = km_ctl_send_all(fd, req, strlen(req)) < 0 ? (why = strerror(errno),
+		 NULL) : km_ctl_read_line(fd, RESPONSE_MAX,
+					   km_ctl_now_ms() + timeout_s * 1000LL,
+					   &why);
 	close(fd);
 	free(req);
 	if (!answer) {
@@ -656,13 +568,13 @@ static int run_subscribe(const char *path, int argc, char **argv, bool json)
 			return EXIT_ERROR;
 		}
 	}
-	fd = connect_to(path);
+	fd = km_ctl_connect(path);
 	if (fd < 0) {
 		fprintf(stderr, "dht-ctl: cannot connect to %s: %s (is dht-node "
 			"running? see --control)\n", path, strerror(errno));
 		return EXIT_CONNECT;
 	}
-	rc = send_all(fd, "subscribe\n", 10) < 0 ? EXIT_ERROR :
+	rc = km_ctl_send_all(fd, "subscribe\n", 10) < 0 ? EXIT_ERROR :
 	     subscribe(fd, count, json);
 	close(fd);
 	return rc;

@@ -13,13 +13,12 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "common/ctl_client.h"
 #include "common/resolve.h"
 #include "net/uv_node.h"
 #include "proto/err.h"
@@ -647,94 +646,23 @@ static int run_bootstrap(const struct opts *o, struct outcome *out)
 
 /* ---- --control: ask a running node -------------------------------------- */
 
-static int control_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = CONTROL_TIMEOUT_S };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, PROG ": control path too long: %s\n", path);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, PROG ": cannot connect to %s: %s\n", path,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static bool send_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-/* One response line, without its newline; NULL on error or at the cap. */
-static char *recv_line(int fd)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap), *nl = NULL;
-
-	while (buf && !nl) {
-		ssize_t n;
-
-		if (len + 1 == cap) {
-			char *bigger = cap < CONTROL_RESPONSE_MAX ?
-				       realloc(buf, cap * 2) : NULL;
-
-			if (!bigger)
-				break;
-			buf = bigger;
-			cap *= 2;
-		}
-		n = recv(fd, buf + len, cap - len - 1, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		buf[len + (size_t)n] = '\0';
-		nl = memchr(buf + len, '\n', (size_t)n);
-		len += (size_t)n;
-	}
-	if (!nl) {
-		free(buf);
-		return NULL;
-	}
-	*nl = '\0';
-	return buf;
-}
-
 static char *control_ask(const char *path, const char *request)
 {
-	int fd = control_connect(path);
+	const char *why = NULL;
 	char *line = NULL;
+	int fd = km_ctl_connect(path);
 
-	if (fd < 0)
-		return NULL;
-	errno = 0;
-	if (!send_all(fd, request, strlen(request)))
-		fprintf(stderr, PROG ": writing %s: %s\n", path,
+	if (fd < 0) {
+		fprintf(stderr, PROG ": cannot connect to %s: %s\n", path,
 			strerror(errno));
-	else if (!(line = recv_line(fd)))
-		fprintf(stderr, PROG ": no answer from %s%s%s\n", path,
-			errno ? ": " : "", errno ? strerror(errno) : "");
+		return NULL;
+	}
+	if (km_ctl_send_all(fd, request, strlen(request)) < 0)
+		fprintf(stderr, PROG ": writing %s: %s\n", path, strerror(errno));
+	else if (!(line = km_ctl_read_line(fd, CONTROL_RESPONSE_MAX,
+					    km_ctl_now_ms() +
+					    CONTROL_TIMEOUT_S * 1000LL, &why)))
+		fprintf(stderr, PROG ": no answer from %s: %s\n", path, why);
 	close(fd);
 	return line;
 }
