@@ -194,7 +194,8 @@ bool dht_search_resend(struct km_dht *d, const struct tx *tx)
 	struct search *s = search_find(d, tx->lookup_id);
 	struct km_krpc_msg m;
 
-	if (!s || km_lookup_done(s->lk))
+	if (!s || km_lookup_done(s->lk) ||
+	    !km_lookup_wants_retry(s->lk, &tx->expect_id))
 		return false;
 	lookup_query(d, s, &m);
 	memcpy(m.tid, tx->tid, sizeof(tx->tid));
@@ -205,15 +206,17 @@ bool dht_search_resend(struct km_dht *d, const struct tx *tx)
 }
 
 /* Sends whatever the lookup wants sent and finishes it when it is done.
- * s may be freed: callers must not touch it afterwards. */
-static void search_pump(struct km_dht *d, struct search *s, km_ms now)
+ * Returns false if it finished: s is freed then. */
+static bool search_pump(struct km_dht *d, struct search *s, km_ms now)
 {
 	struct km_contact c;
 
 	while (km_lookup_next_query(s->lk, now, &c))
 		send_lookup_query(d, s, &c, now);
-	if (km_lookup_done(s->lk))
-		search_finish(d, s, now);
+	if (!km_lookup_done(s->lk))
+		return true;
+	search_finish(d, s, now);
+	return false;
 }
 
 static struct search *search_new(struct km_dht *d, const struct km_id *target,
@@ -403,13 +406,10 @@ km_ms dht_search_tick(struct km_dht *d, km_ms now)
 		refresh_buckets(d, now);
 	wake = km_ms_earliest(wake, look_again_while_short(d, now));
 	DL_FOREACH_SAFE(d->searches, s, tmp) {
-		km_ms w;
-
 		km_lookup_tick(s->lk, now);
-		w = km_lookup_next_wake(s->lk);
-		search_pump(d, s, now); /* may free s */
-		if (w && w < wake)
-			wake = w;
+		/* After the pump: a retry it sent has a deadline of its own. */
+		if (search_pump(d, s, now))
+			wake = km_ms_earliest(wake, km_lookup_next_wake(s->lk));
 	}
 	return wake;
 }

@@ -8,10 +8,15 @@
  *   ... when woken:   km_lookup_tick(lk, now);
  *   until km_lookup_done(lk).
  *
- * At most alpha queries count as in flight.  A query unanswered after
- * slow_ms frees its slot but is not given up on: a late reply still counts.
- * One unanswered after timeout_ms has failed (the owner may also report a
- * failure earlier with km_lookup_on_timeout).  The lookup ends when the k
+ * At most alpha queries count as in flight, except that once the closest
+ * candidate has answered, the rest of the k closest are asked at once
+ * (burst).  A query unanswered after one RTO -- srtt + 4 rttvar over this
+ * lookup's replies, within [rto_min_ms, slow_ms], slow_ms before the first
+ * reply -- frees its slot and is asked once more (next_query hands the
+ * retry out, without a slot); the node has failed when the retry goes one
+ * more RTO unanswered, or after timeout_ms in any case (the owner may also
+ * report a failure earlier with km_lookup_on_timeout).  A late reply to
+ * either try still counts until the lookup is done.  The lookup ends when the k
  * closest candidates that have not failed have all answered and none is
  * still waiting to be asked -- that is, no closer candidate is left.
  *
@@ -33,8 +38,10 @@ enum km_lookup_kind { KM_LOOKUP_FIND_NODE, KM_LOOKUP_GET_PEERS };
 struct km_lookup_config {
 	int k;                 /* result size: 8 */
 	int alpha;             /* parallel queries: 3 */
-	km_ms slow_ms;         /* frees the slot: 1000 ms */
+	km_ms slow_ms;         /* the most a try waits before the retry: 1000 ms */
 	km_ms timeout_ms;      /* gives up on the node: 4000 ms */
+	km_ms rto_min_ms;      /* the least a try waits: 200 ms */
+	bool burst;            /* once converged, ask the k closest at once: true */
 	size_t max_candidates; /* shortlist cap; farthest dropped: 128 */
 	size_t max_peers;      /* get_peers values kept: 256 */
 };
@@ -53,6 +60,7 @@ struct km_lookup_stats {
 	unsigned queries;   /* queries handed out by next_query */
 	unsigned replies;
 	unsigned timeouts;
+	unsigned retries;   /* second tries, counted in queries too */
 	km_ms started, finished; /* finished = 0 while running */
 };
 
@@ -97,7 +105,7 @@ void km_lookup_on_token(struct km_lookup *lk, const struct km_id *from,
 void km_lookup_on_timeout(struct km_lookup *lk, const struct km_id *from,
 			  km_ms now);
 
-/* Applies slow_ms and timeout_ms to queries in flight. */
+/* Applies the retry timeout and timeout_ms to queries in flight. */
 void km_lookup_tick(struct km_lookup *lk, km_ms now);
 
 /* When km_lookup_tick next has work; 0 if nothing is in flight. */
@@ -116,5 +124,10 @@ size_t km_lookup_peers(const struct km_lookup *lk, struct km_addr *out,
 		       size_t max);
 
 struct km_lookup_stats km_lookup_stats(const struct km_lookup *lk);
+
+/* True while the lookup waits for id's first try and has not yet decided
+ * to ask again by itself (it does so after one RTO, see slow_ms): an owner
+ * whose transactions resend on their own should not add a third try. */
+bool km_lookup_wants_retry(const struct km_lookup *lk, const struct km_id *id);
 
 #endif

@@ -96,6 +96,8 @@ Test(lookup, new_with_null_config_uses_the_defaults_and_del_null_is_a_no_op)
 	cr_assert_eq(cfg.alpha, 3);
 	cr_assert_eq(cfg.slow_ms, 1000);
 	cr_assert_eq(cfg.timeout_ms, 4000);
+	cr_assert_eq(cfg.rto_min_ms, 200);
+	cr_assert(cfg.burst);
 	cr_assert_eq(cfg.max_candidates, 128);
 	cr_assert_eq(cfg.max_peers, 256);
 	cr_assert_not_null(lk);
@@ -133,19 +135,19 @@ Test(lookup, no_more_than_alpha_queries_are_in_flight)
 	km_lookup_del(lk);
 }
 
-Test(lookup, a_slow_node_frees_its_slot_but_its_late_reply_still_counts)
+Test(lookup, a_slow_node_is_asked_again_frees_its_slot_and_its_late_reply_still_counts)
 {
 	struct km_lookup_config cfg = config(8, 1);
 	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20 }, 2);
 	struct km_lookup_result r[8];
 
 	expect_query(lk, 100, 10);
-	cr_assert_eq(km_lookup_next_wake(lk), 1100);
+	cr_assert_eq(km_lookup_next_wake(lk), 1100); /* slow_ms: no RTT yet */
 	km_lookup_tick(lk, 1099);
 	expect_no_query(lk, 1099);
 	km_lookup_tick(lk, 1100);
-	cr_assert_eq(km_lookup_next_wake(lk), 4100); /* the slow node's timeout */
-	expect_query(lk, 1100, 20);
+	expect_query(lk, 1100, 10); /* the retry needs no slot ... */
+	expect_query(lk, 1100, 20); /* ... and the slot went to 20 */
 	cr_assert_eq(km_lookup_next_wake(lk), 2100);
 	reply(lk, 10, NULL, 0, 1600);
 	reply(lk, 20, NULL, 0, 1700);
@@ -156,12 +158,14 @@ Test(lookup, a_slow_node_frees_its_slot_but_its_late_reply_still_counts)
 	cr_assert_eq(r[1].rtt_ms, 600);
 	cr_assert_eq(km_lookup_stats(lk).replies, 2);
 	cr_assert_eq(km_lookup_stats(lk).timeouts, 0);
+	cr_assert_eq(km_lookup_stats(lk).retries, 1);
+	cr_assert_eq(km_lookup_stats(lk).queries, 3);
 	cr_assert_eq(km_lookup_stats(lk).finished, 1700);
 	cr_assert_eq(km_lookup_next_wake(lk), 0);
 	km_lookup_del(lk);
 }
 
-Test(lookup, a_query_unanswered_after_timeout_ms_has_failed)
+Test(lookup, a_query_whose_retry_goes_one_rto_unanswered_has_failed)
 {
 	struct km_lookup_config cfg = config(8, 1);
 	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20 }, 2);
@@ -169,18 +173,138 @@ Test(lookup, a_query_unanswered_after_timeout_ms_has_failed)
 
 	expect_query(lk, 0, 10);
 	km_lookup_tick(lk, 1000);
+	expect_query(lk, 1000, 10);
 	expect_query(lk, 1000, 20);
+	/* One RTT of 200 ms: RTO = 200 + 4 * 100. */
 	reply(lk, 20, NULL, 0, 1200);
 	cr_assert_not(km_lookup_done(lk), "10 is slow but may still answer");
-	cr_assert_eq(km_lookup_next_wake(lk), 4000);
-	km_lookup_tick(lk, 3999);
+	cr_assert_eq(km_lookup_next_wake(lk), 1600);
+	km_lookup_tick(lk, 1599);
 	cr_assert_not(km_lookup_done(lk));
-	km_lookup_tick(lk, 4000);
+	km_lookup_tick(lk, 1600);
 	cr_assert(km_lookup_done(lk));
 	cr_assert_eq(km_lookup_stats(lk).timeouts, 1);
-	cr_assert_eq(km_lookup_stats(lk).finished, 4000);
+	cr_assert_eq(km_lookup_stats(lk).finished, 1600);
 	cr_assert_eq(results(lk, ds, 8), 1);
 	cr_assert_eq(ds[0], 20);
+	km_lookup_del(lk);
+}
+
+Test(lookup, a_query_unanswered_after_timeout_ms_has_failed_whatever_the_rto)
+{
+	struct km_lookup_config cfg = config(8, 1);
+	struct km_lookup *lk;
+
+	cfg.timeout_ms = 1500;
+	lk = lookup_with(&cfg, (uint8_t[]){ 10 }, 1);
+	expect_query(lk, 0, 10);
+	km_lookup_tick(lk, 1000);
+	expect_query(lk, 1000, 10);
+	cr_assert_eq(km_lookup_next_wake(lk), 1500);
+	km_lookup_tick(lk, 1499);
+	cr_assert_not(km_lookup_done(lk));
+	km_lookup_tick(lk, 1500);
+	cr_assert(km_lookup_done(lk));
+	cr_assert_eq(km_lookup_stats(lk).timeouts, 1);
+	km_lookup_del(lk);
+}
+
+Test(lookup, a_dead_node_among_the_k_closest_costs_two_rtos_not_timeout_ms)
+{
+	struct km_lookup_config cfg = config(2, 3);
+	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20, 30 }, 3);
+	uint8_t ds[8];
+
+	expect_query(lk, 0, 10);
+	expect_query(lk, 0, 20);
+	expect_query(lk, 0, 30);
+	reply(lk, 20, NULL, 0, 100); /* RTO = 100 + 4 * 50 = 300 */
+	reply(lk, 30, NULL, 0, 100); /* srtt 100, rttvar 37: RTO 248 */
+	cr_assert_eq(km_lookup_next_wake(lk), 248);
+	km_lookup_tick(lk, 248);
+	expect_query(lk, 248, 10);
+	expect_no_query(lk, 248);
+	cr_assert_eq(km_lookup_next_wake(lk), 496);
+	km_lookup_tick(lk, 496);
+	cr_assert(km_lookup_done(lk));
+	cr_assert_eq(km_lookup_stats(lk).finished, 496, "not timeout_ms (4000)");
+	cr_assert_eq(results(lk, ds, 8), 2);
+	cr_assert_eq(ds[0], 20);
+	cr_assert_eq(ds[1], 30);
+	km_lookup_del(lk);
+}
+
+Test(lookup, the_rto_stays_within_rto_min_ms_and_slow_ms)
+{
+	struct km_lookup_config cfg = config(8, 3);
+	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20, 30, 40 }, 4);
+
+	expect_query(lk, 0, 10);
+	expect_query(lk, 0, 20);
+	reply(lk, 10, NULL, 0, 5); /* 5 + 4 * 2 = 13: raised to 200 */
+	cr_assert_eq(km_lookup_next_wake(lk), 200);
+	km_lookup_del(lk);
+	lk = lookup_with(&cfg, (uint8_t[]){ 10, 20, 30, 40 }, 4);
+	expect_query(lk, 0, 10);
+	expect_query(lk, 0, 20);
+	reply(lk, 10, NULL, 0, 900); /* 900 + 4 * 450: lowered to 1000 */
+	cr_assert_eq(km_lookup_next_wake(lk), 1000);
+	km_lookup_del(lk);
+}
+
+Test(lookup, a_retried_nodes_reply_does_not_move_the_rto)
+{
+	struct km_lookup_config cfg = config(8, 1);
+	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20 }, 2);
+
+	expect_query(lk, 0, 10);
+	km_lookup_tick(lk, 1000);
+	expect_query(lk, 1000, 10);
+	expect_query(lk, 1000, 20);
+	/* 10's 1,050 ms could be the first try's or 50 ms of the retry's
+	 * (Karn): no sample, the RTO stays slow_ms. */
+	reply(lk, 10, NULL, 0, 1050);
+	cr_assert_eq(km_lookup_next_wake(lk), 2000);
+	km_lookup_del(lk);
+}
+
+Test(lookup, once_the_closest_has_answered_the_rest_of_the_k_closest_are_asked_at_once)
+{
+	struct km_lookup_config cfg = config(4, 1);
+	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20, 30, 40, 50 }, 5);
+
+	expect_query(lk, 0, 10);
+	expect_no_query(lk, 0); /* alpha = 1 while nothing has answered */
+	reply(lk, 10, NULL, 0, 100);
+	expect_query(lk, 100, 20);
+	expect_query(lk, 100, 30);
+	expect_query(lk, 100, 40);
+	expect_no_query(lk, 100); /* 50 is not among the 4 closest */
+	km_lookup_del(lk);
+
+	cfg.burst = false;
+	lk = lookup_with(&cfg, (uint8_t[]){ 10, 20, 30, 40, 50 }, 5);
+	expect_query(lk, 0, 10);
+	reply(lk, 10, NULL, 0, 100);
+	expect_query(lk, 100, 20);
+	expect_no_query(lk, 100);
+	km_lookup_del(lk);
+}
+
+Test(lookup, wants_retry_only_while_the_first_try_is_pending)
+{
+	struct km_lookup_config cfg = config(8, 1);
+	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20 }, 2);
+	struct km_id id10 = node(10).id, id20 = node(20).id;
+
+	cr_assert_not(km_lookup_wants_retry(lk, &id10), "not asked yet");
+	expect_query(lk, 0, 10);
+	cr_assert(km_lookup_wants_retry(lk, &id10));
+	km_lookup_tick(lk, 1000);
+	cr_assert_not(km_lookup_wants_retry(lk, &id10), "the lookup retries it");
+	expect_query(lk, 1000, 10);
+	cr_assert_not(km_lookup_wants_retry(lk, &id10));
+	cr_assert_not(km_lookup_wants_retry(lk, &id20));
 	km_lookup_del(lk);
 }
 
@@ -249,6 +373,7 @@ Test(lookup, a_candidate_behind_k_answered_nodes_is_not_asked)
 
 	expect_query(lk, 0, 10);
 	km_lookup_tick(lk, 1000); /* 10 goes slow and keeps the lookup open */
+	expect_query(lk, 1000, 10); /* its retry */
 	expect_query(lk, 1000, 20);
 	reply(lk, 20, NULL, 0, 1100);
 	expect_query(lk, 1100, 30);
