@@ -45,6 +45,7 @@ void km_table_config_default(struct km_table_config *cfg)
 		.bad_after_failures = 2,
 		.good_ms = KM_MINUTES(15),
 		.refresh_ms = KM_MINUTES(15),
+		.revalidate_ms = KM_MINUTES(1),
 		.bucket_subnet_max = 2,
 		.table_subnet_max = 10,
 	};
@@ -467,20 +468,49 @@ static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
 	return KM_OFFER_PING;
 }
 
+/* Buckets whose nodes km_table_next_stale() revalidates every
+ * revalidate_ms: the one covering our own ID and the one before it, which
+ * hold our closest neighbours -- the nodes an exact lookup near us must
+ * be told of. */
+#define NEAR_BUCKETS 3
+
+/* How urgently e wants a maintenance ping: 3 it failed a query (and is not
+ * bad yet), 2 questionable, 1 a near neighbour unheard of for
+ * revalidate_ms, 0 none. */
+static int stale_rank(const struct km_table *t, int i,
+		      const struct km_table_entry *e, km_ms now)
+{
+	enum km_node_state st = km_table_state(t, e, now);
+
+	if (e->ping_pending || st == KM_NODE_BAD)
+		return 0;
+	if (e->failures > 0)
+		return 3;
+	if (st == KM_NODE_QUESTIONABLE)
+		return 2;
+	if (t->cfg.revalidate_ms > 0 && i >= t->nbuckets - NEAR_BUCKETS &&
+	    e->last_seen + t->cfg.revalidate_ms <= now)
+		return 1;
+	return 0;
+}
+
 bool km_table_next_stale(struct km_table *t, km_ms now, struct km_contact *out)
 {
 	struct km_table_entry *pick = NULL;
+	int best = 0;
 
 	for (int i = 0; i < t->nbuckets; i++) {
 		struct km_table_entry *nodes = nodes_of(t, i);
 
 		for (int j = 0; j < t->b[i].n; j++) {
 			struct km_table_entry *e = &nodes[j];
+			int r = stale_rank(t, i, e, now);
 
-			if (!e->ping_pending &&
-			    km_table_state(t, e, now) == KM_NODE_QUESTIONABLE &&
-			    (pick == NULL || e->last_seen < pick->last_seen))
+			if (r > best || (r == best && r > 0 &&
+					 e->last_seen < pick->last_seen)) {
 				pick = e;
+				best = r;
+			}
 		}
 	}
 	if (!pick)

@@ -44,6 +44,8 @@ struct km_table_config {
 	int bad_after_failures; /* consecutive failures that make a node bad */
 	km_ms good_ms;          /* activity window for "good": 15 min */
 	km_ms refresh_ms;       /* a bucket untouched this long is refreshed */
+	km_ms revalidate_ms;    /* near neighbours unheard of this long are
+				   pinged: 1 min; 0 = never */
 	int bucket_subnet_max;  /* entries per /24 or /64 in a bucket: 2 */
 	int table_subnet_max;   /* entries per /24 or /64 in the table: 10 */
 	bool strict_subnets;    /* caps apply to local addresses too */
@@ -58,7 +60,8 @@ struct km_table_stats {
 };
 
 /* k=8, replacements=8, max_nodes=1280 (160 buckets of 8),
- * bad_after_failures=2, good_ms=15 min, refresh_ms=15 min, subnet caps 2 and
+ * bad_after_failures=2, good_ms=15 min, refresh_ms=15 min, revalidate_ms=1 min,
+ * subnet caps 2 and
  * 10 with local addresses exempt, BEP 42 preferred but not required. */
 void km_table_config_default(struct km_table_config *cfg);
 
@@ -152,11 +155,17 @@ const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,
 						   int bucket, size_t i);
 size_t km_table_replacement_count(const struct km_table *t, int bucket);
 
-/* Active maintenance, as jech/dht and libtorrent do it: finds the least
- * recently seen questionable node with no ping pending, marks its ping
- * pending, writes it to *out and returns true.  The owner pings it and
- * reports the outcome as for KM_OFFER_PING.  Without this a dead node that
- * no newcomer competes with would be handed out forever. */
+/* Active maintenance, as jech/dht and libtorrent do it: finds the node
+ * that most wants a ping and has none pending, marks its ping pending,
+ * writes it to *out and returns true.  First come nodes that failed a
+ * query (a lookup's timeout, say) but are not bad yet, so a dead node
+ * is confirmed bad and replaced within seconds; then questionable nodes;
+ * then nodes of the two buckets nearest our own ID not heard from for
+ * revalidate_ms (go-ethereum's revalidation, kept to the neighbours that
+ * exact lookups near us depend on).  Least recently seen first within
+ * each.  The owner pings it and reports the outcome as for KM_OFFER_PING.
+ * Without this a dead node that no newcomer competes with would be handed
+ * out forever. */
 bool km_table_next_stale(struct km_table *t, km_ms now, struct km_contact *out);
 
 /* Fills out with one random target for each bucket untouched (no node added,

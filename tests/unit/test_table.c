@@ -759,3 +759,97 @@ Test(table, random_operations_keep_the_table_consistent)
 	}
 	km_table_del(t);
 }
+
+/* ---- maintenance order (km_table_next_stale) -------------------------- */
+
+/* With k = 1 every offer to the full last bucket splits it: a node whose
+ * ID has its top bit at position b lands in bucket b, so depth(b) gives
+ * buckets 0..4, of which 2, 3 and 4 are the nearest three. */
+static struct km_contact at_depth(int b)
+{
+	struct km_id id = { .b = { (uint8_t)(0x80 >> b) } };
+
+	return contact(&id, (uint16_t)(2000 + b));
+}
+
+static struct km_table *five_buckets(km_ms revalidate_ms)
+{
+	struct km_table_config cfg;
+	struct km_table *t;
+
+	km_table_config_default(&cfg);
+	cfg.k = 1;
+	cfg.revalidate_ms = revalidate_ms;
+	t = table_with(&cfg);
+	for (int b = 0; b < 5; b++)
+		cr_assert_eq(offer(t, at_depth(b), KM_SEEN_REPLY, T0 + (km_ms)b),
+			     KM_OFFER_ADDED);
+	cr_assert_eq(km_table_bucket_count(t), 5);
+	return t;
+}
+
+Test(table, a_node_that_failed_a_query_is_pinged_first_even_while_good)
+{
+	struct km_table *t = full_far_bucket(NULL, KM_SEEN_REPLY);
+	struct km_contact out;
+
+	cr_assert_not(km_table_next_stale(t, T0 + 1000, &out),
+		      "all good, none failed, none due for revalidation");
+	km_table_on_failure(t, FAR(5), T0 + 1000);
+	cr_assert(km_table_next_stale(t, T0 + 1001, &out));
+	cr_assert(km_id_eq(&out.id, FAR(5)));
+	cr_assert_not(km_table_next_stale(t, T0 + 1002, &out), "ping pending");
+	/* The ping fails too: bad, and gone for the cached newcomer. */
+	cr_assert_eq(offer(t, far(9), KM_SEEN_REPLY, T0 + 1500), KM_OFFER_CACHED);
+	km_table_on_failure(t, FAR(5), T0 + 3000);
+	cr_assert_null(km_table_find(t, FAR(5)));
+	cr_assert_not_null(km_table_find(t, FAR(9)));
+	km_table_del(t);
+}
+
+Test(table, a_failed_node_goes_before_questionable_ones)
+{
+	struct km_table *t = full_far_bucket(NULL, KM_SEEN_REPLY);
+	km_ms later = T0 + KM_MINUTES(16); /* everyone is questionable */
+	struct km_contact out;
+
+	km_table_on_failure(t, FAR(7), later);
+	cr_assert(km_table_next_stale(t, later, &out));
+	cr_assert(km_id_eq(&out.id, FAR(7)));
+	cr_assert(km_table_next_stale(t, later, &out));
+	cr_assert(km_id_eq(&out.id, FAR(1)), "then the least recently seen");
+	km_table_del(t);
+}
+
+Test(table, near_neighbours_unheard_of_for_revalidate_ms_are_pinged_far_ones_are_not)
+{
+	struct km_table *t = five_buckets(KM_SECONDS(60));
+	struct km_contact out, d2 = at_depth(2), d3 = at_depth(3), d4 = at_depth(4);
+
+	cr_assert_not(km_table_next_stale(t, T0 + KM_SECONDS(60) + 1, &out),
+		      "depth 2 was last seen at T0 + 2");
+	cr_assert(km_table_next_stale(t, T0 + KM_SECONDS(60) + 2, &out));
+	cr_assert(km_id_eq(&out.id, &d2.id));
+	cr_assert_not(km_table_next_stale(t, T0 + KM_SECONDS(60) + 2, &out));
+	cr_assert(km_table_next_stale(t, T0 + KM_SECONDS(61), &out));
+	cr_assert(km_id_eq(&out.id, &d3.id));
+	cr_assert(km_table_next_stale(t, T0 + KM_SECONDS(61), &out));
+	cr_assert(km_id_eq(&out.id, &d4.id));
+	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(14), &out),
+		      "buckets 0 and 1 wait until they are questionable");
+	/* An answer resets the clock. */
+	cr_assert_eq(km_table_offer(t, &d3, KM_SEEN_REPLY, 30, T0 + KM_MINUTES(14),
+				    NULL),
+		     KM_OFFER_UPDATED);
+	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(15) - 1, &out));
+	km_table_del(t);
+}
+
+Test(table, revalidate_ms_0_turns_revalidation_off)
+{
+	struct km_table *t = five_buckets(0);
+	struct km_contact out;
+
+	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(14), &out));
+	km_table_del(t);
+}
