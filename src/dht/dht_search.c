@@ -219,6 +219,20 @@ static bool search_pump(struct km_dht *d, struct search *s, km_ms now)
 	return false;
 }
 
+/* The table's smoothed RTTs to the alpha closest seeds -- the first nodes
+ * asked -- stand in for replies until the lookup has some of its own, so
+ * even its first retry timeout fits the network rather than slow_ms. */
+static void prime_rtt(struct km_dht *d, struct km_lookup *lk, size_t nseeds)
+{
+	for (size_t i = 0; i < nseeds && i < (size_t)d->cfg.lookup.alpha; i++) {
+		const struct km_table_entry *e = km_table_find(d->table,
+							       &d->scratch[i].id);
+
+		if (e)
+			km_lookup_rtt_hint(lk, e->rtt_ms);
+	}
+}
+
 static struct search *search_new(struct km_dht *d, const struct km_id *target,
 				 enum km_lookup_kind kind,
 				 const struct km_contact *seeds, size_t nseeds,
@@ -240,6 +254,7 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 			     d->cfg.lookup.max_candidates : KM_DHT_SCRATCH_NODES,
 			     d->scratch);
 	km_lookup_add(s->lk, d->scratch, n);
+	prime_rtt(d, s->lk, n);
 	if (seeds)
 		km_lookup_add(s->lk, seeds, nseeds);
 	DL_APPEND(d->searches, s);

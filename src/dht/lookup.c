@@ -146,11 +146,11 @@ static bool waiting(const struct cand *c)
 }
 
 /* How long a try may go unanswered before the node is asked again (the
- * first try) or given up on (the retry): srtt + 4 rttvar over the replies
- * this lookup has had, as TCP does it (RFC 6298), within [rto_min_ms,
- * slow_ms]; slow_ms until the first reply.  A dead node among the k closest
- * then costs about two RTOs, not timeout_ms; one lost datagram costs one
- * RTO and a retry. */
+ * first try) or given up on (the retry, after twice as long): srtt + 4
+ * rttvar over the replies this lookup has had, as TCP does it (RFC 6298),
+ * within [rto_min_ms, slow_ms]; slow_ms until the first reply.  A dead
+ * node among the k closest then costs about three RTOs, not timeout_ms;
+ * one lost datagram costs one RTO and a retry. */
 static km_ms rto(const struct km_lookup *lk)
 {
 	km_ms r;
@@ -403,6 +403,12 @@ static bool has_peer(const struct km_lookup *lk, const struct km_addr *a)
 	return false;
 }
 
+void km_lookup_rtt_hint(struct km_lookup *lk, uint32_t rtt_ms)
+{
+	if (rtt_ms > 0)
+		rtt_sample(lk, rtt_ms);
+}
+
 void km_lookup_on_peers(struct km_lookup *lk, const struct km_addr *peers,
 			size_t n)
 {
@@ -445,12 +451,16 @@ void km_lookup_on_timeout(struct km_lookup *lk, const struct km_id *from,
 	observe_done(lk, now);
 }
 
-/* When c's current try runs out: a retry when the first try does, and
- * failure when the retry does or timeout_ms has passed since the first. */
+/* When c's current try runs out: the first try after one RTO, the retry
+ * after two (TCP's backoff, RFC 6298 5.5: the RTO is an estimate from
+ * other nodes' replies, and the retry must outlast this node's own RTT if
+ * the first try was lost -- without the backoff, a live node slower than
+ * the RTO failed whenever one datagram was lost), and either by timeout_ms
+ * after the first. */
 static km_ms cand_deadline(const struct km_lookup *lk, const struct cand *c)
 {
 	km_ms fail = c->sent + lk->cfg.timeout_ms;
-	km_ms next = c->last_sent + rto(lk);
+	km_ms next = c->last_sent + (km_ms)c->tries * rto(lk);
 
 	return next < fail ? next : fail;
 }

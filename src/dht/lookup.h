@@ -13,8 +13,8 @@
  * (burst).  A query unanswered after one RTO -- srtt + 4 rttvar over this
  * lookup's replies, within [rto_min_ms, slow_ms], slow_ms before the first
  * reply -- frees its slot and is asked once more (next_query hands the
- * retry out, without a slot); the node has failed when the retry goes one
- * more RTO unanswered, or after timeout_ms in any case (the owner may also
+ * retry out, without a slot); the node has failed when the retry goes two
+ * more RTOs unanswered, or after timeout_ms in any case (the owner may also
  * report a failure earlier with km_lookup_on_timeout).  A late reply to
  * either try still counts until the lookup is done.  The lookup ends when the k
  * closest candidates that have not failed have all answered and none is
@@ -92,6 +92,10 @@ bool km_lookup_next_query(struct km_lookup *lk, km_ms now,
  * address (KM_AF_NONE, port 0) are skipped. */
 void km_lookup_on_reply(struct km_lookup *lk, const struct km_id *from,
 			const struct km_contact *nodes, size_t n, km_ms now);
+
+/* An RTT to one of the seeds measured before (the routing table's), to
+ * prime the estimator that sets the retry timeout. */
+void km_lookup_rtt_hint(struct km_lookup *lk, uint32_t rtt_ms);
 
 /* get_peers extras, reported alongside on_reply. Peers beyond max_peers and
  * tokens longer than KM_LOOKUP_TOKEN_MAX are dropped, and so is a token from

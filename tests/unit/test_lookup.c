@@ -165,7 +165,7 @@ Test(lookup, a_slow_node_is_asked_again_frees_its_slot_and_its_late_reply_still_
 	km_lookup_del(lk);
 }
 
-Test(lookup, a_query_whose_retry_goes_one_rto_unanswered_has_failed)
+Test(lookup, a_query_whose_retry_goes_two_rtos_unanswered_has_failed)
 {
 	struct km_lookup_config cfg = config(8, 1);
 	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20 }, 2);
@@ -178,13 +178,13 @@ Test(lookup, a_query_whose_retry_goes_one_rto_unanswered_has_failed)
 	/* One RTT of 200 ms: RTO = 200 + 4 * 100. */
 	reply(lk, 20, NULL, 0, 1200);
 	cr_assert_not(km_lookup_done(lk), "10 is slow but may still answer");
-	cr_assert_eq(km_lookup_next_wake(lk), 1600);
-	km_lookup_tick(lk, 1599);
+	cr_assert_eq(km_lookup_next_wake(lk), 2200); /* the retry's 2 RTOs */
+	km_lookup_tick(lk, 2199);
 	cr_assert_not(km_lookup_done(lk));
-	km_lookup_tick(lk, 1600);
+	km_lookup_tick(lk, 2200);
 	cr_assert(km_lookup_done(lk));
 	cr_assert_eq(km_lookup_stats(lk).timeouts, 1);
-	cr_assert_eq(km_lookup_stats(lk).finished, 1600);
+	cr_assert_eq(km_lookup_stats(lk).finished, 2200);
 	cr_assert_eq(results(lk, ds, 8), 1);
 	cr_assert_eq(ds[0], 20);
 	km_lookup_del(lk);
@@ -209,7 +209,7 @@ Test(lookup, a_query_unanswered_after_timeout_ms_has_failed_whatever_the_rto)
 	km_lookup_del(lk);
 }
 
-Test(lookup, a_dead_node_among_the_k_closest_costs_two_rtos_not_timeout_ms)
+Test(lookup, a_dead_node_among_the_k_closest_costs_three_rtos_not_timeout_ms)
 {
 	struct km_lookup_config cfg = config(2, 3);
 	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20, 30 }, 3);
@@ -224,10 +224,12 @@ Test(lookup, a_dead_node_among_the_k_closest_costs_two_rtos_not_timeout_ms)
 	km_lookup_tick(lk, 248);
 	expect_query(lk, 248, 10);
 	expect_no_query(lk, 248);
-	cr_assert_eq(km_lookup_next_wake(lk), 496);
-	km_lookup_tick(lk, 496);
+	cr_assert_eq(km_lookup_next_wake(lk), 744);
+	km_lookup_tick(lk, 743);
+	cr_assert_not(km_lookup_done(lk));
+	km_lookup_tick(lk, 744);
 	cr_assert(km_lookup_done(lk));
-	cr_assert_eq(km_lookup_stats(lk).finished, 496, "not timeout_ms (4000)");
+	cr_assert_eq(km_lookup_stats(lk).finished, 744, "not timeout_ms (4000)");
 	cr_assert_eq(results(lk, ds, 8), 2);
 	cr_assert_eq(ds[0], 20);
 	cr_assert_eq(ds[1], 30);
