@@ -1,9 +1,10 @@
 """1,000 nodes, half of them crash at once: the broadcast tree repairs
 itself (every broadcast after repair reaches >= 99% of survivors), the
-coverage series is printed, and once the routing tables have been repaired
-(15 min after the crash) lookups find the true k closest live nodes again.
-Lookups 150 s after the crash are printed, not asserted: they miss, see
-docs/BENCHMARKS.md."""
+coverage series is printed, and lookups find the true k closest live nodes
+150 s after the crash (99 of 100 with this seed: maintenance pings a
+node's nearest three buckets every minute, and a failed contact at once,
+so the dead are out of the tables that matter; 42% at 10,000 nodes before
+that) and 15 min after (every table repaired)."""
 
 import simtest
 
@@ -18,5 +19,8 @@ simtest.check("repair_ms" in j and j["repair_ms"] <= 60000,
               "coverage recovers to >= 99% within 60 s and stays there")
 simtest.check(j["broadcast_coverage_min"] >= 0.99,
               ">= 99% of survivors get every broadcast after repair")
+early = out.split("lookups 150 s after the crash:")[1].splitlines()[1]
+early_rate = float(early.split("(")[1].split("%")[0]) / 100
+simtest.check(early_rate >= 0.98, ">= 98% of lookups exact 150 s after the crash")
 simtest.check(j["lookup_success_rate"] >= 0.99,
               ">= 99% of lookups exact once the tables are repaired")

@@ -1,7 +1,9 @@
 """1,000 nodes, k=8, alpha=3: lookups meet the issue's success and rounds
-targets (set for 10,000 nodes; docs/BENCHMARKS.md has that run).  No packet
-loss: with loss, a lookup gives up on a node after one lost packet (see
-docs/BENCHMARKS.md), and that run is reported, not asserted."""
+targets (set for 10,000 nodes; docs/BENCHMARKS.md has that run, with 1%
+loss).  No packet loss here, to keep the assertion independent of which
+datagrams a seed happens to drop.  Then 10% of the nodes fall silent: a
+silent node costs a lookup three RTOs, not the 4 s timeout it used to
+(median 4.1 s, p99 5.4 s before the adaptive retry timeout)."""
 
 import simtest
 
@@ -15,6 +17,14 @@ simtest.check(j["lookup_messages_mean"] < 40, "fewer than 40 queries a lookup")
 if "dht_state_bytes_per_node" in j:  # absent where mallinfo2 means nothing
     simtest.check(j["dht_state_bytes_per_node"] <= 64 * 1024,
                   "DHT state <= 64 KiB per node")
+
+out, j = simtest.run_json("--nodes", 1000, "--seed", 11, "--scenario",
+                          "lookup", "--lookups", 300, "--dead", 0.1)
+print(out)
+simtest.check(j["lookup_latency_ms_median"] < 2000,
+              "10% dead: median latency < 2 s (was 4.1 s)")
+simtest.check(j["lookup_latency_ms_p99"] < 3000,
+              "10% dead: p99 latency < 3 s (was 5.4 s)")
 
 _, m = simtest.run_json("--nodes", 10, "--seed", 1, "--scenario", "mesh")
 simtest.check(m["connections_total"] == 45,
