@@ -37,7 +37,7 @@ Test(log, a_repeated_message_is_printed_once_with_a_count, .init = setup)
 	fflush(stderr);
 	cr_assert_eq(read_lines(lines, 8), 3);
 	cr_assert(strstr(lines[0], "accept: too many open files"));
-	cr_assert(strstr(lines[1], "(last message repeated 999 times)"));
+	cr_assert(strstr(lines[1], "accept: too many open files (repeated 999 times)"));
 	cr_assert(strstr(lines[2], "something else"));
 }
 
