@@ -39,7 +39,6 @@ bool km_tool_log_enabled(enum km_log_level level)
 
 /* Repeats collapse within a minute (net/logrep.h); a timer on the
  * program's loop, once attached, reports a count when its window ends. */
-#define REPEAT_WINDOW_MS 60000
 static struct km_logrep rep;
 static bool rep_ready;
 static uv_timer_t rep_timer;
@@ -70,7 +69,7 @@ static km_ms mono_ms(void)
 static struct km_logrep *repeats(void)
 {
 	if (!rep_ready) {
-		km_logrep_init(&rep, REPEAT_WINDOW_MS, print_line, NULL);
+		km_logrep_init(&rep, KM_TOOL_LOG_WINDOW_MS, print_line, NULL);
 		rep_ready = true;
 	}
 	return &rep;
@@ -100,8 +99,9 @@ static void emit(enum km_log_level level, const char *msg)
 		uv_timer_start(&rep_timer, on_rep_timer, when - now, 0);
 }
 
-void km_tool_log_attach(uv_loop_t *loop)
+void km_tool_log_attach(uv_loop_t *loop, km_ms window_ms)
 {
+	repeats()->window = window_ms;
 	uv_timer_init(loop, &rep_timer);
 	/* The logger never keeps a loop that is done from exiting. */
 	uv_unref((uv_handle_t *)&rep_timer);

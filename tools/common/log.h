@@ -27,9 +27,11 @@ void km_tool_log(enum km_log_level level, const char *fmt, ...);
 /* A km_uv_hooks.log that ignores user. */
 void km_tool_log_hook(void *user, enum km_log_level level, const char *msg);
 
-/* A timer on loop reports a count when its minute ends; detach (before
- * the loop's last run) closes it. */
-void km_tool_log_attach(uv_loop_t *loop);
+/* A timer on loop reports a count when its window (KM_TOOL_LOG_WINDOW_MS
+ * for the programs) ends; detach (before the loop's last run) closes it.
+ * The timer never keeps the loop alive. */
+#define KM_TOOL_LOG_WINDOW_MS 60000
+void km_tool_log_attach(uv_loop_t *loop, km_ms window_ms);
 void km_tool_log_detach(void);
 
 /* Prints the pending "<line> (repeated N times)", if any. */
