@@ -112,7 +112,9 @@ struct kadmesh_callbacks {
 	/* A broadcast reached this node (one it sent itself too). */
 	void (*message)(void *user, const struct kadmesh_message *m);
 	/* One line of text, no newline, every level (filter it yourself).
-	 * Repeats are collapsed: a line with the same level and text as the
+	 * A line may quote a peer (a GOODBYE's text), so control characters
+	 * (bytes below 0x20, and 0x7f) arrive as \xNN; lines are at most
+	 * 2047 bytes.  Repeats are collapsed: a line with the same level and text as the
 	 * one passed on before, within a minute of it, is held back and
 	 * counted; the count then comes as one line "<text> (repeated N
 	 * times)" when a different line arrives, when the minute ends, or

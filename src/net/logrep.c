@@ -43,9 +43,29 @@ static bool same_as_last(const struct km_logrep *r, enum km_log_level level,
 	return r->have && level == r->level && strcmp(msg, r->msg) == 0;
 }
 
-void km_logrep_log(struct km_logrep *r, enum km_log_level level,
-		   const char *msg, km_ms now)
+/* Control characters as \xNN, cut to fit out. */
+static const char *escape(const char *in, char out[static KM_LOGREP_LINE_MAX])
 {
+	size_t o = 0;
+
+	for (; *in && o + 5 < KM_LOGREP_LINE_MAX; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+void km_logrep_log(struct km_logrep *r, enum km_log_level level,
+		   const char *raw, km_ms now)
+{
+	char clean[KM_LOGREP_LINE_MAX];
+	const char *msg = escape(raw, clean);
+
 	km_logrep_tick(r, now);
 	if (same_as_last(r, level, msg)) {
 		r->repeats++;

@@ -8,7 +8,11 @@
  * back) when a different line arrives, when the window ends
  * (km_logrep_tick), or on km_logrep_flush.  A flood that lasts several
  * windows gives one summary per window.  Sans-IO: the caller passes the
- * time and calls km_logrep_tick by the time it returns. */
+ * time and calls km_logrep_tick by the time it returns.
+ *
+ * Lines can carry a peer's words (a GOODBYE's text), so they go out with
+ * control characters (bytes below 0x20, and 0x7f) as \xNN: a peer cannot
+ * forge a log line with a newline nor drive a terminal. */
 #ifndef KM_NET_LOGREP_H
 #define KM_NET_LOGREP_H
 
@@ -17,6 +21,7 @@
 #include "net/node.h"
 
 #define KM_LOGREP_MSG_MAX 512 /* longer lines pass on but never collapse */
+#define KM_LOGREP_LINE_MAX 2048 /* longer lines are cut there */
 
 typedef void km_logrep_out_fn(void *user, enum km_log_level level,
 			      const char *msg);

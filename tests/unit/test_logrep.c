@@ -11,6 +11,7 @@
 static struct {
 	char lines[16][KM_LOGREP_MSG_MAX + 64];
 	enum km_log_level levels[16];
+	size_t lens[16];
 	int n;
 } out;
 
@@ -19,6 +20,7 @@ static void record(void *user, enum km_log_level level, const char *msg)
 	cr_assert_eq(user, &out);
 	cr_assert_lt(out.n, 16);
 	snprintf(out.lines[out.n], sizeof(out.lines[0]), "%s", msg);
+	out.lens[out.n] = strlen(msg);
 	out.levels[out.n++] = level;
 }
 
@@ -122,4 +124,23 @@ Test(logrep, a_line_too_long_to_remember_passes_every_time)
 	for (int i = 0; i < 3; i++)
 		km_logrep_log(&rep, KM_LOG_WARN, big, 1000 + (km_ms)i);
 	cr_assert_eq(out.n, 3);
+}
+
+Test(logrep, control_characters_go_out_escaped)
+{
+	km_logrep_log(&rep, KM_LOG_DEBUG, "GOODBYE: a\nfake line\x1b[31m\x7f", 1);
+	cr_assert_eq(out.n, 1);
+	cr_assert_str_eq(out.lines[0], "GOODBYE: a\\x0afake line\\x1b[31m\\x7f");
+}
+
+Test(logrep, a_huge_line_is_cut_not_overflowed)
+{
+	static char big[8192];
+
+	memset(big, '\n', sizeof(big) - 1);
+	km_logrep_log(&rep, KM_LOG_WARN, big, 1);
+	cr_assert_eq(out.n, 1);
+	cr_assert_lt(out.lens[0], KM_LOGREP_LINE_MAX);
+	cr_assert_gt(out.lens[0], KM_LOGREP_LINE_MAX - 8);
+	cr_assert(strncmp(out.lines[0], "\\x0a\\x0a", 8) == 0);
 }
