@@ -24,6 +24,9 @@ void km_dht_config_default(struct km_dht_config *cfg)
 	/* Two tries of 2 s fit the lookup's 4 s timeout: one lost datagram
 	 * then costs a retry instead of a node missing from the result. */
 	cfg->query_timeout_ms = KM_SECONDS(2);
+	/* A query failing now went out a timeout ago: an answer since then
+	 * (to a lookup's other try) outweighs it. */
+	cfg->table.failure_grace_ms = cfg->query_timeout_ms;
 	cfg->max_transactions = 2048;
 	cfg->max_lookups = 64;
 	km_ratelimit_config_default(&cfg->rate);

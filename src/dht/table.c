@@ -603,6 +603,15 @@ void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now)
 			slot_remove(repl_of(t, i), &b->nrepl, j);
 		return;
 	}
+	/* A query that fails now was sent a query timeout ago; an answer
+	 * since (to a lookup's retry, say, or to the first try when the retry
+	 * was lost) shows the node alive, so the lost datagram is no mark
+	 * against it. */
+	if (nodes[j].last_reply != 0 &&
+	    now < nodes[j].last_reply + t->cfg.failure_grace_ms) {
+		nodes[j].ping_pending = false;
+		return;
+	}
 	if (nodes[j].failures < INT_MAX)
 		nodes[j].failures++;
 	nodes[j].ping_pending = false;

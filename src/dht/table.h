@@ -46,6 +46,9 @@ struct km_table_config {
 	km_ms refresh_ms;       /* a bucket untouched this long is refreshed */
 	km_ms revalidate_ms;    /* near neighbours unheard of this long are
 				   pinged: 1 min; 0 = never */
+	km_ms failure_grace_ms; /* a failure this soon after a reply is not
+				   counted: 0 (km_dht sets its query
+				   timeout, 2 s) */
 	int bucket_subnet_max;  /* entries per /24 or /64 in a bucket: 2 */
 	int table_subnet_max;   /* entries per /24 or /64 in the table: 10 */
 	bool strict_subnets;    /* caps apply to local addresses too */
@@ -61,8 +64,8 @@ struct km_table_stats {
 
 /* k=8, replacements=8, max_nodes=1280 (160 buckets of 8),
  * bad_after_failures=2, good_ms=15 min, refresh_ms=15 min, revalidate_ms=1 min,
- * subnet caps 2 and
- * 10 with local addresses exempt, BEP 42 preferred but not required. */
+ * failure_grace_ms=0, subnet caps 2 and 10 with local addresses exempt,
+ * BEP 42 preferred but not required. */
 void km_table_config_default(struct km_table_config *cfg);
 
 enum km_node_state { KM_NODE_GOOD, KM_NODE_QUESTIONABLE, KM_NODE_BAD };
@@ -121,8 +124,9 @@ enum km_offer_result km_table_offer(struct km_table *t,
 				    enum km_seen_kind kind, uint32_t rtt_ms,
 				    km_ms now, struct km_contact *to_ping);
 
-/* A query we sent to id went unanswered.  After bad_after_failures of these
- * in a row the node is bad, and is replaced from the replacement cache if
+/* A query we sent to id went unanswered.  Not counted if the node has
+ * answered within failure_grace_ms: the query was sent before that answer.
+ * After bad_after_failures of these in a row the node is bad, and is replaced from the replacement cache if
  * one is waiting (the most recently seen).  A bad node with no replacement
  * stays until any newcomer takes its slot.  A cached replacement that fails
  * is dropped from the cache. */

@@ -853,3 +853,23 @@ Test(table, revalidate_ms_0_turns_revalidation_off)
 	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(14), &out));
 	km_table_del(t);
 }
+
+Test(table, a_failure_within_the_grace_after_a_reply_is_not_counted)
+{
+	struct km_table_config cfg;
+	struct km_table *t;
+
+	km_table_config_default(&cfg);
+	cr_assert_eq(cfg.failure_grace_ms, 0, "off by default: km_dht sets it");
+	cfg.failure_grace_ms = 2000;
+	t = full_far_bucket(&cfg, KM_SEEN_REPLY); /* replies at T0 */
+	km_table_on_failure(t, FAR(3), T0 + 1999);
+	cr_assert_eq(km_table_find(t, FAR(3))->failures, 0,
+		     "the query went out before the reply at T0");
+	km_table_on_failure(t, FAR(3), T0 + 2000);
+	cr_assert_eq(km_table_find(t, FAR(3))->failures, 1);
+	km_table_on_failure(t, FAR(3), T0 + 3000);
+	cr_assert_eq(km_table_state(t, km_table_find(t, FAR(3)), T0 + 3000),
+		     KM_NODE_BAD);
+	km_table_del(t);
+}
