@@ -31,6 +31,8 @@ static const struct {
 	{ KM_FRAME_RELAY_OPEN, "RELAY_OPEN" },
 	{ KM_FRAME_RELAY_DATA, "RELAY_DATA" },
 	{ KM_FRAME_RELAY_CLOSE, "RELAY_CLOSE" },
+	{ KM_FRAME_REACH, "REACH" },
+	{ KM_FRAME_RENDEZVOUS, "RENDEZVOUS" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))
