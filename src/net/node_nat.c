@@ -262,8 +262,6 @@ km_ms node_nat_tick(struct km_node *n, km_ms now)
 	struct node_nat_state *s = &n->ns;
 	km_ms wake = node_punch_tick(n, now);
 
-	node_reach_tick(n);
-
 	if (s->deadline != 0 && now >= s->deadline)
 		verdict(n, KM_REACH_PRIVATE);
 	wake = km_ms_earliest(wake, start_check(n, now));
@@ -284,6 +282,7 @@ km_ms node_nat_tick(struct km_node *n, km_ms now)
 		}
 		wake = km_ms_earliest(wake, s->next_keepalive);
 	}
+	node_reach_tick(n);
 	return wake;
 }
 
