@@ -172,6 +172,10 @@ def broadcast_over(c, a, b, via):
     for x, y in ((a, b), (b, a)):
         assert link_between(x, y)["via"] == via, link_between(x, y)
     before = link_between(b, a)["msgs_in"]
+    # A subscriber stopped by an earlier call may still be counted, and
+    # subscribe_all would then return before the new one is in.
+    kmtest.wait_until(lambda: status(b)["subscribers"] == 0, timeout=30,
+                      what="the last subscriber gone")
     subs = kmtest.subscribe_all([b])
     try:
         msg_id = c.ctl(a, "broadcast", "over a %s link" % via).strip()
