@@ -172,11 +172,12 @@ def broadcast_over(c, a, b, via):
     for x, y in ((a, b), (b, a)):
         assert link_between(x, y)["via"] == via, link_between(x, y)
     before = link_between(b, a)["msgs_in"]
-    # A subscriber stopped by an earlier call may still be counted, and
-    # subscribe_all would then return before the new one is in.
-    kmtest.wait_until(lambda: status(b)["subscribers"] == 0, timeout=30,
-                      what="the last subscriber gone")
-    subs = kmtest.subscribe_all([b])
+    # A subscriber stopped by an earlier call is still counted until a
+    # write to it fails, so wait for one more than before, not for >= 1.
+    was = status(b)["subscribers"]
+    subs = [kmtest.Subscriber(b)]
+    kmtest.wait_until(lambda: status(b)["subscribers"] > was, timeout=30,
+                      what="the subscription")
     try:
         msg_id = c.ctl(a, "broadcast", "over a %s link" % via).strip()
         kmtest.wait_until(lambda: subs[0].count(msg_id) == 1, timeout=60,

@@ -404,10 +404,12 @@ Test(node_nat, bad_reach_and_rendezvous_frames_close_the_link)
 	f.nsent = 0;
 	feed(x, KM_FRAME_REACH, two, 2, 3000);
 	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
+	km_node_del(n);
 	x = node_with_neighbour();
 	f.nsent = 0;
 	feed_reach(x, 7, 3000);
 	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
+	km_node_del(n);
 	x = node_with_neighbour();
 	f.nsent = 0;
 	feed(x, KM_FRAME_RENDEZVOUS, two, 2, 3000);
