@@ -6,6 +6,7 @@
 
 #include "dht/ident.h"
 #include "net/node.h"
+#include "proto/err.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
@@ -486,4 +487,20 @@ Test(node_nat, an_internet_neighbour_rechecks_what_a_lan_dialback_proved)
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE,
 		     "the LAN's dial-back did not count");
 	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 1);
+}
+
+Test(node_nat, dht_ctl_punch_asks_every_neighbour_to_be_the_rendezvous)
+{
+	struct km_id y, far;
+
+	node_with_neighbour();
+	second_neighbour(&y);
+	memset(far.b, 0x99, KM_ID_LEN);
+	cr_assert_eq(km_node_punch(n, &far, 3000), 0);
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 2);
+	f.nsent = 0;
+	cr_assert_eq(km_node_punch(n, &y, 3001), 0, "linked already");
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 0);
+	cr_assert_eq(km_node_punch(n, km_dht_id(km_node_dht(n)), 3002),
+		     KM_ERR_INVAL);
 }
