@@ -176,18 +176,22 @@ void node_punch_link_up(struct km_node *n, struct link *l, km_ms now)
 	struct km_id id;
 	struct punch *p;
 
-	if (l->relay_via && n->ns.relay_asked) {
-		n->ns.st.last_relay_ms = now - n->ns.relay_asked;
+	/* A relayed link leaves a punch running: if it succeeds, it
+	 * replaces the relayed link (node_punch_hello). */
+	if (l->relay_via) {
+		if (n->ns.relay_asked)
+			n->ns.st.last_relay_ms = now - n->ns.relay_asked;
 		n->ns.relay_asked = 0;
+		return;
 	}
 	memcpy(id.b, l->hello.id, KM_ID_LEN);
 	p = punch_find(n, &id);
 	if (!p)
 		return;
 	/* Our SYN or theirs (inbound), the punch made it: neither NAT lets an
-	 * unsolicited connection in.  A link we dialled the usual way, or a
-	 * relayed one, only makes the punch moot. */
-	if (l->conn != p->conn && (l->outbound || l->relay_via)) {
+	 * unsolicited connection in.  A link we dialled the usual way only
+	 * makes the punch moot. */
+	if (l->conn != p->conn && l->outbound) {
 		punch_log(n, p, "moot: linked another way");
 		memset(p, 0, sizeof(*p));
 		return;

@@ -270,7 +270,9 @@ def check_upgrade(c, lab, a, b):
     broadcast_over(c, a, b, "punched")
     ups = status(a)["nat"]["upgrade_attempts"] + \
         status(b)["nat"]["upgrade_attempts"]
-    assert ups >= 1
+    # Usually the upgrade request's punch; under heavy load a retry of the
+    # first punch, still running as the relay came up, can get there first.
+    assert status(a)["nat"]["punches_ok"] + status(b)["nat"]["punches_ok"] >= 1
     print("upgrade: with the NATs made port-preserving, the relayed link "
           "became a punched one %.1f s later (%d upgrade requests)" %
           (took, ups))
