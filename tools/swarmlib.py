@@ -93,6 +93,14 @@ class Node:
         return vals
 
 
+    def fds(self):
+        """Open file descriptors of the process (0 once it is gone)."""
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        except OSError:
+            return 0
+
+
 def wait_ready(nodes, timeout=60.0):
     """Waits until every node listens; raises RuntimeError otherwise."""
     end = time.monotonic() + timeout
