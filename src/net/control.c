@@ -469,6 +469,35 @@ static void status_nat(cJSON *o, struct km_node *n, bool *ok)
 	nat_counters(o, km_node_nat_stats(n), ok);
 }
 
+/* "last_goodbye": why the last peer that said GOODBYE left, or null.  The
+ * text is the peer's own words: cJSON escapes it (the decoder has already
+ * refused text that is not UTF-8 or holds a NUL; such a GOODBYE shows its
+ * code with "text": null). */
+static void status_goodbye(cJSON *o, struct km_node *n, km_ms now, bool *ok)
+{
+	const struct km_node_goodbye *g = km_node_last_goodbye(n);
+	cJSON *b;
+
+	if (!g->any) {
+		*ok = *ok && cJSON_AddNullToObject(o, "last_goodbye");
+		return;
+	}
+	b = put_obj(o, "last_goodbye", ok);
+	put_num(b, "code", g->reason, ok);
+	put_str(b, "reason", km_goodbye_reason_name(g->reason), ok);
+	if (g->decoded)
+		put_str(b, "text", g->text, ok);
+	else
+		*ok = *ok && cJSON_AddNullToObject(b, "text");
+	put_addr(b, "from", &g->from, ok);
+	if (g->authenticated)
+		put_id(b, "id", &g->id, ok);
+	else
+		*ok = *ok && cJSON_AddNullToObject(b, "id");
+	put_num(b, "age_s", (double)(now > g->at ? (now - g->at) / 1000 : 0),
+		ok);
+}
+
 static cJSON *json_status(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
@@ -496,6 +525,7 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 	status_activity(o, &st, &ok);
 	status_neighbours(o, &st, &ok);
 	status_nat(o, n, &ok);
+	status_goodbye(o, n, now, &ok);
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);

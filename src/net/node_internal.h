@@ -153,6 +153,7 @@ struct km_node {
 	bool stopping;
 	struct km_nat nat;        /* external address, reachability */
 	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
+	struct km_node_goodbye last_goodbye; /* node_link.c */
 };
 
 /* node.c */
