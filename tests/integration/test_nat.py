@@ -24,7 +24,9 @@ Asserted here:
   relayed (via "relay", never "direct"), a broadcast still arrives over it;
   once the NATs are switched to plain masquerade, the relayed link's
   periodic punch replaces it with a punched one (in every build);
-- the punch and relay counters in `status` and `dht-ctl metrics`.
+- the punch and relay counters in `status` and `dht-ctl metrics`;
+- a NATed node that joins through a peer on its own LAN (which can always
+  dial it back) still ends up private once it links to Internet peers.
 
 Namespaces are named with the PID and deleted in finally blocks.  The test
 skips itself, with a reason, only where it cannot build them (not root, no
@@ -113,6 +115,43 @@ def test_behind_a_symmetric_nat_too(c, lab):
     """fully-random maps every destination to a new port: the IP still
     wins the vote, with whichever port was reported last."""
     check_nat_awareness(c, lab, "symmetric")
+
+
+def test_a_nated_node_whose_first_neighbour_is_on_its_lan_reports_private(
+        c, lab):
+    """x joins through l, a node on its own LAN behind the same NAT: l can
+    always dial x back, but that proves nothing about the Internet.  Once
+    x links to the public nodes (from l's PEER_LIST) it must end up
+    private and read-only."""
+    del ROUTERS[:]
+    pub, hosts = build_internet(lab, "cone")
+    opts = ["--ping-interval", "1000"]
+    r = c.start(seed=True, prefix=lab.prefix_cmd(pub), bind=(PUB[0],),
+                extra=opts)
+    for ip in PUB[1:]:
+        c.start(bootstrap=["%s:%d" % (PUB[0], r.port)],
+                prefix=lab.prefix_cmd(pub), bind=(ip,), extra=opts)
+    lan = NATS["1"][1] + ".2"
+    l = c.start(bootstrap=["%s:%d" % (PUB[0], r.port)],
+                prefix=lab.prefix_cmd(hosts["1"]), bind=("0.0.0.0",),
+                extra=opts)
+    t0 = time.monotonic()
+    x = c.start(bootstrap=["%s:%d" % (lan, l.port)],
+                prefix=lab.prefix_cmd(hosts["1"]), bind=("0.0.0.0",),
+                extra=opts)
+    kmtest.wait_until(lambda: status(x)["reachability"] == "private" and
+                      status(x)["read_only"], timeout=60,
+                      what="x to find itself private")
+    took = time.monotonic() - t0
+    peers = [p["addr"] for p in kmtest.control(x, "peers")]
+    assert any(a.startswith(lan + ":") for a in peers), peers
+    assert any(a.startswith("203.0.113.") for a in peers), peers
+    time.sleep(1)
+    assert status(x)["reachability"] == "private", status(x)
+    print("LAN-first: a NATed node that joined through a LAN peer reports "
+          "private after %.1f s (%d dial-back checks)" %
+          (took, status(x)["nat"]["dialbacks_ok"] +
+           status(x)["nat"]["dialbacks_failed"]))
 
 
 def check_nat_awareness(c, lab, kind):
