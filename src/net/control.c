@@ -447,6 +447,11 @@ static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
 	put_num(d, "relay_bytes", (double)st.relay_bytes, ok);
 	put_num(d, "relayed_links", (double)st.relayed_links, ok);
 	put_num(d, "upgrade_attempts", (double)st.upgrade_attempts, ok);
+	put_num(d, "punches_asked", (double)st.punches_asked, ok);
+	put_num(d, "relay_circuits", (double)st.relay_circuits, ok);
+	put_num(d, "relayed_now", (double)st.relayed_now, ok);
+	put_num(d, "last_punch_ms", (double)st.last_punch_ms, ok);
+	put_num(d, "last_relay_ms", (double)st.last_relay_ms, ok);
 }
 
 /* NAT awareness (net/nat.h): where peers see us, and whether they can

@@ -123,6 +123,12 @@ struct km_node_nat_stats {
 	unsigned long relay_bytes;       /* bytes relayed for others */
 	unsigned long relayed_links;     /* our links that went via a relay */
 	unsigned long upgrade_attempts;  /* punches asked for a relayed link */
+	unsigned long punches_asked;     /* PUNCH_REQ sent on our own accord */
+	unsigned long rendezvous_sent;   /* RENDEZVOUS frames sent */
+	size_t relay_circuits;           /* circuits we relay now (gauge) */
+	size_t relayed_now;              /* our links via a relay now (gauge) */
+	km_ms last_punch_ms;             /* PUNCH_GO to punched link up, last */
+	km_ms last_relay_ms;             /* PUNCH_GO to relayed link up, last */
 };
 
 enum km_via { KM_VIA_DIRECT, KM_VIA_PUNCHED, KM_VIA_RELAY };

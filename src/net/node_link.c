@@ -538,6 +538,8 @@ static bool handle_frame(struct km_node *n, struct link *l,
 		return node_punch_on_frame(n, l, f, now);
 	if (f->type >= KM_FRAME_RELAY_REQ && f->type <= KM_FRAME_RELAY_CLOSE)
 		return node_relay_on_frame(n, l, f, now);
+	if (f->type == KM_FRAME_REACH || f->type == KM_FRAME_RENDEZVOUS)
+		return node_rendezvous_on_frame(n, l, f, now);
 	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
 	    f->type != KM_FRAME_AUTH && f->type != KM_FRAME_GOODBYE &&
 	    f->type != KM_FRAME_PEER_LIST) {
