@@ -221,6 +221,7 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 				 const struct km_contact *seeds, size_t nseeds,
 				 km_ms now)
 {
+	struct km_contact scratch[KM_DHT_SCRATCH_NODES];
 	struct search *s;
 	size_t n;
 
@@ -235,8 +236,8 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 	n = km_table_closest(d->table, target,
 			     d->cfg.lookup.max_candidates < KM_DHT_SCRATCH_NODES ?
 			     d->cfg.lookup.max_candidates : KM_DHT_SCRATCH_NODES,
-			     d->scratch);
-	km_lookup_add(s->lk, d->scratch, n);
+			     scratch);
+	km_lookup_add(s->lk, scratch, n);
 	if (seeds)
 		km_lookup_add(s->lk, seeds, nseeds);
 	DL_APPEND(d->searches, s);
@@ -283,12 +284,13 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 			 const struct km_krpc_msg *m, km_ms now)
 {
 	struct search *s = search_find(d, tx->lookup_id);
+	struct km_contact scratch[KM_DHT_SCRATCH_NODES];
 	size_t n;
 
 	if (!s)
 		return; /* the lookup ended before this late reply */
 	n = dht_reply_contacts(d, m, d->cfg.family, km_lookup_target(s->lk),
-			       d->scratch, KM_DHT_SCRATCH_NODES);
+			       scratch, KM_DHT_SCRATCH_NODES);
 	feed_sibling(d, m, now);
 	if (m->values_count > 0)
 		km_lookup_on_peers(s->lk, m->values, m->values_count);
@@ -296,7 +298,7 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 		km_lookup_on_token(s->lk, &tx->expect_id, m->token, m->token_len);
 	/* The lookup knows the node by the ID we queried, whatever it says
 	 * now. */
-	km_lookup_on_reply(s->lk, &tx->expect_id, d->scratch, n, now);
+	km_lookup_on_reply(s->lk, &tx->expect_id, scratch, n, now);
 	search_pump(d, s, now);
 }
 

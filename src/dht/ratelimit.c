@@ -1,31 +1,44 @@
 #include "dht/ratelimit.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
-#include <utlist.h>
 
 #include "dht/bep42.h"
 
 /* Tokens are counted in thousandths so that refills need no floats. */
 #define MILLI 1000u
+#define NIL UINT32_MAX
+/* The first allocation; every later one is half as large again.  A node
+ * that hears from a few hundred sources (a DHT of 100,000 nodes) holds a
+ * few hundred entries, not the 4,096 of the cap. */
+#define MIN_CAP 16
 
+/* One source, 64 bytes.  Sources live in one array, linked by index into
+ * least-recently-active order, and are found through an open-addressing
+ * index: no allocation per source, no pointers to fix when the array
+ * moves. */
 struct source {
-	struct km_addr key;       /* IP (port 0), or IP and port if local */
-	uint64_t tokens;          /* milli-tokens */
+	uint8_t ip[16];           /* the key: IP, port (0 unless local), family */
+	uint16_t port;
+	uint8_t family;
+	bool verified;
+	uint32_t tokens;          /* milli-tokens; burst * MILLI fits */
+	uint32_t drops;           /* in the current window */
+	uint32_t prev, next;      /* least recently active first; NIL ends */
 	km_ms refilled;           /* when tokens was last brought up to date */
 	km_ms window_start;
-	unsigned drops;           /* in the current window */
 	km_ms banned_until;       /* 0 = not banned */
-	bool verified;
-	UT_hash_handle hh;
-	struct source *prev, *next; /* least recently active first */
 };
 
 struct km_ratelimit {
 	struct km_ratelimit_config cfg;
-	struct source *by_key;
-	struct source *lru;
+	uint64_t key;             /* hash key: see km_ratelimit_set_key() */
+	struct source *src;       /* src[0 .. stats.entries) in use */
+	uint32_t cap;             /* room in src */
+	uint32_t *slot;           /* index + 1 into src; 0 = empty */
+	uint32_t nslots;          /* a power of two, > cap * 4 / 3 */
+	uint32_t oldest, newest;
 	struct km_ratelimit_stats stats;
 };
 
@@ -45,54 +58,203 @@ struct km_ratelimit *km_ratelimit_new(const struct km_ratelimit_config *cfg)
 {
 	struct km_ratelimit *rl;
 
-	if ((cfg->qps > 0 && cfg->burst == 0) || cfg->max_entries == 0)
+	if ((cfg->qps > 0 && cfg->burst == 0) || cfg->burst > UINT32_MAX / MILLI ||
+	    cfg->max_entries == 0 || cfg->max_entries > KM_RATELIMIT_MAX_ENTRIES)
 		return NULL;
 	rl = calloc(1, sizeof(*rl));
-	if (rl)
-		rl->cfg = *cfg;
+	if (!rl)
+		return NULL;
+	rl->cfg = *cfg;
+	rl->oldest = rl->newest = NIL;
 	return rl;
-}
-
-static void source_free(struct km_ratelimit *rl, struct source *s)
-{
-	HASH_DEL(rl->by_key, s);
-	DL_DELETE(rl->lru, s);
-	rl->stats.entries--;
-	free(s);
 }
 
 void km_ratelimit_del(struct km_ratelimit *rl)
 {
-	struct source *s, *tmp;
-
 	if (!rl)
 		return;
-	DL_FOREACH_SAFE(rl->lru, s, tmp)
-		source_free(rl, s);
+	free(rl->src);
+	free(rl->slot);
 	free(rl);
 }
 
-/* Built field by field on a zeroed struct: the key is hashed as raw bytes,
- * padding included. */
-static struct km_addr key_of(const struct km_addr *a)
+static uint32_t probe(const struct km_ratelimit *rl, const struct source *k);
+
+void km_ratelimit_set_key(struct km_ratelimit *rl, uint64_t key)
 {
-	struct km_addr k;
+	rl->key = key;
+	if (!rl->slot)
+		return;
+	/* Every home moves: rebuild the index in place. */
+	memset(rl->slot, 0, rl->nslots * sizeof(*rl->slot));
+	for (uint32_t i = 0; i < rl->stats.entries; i++)
+		rl->slot[probe(rl, &rl->src[i])] = i + 1;
+}
+
+size_t km_ratelimit_mem(const struct km_ratelimit *rl)
+{
+	return sizeof(*rl) + (size_t)rl->cap * sizeof(*rl->src) +
+	       (size_t)rl->nslots * sizeof(*rl->slot);
+}
+
+/* The key of an address, as a source with everything else zero.  Local
+ * addresses keep their port: there many honest nodes share one host. */
+static struct source key_of(const struct km_addr *a)
+{
+	struct source k;
 
 	memset(&k, 0, sizeof(k));
 	k.family = a->family;
-	memcpy(k.ip, a->ip, sizeof(k.ip));
+	memcpy(k.ip, a->ip, km_addr_ip_len(a));
 	k.port = km_addr_is_local(a) ? a->port : 0;
 	return k;
+}
+
+static bool same_key(const struct source *a, const struct source *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       memcmp(a->ip, b->ip, sizeof(a->ip)) == 0;
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Keyed, so that a flooder who picks its source addresses cannot pick
+ * ones that pile up in one run of the index. */
+static uint32_t home(const struct km_ratelimit *rl, const struct source *k)
+{
+	uint64_t a, b;
+
+	memcpy(&a, k->ip, 8);
+	memcpy(&b, k->ip + 8, 8);
+	a = mix(rl->key ^ a ^ ((uint64_t)k->port << 8 | k->family));
+	return (uint32_t)mix(a ^ b ^ (rl->key >> 1)) & (rl->nslots - 1);
+}
+
+/* The index position holding k, or of the empty slot where it would go. */
+static uint32_t probe(const struct km_ratelimit *rl, const struct source *k)
+{
+	uint32_t i = home(rl, k);
+
+	while (rl->slot[i] && !same_key(&rl->src[rl->slot[i] - 1], k))
+		i = (i + 1) & (rl->nslots - 1);
+	return i;
 }
 
 static struct source *find(const struct km_ratelimit *rl,
 			   const struct km_addr *a)
 {
-	struct km_addr k = key_of(a);
-	struct source *s;
+	struct source k = key_of(a);
+	uint32_t i;
 
-	HASH_FIND(hh, rl->by_key, &k, sizeof(k), s);
-	return s;
+	if (rl->stats.entries == 0 || !rl->slot)
+		return NULL;
+	i = probe(rl, &k);
+	return rl->slot[i] ? &rl->src[rl->slot[i] - 1] : NULL;
+}
+
+/* Backward-shift deletion: later entries of the run move up, so that a
+ * lookup never stops early at the hole. */
+static void slot_clear(struct km_ratelimit *rl, uint32_t i)
+{
+	uint32_t mask = rl->nslots - 1, j = i;
+
+	for (;;) {
+		uint32_t h;
+
+		j = (j + 1) & mask;
+		if (!rl->slot[j])
+			break;
+		h = home(rl, &rl->src[rl->slot[j] - 1]);
+		/* slot[j] may fill the hole at i unless its home lies
+		 * cyclically in (i, j]. */
+		if (((j - h) & mask) >= ((j - i) & mask)) {
+			rl->slot[i] = rl->slot[j];
+			i = j;
+		}
+	}
+	rl->slot[i] = 0;
+}
+
+static void lru_unlink(struct km_ratelimit *rl, uint32_t i)
+{
+	struct source *s = &rl->src[i];
+
+	if (s->prev != NIL)
+		rl->src[s->prev].next = s->next;
+	else
+		rl->oldest = s->next;
+	if (s->next != NIL)
+		rl->src[s->next].prev = s->prev;
+	else
+		rl->newest = s->prev;
+}
+
+static void lru_append(struct km_ratelimit *rl, uint32_t i)
+{
+	rl->src[i].prev = rl->newest;
+	rl->src[i].next = NIL;
+	if (rl->newest != NIL)
+		rl->src[rl->newest].next = i;
+	else
+		rl->oldest = i;
+	rl->newest = i;
+}
+
+/* An index with room for cap entries at a load of at most 3/4. */
+static bool reindex(struct km_ratelimit *rl, uint32_t cap)
+{
+	uint32_t n = 16, *slot;
+
+	while (n < (uint64_t)cap * 4 / 3 + 1)
+		n *= 2;
+	if (n == rl->nslots && rl->slot)
+		return true;
+	slot = calloc(n, sizeof(*slot));
+	if (!slot)
+		return false;
+	free(rl->slot);
+	rl->slot = slot;
+	rl->nslots = n;
+	for (uint32_t i = 0; i < rl->stats.entries; i++)
+		rl->slot[probe(rl, &rl->src[i])] = i + 1;
+	return true;
+}
+
+/* Room for one more source, up to max_entries: half as much again each
+ * time.  False if memory ran out. */
+static bool grow(struct km_ratelimit *rl)
+{
+	size_t cap = rl->cap < MIN_CAP ? MIN_CAP : rl->cap + rl->cap / 2;
+	struct source *src;
+
+	if (cap > rl->cfg.max_entries)
+		cap = rl->cfg.max_entries;
+	/* The index first: it must never fill up, whatever fails. */
+	if (!reindex(rl, (uint32_t)cap))
+		return false;
+	src = realloc(rl->src, cap * sizeof(*src));
+	if (!src)
+		return false;
+	rl->src = src;
+	rl->cap = (uint32_t)cap;
+	return true;
+}
+
+/* The slot of the least recently active source, emptied for reuse. */
+static uint32_t evict_oldest(struct km_ratelimit *rl)
+{
+	uint32_t i = rl->oldest;
+
+	slot_clear(rl, probe(rl, &rl->src[i]));
+	lru_unlink(rl, i);
+	rl->stats.evictions++;
+	rl->stats.entries--;
+	return i;
 }
 
 /* Finds or creates the source, and marks it most recently active.  NULL
@@ -101,24 +263,26 @@ static struct source *touch(struct km_ratelimit *rl, const struct km_addr *a,
 			    km_ms now)
 {
 	struct source *s = find(rl, a);
+	uint32_t i;
 
 	if (s) {
-		DL_DELETE(rl->lru, s);
-		DL_APPEND(rl->lru, s);
+		i = (uint32_t)(s - rl->src);
+		lru_unlink(rl, i);
+		lru_append(rl, i);
 		return s;
 	}
-	if (rl->stats.entries >= rl->cfg.max_entries) {
-		source_free(rl, rl->lru);
-		rl->stats.evictions++;
-	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (rl->stats.entries >= rl->cfg.max_entries)
+		i = evict_oldest(rl);
+	else if (rl->stats.entries < rl->cap || grow(rl))
+		i = (uint32_t)rl->stats.entries;
+	else
 		return NULL;
-	s->key = key_of(a);
-	s->tokens = (uint64_t)rl->cfg.burst * MILLI;
+	s = &rl->src[i];
+	*s = key_of(a);
+	s->tokens = rl->cfg.burst * MILLI;
 	s->refilled = s->window_start = now;
-	HASH_ADD(hh, rl->by_key, key, sizeof(s->key), s);
-	DL_APPEND(rl->lru, s);
+	rl->slot[probe(rl, s)] = i + 1;
+	lru_append(rl, i);
 	rl->stats.entries++;
 	return s;
 }
@@ -136,15 +300,14 @@ bool km_ratelimit_banned(struct km_ratelimit *rl, const struct km_addr *from,
 
 static void refill(const struct km_ratelimit *rl, struct source *s, km_ms now)
 {
-	uint64_t cap = (uint64_t)rl->cfg.burst * MILLI;
+	uint64_t cap = (uint64_t)rl->cfg.burst * MILLI, tokens;
 	km_ms dt = now > s->refilled ? now - s->refilled : 0;
 
 	/* dt * qps milli-tokens; clamp dt first so the product cannot wrap. */
 	if (dt > KM_SECONDS(3600))
 		dt = KM_SECONDS(3600);
-	s->tokens += dt * rl->cfg.qps;
-	if (s->tokens > cap)
-		s->tokens = cap;
+	tokens = s->tokens + dt * rl->cfg.qps;
+	s->tokens = (uint32_t)(tokens > cap ? cap : tokens);
 	s->refilled = now;
 }
 
@@ -204,11 +367,10 @@ bool km_ratelimit_verified(const struct km_ratelimit *rl,
 
 size_t km_ratelimit_banned_now(const struct km_ratelimit *rl, km_ms now)
 {
-	const struct source *s;
 	size_t n = 0;
 
-	DL_FOREACH(rl->lru, s)
-		n += s->banned_until > now;
+	for (size_t i = 0; i < rl->stats.entries; i++)
+		n += rl->src[i].banned_until > now;
 	return n;
 }
 
