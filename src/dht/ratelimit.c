@@ -14,10 +14,11 @@
  * few hundred entries, not the 4,096 of the cap. */
 #define MIN_CAP 16
 
-/* One source, 64 bytes.  Sources live in one array, linked by index into
+/* One source, 48 bytes.  Sources live in one array, linked by index into
  * least-recently-active order, and are found through an open-addressing
  * index: no allocation per source, no pointers to fix when the array
- * moves. */
+ * moves.  Times are 32-bit milliseconds since the limiter's epoch, which
+ * moves forward before they could wrap (see clock_of()). */
 struct source {
 	uint8_t ip[16];           /* the key: IP, port (0 unless local), family */
 	uint16_t port;
@@ -26,14 +27,21 @@ struct source {
 	uint32_t tokens;          /* milli-tokens; burst * MILLI fits */
 	uint32_t drops;           /* in the current window */
 	uint32_t prev, next;      /* least recently active first; NIL ends */
-	km_ms refilled;           /* when tokens was last brought up to date */
-	km_ms window_start;
-	km_ms banned_until;       /* 0 = not banned */
+	uint32_t refilled;        /* when tokens was last brought up to date */
+	uint32_t window_start;
+	uint32_t banned_until;    /* 0 = not banned */
 };
+
+/* Epoch times stay below 2^31; a rebase brings now back to 2^30.  Ban and
+ * window lengths are capped at 2^30 ms (12 days) so they always fit. */
+#define CLOCK_LIMIT (1u << 31)
+#define CLOCK_REBASED (1u << 30)
 
 struct km_ratelimit {
 	struct km_ratelimit_config cfg;
 	uint64_t key;             /* hash key: see km_ratelimit_set_key() */
+	km_ms epoch;              /* what time 0 of the sources means */
+	bool started;             /* epoch is set */
 	struct source *src;       /* src[0 .. stats.entries) in use */
 	uint32_t cap;             /* room in src */
 	uint32_t *slot;           /* index + 1 into src; 0 = empty */
@@ -65,6 +73,10 @@ struct km_ratelimit *km_ratelimit_new(const struct km_ratelimit_config *cfg)
 	if (!rl)
 		return NULL;
 	rl->cfg = *cfg;
+	if (rl->cfg.ban_ms > CLOCK_REBASED)
+		rl->cfg.ban_ms = CLOCK_REBASED;
+	if (rl->cfg.ban_window_ms > CLOCK_REBASED)
+		rl->cfg.ban_window_ms = CLOCK_REBASED;
 	rl->oldest = rl->newest = NIL;
 	return rl;
 }
@@ -95,6 +107,49 @@ size_t km_ratelimit_mem(const struct km_ratelimit *rl)
 {
 	return sizeof(*rl) + (size_t)rl->cap * sizeof(*rl->src) +
 	       (size_t)rl->nslots * sizeof(*rl->slot);
+}
+
+static uint32_t sub_floor0(uint32_t t, km_ms d)
+{
+	return t > d ? (uint32_t)(t - d) : 0;
+}
+
+/* now on the sources' clock.  Before it reaches 2^31 the epoch moves
+ * forward and every stored time with it; a time pushed below the epoch
+ * becomes 0, "long ago", which is what it was: no ban or drop window is
+ * that long, and a bucket that old is full anyway. */
+static uint32_t clock_of(struct km_ratelimit *rl, km_ms now)
+{
+	km_ms shift;
+
+	if (!rl->started) {
+		rl->epoch = now;
+		rl->started = true;
+	}
+	if (now < rl->epoch)
+		return 0; /* a clock that stepped back: as early as we know */
+	if (now - rl->epoch < CLOCK_LIMIT)
+		return (uint32_t)(now - rl->epoch);
+	shift = now - rl->epoch - CLOCK_REBASED;
+	rl->epoch += shift;
+	for (uint32_t i = 0; i < rl->stats.entries; i++) {
+		struct source *s = &rl->src[i];
+
+		s->refilled = sub_floor0(s->refilled, shift);
+		s->window_start = sub_floor0(s->window_start, shift);
+		s->banned_until = sub_floor0(s->banned_until, shift);
+	}
+	return CLOCK_REBASED;
+}
+
+/* The same without moving anything, for read-only questions: a time past
+ * the epoch's range is later than anything stored. */
+static uint32_t clock_peek(const struct km_ratelimit *rl, km_ms now)
+{
+	if (!rl->started || now < rl->epoch)
+		return 0;
+	return now - rl->epoch < UINT32_MAX ? (uint32_t)(now - rl->epoch) :
+					       UINT32_MAX;
 }
 
 /* The key of an address, as a source with everything else zero.  Local
@@ -260,7 +315,7 @@ static uint32_t evict_oldest(struct km_ratelimit *rl)
 /* Finds or creates the source, and marks it most recently active.  NULL
  * only if memory runs out. */
 static struct source *touch(struct km_ratelimit *rl, const struct km_addr *a,
-			    km_ms now)
+			    uint32_t now)
 {
 	struct source *s = find(rl, a);
 	uint32_t i;
@@ -292,26 +347,26 @@ bool km_ratelimit_banned(struct km_ratelimit *rl, const struct km_addr *from,
 {
 	struct source *s = find(rl, from);
 
-	if (!s || s->banned_until <= now)
+	if (!s || s->banned_until <= clock_peek(rl, now))
 		return false;
 	rl->stats.banned_drops++;
 	return true;
 }
 
-static void refill(const struct km_ratelimit *rl, struct source *s, km_ms now)
+static void refill(const struct km_ratelimit *rl, struct source *s,
+		   uint32_t now)
 {
 	uint64_t cap = (uint64_t)rl->cfg.burst * MILLI, tokens;
-	km_ms dt = now > s->refilled ? now - s->refilled : 0;
+	uint64_t dt = now > s->refilled ? now - s->refilled : 0;
 
-	/* dt * qps milli-tokens; clamp dt first so the product cannot wrap. */
-	if (dt > KM_SECONDS(3600))
-		dt = KM_SECONDS(3600);
+	/* dt * qps milli-tokens: at most 2^32 * 2^32, no wrap. */
 	tokens = s->tokens + dt * rl->cfg.qps;
 	s->tokens = (uint32_t)(tokens > cap ? cap : tokens);
 	s->refilled = now;
 }
 
-static void count_drop(struct km_ratelimit *rl, struct source *s, km_ms now)
+static void count_drop(struct km_ratelimit *rl, struct source *s,
+		       uint32_t now)
 {
 	rl->stats.limited++;
 	if (now - s->window_start >= rl->cfg.ban_window_ms || now < s->window_start) {
@@ -320,18 +375,20 @@ static void count_drop(struct km_ratelimit *rl, struct source *s, km_ms now)
 	}
 	if (++s->drops < rl->cfg.ban_drops || rl->cfg.ban_drops == 0)
 		return;
-	s->banned_until = now + rl->cfg.ban_ms;
+	s->banned_until = now + (uint32_t)rl->cfg.ban_ms;
 	s->drops = 0;
 	rl->stats.bans++;
 }
 
 enum km_rl_verdict km_ratelimit_query(struct km_ratelimit *rl,
-				      const struct km_addr *from, km_ms now)
+				      const struct km_addr *from, km_ms now_ms)
 {
+	uint32_t now;
 	struct source *s;
 
 	if (rl->cfg.qps == 0)
 		return KM_RL_PASS;
+	now = clock_of(rl, now_ms);
 	s = touch(rl, from, now);
 	if (!s)
 		return KM_RL_LIMITED; /* out of memory: shed load */
@@ -351,7 +408,7 @@ enum km_rl_verdict km_ratelimit_query(struct km_ratelimit *rl,
 void km_ratelimit_verify(struct km_ratelimit *rl, const struct km_addr *from,
 			 km_ms now)
 {
-	struct source *s = touch(rl, from, now);
+	struct source *s = touch(rl, from, clock_of(rl, now));
 
 	if (s)
 		s->verified = true;
@@ -367,10 +424,11 @@ bool km_ratelimit_verified(const struct km_ratelimit *rl,
 
 size_t km_ratelimit_banned_now(const struct km_ratelimit *rl, km_ms now)
 {
+	uint32_t t = clock_peek(rl, now);
 	size_t n = 0;
 
 	for (size_t i = 0; i < rl->stats.entries; i++)
-		n += rl->src[i].banned_until > now;
+		n += rl->src[i].banned_until > t;
 	return n;
 }
 

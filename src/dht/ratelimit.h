@@ -14,8 +14,8 @@
  * The table is bounded: at max_entries the least recently active source is
  * forgotten (its tokens, ban and verification with it).  Its memory grows
  * with the sources actually heard from, half as much again at a time, up to
- * max_entries x 64 bytes plus the index (about 330 KiB at the default 4096);
- * a node that hears from 300 sources holds about 21 KiB.  Nothing here does
+ * max_entries x 48 bytes plus the index (224 KiB at the default 4096); a
+ * node that hears from 300 sources holds about 16 KiB.  Nothing here does
  * I/O; time comes in as `now`. */
 #ifndef KM_DHT_RATELIMIT_H
 #define KM_DHT_RATELIMIT_H
@@ -33,8 +33,8 @@ struct km_ratelimit_config {
 	unsigned qps;          /* tokens per second; 0 disables the limit: 20 */
 	unsigned burst;        /* bucket size: 40 */
 	unsigned ban_drops;    /* drops in one window that earn a ban: 200 */
-	km_ms ban_window_ms;   /* 10 s */
-	km_ms ban_ms;          /* how long a ban lasts: 10 min */
+	km_ms ban_window_ms;   /* 10 s; at most 2^30 ms (12 days) */
+	km_ms ban_ms;          /* how long a ban lasts: 10 min; at most 2^30 ms */
 	size_t max_entries;    /* sources remembered: 4096 */
 };
 
