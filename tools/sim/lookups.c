@@ -120,10 +120,14 @@ static double print_breakdown(const struct sim *s, FILE *out)
 void scenario_measure_state(struct sim *s, struct report *r, FILE *out)
 {
 	double per_node = sim_dht_bytes(s) / (double)s->n;
-	double accounted;
+	double accounted, own;
+	size_t events, dgrams;
 
 	measure_tables(s, r, out);
 	accounted = print_breakdown(s, out);
+	own = sim_own_bytes(s, &events, &dgrams);
+	fprintf(out, "simulator's own: %.1f MiB (node array, event heap, %zu events "
+		"queued of which %zu datagrams)\n", own / 1048576.0, events, dgrams);
 	if (per_node <= 0 || !s->opt.timing)
 		return;
 	report_set(r, R_DHT_STATE_BYTES_PER_NODE, (double)(long)per_node);
