@@ -44,7 +44,7 @@ struct km_ratelimit {
 	bool started;             /* epoch is set */
 	struct source *src;       /* src[0 .. stats.entries) in use */
 	uint32_t cap;             /* room in src */
-	uint32_t *slot;           /* index + 1 into src; 0 = empty */
+	uint32_t *slot;           /* index + 1 into src, and a tag; 0 = empty */
 	uint32_t nslots;          /* a power of two, > cap * 4 / 3 */
 	uint32_t oldest, newest;
 	struct km_ratelimit_stats stats;
@@ -91,6 +91,7 @@ void km_ratelimit_del(struct km_ratelimit *rl)
 }
 
 static uint32_t probe(const struct km_ratelimit *rl, const struct source *k);
+static uint32_t slot_value(const struct km_ratelimit *rl, uint32_t i);
 
 void km_ratelimit_set_key(struct km_ratelimit *rl, uint64_t key)
 {
@@ -100,7 +101,7 @@ void km_ratelimit_set_key(struct km_ratelimit *rl, uint64_t key)
 	/* Every home moves: rebuild the index in place. */
 	memset(rl->slot, 0, rl->nslots * sizeof(*rl->slot));
 	for (uint32_t i = 0; i < rl->stats.entries; i++)
-		rl->slot[probe(rl, &rl->src[i])] = i + 1;
+		rl->slot[probe(rl, &rl->src[i])] = slot_value(rl, i);
 }
 
 size_t km_ratelimit_mem(const struct km_ratelimit *rl)
@@ -180,22 +181,39 @@ static uint64_t mix(uint64_t x)
 
 /* Keyed, so that a flooder who picks its source addresses cannot pick
  * ones that pile up in one run of the index. */
-static uint32_t home(const struct km_ratelimit *rl, const struct source *k)
+static uint64_t hash(const struct km_ratelimit *rl, const struct source *k)
 {
 	uint64_t a, b;
 
 	memcpy(&a, k->ip, 8);
 	memcpy(&b, k->ip + 8, 8);
 	a = mix(rl->key ^ a ^ ((uint64_t)k->port << 8 | k->family));
-	return (uint32_t)mix(a ^ b ^ (rl->key >> 1)) & (rl->nslots - 1);
+	return mix(a ^ b ^ (rl->key >> 1));
+}
+
+static uint32_t home(const struct km_ratelimit *rl, const struct source *k)
+{
+	return (uint32_t)hash(rl, k) & (rl->nslots - 1);
+}
+
+/* A slot holds the source's index + 1 in its low 24 bits and 8 more bits
+ * of its hash above them: most mismatches are seen without touching the
+ * source itself, which is the cache miss that costs. */
+#define SLOT_INDEX(v) ((v) & 0xffffffu)
+
+static uint32_t slot_value(const struct km_ratelimit *rl, uint32_t i)
+{
+	return (uint32_t)(hash(rl, &rl->src[i]) >> 56) << 24 | (i + 1);
 }
 
 /* The index position holding k, or of the empty slot where it would go. */
 static uint32_t probe(const struct km_ratelimit *rl, const struct source *k)
 {
-	uint32_t i = home(rl, k);
+	uint64_t h = hash(rl, k);
+	uint32_t i = (uint32_t)h & (rl->nslots - 1), tag = (uint32_t)(h >> 56);
 
-	while (rl->slot[i] && !same_key(&rl->src[rl->slot[i] - 1], k))
+	while (rl->slot[i] && (rl->slot[i] >> 24 != tag ||
+			       !same_key(&rl->src[SLOT_INDEX(rl->slot[i]) - 1], k)))
 		i = (i + 1) & (rl->nslots - 1);
 	return i;
 }
@@ -209,7 +227,7 @@ static struct source *find(const struct km_ratelimit *rl,
 	if (rl->stats.entries == 0 || !rl->slot)
 		return NULL;
 	i = probe(rl, &k);
-	return rl->slot[i] ? &rl->src[rl->slot[i] - 1] : NULL;
+	return rl->slot[i] ? &rl->src[SLOT_INDEX(rl->slot[i]) - 1] : NULL;
 }
 
 /* Backward-shift deletion: later entries of the run move up, so that a
@@ -224,7 +242,7 @@ static void slot_clear(struct km_ratelimit *rl, uint32_t i)
 		j = (j + 1) & mask;
 		if (!rl->slot[j])
 			break;
-		h = home(rl, &rl->src[rl->slot[j] - 1]);
+		h = home(rl, &rl->src[SLOT_INDEX(rl->slot[j]) - 1]);
 		/* slot[j] may fill the hole at i unless its home lies
 		 * cyclically in (i, j]. */
 		if (((j - h) & mask) >= ((j - i) & mask)) {
@@ -276,7 +294,7 @@ static bool reindex(struct km_ratelimit *rl, uint32_t cap)
 	rl->slot = slot;
 	rl->nslots = n;
 	for (uint32_t i = 0; i < rl->stats.entries; i++)
-		rl->slot[probe(rl, &rl->src[i])] = i + 1;
+		rl->slot[probe(rl, &rl->src[i])] = slot_value(rl, i);
 	return true;
 }
 
@@ -336,7 +354,7 @@ static struct source *touch(struct km_ratelimit *rl, const struct km_addr *a,
 	*s = key_of(a);
 	s->tokens = rl->cfg.burst * MILLI;
 	s->refilled = s->window_start = now;
-	rl->slot[probe(rl, s)] = i + 1;
+	rl->slot[probe(rl, s)] = slot_value(rl, i);
 	lru_append(rl, i);
 	rl->stats.entries++;
 	return s;

@@ -27,7 +27,7 @@
 #include "dht/contact.h"
 
 /* The largest max_entries km_ratelimit_new() accepts. */
-#define KM_RATELIMIT_MAX_ENTRIES (1u << 24)
+#define KM_RATELIMIT_MAX_ENTRIES ((1u << 24) - 1)
 
 struct km_ratelimit_config {
 	unsigned qps;          /* tokens per second; 0 disables the limit: 20 */
