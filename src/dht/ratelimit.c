@@ -377,7 +377,8 @@ static void refill(const struct km_ratelimit *rl, struct source *s,
 	uint64_t cap = (uint64_t)rl->cfg.burst * MILLI, tokens;
 	uint64_t dt = now > s->refilled ? now - s->refilled : 0;
 
-	/* dt * qps milli-tokens: at most 2^32 * 2^32, no wrap. */
+	/* dt * qps milli-tokens: dt < 2^31 (see clock_of) and qps < 2^32, so
+	 * the product cannot wrap. */
 	tokens = s->tokens + dt * rl->cfg.qps;
 	s->tokens = (uint32_t)(tokens > cap ? cap : tokens);
 	s->refilled = now;
