@@ -38,6 +38,18 @@ static bool config_valid(const struct km_dht_config *cfg)
 	       cfg->max_lookups > 0;
 }
 
+/* The rate limiter's hash key.  The first `previous` token secret is
+ * random and never makes a token anyone sees, so it can key the index
+ * without another draw from rng: a draw would shift every later random
+ * choice, and with it every simulated run of a given seed. */
+static uint64_t index_key(const struct km_tokens *t)
+{
+	uint64_t key;
+
+	memcpy(&key, t->previous, sizeof(key));
+	return key;
+}
+
 struct km_dht *km_dht_new(const struct km_dht_config *cfg,
 			  const struct km_dht_callbacks *cb, void *user,
 			  struct km_rng *rng, km_ms now)
@@ -60,8 +72,8 @@ struct km_dht *km_dht_new(const struct km_dht_config *cfg,
 		km_dht_del(d);
 		return NULL;
 	}
-	km_ratelimit_set_key(d->rl, km_rng_u64(rng));
 	km_tokens_init(&d->tokens, rng, now);
+	km_ratelimit_set_key(d->rl, index_key(&d->tokens));
 	d->budget_refilled = now;
 	d->unverified_budget = cfg->unverified_reply_bps;
 	d->next_lookup_id = 1;

@@ -105,7 +105,8 @@ void sim_crash(struct sim *s, size_t i);
 size_t sim_true_closest(const struct sim *s, const struct km_id *target,
 			size_t except, size_t k, struct km_id *out);
 
-/* Allocator bytes in use now (glibc's mallinfo2). */
+/* Allocator bytes in use now, mmap()ed chunks included (glibc's
+ * mallinfo2). */
 double sim_heap_bytes(void);
 /* Bytes the simulator holds for itself: the node array (32 bytes a node),
  * the event heap (48 bytes an event, at its high-water capacity) and the

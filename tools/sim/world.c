@@ -341,7 +341,8 @@ double sim_heap_bytes(void)
 {
 	struct mallinfo2 mi = mallinfo2();
 
-	return (double)mi.uordblks;
+	/* Chunks of 128 KiB and more are mmap()ed and counted apart. */
+	return (double)mi.uordblks + (double)mi.hblkhd;
 }
 
 double sim_own_bytes(const struct sim *s, size_t *events, size_t *dgrams)
