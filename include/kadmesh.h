@@ -111,6 +111,17 @@ struct kadmesh_callbacks {
 			    const struct kadmesh_result *r);
 	/* A broadcast reached this node (one it sent itself too). */
 	void (*message)(void *user, const struct kadmesh_message *m);
+	/* One line of text, no newline, every level (filter it yourself).
+	 * A line may quote a peer (a GOODBYE's text), so control characters
+	 * (bytes below 0x20, and 0x7f) arrive as \xNN; lines are at most
+	 * 2047 bytes.  Repeats are collapsed: a line with the same level and text as the
+	 * one passed on before, within a minute of it, is held back and
+	 * counted; the count then comes as one line "<text> (repeated N
+	 * times)" when a different line arrives, when the minute ends, or
+	 * when the node goes (kadmesh_stop in libuv mode, kadmesh_del).  A
+	 * flood lasting longer gives one such line a minute.  In sans-IO
+	 * mode "the minute ends" is seen by kadmesh_tick, which asks to be
+	 * called then. */
 	void (*log)(void *user, enum kadmesh_log_level level, const char *msg);
 };
 

@@ -52,10 +52,30 @@ static const char *str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : "-";
 }
 
+/* Strings can be a peer's words (a GOODBYE's text): control characters,
+ * C1 ones (U+0080..U+009F, UTF-8 C2 80..C2 9F) included, go out as \xNN,
+ * never raw to the terminal; a backslash as \\ (as subscribe does). */
+static void print_text(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		unsigned char next = (unsigned char)s[1];
+
+		if (ch == 0xc2 && next >= 0x80 && next <= 0x9f)
+			printf("\\x%02x\\x%02x", ch, next), s++;
+		else if (ch == '\\')
+			fputs("\\\\", stdout);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\x%02x", ch);
+		else
+			putchar(ch);
+	}
+}
+
 static void print_scalar(const cJSON *v)
 {
 	if (cJSON_IsString(v))
-		fputs(v->valuestring, stdout);
+		print_text(v->valuestring);
 	else if (cJSON_IsNumber(v))
 		printf("%.0f", v->valuedouble);
 	else if (cJSON_IsBool(v))

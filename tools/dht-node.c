@@ -567,6 +567,7 @@ static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 	memcpy(cfg.key_seed, d->key, sizeof(cfg.key_seed));
 	cfg.bcast.seq_start = wall_clock_seq();
 	uv_loop_init(&d->loop);
+	km_tool_log_attach(&d->loop, KM_TOOL_LOG_WINDOW_MS);
 	rc = start_node(d, o, binds, nbinds, &cfg, saved, nsaved);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": cannot listen on port %ld: %s\n",
@@ -583,6 +584,9 @@ static int run(struct daemon *d, struct opts *o, const struct km_id *id,
 		print_ready(d, id);
 	}
 	uv_run(&d->loop, UV_RUN_DEFAULT);
+	km_tool_log_detach();
+	uv_run(&d->loop, UV_RUN_DEFAULT); /* the logger's timer closes */
+	km_tool_log_flush();
 	uv_loop_close(&d->loop);
 	return rc < 0 ? 1 : 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <uv.h>
 
+#include "net/logrep.h"
 #include "net/node.h"
 #include "net/uv_addr.h"
 #include "net/uv_node.h"
@@ -22,6 +23,7 @@ _Static_assert((int)KADMESH_LOG_DEBUG == (int)KM_LOG_DEBUG,
 	       "log levels agree");
 
 #define RESULT_MAX 64 /* nodes or peers handed to lookup_done at most */
+#define LOG_REPEAT_WINDOW_MS 60000 /* see kadmesh_callbacks.log */
 
 struct kadmesh {
 	struct kadmesh_callbacks cb;
@@ -32,6 +34,9 @@ struct kadmesh {
 	kadmesh_ms now;              /* sans-IO: the latest time fed in */
 	struct km_rng rng;
 	struct km_id id;
+	struct km_logrep logrep;     /* collapses repeats before cb.log */
+	uv_timer_t log_timer;        /* libuv mode: reports a count on time */
+	bool log_timer_on;
 	void (*stop_done)(void *user);
 	void *stop_user;
 };
@@ -158,12 +163,35 @@ static void on_deliver(void *user, const struct km_message *m)
 		k->cb.message(k->user, &out);
 }
 
-static void on_log(void *user, enum km_log_level level, const char *msg)
+static void log_out(void *user, enum km_log_level level, const char *msg)
 {
 	struct kadmesh *k = user;
 
-	if (k->cb.log)
-		k->cb.log(k->user, (enum kadmesh_log_level)level, msg);
+	k->cb.log(k->user, (enum kadmesh_log_level)level, msg);
+}
+
+static void on_log_timer(uv_timer_t *t)
+{
+	struct kadmesh *k = t->data;
+	kadmesh_ms now = uv_now(k->loop);
+	kadmesh_ms when = km_logrep_tick(&k->logrep, now);
+
+	if (when)
+		uv_timer_start(t, on_log_timer, when - now, 0);
+}
+
+static void on_log(void *user, enum km_log_level level, const char *msg)
+{
+	struct kadmesh *k = user;
+	kadmesh_ms now = now_of(k), when;
+
+	if (!k->cb.log)
+		return;
+	km_logrep_log(&k->logrep, level, msg, now);
+	when = km_logrep_tick(&k->logrep, now);
+	if (k->log_timer_on && when &&
+	    !uv_is_active((uv_handle_t *)&k->log_timer))
+		uv_timer_start(&k->log_timer, on_log_timer, when - now, 0);
 }
 
 static void rng_fill(void *ctx, void *buf, size_t len)
@@ -222,6 +250,7 @@ static struct kadmesh *alloc(const struct kadmesh_callbacks *cb, void *user)
 		return NULL;
 	k->cb = *cb;
 	k->user = user;
+	km_logrep_init(&k->logrep, LOG_REPEAT_WINDOW_MS, log_out, k);
 	return k;
 }
 
@@ -263,6 +292,7 @@ void kadmesh_del(struct kadmesh *k)
 	if (!k)
 		return;
 	km_node_del(k->node);
+	km_logrep_flush(&k->logrep);
 	free(k);
 }
 
@@ -295,19 +325,33 @@ int kadmesh_uv_start(struct uv_loop_s *loop, const char *bind,
 		free(k);
 		return rc;
 	}
+	/* Unreferenced: a pending count never keeps the loop alive. */
+	uv_timer_init(loop, &k->log_timer);
+	uv_unref((uv_handle_t *)&k->log_timer);
+	k->log_timer.data = k;
+	k->log_timer_on = true;
 	*out = k;
 	return 0;
 }
 
-static void uv_stopped(void *user)
+static void log_timer_closed(uv_handle_t *h)
 {
-	struct kadmesh *k = user;
+	struct kadmesh *k = h->data;
 	void (*done)(void *) = k->stop_done;
 	void *done_user = k->stop_user;
 
 	free(k);
 	if (done)
 		done(done_user);
+}
+
+static void uv_stopped(void *user)
+{
+	struct kadmesh *k = user;
+
+	km_logrep_flush(&k->logrep);
+	k->log_timer_on = false;
+	uv_close((uv_handle_t *)&k->log_timer, log_timer_closed);
 }
 
 void kadmesh_stop(struct kadmesh *k, void (*done)(void *user), void *user)
@@ -366,8 +410,14 @@ void kadmesh_tcp_closed(struct kadmesh *k, uint64_t conn, kadmesh_ms now)
 
 kadmesh_ms kadmesh_tick(struct kadmesh *k, kadmesh_ms now)
 {
+	kadmesh_ms next, log_next;
+
 	k->now = now;
-	return km_node_tick(k->node, now);
+	next = km_node_tick(k->node, now);
+	log_next = km_logrep_tick(&k->logrep, now);
+	if (log_next && (!next || log_next < next))
+		next = log_next;
+	return next;
 }
 
 /* --- requests ---------------------------------------------------------- */

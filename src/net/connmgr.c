@@ -36,6 +36,19 @@ struct cm_backoff {
 	UT_hash_handle hh;
 };
 
+/* A private node and the neighbour that offers to be its rendezvous. */
+struct cm_private {
+	struct km_contact c;
+	uint64_t via;      /* 0: a free slot */
+	km_ms seen;        /* last advertised */
+	km_ms asked;       /* last ask; it counts as pending a while */
+	int asks;
+};
+
+/* An ask counts as a pending outbound link this long: PUNCH_GO, the 12 s
+ * punch and the relay fallback fit in it. */
+#define PUNCH_PENDING_MS KM_SECONDS(20)
+
 struct km_connmgr {
 	struct km_connmgr_config cfg;
 	struct km_id self;
@@ -47,6 +60,8 @@ struct km_connmgr {
 	km_ms next_fill;
 	struct km_id anchor_pick; /* the last dial chosen, if it was old */
 	bool anchor_picked;
+	bool table_dry;           /* the last pick found no one to dial */
+	struct cm_private privates[KM_CM_PRIVATE_MAX];
 };
 
 void km_connmgr_config_default(struct km_connmgr_config *cfg)
@@ -417,6 +432,11 @@ bool km_connmgr_closed(struct km_connmgr *cm, uint64_t conn, km_ms now)
 		backoff_fail(cm, &l->id, was_up && protected(cm, l, now), now);
 	if (was_up)
 		cm->next_fill = now;
+	for (size_t i = 0; i < KM_CM_PRIVATE_MAX; i++)
+		if (cm->privates[i].via == conn) {
+			cm->privates[i].via = 0;
+			cm->counts.privates--;
+		}
 	count_link(cm, l, -1);
 	HASH_DEL(cm->links, l);
 	free(l);
@@ -553,9 +573,83 @@ bool km_connmgr_next_dial(struct km_connmgr *cm, const struct km_table *t,
 	if (cm->counts.out + cm->counts.pending_out >= cm->cfg.max_out ||
 	    now < cm->next_fill)
 		return false;
-	if (pick(cm, t, now, out))
+	cm->table_dry = !pick(cm, t, now, out);
+	if (!cm->table_dry)
 		return true;
 	cm->next_fill = now + cm->cfg.fill_interval_ms;
+	return false;
+}
+
+/* --- private nodes ------------------------------------------------------ */
+
+void km_connmgr_private_add(struct km_connmgr *cm, const struct km_contact *c,
+			    uint64_t via, km_ms now)
+{
+	struct cm_private *p = NULL, *oldest = &cm->privates[0];
+
+	if (via == 0 || km_id_eq(&c->id, &cm->self))
+		return;
+	for (size_t i = 0; !p && i < KM_CM_PRIVATE_MAX; i++) {
+		struct cm_private *e = &cm->privates[i];
+
+		if (e->via && km_id_eq(&e->c.id, &c->id))
+			p = e;
+		else if (!e->via || (oldest->via && e->seen < oldest->seen))
+			oldest = e;
+	}
+	if (!p) {
+		p = oldest;
+		cm->counts.privates += !p->via;
+		memset(p, 0, sizeof(*p));
+	}
+	p->c = *c;
+	p->via = via;
+	p->seen = now;
+}
+
+static size_t asks_pending(const struct km_connmgr *cm, km_ms now)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < KM_CM_PRIVATE_MAX; i++)
+		n += cm->privates[i].via && cm->privates[i].asks > 0 &&
+		     now - cm->privates[i].asked < PUNCH_PENDING_MS;
+	return n;
+}
+
+static bool punchable(const struct km_connmgr *cm, const struct cm_private *p,
+		      bool higher_only, km_ms now)
+{
+	km_ms wait = KM_CM_PUNCH_BACKOFF_MS;
+
+	for (int i = 1; i < p->asks && wait < cm->cfg.backoff_max_ms; i++)
+		wait *= 2;
+	if (wait > cm->cfg.backoff_max_ms)
+		wait = cm->cfg.backoff_max_ms;
+	return p->via && (p->asks == 0 || now - p->asked >= wait) &&
+	       (!higher_only || km_id_cmp(&cm->self, &p->c.id) < 0) &&
+	       !link_with_id(cm, &p->c.id, false, NULL) &&
+	       !backing_off(cm, &p->c.id, now) && !subnet_full(cm, &p->c.addr);
+}
+
+bool km_connmgr_next_punch(struct km_connmgr *cm, bool higher_only, km_ms now,
+			   struct km_contact *out, uint64_t *via)
+{
+	if (!cm->table_dry || cm->counts.out + cm->counts.pending_out +
+	    asks_pending(cm, now) >= cm->cfg.max_out)
+		return false;
+	for (size_t i = 0; i < KM_CM_PRIVATE_MAX; i++) {
+		struct cm_private *p = &cm->privates[i];
+
+		if (!punchable(cm, p, higher_only, now))
+			continue;
+		p->asks++;
+		p->asked = now;
+		cm->counts.punch_asks++;
+		*out = p->c;
+		*via = p->via;
+		return true;
+	}
 	return false;
 }
 

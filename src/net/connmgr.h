@@ -32,6 +32,15 @@
  *    anchor connections: a flood of fresh Sybil nodes cannot take every
  *    outbound slot.
  *
+ *  - Private nodes (not publicly reachable: they cannot be dialled) are
+ *    learned from neighbours that keep a link to them and offer to be
+ *    their rendezvous (the RENDEZVOUS frame).  When the routing table has
+ *    no one left to dial and outbound has room, the node asks such a
+ *    rendezvous to coordinate a hole punch (relay as the fallback).  Each
+ *    ask backs that node off (30 s, doubling, up to backoff_max_ms), and at
+ *    most KM_CM_PRIVATE_MAX such nodes are remembered, each only while the
+ *    link to its rendezvous lasts.
+ *
  * In a network small enough to fit within the bounds every node dials
  * every other one and the duplicate rule leaves one link per pair: the
  * full mesh. */
@@ -63,6 +72,9 @@ struct km_connmgr_config {
 
 void km_connmgr_config_default(struct km_connmgr_config *cfg);
 
+#define KM_CM_PRIVATE_MAX 64     /* private nodes remembered */
+#define KM_CM_PUNCH_BACKOFF_MS KM_SECONDS(30) /* first wait after an ask */
+
 /* What to do with a link whose HELLO has just arrived. */
 enum km_cm_verdict {
 	KM_CM_ACCEPT,    /* a neighbour now */
@@ -80,6 +92,8 @@ struct km_cm_counts {
 	unsigned long dials, refused_ip, refused_full, evicted, duplicates;
 	unsigned long refused_subnet;   /* links over max_per_16 */
 	size_t anchors;                 /* outbound links to old nodes now */
+	size_t privates;                /* private nodes known (rendezvous) */
+	unsigned long punch_asks;       /* rendezvous asked to punch for us */
 };
 
 struct km_connmgr;
@@ -115,6 +129,21 @@ bool km_connmgr_closed(struct km_connmgr *cm, uint64_t conn, km_ms now);
  * neighbour was lost. */
 bool km_connmgr_next_dial(struct km_connmgr *cm, const struct km_table *t,
 			  km_ms now, struct km_contact *out);
+
+/* Neighbour link `via` keeps a link to private node c and can be its
+ * rendezvous.  A node already known is updated; at the cap, the entry
+ * advertised longest ago makes room. */
+void km_connmgr_private_add(struct km_connmgr *cm, const struct km_contact *c,
+			    uint64_t via, km_ms now);
+
+/* A private node to punch to and the rendezvous link to ask, when
+ * outbound has room (asks still unanswered count as pending), the last
+ * next_dial() found no one in the table, and the node is neither linked
+ * nor backing off.  With higher_only, only nodes whose ID is above ours
+ * (two private nodes: the lower ID asks, the other waits for PUNCH_GO).
+ * The pick is backed off before it is returned. */
+bool km_connmgr_next_punch(struct km_connmgr *cm, bool higher_only, km_ms now,
+			   struct km_contact *out, uint64_t *via);
 
 /* When next_dial() is worth calling again; 0 when outbound is full. */
 km_ms km_connmgr_wake(const struct km_connmgr *cm);

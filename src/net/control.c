@@ -447,6 +447,11 @@ static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
 	put_num(d, "relay_bytes", (double)st.relay_bytes, ok);
 	put_num(d, "relayed_links", (double)st.relayed_links, ok);
 	put_num(d, "upgrade_attempts", (double)st.upgrade_attempts, ok);
+	put_num(d, "punches_asked", (double)st.punches_asked, ok);
+	put_num(d, "relay_circuits", (double)st.relay_circuits, ok);
+	put_num(d, "relayed_now", (double)st.relayed_now, ok);
+	put_num(d, "last_punch_ms", (double)st.last_punch_ms, ok);
+	put_num(d, "last_relay_ms", (double)st.last_relay_ms, ok);
 }
 
 /* NAT awareness (net/nat.h): where peers see us, and whether they can
@@ -462,6 +467,35 @@ static void status_nat(cJSON *o, struct km_node *n, bool *ok)
 		*ok = *ok && cJSON_AddNullToObject(o, "external_addr");
 	put_str(o, "reachability", km_reach_name(km_nat_reachability(nat)), ok);
 	nat_counters(o, km_node_nat_stats(n), ok);
+}
+
+/* "last_goodbye": why the last peer that said GOODBYE left, or null.  The
+ * text is the peer's own words: cJSON escapes it (the decoder has already
+ * refused text that is not UTF-8 or holds a NUL; such a GOODBYE shows its
+ * code with "text": null). */
+static void status_goodbye(cJSON *o, struct km_node *n, km_ms now, bool *ok)
+{
+	const struct km_node_goodbye *g = km_node_last_goodbye(n);
+	cJSON *b;
+
+	if (!g->any) {
+		*ok = *ok && cJSON_AddNullToObject(o, "last_goodbye");
+		return;
+	}
+	b = put_obj(o, "last_goodbye", ok);
+	put_num(b, "code", g->reason, ok);
+	put_str(b, "reason", km_goodbye_reason_name(g->reason), ok);
+	if (g->decoded)
+		put_str(b, "text", g->text, ok);
+	else
+		*ok = *ok && cJSON_AddNullToObject(b, "text");
+	put_addr(b, "from", &g->from, ok);
+	if (g->authenticated)
+		put_id(b, "id", &g->id, ok);
+	else
+		*ok = *ok && cJSON_AddNullToObject(b, "id");
+	put_num(b, "age_s", (double)(now > g->at ? (now - g->at) / 1000 : 0),
+		ok);
 }
 
 static cJSON *json_status(struct km_node *n, km_ms now)
@@ -491,6 +525,7 @@ static cJSON *json_status(struct km_node *n, km_ms now)
 	status_activity(o, &st, &ok);
 	status_neighbours(o, &st, &ok);
 	status_nat(o, n, &ok);
+	status_goodbye(o, n, now, &ok);
 	put_num(o, "peers_stored", (double)ps.total, &ok);
 	put_num(o, "peer_hashes", (double)ps.hashes, &ok);
 	put_num(o, "peers_rejected", (double)ps.rejected_full, &ok);

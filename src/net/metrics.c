@@ -198,6 +198,49 @@ static void drops(struct out *o, struct km_node *n,
 	       "Sources banned for flooding, total.", LV("", g.bans));
 }
 
+/* NAT traversal: dial-back checks, hole punching, relaying. */
+static void nat(struct out *o, struct km_node *n)
+{
+	struct km_node_nat_stats st = km_node_nat_stats(n);
+	enum km_reach r = km_nat_reachability(km_node_nat(n));
+
+	METRIC(o, "reachability", "gauge",
+	       "1 for the node's reachability verdict, 0 for the others.",
+	       LV("state=\"public\"", r == KM_REACH_PUBLIC),
+	       LV("state=\"private\"", r == KM_REACH_PRIVATE),
+	       LV("state=\"unknown\"", r == KM_REACH_UNKNOWN));
+	METRIC(o, "dialback_checks_total", "counter",
+	       "Our reachability checks, by result.",
+	       LV("result=\"reachable\"", st.dialbacks_ok),
+	       LV("result=\"unreachable\"", st.dialbacks_failed));
+	METRIC(o, "punch_requests_total", "counter",
+	       "PUNCH_REQ sent, by reason.",
+	       LV("reason=\"auto\"", st.punches_asked),
+	       LV("reason=\"upgrade\"", st.upgrade_attempts));
+	METRIC(o, "punch_attempts_total", "counter",
+	       "TCP simultaneous opens tried.", LV("", st.punch_attempts));
+	METRIC(o, "punch_total", "counter", "Hole punches, by result.",
+	       LV("result=\"success\"", st.punches_ok),
+	       LV("result=\"failure\"", st.punches_failed));
+	METRIC(o, "punches_coordinated_total", "counter",
+	       "Punches coordinated as the rendezvous (PUNCH_GO pairs).",
+	       LV("", st.punches_coordinated));
+	METRIC(o, "relay_circuits", "gauge",
+	       "Circuits relayed for others now.", LV("", st.relay_circuits));
+	METRIC(o, "relay_total", "counter",
+	       "Circuits as the relay, by result.",
+	       LV("result=\"opened\"", st.relays_served),
+	       LV("result=\"refused\"", st.relays_refused),
+	       LV("result=\"cut\"", st.relays_cut));
+	METRIC(o, "relay_bytes_total", "counter",
+	       "Link bytes relayed for others.", LV("", st.relay_bytes));
+	METRIC(o, "relayed_links", "gauge",
+	       "Our neighbour links that go through a relay now.",
+	       LV("", st.relayed_now));
+	METRIC(o, "relayed_links_total", "counter",
+	       "Our links opened through a relay.", LV("", st.relayed_links));
+}
+
 static void lookups(struct out *o, const struct km_node_stats *s)
 {
 	const struct km_lookup_hist *h = &s->lookup_ms;
@@ -257,6 +300,7 @@ char *km_metrics_render(struct km_node *n, km_ms now)
 	overlay(&o, &s);
 	drops(&o, n, &s);
 	lookups(&o, &s);
+	nat(&o, n);
 	table(&o, n);
 	if (o.failed) {
 		free(o.buf);

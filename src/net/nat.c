@@ -187,6 +187,35 @@ enum km_reach km_nat_reachability(const struct km_nat *nat)
 	return is_local(nat, &nat->external) ? KM_REACH_PUBLIC : KM_REACH_PRIVATE;
 }
 
+static enum km_scope scope4(const uint8_t *ip)
+{
+	if (ip[0] == 127)
+		return KM_SCOPE_LOOPBACK;
+	if (ip[0] == 10 || (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+	    (ip[0] == 192 && ip[1] == 168) || (ip[0] == 169 && ip[1] == 254) ||
+	    (ip[0] == 100 && (ip[1] & 0xc0) == 64))
+		return KM_SCOPE_PRIVATE;
+	return KM_SCOPE_GLOBAL;
+}
+
+enum km_scope km_addr_scope(const struct km_addr *a)
+{
+	static const uint8_t lo6[16] = { [15] = 1 };
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (a->family == KM_AF_INET4)
+		return scope4(a->ip);
+	if (a->family != KM_AF_INET6)
+		return KM_SCOPE_NONE;
+	if (memcmp(a->ip, lo6, 16) == 0)
+		return KM_SCOPE_LOOPBACK;
+	if (memcmp(a->ip, mapped, 12) == 0)
+		return scope4(a->ip + 12);
+	if ((a->ip[0] & 0xfe) == 0xfc || (a->ip[0] == 0xfe && (a->ip[1] & 0xc0) == 0x80))
+		return KM_SCOPE_PRIVATE;
+	return KM_SCOPE_GLOBAL;
+}
+
 const char *km_reach_name(enum km_reach r)
 {
 	switch (r) {

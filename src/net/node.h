@@ -123,6 +123,12 @@ struct km_node_nat_stats {
 	unsigned long relay_bytes;       /* bytes relayed for others */
 	unsigned long relayed_links;     /* our links that went via a relay */
 	unsigned long upgrade_attempts;  /* punches asked for a relayed link */
+	unsigned long punches_asked;     /* PUNCH_REQ sent on our own accord */
+	unsigned long rendezvous_sent;   /* RENDEZVOUS frames sent */
+	size_t relay_circuits;           /* circuits we relay now (gauge) */
+	size_t relayed_now;              /* our links via a relay now (gauge) */
+	km_ms last_punch_ms;             /* PUNCH_GO to punched link up, last */
+	km_ms last_relay_ms;             /* PUNCH_GO to relayed link up, last */
 };
 
 enum km_via { KM_VIA_DIRECT, KM_VIA_PUNCHED, KM_VIA_RELAY };
@@ -208,6 +214,20 @@ int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now);
 /* "direct", "punched", "relay". */
 const char *km_via_name(enum km_via via);
 const struct km_node_config *km_node_config(const struct km_node *n);
+
+/* The last GOODBYE a peer sent, for operators (`dht-ctl status`). */
+struct km_node_goodbye {
+	bool any;                 /* false: none received yet */
+	bool decoded;             /* false: a malformed body (e.g. its text
+				     not UTF-8): reason only, no text */
+	uint8_t reason;           /* may be a code this build does not know */
+	char text[KM_GOODBYE_TEXT_MAX + 1]; /* UTF-8, NUL-terminated */
+	struct km_addr from;
+	bool authenticated;       /* the link was up: id is proven */
+	struct km_id id;
+	km_ms at;
+};
+const struct km_node_goodbye *km_node_last_goodbye(const struct km_node *n);
 struct km_node_stats km_node_stats(const struct km_node *n);
 km_ms km_node_started_at(const struct km_node *n);
 

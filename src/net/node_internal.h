@@ -47,6 +47,7 @@ struct link {
 	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
 	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
 	km_ms next_upgrade;       /* relayed: next punch to replace it */
+	bool peer_private;        /* it sent REACH (1): not publicly reachable */
 	UT_hash_handle hh;
 };
 
@@ -82,6 +83,7 @@ struct punch {
 	uint64_t conn;            /* the attempt running now, or 0 */
 	uint64_t rendezvous;      /* conn of the link whose PUNCH_GO started it */
 	int attempts;
+	km_ms started;            /* PUNCH_GO arrived */
 	km_ms next_try;           /* 0: an attempt is running */
 	km_ms deadline;
 };
@@ -107,10 +109,13 @@ struct node_nat_state {
 	uint64_t nonce;           /* ours, for the check running now */
 	int asked;                /* neighbours asked in this check */
 	km_ms deadline;           /* 0: no check running */
+	enum km_scope scope;      /* of the last check's diallers (nat.h) */
 	km_ms next_check;
 	km_ms next_keepalive;
 	bool ro_configured;       /* read-only whatever the verdict */
+	bool told_private;        /* what our neighbours last heard (REACH) */
 	struct dialer dialers[DIALERS_MAX];
+	km_ms relay_asked;        /* PUNCH_GO of the punch that fell back */
 	struct km_node_nat_stats st;
 };
 
@@ -148,6 +153,7 @@ struct km_node {
 	bool stopping;
 	struct km_nat nat;        /* external address, reachability */
 	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
+	struct km_node_goodbye last_goodbye; /* node_link.c */
 };
 
 /* node.c */
@@ -196,10 +202,17 @@ void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
 			const struct link *about);
 bool node_punch_on_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now);
-void node_punch_link_up(struct km_node *n, struct link *l);
+void node_punch_link_up(struct km_node *n, struct link *l, km_ms now);
 void node_punch_hello(struct km_node *n, struct link *l, km_ms now);
 void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
 km_ms node_punch_tick(struct km_node *n, km_ms now);
+
+/* node_rendezvous.c: who is private, who can be their rendezvous. */
+void node_rendezvous_up(struct km_node *n, struct link *l);
+void node_reach_tick(struct km_node *n);
+bool node_rendezvous_on_frame(struct km_node *n, struct link *l,
+			      const struct km_frame *f, km_ms now);
+void node_rendezvous_fill(struct km_node *n, km_ms now);
 
 /* node_relay.c: relayed links when punching fails. */
 bool node_relay_on_frame(struct km_node *n, struct link *l,

@@ -485,15 +485,45 @@ static bool on_broadcast(struct km_node *n, struct link *l,
 	return true;
 }
 
+/* Kept for operators: why the last peer left is often the first thing
+ * asked when a node is lonely.  The text is the peer's, so it stays data:
+ * the decoder has checked it is UTF-8 without NUL. */
+static void remember_goodbye(struct km_node *n, const struct link *l,
+			     const struct km_frame *f,
+			     const struct km_goodbye *g, bool decoded,
+			     km_ms now)
+{
+	struct km_node_goodbye *b = &n->last_goodbye;
+
+	memset(b, 0, sizeof(*b));
+	b->any = true;
+	b->decoded = decoded;
+	b->reason = decoded ? g->reason : f->len > 0 ? f->payload[0] : 0;
+	if (decoded)
+		memcpy(b->text, g->text, sizeof(b->text));
+	b->from = l->remote;
+	b->authenticated = l->state == LINK_UP;
+	if (b->authenticated)
+		memcpy(b->id.b, l->hello.id, KM_ID_LEN);
+	b->at = now;
+}
+
+const struct km_node_goodbye *km_node_last_goodbye(const struct km_node *n)
+{
+	return &n->last_goodbye;
+}
+
 static bool on_goodbye(struct km_node *n, struct link *l,
 		       const struct km_frame *f, km_ms now)
 {
 	struct km_goodbye g;
+	bool decoded = km_goodbye_decode(f->payload, f->len, &g) == 0;
 
-	if (km_goodbye_decode(f->payload, f->len, &g) == 0)
+	if (decoded)
 		node_log(n, KM_LOG_DEBUG, "link %llu: GOODBYE %s: %s",
 			 (unsigned long long)l->conn,
 			 km_goodbye_reason_name(g.reason), g.text);
+	remember_goodbye(n, l, f, &g, decoded, now);
 	link_close(n, l, NO_GOODBYE, "", now);
 	return false;
 }
@@ -508,6 +538,8 @@ static bool handle_frame(struct km_node *n, struct link *l,
 		return node_punch_on_frame(n, l, f, now);
 	if (f->type >= KM_FRAME_RELAY_REQ && f->type <= KM_FRAME_RELAY_CLOSE)
 		return node_relay_on_frame(n, l, f, now);
+	if (f->type == KM_FRAME_REACH || f->type == KM_FRAME_RENDEZVOUS)
+		return node_rendezvous_on_frame(n, l, f, now);
 	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
 	    f->type != KM_FRAME_AUTH && f->type != KM_FRAME_GOODBYE &&
 	    f->type != KM_FRAME_PEER_LIST) {

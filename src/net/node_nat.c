@@ -71,13 +71,31 @@ static void send_nonce(struct km_node *n, struct link *l, uint8_t type,
 	link_send_frame(n, l, type, body, sizeof(body));
 }
 
-/* Any neighbour can dial, even one behind a NAT (it reaches a public node).
+/* The network's scope: the widest of our direct neighbours' addresses and
+ * our adopted external one.  A node behind a NAT whose first neighbours
+ * are on its LAN sees it grow to global once an Internet peer links up. */
+static enum km_scope network_scope(const struct km_node *n)
+{
+	const struct km_addr *ext = km_nat_external(&n->nat);
+	enum km_scope s = ext ? km_addr_scope(ext) : KM_SCOPE_NONE;
+	const struct link *l, *tmp;
+
+	HASH_ITER(hh, n->links, l, tmp)
+		if (l->neighbour && !l->relay_via && km_addr_scope(&l->remote) > s)
+			s = km_addr_scope(&l->remote);
+	return s;
+}
+
+/* Any neighbour can dial, even one behind a NAT (it reaches a public node),
+ * but only one from the network's scope proves anything (see km_scope).
  * Only links up for STABLE_MS are asked: a link closed at once as a
  * duplicate of another would lose the request. */
-static bool askable(const struct km_node *n, const struct link *l, km_ms now)
+static bool askable(const struct km_node *n, const struct link *l,
+		    enum km_scope scope, km_ms now)
 {
 	return l->neighbour && l->hello.listen_port != 0 &&
-	       now >= l->up_since + STABLE_MS && !l->relay_via;
+	       now >= l->up_since + STABLE_MS && !l->relay_via &&
+	       km_addr_scope(&l->remote) == scope;
 }
 
 /* Starts a check when one is due and a neighbour can be asked; returns
@@ -85,14 +103,18 @@ static bool askable(const struct km_node *n, const struct link *l, km_ms now)
 static km_ms start_check(struct km_node *n, km_ms now)
 {
 	struct node_nat_state *s = &n->ns;
+	enum km_scope scope = network_scope(n);
 	struct link *l, *tmp;
 	km_ms wake = 0;
 
+	/* The last verdict came from a narrower network: check again now. */
+	if (s->deadline == 0 && s->scope != KM_SCOPE_NONE && scope > s->scope)
+		s->next_check = now;
 	if (s->deadline != 0 || now < s->next_check || n->cfg.port == 0)
 		return s->deadline ? s->deadline : s->next_check;
 	HASH_ITER(hh, n->links, l, tmp) {
-		if (!askable(n, l, now)) {
-			if (l->neighbour)
+		if (!askable(n, l, scope, now)) {
+			if (l->neighbour && now < l->up_since + STABLE_MS)
 				wake = km_ms_earliest(wake, l->up_since + STABLE_MS);
 			continue;
 		}
@@ -101,6 +123,7 @@ static km_ms start_check(struct km_node *n, km_ms now)
 			s->asked = 0;
 			s->deadline = now + n->cfg.dialback_timeout_ms;
 			s->next_check = now + RECHECK_MS;
+			s->scope = scope;
 		}
 		if (s->asked >= DIALBACK_ASK)
 			break;
@@ -207,7 +230,8 @@ bool node_nat_on_frame(struct km_node *n, struct link *l,
 		dial_for(n, l, nonce, now);
 		return true;
 	}
-	if (n->ns.deadline != 0 && nonce == n->ns.nonce)
+	if (n->ns.deadline != 0 && nonce == n->ns.nonce &&
+	    km_addr_scope(&l->remote) >= n->ns.scope)
 		verdict(n, KM_REACH_PUBLIC);
 	link_close(n, l, KM_BYE_NORMAL, "dial-back", now);
 	return false;
@@ -258,10 +282,18 @@ km_ms node_nat_tick(struct km_node *n, km_ms now)
 		}
 		wake = km_ms_earliest(wake, s->next_keepalive);
 	}
+	node_reach_tick(n);
 	return wake;
 }
 
 struct km_node_nat_stats km_node_nat_stats(const struct km_node *n)
 {
-	return n->ns.st;
+	struct km_node_nat_stats st = n->ns.st;
+	const struct link *l, *tmp;
+
+	for (size_t i = 0; i < RELAY_CIRCUITS_MAX; i++)
+		st.relay_circuits += n->ns.circuits[i].conn[0] != 0;
+	HASH_ITER(hh, n->links, l, tmp)
+		st.relayed_now += l->relay_via && l->neighbour;
+	return st;
 }

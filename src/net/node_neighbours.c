@@ -62,7 +62,8 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 	km_addr_format(&l->remote, addr, sizeof(addr));
 	node_log(n, KM_LOG_DEBUG, "neighbour %s up (%s)", addr,
 		 l->outbound ? "out" : "in");
-	node_punch_link_up(n, l);
+	node_punch_link_up(n, l, now);
+	node_rendezvous_up(n, l);
 }
 
 /* Called for every link that ends, neighbour or not. */
@@ -90,6 +91,7 @@ static void fill(struct km_node *n, km_ms now)
 			break; /* at max_links: the next fill tries again */
 		n->cb.tcp_connect(n->user, l->conn, &c.addr);
 	}
+	node_rendezvous_fill(n, now);
 }
 
 km_ms neighbours_tick(struct km_node *n, km_ms now)

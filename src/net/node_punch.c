@@ -88,11 +88,24 @@ static struct punch *punch_find(struct km_node *n, const struct km_id *id)
 	return NULL;
 }
 
+/* Punches are rare: each step is worth a debug line. */
+static void punch_log(struct km_node *n, const struct punch *p,
+		      const char *what)
+{
+	char addr[KM_ADDR_STRLEN];
+
+	km_addr_format(&p->addr, addr, sizeof(addr));
+	node_log(n, KM_LOG_DEBUG, "punch to %02x%02x%02x%02x at %s: %s (attempt %d)",
+		 p->id.b[0], p->id.b[1], p->id.b[2], p->id.b[3], addr, what,
+		 p->attempts);
+}
+
 static void attempt(struct km_node *n, struct punch *p, km_ms now)
 {
 	struct link *l = link_open(n, &p->addr, true, &p->id, now);
 
 	p->attempts++;
+	punch_log(n, p, l ? "connecting" : "no link slot");
 	p->next_try = 0;
 	n->ns.st.punch_attempts++;
 	node_verify(n, &p->addr, now); /* the UDP probe */
@@ -128,6 +141,7 @@ static void on_go(struct km_node *n, const struct link *r,
 	p->id = id;
 	p->addr = peer->addr;
 	p->deadline = now + PUNCH_TIMEOUT_MS;
+	p->started = now;
 	p->rendezvous = r->conn;
 	attempt(n, p, now);
 }
@@ -157,19 +171,35 @@ bad:
 	return false;
 }
 
-void node_punch_link_up(struct km_node *n, struct link *l)
+void node_punch_link_up(struct km_node *n, struct link *l, km_ms now)
 {
 	struct km_id id;
 	struct punch *p;
 
+	/* A relayed link leaves a punch running: if it succeeds, it
+	 * replaces the relayed link (node_punch_hello). */
+	if (l->relay_via) {
+		if (n->ns.relay_asked)
+			n->ns.st.last_relay_ms = now - n->ns.relay_asked;
+		n->ns.relay_asked = 0;
+		return;
+	}
 	memcpy(id.b, l->hello.id, KM_ID_LEN);
 	p = punch_find(n, &id);
 	if (!p)
 		return;
-	/* Whichever way the link came (our SYN or theirs), the punch made
-	 * it: neither NAT lets an unsolicited connection in. */
+	/* Our SYN or theirs (inbound), the punch made it: neither NAT lets an
+	 * unsolicited connection in.  A link we dialled the usual way only
+	 * makes the punch moot. */
+	if (l->conn != p->conn && l->outbound) {
+		punch_log(n, p, "moot: linked another way");
+		memset(p, 0, sizeof(*p));
+		return;
+	}
+	n->ns.st.last_punch_ms = now - p->started;
 	l->punched = true;
 	n->ns.st.punches_ok++;
+	punch_log(n, p, "link up");
 	memset(p, 0, sizeof(*p));
 }
 
@@ -184,6 +214,7 @@ void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now)
 		p->conn = 0;
 		backoff = PUNCH_RETRY_MS << (p->attempts < 4 ? p->attempts - 1 : 3);
 		p->next_try = now + backoff;
+		punch_log(n, p, "failed");
 	}
 }
 
@@ -201,7 +232,14 @@ void node_punch_hello(struct km_node *n, struct link *l, km_ms now)
 			link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
 }
 
-/* Relayed links keep asking their relay for a punch. */
+/* Relayed links keep asking their relay for a punch: only the side with
+ * the lower ID (the relay's dialler) asks, KM_NODE_UPGRADE_MS after the
+ * last round ended (see upgrade_later).  Rounds must not follow each
+ * other closely: a NAT gives a new connection from a source port the
+ * mapping that source already has (Linux's masquerade does), so one
+ * round's SYNs keep alive the mapping an earlier round got, and rounds
+ * chained back to back (two askers drifting apart) would keep a stale
+ * mapping -- from before the NAT turned port-preserving, say -- forever. */
 static km_ms upgrades(struct km_node *n, km_ms now)
 {
 	struct link *l, *tmp;
@@ -210,7 +248,9 @@ static km_ms upgrades(struct km_node *n, km_ms now)
 	HASH_ITER(hh, n->links, l, tmp) {
 		struct link *r;
 
-		if (!l->relay_via || l->state != LINK_UP)
+		if (!l->relay_via || l->state != LINK_UP ||
+		    km_id_cmp(km_dht_id(n->dht), &l->relay_peer) > 0 ||
+		    punch_find(n, &l->relay_peer))
 			continue;
 		if (now >= l->next_upgrade && (r = link_find(n, l->relay_via))) {
 			link_send_frame(n, r, KM_FRAME_PUNCH_REQ, l->relay_peer.b,
@@ -221,6 +261,16 @@ static km_ms upgrades(struct km_node *n, km_ms now)
 		wake = km_ms_earliest(wake, l->next_upgrade);
 	}
 	return wake;
+}
+
+/* A round for a relayed link ended: the next one waits a full period. */
+static void upgrade_later(struct km_node *n, const struct km_id *id, km_ms now)
+{
+	struct link *l, *tmp;
+
+	HASH_ITER(hh, n->links, l, tmp)
+		if (l->relay_via && km_id_eq(&l->relay_peer, id))
+			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
 }
 
 km_ms node_punch_tick(struct km_node *n, km_ms now)
@@ -234,7 +284,10 @@ km_ms node_punch_tick(struct km_node *n, km_ms now)
 			continue;
 		if (now >= p->deadline && p->conn == 0) {
 			n->ns.st.punches_failed++;
+			punch_log(n, p, "gave up, asking for a relay");
+			n->ns.relay_asked = p->started;
 			node_relay_ask(n, p->rendezvous, &p->id);
+			upgrade_later(n, &p->id, now);
 			memset(p, 0, sizeof(*p));
 			continue;
 		}

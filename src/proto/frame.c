@@ -31,6 +31,8 @@ static const struct {
 	{ KM_FRAME_RELAY_OPEN, "RELAY_OPEN" },
 	{ KM_FRAME_RELAY_DATA, "RELAY_DATA" },
 	{ KM_FRAME_RELAY_CLOSE, "RELAY_CLOSE" },
+	{ KM_FRAME_REACH, "REACH" },
+	{ KM_FRAME_RENDEZVOUS, "RENDEZVOUS" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))
@@ -38,6 +40,10 @@ static const struct {
 /* Smallest buffer the decoder allocates, so that a run of tiny frames does
  * not cause a run of tiny allocations. */
 #define DECODER_MIN_ALLOC 256
+/* Most a decoder keeps between frames.  Every overlay link has one, so a
+ * single 64 KiB MESSAGE must not pin 64 KiB to the link for its lifetime
+ * (docs/BENCHMARKS.md, "Memory per neighbour"). */
+#define DECODER_KEEP 4096
 
 const char *km_frame_type_name(uint8_t type)
 {
@@ -126,21 +132,34 @@ void km_frame_decoder_free(struct km_frame_decoder *dec)
 	dec->buf_cap = 0;
 }
 
-/* Makes room for need (<= max_payload) bytes.  The old contents are never
- * needed: this only runs between frames. */
-static int reserve(struct km_frame_decoder *dec, size_t need)
+/* The buffer size for a payload of need bytes: grown by doubling; and a
+ * buffer over DECODER_KEEP, left by an earlier big frame, shrinks at the
+ * next frame that fits in DECODER_KEEP (on an idle link, the next PING). */
+static size_t buffer_size(const struct km_frame_decoder *dec, size_t need)
 {
-	size_t cap = dec->buf_cap * 2;
-	uint8_t *p;
+	size_t cap = dec->buf_cap;
 
-	if (need <= dec->buf_cap)
-		return 0;
+	if (need <= cap && (cap <= DECODER_KEEP || need > DECODER_KEEP))
+		return cap;
+	cap = need > cap ? cap * 2 : 0;
 	if (cap < DECODER_MIN_ALLOC)
 		cap = DECODER_MIN_ALLOC;
 	if (cap < need)
 		cap = need;
 	if (cap > dec->max_payload)
 		cap = dec->max_payload;
+	return cap;
+}
+
+/* Makes room for need (<= max_payload) bytes.  The old contents are never
+ * needed: this only runs between frames. */
+static int reserve(struct km_frame_decoder *dec, size_t need)
+{
+	size_t cap = buffer_size(dec, need);
+	uint8_t *p;
+
+	if (cap == dec->buf_cap)
+		return 0;
 	p = malloc(cap);
 	if (!p)
 		return KM_ERR_NOMEM;

@@ -38,6 +38,8 @@ enum km_frame_type {
 	KM_FRAME_RELAY_OPEN = 21, /* from it: a relayed link to this peer */
 	KM_FRAME_RELAY_DATA = 22, /* peer ID | bytes of the relayed stream */
 	KM_FRAME_RELAY_CLOSE = 23,/* peer ID: the relayed link is gone */
+	KM_FRAME_REACH = 24,      /* u8: 1 = I am not publicly reachable */
+	KM_FRAME_RENDEZVOUS = 25, /* private nodes I can coordinate punches for */
 };
 
 /* A frame whose payload points into someone else's buffer. */

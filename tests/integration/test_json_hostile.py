@@ -3,7 +3,8 @@
 strict JSON parser (python's json over UTF-8) after hostile bytes went in:
 broadcast payloads of every byte value, command names and arguments with
 quotes, backslashes, control characters and invalid UTF-8, KRPC queries
-with hostile method names and client versions."""
+with hostile method names and client versions, GOODBYE reasons from a fake
+peer with quotes, backslashes, control characters and invalid UTF-8."""
 import base64
 import json
 import os
@@ -49,6 +50,49 @@ def ctl_json(node, *args, stdin=None):
             for l in r.stdout.splitlines()]
 
 
+def goodbye_from_fake_peer(node, code, text):
+    body = bytes([code, len(text)]) + text
+    with socket.create_connection((kmtest.HOST, node.port), 5) as s:
+        s.sendall(kmtest.frame(kmtest.F_GOODBYE, body))  # before any HELLO
+        s.settimeout(5)
+        try:
+            while s.recv(4096):  # the node hangs up
+                pass
+        except OSError:
+            pass
+
+
+def last_goodbye(node):
+    return ctl_json(node, "status")[0]["last_goodbye"]
+
+
+def check_goodbyes(seed):
+    """The last GOODBYE's reason reaches `status --json` escaped, and a
+    text that is not UTF-8 leaves only the code; the human view prints no
+    control character raw."""
+    text = 'bye "x" \\ \x01\x1b[31m\x7f\u2028 é✓'.encode()
+    goodbye_from_fake_peer(seed, 5, text)
+    kmtest.wait_until(lambda: (last_goodbye(seed) or {}).get("text")
+                      == text.decode(), timeout=10, what="last_goodbye")
+    g = last_goodbye(seed)
+    assert g["code"] == 5 and g["reason"] == "PROTOCOL_ERROR", g
+    assert g["id"] is None, "an unauthenticated peer's ID is not claimed"
+    assert g["from"].startswith(kmtest.HOST + ":"), g
+    r = subprocess.run([kmtest.bin_path("dht-ctl"), "--control",
+                        seed.control, "status"], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines()
+            if l.startswith(b"last_goodbye.text:")]
+    assert line and not any(c < 0x20 or c == 0x7f for c in line[0]), line
+    goodbye_from_fake_peer(seed, 200, b"\xff\xfe\xc3(")
+    kmtest.wait_until(lambda: last_goodbye(seed)["code"] == 200,
+                      timeout=10, what="the second GOODBYE")
+    g = last_goodbye(seed)
+    assert g["text"] is None and g["reason"] == "UNKNOWN", g
+    print(f"GOODBYE texts: {text!r} -> {line[0]!r}; invalid UTF-8 -> {g}")
+
+
 def main():
     with kmtest.Cluster() as c:
         seed = c.start(seed=True)
@@ -73,6 +117,7 @@ def main():
                          b"announce " + h + b" " + h, b"status " + h):
                 raw_control(seed, line)
                 answers += 1
+        check_goodbyes(seed)
         # A broadcast payload of every byte value reaches the other node
         # intact through subscribe --json (base64).
         payload = bytes(range(256)) + b"".join(HOSTILE)

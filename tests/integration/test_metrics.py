@@ -70,6 +70,23 @@ def value(fams, name, **labels):
     raise KeyError(name)
 
 
+def check_nat(fams, nat):
+    """Punch and relay results: families present, agreeing with status
+    (the NAT test checks them after a real punch and a relay)."""
+    for need in ("punch_attempts_total", "punch_total", "relay_total",
+                 "relay_circuits", "relay_bytes_total", "relayed_links",
+                 "punch_requests_total", "reachability",
+                 "dialback_checks_total"):
+        assert "kadmesh_" + need in fams, need
+    assert fams["kadmesh_relay_circuits"]["type"] == "gauge"
+    assert fams["kadmesh_punch_total"]["type"] == "counter"
+    assert value(fams, "punch_total", result="success") == nat["punches_ok"]
+    assert value(fams, "punch_total", result="failure") == nat["punches_failed"]
+    assert value(fams, "relay_total", result="opened") == nat["relays_served"]
+    assert value(fams, "relay_circuits") == nat["relay_circuits"] == 0
+    assert sum(s[2] for s in fams["kadmesh_reachability"]["samples"]) == 1
+
+
 def main():
     with kmtest.Cluster() as c:
         seed = c.start(seed=True)
@@ -90,6 +107,7 @@ def main():
                        "krpc_malformed", "connection_per_ip_cap"):
             assert value(fams, "dropped_total", reason=reason) >= 0
         assert value(fams, "neighbours", direction="in", state="up") == 3
+        check_nat(fams, c.ctl(seed, "--json", "status")["nat"])
         table = c.ctl(seed, "--json", "table")
         fill = sum(s[2] for s in fams["kadmesh_routing_table_bucket_nodes"]
                    ["samples"])

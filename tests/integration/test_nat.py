@@ -14,20 +14,25 @@ Asserted here:
   HELLO observed) and reports `private`; the public nodes report `public`;
 - the dial-back check finds the public nodes reachable and the private ones
   not: those turn read-only (BEP 43) and send keepalives;
-- cone NAT (plain masquerade): `dht-ctl punch` gives the two private hosts a
-  direct link through the rendezvous (via "punched"), and a broadcast flows
-  over it;
+- the private nodes decide to punch by themselves (no `dht-ctl punch`):
+  each tells its neighbours it is private (REACH), the public nodes offer
+  to be its rendezvous (RENDEZVOUS), and the connection manager, with no
+  one left to dial in its table, asks one of them;
+- cone NAT (plain masquerade): the two private hosts get a direct link
+  through the rendezvous (via "punched"), and a broadcast flows over it;
 - symmetric NAT (masquerade fully-random): punching fails, the link is
   relayed (via "relay", never "direct"), a broadcast still arrives over it;
   once the NATs are switched to plain masquerade, the relayed link's
-  periodic punch replaces it with a punched one.
+  periodic punch replaces it with a punched one (in every build);
+- the punch and relay counters in `status` and `dht-ctl metrics`;
+- a NATed node that joins through a peer on its own LAN (which can always
+  dial it back) still ends up private once it links to Internet peers.
 
 Namespaces are named with the PID and deleted in finally blocks.  The test
 skips itself, with a reason, only where it cannot build them (not root, no
 `ip netns`, no `nft`)."""
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -112,6 +117,43 @@ def test_behind_a_symmetric_nat_too(c, lab):
     check_nat_awareness(c, lab, "symmetric")
 
 
+def test_a_nated_node_whose_first_neighbour_is_on_its_lan_reports_private(
+        c, lab):
+    """x joins through l, a node on its own LAN behind the same NAT: l can
+    always dial x back, but that proves nothing about the Internet.  Once
+    x links to the public nodes (from l's PEER_LIST) it must end up
+    private and read-only."""
+    del ROUTERS[:]
+    pub, hosts = build_internet(lab, "cone")
+    opts = ["--ping-interval", "1000"]
+    r = c.start(seed=True, prefix=lab.prefix_cmd(pub), bind=(PUB[0],),
+                extra=opts)
+    for ip in PUB[1:]:
+        c.start(bootstrap=["%s:%d" % (PUB[0], r.port)],
+                prefix=lab.prefix_cmd(pub), bind=(ip,), extra=opts)
+    lan = NATS["1"][1] + ".2"
+    l = c.start(bootstrap=["%s:%d" % (PUB[0], r.port)],
+                prefix=lab.prefix_cmd(hosts["1"]), bind=("0.0.0.0",),
+                extra=opts)
+    t0 = time.monotonic()
+    x = c.start(bootstrap=["%s:%d" % (lan, l.port)],
+                prefix=lab.prefix_cmd(hosts["1"]), bind=("0.0.0.0",),
+                extra=opts)
+    kmtest.wait_until(lambda: status(x)["reachability"] == "private" and
+                      status(x)["read_only"], timeout=60,
+                      what="x to find itself private")
+    took = time.monotonic() - t0
+    peers = [p["addr"] for p in kmtest.control(x, "peers")]
+    assert any(a.startswith(lan + ":") for a in peers), peers
+    assert any(a.startswith("203.0.113.") for a in peers), peers
+    time.sleep(1)
+    assert status(x)["reachability"] == "private", status(x)
+    print("LAN-first: a NATed node that joined through a LAN peer reports "
+          "private after %.1f s (%d dial-back checks)" %
+          (took, status(x)["nat"]["dialbacks_ok"] +
+           status(x)["nat"]["dialbacks_failed"]))
+
+
 def check_nat_awareness(c, lab, kind):
     del ROUTERS[:]
     t0 = time.monotonic()
@@ -144,15 +186,10 @@ def check_nat_awareness(c, lab, kind):
                           % (status(p),))
         assert not status(p)["read_only"]
     if kind == "cone":
-        check_punch_succeeds(c, a, b)
+        check_punch_succeeds(c, a, b, public)
     else:
         check_punch_fails(c, a, b, public)
-        if sanitized():
-            # Known gap: under ASan the upgrade has not happened within
-            # 90 s in any run so far (it does in about 15 s without).
-            print("upgrade: not checked in a sanitizer build (known gap)")
-        else:
-            check_upgrade(c, lab, a, b)
+        check_upgrade(c, lab, a, b)
     print("%s NAT: dial-back: public nodes reachable, private nodes unreachable -> "
           "read-only with keepalives (%.1f s more)" % (kind, checked))
     print("%s NAT: both private nodes learned their NAT's address "
@@ -174,7 +211,12 @@ def broadcast_over(c, a, b, via):
     for x, y in ((a, b), (b, a)):
         assert link_between(x, y)["via"] == via, link_between(x, y)
     before = link_between(b, a)["msgs_in"]
-    subs = kmtest.subscribe_all([b])
+    # A subscriber stopped by an earlier call is still counted until a
+    # write to it fails, so wait for one more than before, not for >= 1.
+    was = status(b)["subscribers"]
+    subs = [kmtest.Subscriber(b)]
+    kmtest.wait_until(lambda: status(b)["subscribers"] > was, timeout=30,
+                      what="the subscription")
     try:
         msg_id = c.ctl(a, "broadcast", "over a %s link" % via).strip()
         kmtest.wait_until(lambda: subs[0].count(msg_id) == 1, timeout=60,
@@ -185,43 +227,75 @@ def broadcast_over(c, a, b, via):
                       timeout=10, what="frames over the %s link" % via)
 
 
-def check_punch_succeeds(c, a, b):
-    t0 = time.monotonic()
-    c.ctl(a, "punch", b.id)
+def link_up_after_start(x, y):
+    """When x's link to y came up, in whole seconds after x started."""
+    return status(x)["uptime_s"] - link_between(x, y)["age_s"]
+
+
+def initiator(a, b):
+    """Of two private nodes, the lower ID asks for the punch."""
+    return (a, b) if a.id < b.id else (b, a)
+
+
+def metrics(node):
+    """{(name, labels): value} from `dht-ctl metrics`."""
+    out = {}
+    for line in kmtest.control(node, "metrics")["text"].splitlines():
+        if line.startswith("#") or not line:
+            continue
+        key, value = line.rsplit(" ", 1)
+        out[key] = float(value)
+    return out
+
+
+def check_punch_succeeds(c, a, b, public):
+    """No `dht-ctl punch`: the lower ID asks a rendezvous by itself."""
     kmtest.wait_until(lambda: link_between(a, b) and link_between(b, a),
-                      timeout=30, what="a punched link between a and b")
-    took = time.monotonic() - t0
+                      timeout=60, what="a punched link between a and b")
+    up = link_up_after_start(a, b)
     broadcast_over(c, a, b, "punched")
-    st = status(a)["nat"]
-    assert st["punches_ok"] == 1 and st["punches_failed"] == 0, st
-    print("cone NAT: punched link a<->b in %.0f ms (%d attempts); "
-          "broadcast delivered over it" % (took * 1000, st["punch_attempts"]))
+    x, y = initiator(a, b)
+    st = status(x)["nat"]
+    assert st["punches_asked"] >= 1 and st["punches_ok"] >= 1, st
+    assert st["punches_failed"] == 0, st
+    m = metrics(x)
+    assert m['kadmesh_punch_total{result="success"}'] >= 1, m
+    assert m['kadmesh_punch_attempts_total'] >= 1, m
+    assert m['kadmesh_punch_requests_total{reason="auto"}'] >= 1, m
+    assert sum(metrics(r)["kadmesh_punches_coordinated_total"]
+               for r in public) >= 1
+    print("cone NAT: punched link a<->b without dht-ctl punch: up %d ms "
+          "after PUNCH_GO (%d attempts; link up %d s after a started); "
+          "broadcast delivered over it" %
+          (max(st["last_punch_ms"], status(y)["nat"]["last_punch_ms"]),
+           st["punch_attempts"], up))
 
 
 def check_punch_fails(c, a, b, public):
-    t0 = time.monotonic()
-    c.ctl(a, "punch", b.id)
+    x, _ = initiator(a, b)
     kmtest.wait_until(lambda: status(a)["nat"]["punches_failed"] >= 1,
-                      timeout=40, what="the punch to fail")
-    took = time.monotonic() - t0
+                      timeout=60, what="the punch to fail")
     st = status(a)["nat"]
-    print("symmetric NAT: punching failed as expected after %.1f s "
-          "(%d attempts)" % (took, st["punch_attempts"]))
+    print("symmetric NAT: punching failed as expected (%d attempts)" %
+          st["punch_attempts"])
     kmtest.wait_until(lambda: link_between(a, b) and link_between(b, a),
                       timeout=30, what="a relayed link between a and b")
-    relayed = time.monotonic() - t0
+    up = link_up_after_start(a, b)
     broadcast_over(c, a, b, "relay")
     served = sum(status(r)["nat"]["relays_served"] for r in public)
     assert served >= 1
-    print("symmetric NAT: relayed link a<->b up %.1f s after the punch "
-          "request; broadcast delivered over it; never reported direct" %
-          relayed)
-
-
-def sanitized():
-    r = subprocess.run(["ldd", kmtest.bin_path("dht-node")],
-                       capture_output=True, text=True)
-    return "libasan" in r.stdout
+    assert status(x)["nat"]["punches_asked"] >= 1
+    m = metrics(a)
+    assert m['kadmesh_punch_total{result="failure"}'] >= 1, m
+    assert m["kadmesh_relayed_links"] == 1, m
+    ms = [metrics(r) for r in public]
+    assert sum(r['kadmesh_relay_total{result="opened"}'] for r in ms) >= 1
+    assert sum(r["kadmesh_relay_circuits"] for r in ms) >= 1
+    assert sum(r["kadmesh_relay_bytes_total"] for r in ms) > 0
+    print("symmetric NAT: relayed link a<->b without dht-ctl punch: up "
+          "%d ms after PUNCH_GO (%d s after a started); "
+          "broadcast delivered over it; never reported direct" %
+          (status(a)["nat"]["last_relay_ms"], up))
 
 
 def check_upgrade(c, lab, a, b):
@@ -235,7 +309,9 @@ def check_upgrade(c, lab, a, b):
     broadcast_over(c, a, b, "punched")
     ups = status(a)["nat"]["upgrade_attempts"] + \
         status(b)["nat"]["upgrade_attempts"]
-    assert ups >= 1
+    # Usually the upgrade request's punch; under heavy load a retry of the
+    # first punch, still running as the relay came up, can get there first.
+    assert status(a)["nat"]["punches_ok"] + status(b)["nat"]["punches_ok"] >= 1
     print("upgrade: with the NATs made port-preserving, the relayed link "
           "became a punched one %.1f s later (%d upgrade requests)" %
           (took, ups))

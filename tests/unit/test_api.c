@@ -256,3 +256,78 @@ Test(api, a_config_without_seed_or_bootstrap_is_refused)
 	cr_assert_str_eq(kadmesh_version(), KADMESH_VERSION);
 	cr_assert_not_null(kadmesh_strerror(-201));
 }
+
+/* --- the log callback collapses repeats ---------------------------------- */
+
+/* A lone node whose bootstrap address refuses every connection: each retry
+ * logs the same debug line, which the callback must see once a window. */
+static struct {
+	uint64_t refused[64];
+	size_t nrefused, attempts;
+	char lines[32][600];
+	size_t nlines;
+} L;
+
+static void refuse_connect(void *u, uint64_t conn, const struct sockaddr *to,
+			   socklen_t l)
+{
+	L.attempts++;
+	if (L.nrefused < 64)
+		L.refused[L.nrefused++] = conn;
+}
+
+static void ignore_udp(void *u, const struct sockaddr *to, socklen_t l,
+		       const uint8_t *buf, size_t len) {}
+static void ignore_tcp(void *u, uint64_t conn, const uint8_t *buf,
+		       size_t len) {}
+static void ignore_close(void *u, uint64_t conn) {}
+
+static void log_line(void *u, enum kadmesh_log_level level, const char *msg)
+{
+	if (L.nlines < 32)
+		snprintf(L.lines[L.nlines++], sizeof(L.lines[0]), "%s", msg);
+}
+
+static size_t lines_with(const char *needle)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < L.nlines; i++)
+		n += strstr(L.lines[i], needle) != NULL;
+	return n;
+}
+
+Test(api_log, a_retry_that_fails_again_and_again_is_logged_once_a_minute)
+{
+	static const struct kadmesh_callbacks cb = {
+		.udp_send = ignore_udp, .tcp_connect = refuse_connect,
+		.tcp_send = ignore_tcp, .tcp_close = ignore_close,
+		.random = fill, .log = log_line,
+	};
+	const char *boot[] = { "10.0.0.9:7000" };
+	struct kadmesh_config cfg;
+	struct kadmesh *k;
+	kadmesh_ms now = 1000, next = 1000;
+
+	memset(&L, 0, sizeof(L));
+	kadmesh_config_default(&cfg);
+	cfg.bootstrap = boot;
+	cfg.nbootstrap = 1;
+	k = kadmesh_new(&cfg, &cb, NULL, 7000, now);
+	cr_assert_not_null(k);
+	/* Ten virtual minutes, waking only when the node asks to. */
+	while (now < 1000 + 600000) {
+		for (size_t i = 0; i < L.nrefused; i++)
+			kadmesh_tcp_closed(k, L.refused[i], now);
+		L.nrefused = 0;
+		next = kadmesh_tick(k, now);
+		cr_assert_gt(next, 0);
+		now = next > now ? next : now + 1;
+	}
+	kadmesh_del(k);
+	cr_assert_gt(L.attempts, 12, "the node kept retrying (%zu)", L.attempts);
+	cr_assert_eq(lines_with("no overlay answer"), L.nlines);
+	cr_assert_geq(lines_with("(repeated"), 1);
+	cr_assert_leq(L.nlines, 12, "%zu lines for %zu retries", L.nlines,
+		      L.attempts);
+}

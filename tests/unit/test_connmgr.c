@@ -419,3 +419,119 @@ Test(connmgr, old_nodes_take_the_anchor_slots_before_fresh_ones)
 	km_connmgr_del(cm);
 	km_table_del(t);
 }
+
+/* A private node learned from rendezvous link via. */
+static void private_add(struct km_connmgr *cm, uint8_t first, uint64_t via,
+			km_ms now)
+{
+	struct km_contact c = { .id = id_with(first, 1),
+				.addr = ip4(198, 51, 100, first) };
+
+	km_connmgr_private_add(cm, &c, via, now);
+}
+
+/* Lets next_dial look at the (empty) table, so the manager knows it has
+ * no one else to dial. */
+static void table_dry(struct km_connmgr *cm, struct km_table *t, km_ms now)
+{
+	struct km_contact c;
+
+	cr_assert_not(km_connmgr_next_dial(cm, t, now, &c));
+}
+
+Test(connmgr, a_private_node_is_punched_to_only_when_the_table_has_no_one_left)
+{
+	struct km_connmgr *cm = cm_new(8, 8);
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_contact c;
+	uint64_t via = 0;
+
+	private_add(cm, 0x40, 77, 1000);
+	cr_assert_not(km_connmgr_next_punch(cm, true, 1000, &c, &via),
+		      "the table has not been looked at yet");
+	table_dry(cm, t, 1000);
+	cr_assert(km_connmgr_next_punch(cm, true, 1000, &c, &via));
+	cr_assert(km_id_eq(&c.id, &(struct km_id){ .b = { 0x40, [19] = 1 } }));
+	cr_assert_eq(via, 77);
+	cr_assert_eq(km_connmgr_counts(cm).punch_asks, 1);
+	km_table_del(t);
+	km_connmgr_del(cm);
+}
+
+Test(connmgr, asks_back_off_and_stop_once_the_node_is_linked)
+{
+	struct km_connmgr *cm = cm_new(8, 8);
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_contact c;
+	uint64_t via;
+
+	private_add(cm, 0x40, 77, 1000);
+	table_dry(cm, t, 1000);
+	cr_assert(km_connmgr_next_punch(cm, true, 1000, &c, &via));
+	cr_assert_not(km_connmgr_next_punch(cm, true, 1000 + KM_SECONDS(29), &c, &via));
+	cr_assert(km_connmgr_next_punch(cm, true, 1000 + KM_SECONDS(30), &c, &via));
+	/* The second ask waits twice as long. */
+	cr_assert_not(km_connmgr_next_punch(cm, true, 1000 + KM_SECONDS(89), &c, &via));
+	cr_assert_eq(km_connmgr_opened(cm, 5, &c.addr, true, &c.id,
+				       1000 + KM_SECONDS(89)), 0);
+	cr_assert_not(km_connmgr_next_punch(cm, true, 1000 + KM_SECONDS(95), &c, &via),
+		      "linked: nothing to punch");
+	km_table_del(t);
+	km_connmgr_del(cm);
+}
+
+Test(connmgr, of_two_private_nodes_only_the_lower_id_asks)
+{
+	struct km_connmgr *cm;
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_contact c;
+	uint64_t via;
+
+	self.b[0] = 0x50;
+	cm = cm_new(8, 8);
+	private_add(cm, 0x40, 77, 1000);
+	table_dry(cm, t, 1000);
+	cr_assert_not(km_connmgr_next_punch(cm, true, 1000, &c, &via));
+	cr_assert(km_connmgr_next_punch(cm, false, 1000, &c, &via));
+	km_table_del(t);
+	km_connmgr_del(cm);
+}
+
+Test(connmgr, private_nodes_are_forgotten_with_their_rendezvous_and_capped)
+{
+	struct km_connmgr *cm = cm_new(8, 8);
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_addr r = ip4(203, 0, 113, 2);
+	struct km_contact c;
+	uint64_t via;
+
+	cr_assert_eq(km_connmgr_opened(cm, 77, &r, true, NULL, 1000), 0);
+	private_add(cm, 0x40, 77, 1000);
+	cr_assert_eq(km_connmgr_counts(cm).privates, 1);
+	km_connmgr_closed(cm, 77, 1001);
+	cr_assert_eq(km_connmgr_counts(cm).privates, 0);
+	table_dry(cm, t, 1001);
+	cr_assert_not(km_connmgr_next_punch(cm, true, 1001, &c, &via));
+	for (int i = 0; i < 3 * KM_CM_PRIVATE_MAX; i++)
+		private_add(cm, (uint8_t)(i + 1), 78, 2000 + (km_ms)i);
+	cr_assert_eq(km_connmgr_counts(cm).privates, KM_CM_PRIVATE_MAX);
+	km_table_del(t);
+	km_connmgr_del(cm);
+}
+
+Test(connmgr, unanswered_asks_count_against_max_out)
+{
+	struct km_connmgr *cm = cm_new(2, 8);
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_contact c;
+	uint64_t via;
+
+	for (uint8_t i = 1; i <= 4; i++)
+		private_add(cm, (uint8_t)(0x40 + i), 77, 1000);
+	table_dry(cm, t, 1000);
+	cr_assert(km_connmgr_next_punch(cm, true, 1000, &c, &via));
+	cr_assert(km_connmgr_next_punch(cm, true, 1000, &c, &via));
+	cr_assert_not(km_connmgr_next_punch(cm, true, 1000, &c, &via));
+	km_table_del(t);
+	km_connmgr_del(cm);
+}

@@ -172,7 +172,7 @@ Test(frame, type_table_knows_exactly_the_defined_types)
 
 	for (int t = 0; t < 256; t++)
 		known += km_frame_type_known((uint8_t)t);
-	cr_assert_eq(known, 18);
+	cr_assert_eq(known, 20);
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_HELLO), "HELLO");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_GOODBYE), "GOODBYE");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_IHAVE), "IHAVE");
@@ -182,6 +182,8 @@ Test(frame, type_table_knows_exactly_the_defined_types)
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_DIALBACK), "DIALBACK");
 	cr_assert_str_eq(km_frame_type_name(0), "UNKNOWN");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_AUTH), "AUTH");
+	cr_assert_str_eq(km_frame_type_name(KM_FRAME_REACH), "REACH");
+	cr_assert_str_eq(km_frame_type_name(KM_FRAME_RENDEZVOUS), "RENDEZVOUS");
 	cr_assert_str_eq(km_frame_type_name(11), "UNKNOWN");
 }
 
@@ -358,5 +360,53 @@ Test(frame, decoder_free_twice_and_free_after_init_are_harmless)
 
 	km_frame_decoder_init(&dec, 0);
 	km_frame_decoder_free(&dec);
+	km_frame_decoder_free(&dec);
+}
+
+/* One frame of type t with a payload of len bytes (zeros), decoded whole. */
+static void feed_one(struct km_frame_decoder *dec, uint8_t t, uint32_t len)
+{
+	uint8_t *in = calloc(1, KM_FRAME_HEADER_LEN + (size_t)len);
+	struct km_frame f;
+	size_t used;
+
+	cr_assert_not_null(in);
+	in[0] = t;
+	in[1] = (uint8_t)(len >> 24);
+	in[2] = (uint8_t)(len >> 16);
+	in[3] = (uint8_t)(len >> 8);
+	in[4] = (uint8_t)len;
+	cr_assert_eq(km_frame_decoder_feed(dec, in, KM_FRAME_HEADER_LEN + len,
+					   &used, &f), 1);
+	cr_assert_eq(f.len, len);
+	free(in);
+}
+
+Test(frame, decoder_gives_back_a_big_buffer_at_the_next_small_frame)
+{
+	struct km_frame_decoder dec;
+
+	km_frame_decoder_init(&dec, 0);
+	feed_one(&dec, KM_FRAME_MESSAGE, 60000);
+	cr_assert_geq(dec.buf_cap, 60000);
+	feed_one(&dec, KM_FRAME_PING, 8);
+	cr_assert_leq(dec.buf_cap, 4096, "an idle link keeps %zu bytes",
+		      dec.buf_cap);
+	feed_one(&dec, KM_FRAME_PONG, 0);
+	cr_assert_leq(dec.buf_cap, 4096);
+	km_frame_decoder_free(&dec);
+}
+
+Test(frame, decoder_keeps_a_small_buffer_across_small_frames)
+{
+	struct km_frame_decoder dec;
+	const uint8_t *buf;
+
+	km_frame_decoder_init(&dec, 0);
+	feed_one(&dec, KM_FRAME_MESSAGE, 1100);
+	buf = dec.buf;
+	feed_one(&dec, KM_FRAME_PING, 8);
+	feed_one(&dec, KM_FRAME_MESSAGE, 1000);
+	cr_assert_eq(dec.buf, buf, "no reallocation below the keep size");
 	km_frame_decoder_free(&dec);
 }

@@ -37,7 +37,7 @@ Test(log, a_repeated_message_is_printed_once_with_a_count, .init = setup)
 	fflush(stderr);
 	cr_assert_eq(read_lines(lines, 8), 3);
 	cr_assert(strstr(lines[0], "accept: too many open files"));
-	cr_assert(strstr(lines[1], "(last message repeated 999 times)"));
+	cr_assert(strstr(lines[1], "accept: too many open files (repeated 999 times)"));
 	cr_assert(strstr(lines[2], "something else"));
 }
 
@@ -57,4 +57,33 @@ Test(log, lines_carry_a_timestamp_the_level_and_the_node_id, .init = setup)
 			     "error \\[1a2b3c4d\\] first$", REG_EXTENDED), 0);
 	cr_assert_eq(regexec(&re, lines[0], 0, NULL, 0), 0, "%s", lines[0]);
 	regfree(&re);
+}
+
+static void stop_loop(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+Test(log, the_count_is_printed_when_the_window_ends_on_the_loop, .init = setup)
+{
+	uv_loop_t loop;
+	uv_timer_t keep; /* the logger's own timer does not keep loops alive */
+	char *lines[8];
+
+	uv_loop_init(&loop);
+	km_tool_log_attach(&loop, 50);
+	for (int i = 0; i < 5; i++)
+		km_tool_log(KM_LOG_WARN, "peer %d refused", 7);
+	uv_timer_init(&loop, &keep);
+	uv_timer_start(&keep, stop_loop, 1000, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	km_tool_log_detach();
+	uv_close((uv_handle_t *)&keep, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0);
+	fflush(stderr);
+	cr_assert_eq(read_lines(lines, 8), 2);
+	cr_assert(strstr(lines[0], "peer 7 refused"));
+	cr_assert(strstr(lines[1], "peer 7 refused (repeated 4 times)"),
+		  "%s", lines[1]);
 }

@@ -151,3 +151,33 @@ Test(nat, an_address_of_our_own_is_public_and_any_other_private)
 	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_PRIVATE);
 	cr_assert_str_eq(km_reach_name(KM_REACH_PRIVATE), "private");
 }
+
+static enum km_scope scope_of(const char *ip)
+{
+	struct km_addr a;
+
+	cr_assert(km_addr_parse(ip, &a), "%s", ip);
+	return km_addr_scope(&a);
+}
+
+Test(nat, addresses_are_loopback_private_or_global)
+{
+	const char *lo[] = { "127.0.0.1:1", "127.9.9.9:1", "[::1]:1" };
+	const char *priv[] = { "10.1.0.2:1", "172.16.0.1:1", "172.31.255.255:1",
+			       "192.168.1.1:1", "100.64.0.1:1", "100.127.0.1:1",
+			       "169.254.3.4:1", "[fd00::1]:1", "[fe80::1]:1",
+			       "[::ffff:10.0.0.1]:1" };
+	const char *global[] = { "203.0.113.2:1", "172.32.0.1:1", "172.15.0.1:1",
+				 "100.128.0.1:1", "100.63.0.1:1", "8.8.8.8:1",
+				 "[2001:db8::1]:1", "[::ffff:8.8.8.8]:1" };
+
+	for (size_t i = 0; i < sizeof(lo) / sizeof(lo[0]); i++)
+		cr_assert_eq(scope_of(lo[i]), KM_SCOPE_LOOPBACK, "%s", lo[i]);
+	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
+		cr_assert_eq(scope_of(priv[i]), KM_SCOPE_PRIVATE, "%s", priv[i]);
+	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
+		cr_assert_eq(scope_of(global[i]), KM_SCOPE_GLOBAL, "%s", global[i]);
+	cr_assert_eq(km_addr_scope(&(struct km_addr){ 0 }), KM_SCOPE_NONE);
+	cr_assert(KM_SCOPE_LOOPBACK < KM_SCOPE_PRIVATE &&
+		  KM_SCOPE_PRIVATE < KM_SCOPE_GLOBAL, "ordered narrowest first");
+}

@@ -6,6 +6,7 @@
 
 #include "dht/ident.h"
 #include "net/node.h"
+#include "proto/err.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
@@ -53,16 +54,22 @@ static void fake_close(void *user, uint64_t conn)
 	((struct fake *)user)->closes++;
 }
 
+static void fake_punch(void *user, uint64_t conn, const struct km_addr *to)
+{
+	fake_connect(user, conn, to);
+}
+
 static const struct km_node_callbacks fake_cb = {
 	.udp_send = fake_udp, .tcp_connect = fake_connect,
 	.tcp_send = fake_send, .tcp_close = fake_close,
+	.tcp_punch = fake_punch,
 };
 
 static struct km_prng prng;
 static struct km_rng rng;
 static struct fake f;
 static struct km_node *n;
-static const uint8_t peer_ip[4] = { 127, 0, 0, 9 };
+static uint8_t peer_ip[4] = { 127, 0, 0, 9 };
 
 static void feed(uint64_t conn, uint8_t type, const uint8_t *body, size_t len,
 		 km_ms now)
@@ -273,12 +280,11 @@ static int sent_count(uint8_t type)
 }
 
 /* The node from node_with_neighbour() plus an inbound neighbour with ID
- * 0x88...; returns that link's conn. */
-static uint64_t second_neighbour(struct km_id *id)
+ * 0x88... from ip; returns that link's conn. */
+static uint64_t neighbour_from(struct km_id *id, const uint8_t ip[4])
 {
 	struct km_addr from;
 	uint64_t conn;
-	uint8_t ip[4] = { 127, 0, 0, 10 };
 
 	km_addr_set_v4(&from, ip, 50000);
 	conn = km_node_tcp_accepted(n, &from, 2500);
@@ -287,6 +293,13 @@ static uint64_t second_neighbour(struct km_id *id)
 	handshake(conn, 0x88, 6999, 2501);
 	f.nsent = 0;
 	return conn;
+}
+
+static uint64_t second_neighbour(struct km_id *id)
+{
+	static const uint8_t ip[4] = { 127, 0, 0, 10 };
+
+	return neighbour_from(id, ip);
 }
 
 Test(node_nat, a_rendezvous_tells_both_sides_about_each_other)
@@ -339,4 +352,155 @@ Test(node_nat, relay_frames_before_hello_are_a_protocol_error)
 	feed(conn, KM_FRAME_RELAY_REQ, id, sizeof(id), 3001);
 	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
 	cr_assert_eq(km_node_nat_stats(n).relays_served, 0);
+}
+
+/* ---- deciding to punch: REACH and RENDEZVOUS ---------------------------- */
+
+static void feed_reach(uint64_t conn, uint8_t v, km_ms now)
+{
+	feed(conn, KM_FRAME_REACH, &v, 1, now);
+}
+
+/* The entries of the last RENDEZVOUS the node sent, or -1. */
+static int last_rendezvous(struct km_peer *peers)
+{
+	int count = -1;
+
+	for (size_t i = 0; i + KM_FRAME_HEADER_LEN <= f.nsent;) {
+		struct km_frame fr;
+		size_t used;
+
+		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
+			break;
+		if (fr.type == KM_FRAME_RENDEZVOUS)
+			count = km_peer_list_decode(fr.payload, fr.len, peers, 16);
+		i += used;
+	}
+	return count;
+}
+
+Test(node_nat, a_rendezvous_tells_private_neighbours_about_each_other)
+{
+	uint64_t x = node_with_neighbour(), y_conn;
+	struct km_peer peers[16];
+	struct km_id y;
+
+	y_conn = second_neighbour(&y);
+	feed_reach(x, 1, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_RENDEZVOUS), 0, "no other private node yet");
+	feed_reach(y_conn, 1, 3001);
+	cr_assert_eq(sent_count(KM_FRAME_RENDEZVOUS), 2, "one to each of them");
+	cr_assert_eq(last_rendezvous(peers), 1);
+	cr_assert_eq(peers[0].addr.port, 6881, "the listening port, for PUNCH_GO");
+	f.nsent = 0;
+	feed_reach(x, 1, 3002);
+	cr_assert_eq(sent_count(KM_FRAME_RENDEZVOUS), 0, "told once");
+}
+
+Test(node_nat, bad_reach_and_rendezvous_frames_close_the_link)
+{
+	uint64_t x = node_with_neighbour();
+	uint8_t two[2] = { 1, 1 };
+
+	f.nsent = 0;
+	feed(x, KM_FRAME_REACH, two, 2, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
+	km_node_del(n);
+	x = node_with_neighbour();
+	f.nsent = 0;
+	feed_reach(x, 7, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
+	km_node_del(n);
+	x = node_with_neighbour();
+	f.nsent = 0;
+	feed(x, KM_FRAME_RENDEZVOUS, two, 2, 3000);
+	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
+}
+
+/* A private node (no dial-back came) whose rendezvous x lists one private
+ * node with ID id_byte...; returns x. */
+static uint64_t private_node_told_of(uint8_t id_byte, km_ms *now)
+{
+	uint64_t x = node_with_neighbour();
+	struct km_peer p;
+	uint8_t body[64];
+	int len;
+
+	*now = 2001 + KM_SECONDS(8);
+	km_node_tick(n, *now);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
+	cr_assert_geq(sent_count(KM_FRAME_REACH), 1, "it says it is private");
+	memset(p.id, id_byte, KM_ID_LEN);
+	km_addr_set_v4(&p.addr, (uint8_t[4]){ 198, 18, 2, 2 }, 7001);
+	len = km_peer_list_encode(body, sizeof(body), &p, 1);
+	f.nsent = 0;
+	feed(x, KM_FRAME_RENDEZVOUS, body, (size_t)len, *now);
+	*now += KM_SECONDS(2);
+	km_node_tick(n, *now);
+	return x;
+}
+
+Test(node_nat, a_private_node_asks_its_rendezvous_to_punch_to_a_higher_private_id)
+{
+	km_ms now;
+
+	private_node_told_of(0xff, &now);
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 1);
+	cr_assert_eq(km_node_nat_stats(n).punches_asked, 1);
+	km_node_tick(n, now + KM_SECONDS(5));
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 1, "backed off");
+}
+
+Test(node_nat, a_private_node_leaves_the_ask_to_a_lower_private_id)
+{
+	km_ms now;
+
+	private_node_told_of(0x00, &now);
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 0);
+}
+
+/* ---- scope: a LAN dial-back proves nothing about the Internet ----------- */
+
+Test(node_nat, an_internet_neighbour_rechecks_what_a_lan_dialback_proved)
+{
+	static const uint8_t lan[4] = { 10, 1, 0, 5 }, wan[4] = { 203, 0, 113, 9 };
+	struct km_addr from;
+	uint64_t nonce, in;
+	struct km_id y;
+
+	memcpy(peer_ip, lan, 4);
+	node_with_neighbour();
+	memcpy(peer_ip, (uint8_t[4]){ 127, 0, 0, 9 }, 4);
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce), "a LAN-only node asks its LAN");
+	km_addr_set_v4(&from, lan, 40000);
+	in = km_node_tcp_accepted(n, &from, 2100);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2101);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+
+	neighbour_from(&y, wan);
+	km_node_tick(n, 3600);
+	cr_assert_eq(sent_count(KM_FRAME_DIAL_ME), 1, "only the Internet one");
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	in = km_node_tcp_accepted(n, &from, 3700);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 3701);
+	km_node_tick(n, 3600 + KM_SECONDS(8));
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE,
+		     "the LAN's dial-back did not count");
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 1);
+}
+
+Test(node_nat, dht_ctl_punch_asks_every_neighbour_to_be_the_rendezvous)
+{
+	struct km_id y, far;
+
+	node_with_neighbour();
+	second_neighbour(&y);
+	memset(far.b, 0x99, KM_ID_LEN);
+	cr_assert_eq(km_node_punch(n, &far, 3000), 0);
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 2);
+	f.nsent = 0;
+	cr_assert_eq(km_node_punch(n, &y, 3001), 0, "linked already");
+	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 0);
+	cr_assert_eq(km_node_punch(n, km_dht_id(km_node_dht(n)), 3002),
+		     KM_ERR_INVAL);
 }

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "net/logrep.h"
+
 /* Process-wide on purpose: a program has one stderr and one node. */
 static enum km_log_level log_max = KM_LOG_INFO;
 static char log_id[9] = "--------";
@@ -35,22 +37,20 @@ bool km_tool_log_enabled(enum km_log_level level)
 	return level <= log_max;
 }
 
-/* The last line printed, so that a condition that repeats (a flood of
- * failing accepts, say) costs one line and a count, not a line each. */
-#define REPEAT_WINDOW_S 60
-static struct {
-	char msg[512];
-	enum km_log_level level;
-	unsigned long repeats;
-	time_t since;
-} last;
+/* Repeats collapse within a minute (net/logrep.h); a timer on the
+ * program's loop, once attached, reports a count when its window ends. */
+static struct km_logrep rep;
+static bool rep_ready;
+static uv_timer_t rep_timer;
+static bool rep_timer_on;
 
-static void print_line(enum km_log_level level, const char *msg)
+static void print_line(void *user, enum km_log_level level, const char *msg)
 {
 	struct timespec ts;
 	struct tm tm;
 	char when[32];
 
+	(void)user;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -58,32 +58,62 @@ static void print_line(enum km_log_level level, const char *msg)
 		level_names[level], log_id, msg);
 }
 
+static km_ms mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (km_ms)ts.tv_sec * 1000 + (km_ms)ts.tv_nsec / 1000000;
+}
+
+static struct km_logrep *repeats(void)
+{
+	if (!rep_ready) {
+		km_logrep_init(&rep, KM_TOOL_LOG_WINDOW_MS, print_line, NULL);
+		rep_ready = true;
+	}
+	return &rep;
+}
+
 void km_tool_log_flush(void)
 {
-	char note[64];
+	km_logrep_flush(repeats());
+}
 
-	if (last.repeats == 0)
-		return;
-	snprintf(note, sizeof(note), "(last message repeated %lu times)",
-		 last.repeats);
-	last.repeats = 0;
-	print_line(last.level, note);
+static void on_rep_timer(uv_timer_t *t)
+{
+	km_ms now = mono_ms(), when = km_logrep_tick(repeats(), now);
+
+	if (when)
+		uv_timer_start(t, on_rep_timer, when - now, 0);
 }
 
 static void emit(enum km_log_level level, const char *msg)
 {
-	time_t now = time(NULL);
+	km_ms now = mono_ms();
+	km_ms when;
 
-	if (level == last.level && strcmp(msg, last.msg) == 0 &&
-	    now - last.since < REPEAT_WINDOW_S) {
-		last.repeats++;
+	km_logrep_log(repeats(), level, msg, now);
+	when = km_logrep_tick(repeats(), now);
+	if (rep_timer_on && when && !uv_is_active((uv_handle_t *)&rep_timer))
+		uv_timer_start(&rep_timer, on_rep_timer, when - now, 0);
+}
+
+void km_tool_log_attach(uv_loop_t *loop, km_ms window_ms)
+{
+	repeats()->window = window_ms;
+	uv_timer_init(loop, &rep_timer);
+	/* The logger never keeps a loop that is done from exiting. */
+	uv_unref((uv_handle_t *)&rep_timer);
+	rep_timer_on = true;
+}
+
+void km_tool_log_detach(void)
+{
+	if (!rep_timer_on)
 		return;
-	}
-	km_tool_log_flush();
-	print_line(level, msg);
-	snprintf(last.msg, sizeof(last.msg), "%s", msg);
-	last.level = level;
-	last.since = now;
+	rep_timer_on = false;
+	uv_close((uv_handle_t *)&rep_timer, NULL);
 }
 
 void km_tool_log(enum km_log_level level, const char *fmt, ...)

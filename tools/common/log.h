@@ -2,12 +2,15 @@
  *   2024-05-01T12:00:00.123Z WARN  [1a2b3c4d] message
  * with the UTC time, the level and the first 8 hex digits of the node ID.
  * A line identical to the one before (within a minute) is not printed
- * again; the next different line, or km_tool_log_flush(), first prints
- * "(last message repeated N times)". */
+ * again: the next different line, the end of the minute (once
+ * km_tool_log_attach() gave the logger a loop), or km_tool_log_flush()
+ * prints "<line> (repeated N times)" instead (net/logrep.h). */
 #ifndef KM_TOOLS_LOG_H
 #define KM_TOOLS_LOG_H
 
 #include <stdbool.h>
+
+#include <uv.h>
 
 #include "net/node.h"
 
@@ -24,7 +27,14 @@ void km_tool_log(enum km_log_level level, const char *fmt, ...);
 /* A km_uv_hooks.log that ignores user. */
 void km_tool_log_hook(void *user, enum km_log_level level, const char *msg);
 
-/* Prints the pending "(last message repeated N times)", if any. */
+/* A timer on loop reports a count when its window (KM_TOOL_LOG_WINDOW_MS
+ * for the programs) ends; detach (before the loop's last run) closes it.
+ * The timer never keeps the loop alive. */
+#define KM_TOOL_LOG_WINDOW_MS 60000
+void km_tool_log_attach(uv_loop_t *loop, km_ms window_ms);
+void km_tool_log_detach(void);
+
+/* Prints the pending "<line> (repeated N times)", if any. */
 void km_tool_log_flush(void);
 
 /* "error", "warn", "info" or "debug". */
