@@ -41,6 +41,18 @@ static bool config_valid(const struct km_dht_config *cfg)
 	       cfg->max_lookups > 0;
 }
 
+/* The rate limiter's hash key.  The first `previous` token secret is
+ * random and never makes a token anyone sees, so it can key the index
+ * without another draw from rng: a draw would shift every later random
+ * choice, and with it every simulated run of a given seed. */
+static uint64_t index_key(const struct km_tokens *t)
+{
+	uint64_t key;
+
+	memcpy(&key, t->previous, sizeof(key));
+	return key;
+}
+
 struct km_dht *km_dht_new(const struct km_dht_config *cfg,
 			  const struct km_dht_callbacks *cb, void *user,
 			  struct km_rng *rng, km_ms now)
@@ -58,13 +70,13 @@ struct km_dht *km_dht_new(const struct km_dht_config *cfg,
 	d->rng = rng;
 	d->table = km_table_new(&cfg->id, &cfg->table, now);
 	d->peers = km_peers_new(&cfg->peers);
-	d->scratch = calloc(KM_DHT_SCRATCH_NODES, sizeof(*d->scratch));
 	d->rl = km_ratelimit_new(&cfg->rate);
-	if (!d->table || !d->peers || !d->scratch || !d->rl) {
+	if (!d->table || !d->peers || !d->rl) {
 		km_dht_del(d);
 		return NULL;
 	}
 	km_tokens_init(&d->tokens, rng, now);
+	km_ratelimit_set_key(d->rl, index_key(&d->tokens));
 	d->budget_refilled = now;
 	d->unverified_budget = cfg->unverified_reply_bps;
 	d->next_lookup_id = 1;
@@ -94,7 +106,6 @@ void km_dht_del(struct km_dht *d)
 	km_table_del(d->table);
 	km_peers_del(d->peers);
 	km_ratelimit_del(d->rl);
-	free(d->scratch);
 	free(d);
 }
 
@@ -113,19 +124,23 @@ void km_dht_set_sibling(struct km_dht *d, struct km_dht *other_family)
 void dht_send_msg(struct km_dht *d, const struct km_addr *to,
 		  struct km_krpc_msg *m)
 {
+	/* On the stack, not in the node: 2 KiB a node is 200 MiB for a
+	 * simulated 100,000, for a buffer that lives one call. */
+	uint8_t out[KM_DHT_SEND_BUF];
 	int len;
 
 	memcpy(m->v, KM_KRPC_CLIENT_V, KM_KRPC_CLIENT_V_LEN);
 	m->v_len = KM_KRPC_CLIENT_V_LEN;
 	m->ro = d->cfg.read_only && m->type == KM_KRPC_QUERY;
-	len = km_krpc_encode(m, d->out, sizeof(d->out));
+	len = km_krpc_encode(m, out, sizeof(out));
 	if (len < 0)
 		return; /* our own message does not fit: a bug, never a crash */
-	if (m->type != KM_KRPC_QUERY && !dht_guard_reply(d, to, m, &len))
+	if (m->type != KM_KRPC_QUERY &&
+	    !dht_guard_reply(d, to, m, out, sizeof(out), &len))
 		return;
 	d->stats.packets_out++;
 	d->stats.bytes_out += (unsigned long)len;
-	d->cb.send(d->user, to, d->out, (size_t)len);
+	d->cb.send(d->user, to, out, (size_t)len);
 }
 
 static struct tx *tx_new(struct km_dht *d)
@@ -341,4 +356,29 @@ struct km_dht_stats km_dht_stats(const struct km_dht *d)
 	s.transactions = d->ntx;
 	s.lookups = d->nsearches;
 	return s;
+}
+
+/* uthash's bucket array and table header, which the handles point into. */
+static size_t tx_index_bytes(const struct km_dht *d)
+{
+	const UT_hash_table *tbl = d->tx_by_tid ? d->tx_by_tid->hh.tbl : NULL;
+
+	if (!tbl)
+		return 0;
+	return sizeof(*tbl) + tbl->num_buckets * sizeof(UT_hash_bucket);
+}
+
+struct km_dht_mem km_dht_mem(const struct km_dht *d)
+{
+	struct km_dht_mem m = {
+		.node = sizeof(*d),
+		.table = km_table_mem(d->table),
+		.ratelimit = km_ratelimit_mem(d->rl),
+		.transactions = d->ntx * sizeof(struct tx) + tx_index_bytes(d),
+		.lookups = d->nsearches * sizeof(struct search),
+		.peers = km_peers_mem(d->peers),
+	};
+
+	m.total = m.node + m.table + m.ratelimit + m.transactions + m.lookups;
+	return m;
 }

@@ -131,4 +131,18 @@ const struct km_peers *km_dht_peers(const struct km_dht *d);
 struct km_dht_stats km_dht_stats(const struct km_dht *d);
 const struct km_ratelimit *km_dht_ratelimit(const struct km_dht *d);
 
+/* Bytes a node has allocated, part by part, as requested from malloc (the
+ * allocator's own overhead comes on top). */
+struct km_dht_mem {
+	size_t node;         /* struct km_dht itself */
+	size_t table;        /* routing table and replacement caches */
+	size_t ratelimit;    /* per-source limits, bans and verification */
+	size_t transactions; /* queries awaiting replies, and their index */
+	size_t lookups;      /* running lookups' records (not their shortlists) */
+	size_t peers;        /* the peer store: announced peers */
+	size_t total;        /* all of the above but peers */
+};
+
+struct km_dht_mem km_dht_mem(const struct km_dht *d);
+
 #endif

@@ -68,7 +68,7 @@ static bool within_budget(struct km_dht *d, size_t len, km_ms now)
 }
 
 bool dht_guard_reply(struct km_dht *d, const struct km_addr *to,
-		     struct km_krpc_msg *m, int *len)
+		     struct km_krpc_msg *m, uint8_t *out, size_t out_cap, int *len)
 {
 	size_t cap = d->in_len * d->cfg.amplification;
 	bool trimmed = false;
@@ -81,7 +81,7 @@ bool dht_guard_reply(struct km_dht *d, const struct km_addr *to,
 		return true;
 	while ((size_t)*len > cap && trim(m, (size_t)*len - cap)) {
 		trimmed = true;
-		*len = km_krpc_encode(m, d->out, sizeof(d->out));
+		*len = km_krpc_encode(m, out, out_cap);
 		if (*len < 0)
 			break;
 	}

@@ -14,9 +14,9 @@
 #define KM_DHT_SEND_BUF 2048
 /* Contacts taken from one reply, and seeds taken from the table: the
  * closest this many to the target.  A lookup keeps no more candidates than
- * max_candidates (128 by default) anyway, and a bounded scratch keeps a node
- * at ~5 KiB here instead of the ~100 KiB that a full 64 KiB reply's worth of
- * contacts would cost. */
+ * max_candidates (128 by default) anyway.  The scratch they are parsed into
+ * is 5 KiB on the stack of the call that needs it, not in every node: a
+ * full 64 KiB reply's worth of contacts would be ~100 KiB. */
 #define KM_DHT_SCRATCH_NODES 128
 
 enum tx_kind {
@@ -81,8 +81,6 @@ struct km_dht {
 	km_ms in_now;
 	uint64_t unverified_budget; /* bytes, refilled at unverified_reply_bps */
 	km_ms budget_refilled;
-	struct km_contact *scratch; /* KM_DHT_SCRATCH_NODES, for parsing replies */
-	uint8_t out[KM_DHT_SEND_BUF];
 };
 
 /* dht.c */
@@ -104,8 +102,9 @@ void dht_send_error(struct km_dht *d, const struct km_addr *to,
 /* dht_guard.c */
 bool dht_guard_receive(struct km_dht *d, const struct km_addr *from,
 		       const struct km_krpc_msg *m, int decode_rc, km_ms now);
+/* out holds m encoded, *len bytes; m may be trimmed and re-encoded there. */
 bool dht_guard_reply(struct km_dht *d, const struct km_addr *to,
-		     struct km_krpc_msg *m, int *len);
+		     struct km_krpc_msg *m, uint8_t *out, size_t cap, int *len);
 
 /* dht_search.c */
 void dht_search_on_reply(struct km_dht *d, const struct tx *tx,

@@ -222,11 +222,12 @@ static bool search_pump(struct km_dht *d, struct search *s, km_ms now)
 /* The table's smoothed RTTs to the alpha closest seeds -- the first nodes
  * asked -- stand in for replies until the lookup has some of its own, so
  * even its first retry timeout fits the network rather than slow_ms. */
-static void prime_rtt(struct km_dht *d, struct km_lookup *lk, size_t nseeds)
+static void prime_rtt(struct km_dht *d, struct km_lookup *lk,
+		      const struct km_contact *first, size_t n)
 {
-	for (size_t i = 0; i < nseeds && i < (size_t)d->cfg.lookup.alpha; i++) {
+	for (size_t i = 0; i < n && i < (size_t)d->cfg.lookup.alpha; i++) {
 		const struct km_table_entry *e = km_table_find(d->table,
-							       &d->scratch[i].id);
+							       &first[i].id);
 
 		if (e)
 			km_lookup_rtt_hint(lk, e->rtt_ms);
@@ -238,6 +239,7 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 				 const struct km_contact *seeds, size_t nseeds,
 				 km_ms now)
 {
+	struct km_contact scratch[KM_DHT_SCRATCH_NODES];
 	struct search *s;
 	size_t n;
 
@@ -252,9 +254,9 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 	n = km_table_closest(d->table, target,
 			     d->cfg.lookup.max_candidates < KM_DHT_SCRATCH_NODES ?
 			     d->cfg.lookup.max_candidates : KM_DHT_SCRATCH_NODES,
-			     d->scratch);
-	km_lookup_add(s->lk, d->scratch, n);
-	prime_rtt(d, s->lk, n);
+			     scratch);
+	km_lookup_add(s->lk, scratch, n);
+	prime_rtt(d, s->lk, scratch, n);
 	if (seeds)
 		km_lookup_add(s->lk, seeds, nseeds);
 	DL_APPEND(d->searches, s);
@@ -301,12 +303,13 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 			 const struct km_krpc_msg *m, km_ms now)
 {
 	struct search *s = search_find(d, tx->lookup_id);
+	struct km_contact scratch[KM_DHT_SCRATCH_NODES];
 	size_t n;
 
 	if (!s)
 		return; /* the lookup ended before this late reply */
 	n = dht_reply_contacts(d, m, d->cfg.family, km_lookup_target(s->lk),
-			       d->scratch, KM_DHT_SCRATCH_NODES);
+			       scratch, KM_DHT_SCRATCH_NODES);
 	feed_sibling(d, m, now);
 	if (m->values_count > 0)
 		km_lookup_on_peers(s->lk, m->values, m->values_count);
@@ -314,7 +317,7 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 		km_lookup_on_token(s->lk, &tx->expect_id, m->token, m->token_len);
 	/* The lookup knows the node by the ID we queried, whatever it says
 	 * now. */
-	km_lookup_on_reply(s->lk, &tx->expect_id, d->scratch, n, now);
+	km_lookup_on_reply(s->lk, &tx->expect_id, scratch, n, now);
 	search_pump(d, s, now);
 }
 

@@ -195,3 +195,16 @@ struct km_peers_stats km_peers_stats(const struct km_peers *s)
 		.expired = s->expired,
 	};
 }
+
+size_t km_peers_mem(const struct km_peers *s)
+{
+	const struct swarm *w;
+	size_t n = sizeof(*s);
+
+	for (w = s->swarms; w; w = w->hh.next)
+		n += sizeof(*w) + w->cap * sizeof(*w->peers);
+	if (s->swarms)
+		n += sizeof(*s->swarms->hh.tbl) +
+		     s->swarms->hh.tbl->num_buckets * sizeof(UT_hash_bucket);
+	return n;
+}

@@ -48,4 +48,7 @@ void km_peers_expire(struct km_peers *s, km_ms now);
 
 struct km_peers_stats km_peers_stats(const struct km_peers *s);
 
+/* Bytes the store has allocated, itself included. */
+size_t km_peers_mem(const struct km_peers *s);
+
 #endif

@@ -801,3 +801,8 @@ km_ms km_table_next_refresh(const struct km_table *t)
 	}
 	return next;
 }
+
+size_t km_table_mem(const struct km_table *t)
+{
+	return sizeof(*t) + (size_t)t->cap * slab_len(t) * sizeof(*t->slabs);
+}

@@ -182,4 +182,7 @@ size_t km_table_refresh_targets(struct km_table *t, km_ms now,
 /* When the next bucket becomes due for refresh. */
 km_ms km_table_next_refresh(const struct km_table *t);
 
+/* Bytes the table has allocated, itself included. */
+size_t km_table_mem(const struct km_table *t);
+
 #endif

@@ -94,16 +94,46 @@ static void measure_tables(struct sim *s, struct report *r, FILE *out)
 		live ? (double)sum / (double)live : 0.0, max);
 }
 
+/* What the nodes' state is made of, as km_dht_mem() accounts for it: the
+ * bytes requested from malloc, part by part, averaged over the nodes. */
+static double print_breakdown(const struct sim *s, FILE *out)
+{
+	double node = 0, table = 0, rl = 0, tx = 0, lk = 0, total = 0;
+	double n = (double)s->n;
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct km_dht_mem m = km_dht_mem(s->nodes[i].dht);
+
+		node += (double)m.node;
+		table += (double)m.table;
+		rl += (double)m.ratelimit;
+		tx += (double)m.transactions;
+		lk += (double)m.lookups;
+		total += (double)m.total;
+	}
+	fprintf(out, "memory per node, accounted: %.0f bytes = node %.0f + routing "
+		"table %.0f + rate limiter %.0f + transactions %.0f + lookups %.0f\n",
+		total / n, node / n, table / n, rl / n, tx / n, lk / n);
+	return total / n;
+}
+
 void scenario_measure_state(struct sim *s, struct report *r, FILE *out)
 {
 	double per_node = sim_dht_bytes(s) / (double)s->n;
+	double accounted, own;
+	size_t events, dgrams;
 
 	measure_tables(s, r, out);
+	accounted = print_breakdown(s, out);
+	own = sim_own_bytes(s, &events, &dgrams);
+	fprintf(out, "simulator's own: %.1f MiB (node array, event heap, %zu events "
+		"queued of which %zu datagrams)\n", own / 1048576.0, events, dgrams);
 	if (per_node <= 0 || !s->opt.timing)
 		return;
 	report_set(r, R_DHT_STATE_BYTES_PER_NODE, (double)(long)per_node);
 	fprintf(out, "memory: %.0f bytes of DHT state per node (heap in use, less "
-		"the simulator's own)\n", per_node);
+		"the simulator's own; %.0f more than accounted: the allocator's "
+		"overhead and lookups' shortlists)\n", per_node, per_node - accounted);
 }
 
 size_t scenario_kill(struct sim *s, double fraction)

@@ -72,6 +72,8 @@ static const struct target targets[] = {
 	  false, 0.995, 10000, false },
 	{ R_LOOKUP_ROUNDS_MEDIAN, "lookup rounds median <= 4", true, 4, 10000, false },
 	{ R_LOOKUP_ROUNDS_P90, "lookup rounds p90 <= 5", true, 5, 10000, false },
+	{ R_LOOKUP_ROUNDS_MEDIAN, "lookup rounds median <= 5 (4 at 10,000, plus one)",
+	  true, 5, 100000, false },
 	{ R_LOOKUP_LATENCY_MS_MEDIAN, "lookup latency median <= 300 ms (10% dead)",
 	  true, 300, 10000, true },
 	{ R_LOOKUP_LATENCY_MS_P99, "lookup latency p99 < 1000 ms (10% dead)",

@@ -105,10 +105,15 @@ void sim_crash(struct sim *s, size_t i);
 size_t sim_true_closest(const struct sim *s, const struct km_id *target,
 			size_t except, size_t k, struct km_id *out);
 
-/* Allocator bytes in use now (glibc's mallinfo2). */
+/* Allocator bytes in use now, mmap()ed chunks included (glibc's
+ * mallinfo2). */
 double sim_heap_bytes(void);
-/* Bytes the nodes' state holds: in use now less the baseline, the event
- * heap, the packets in flight and the node array. */
+/* Bytes the simulator holds for itself: the node array (32 bytes a node),
+ * the event heap (48 bytes an event, at its high-water capacity) and the
+ * datagrams in flight; writes how many events and datagrams are queued. */
+double sim_own_bytes(const struct sim *s, size_t *events, size_t *dgrams);
+/* Bytes the nodes' state holds: in use now less the baseline and the
+ * simulator's own. */
 double sim_dht_bytes(const struct sim *s);
 
 /* Percentiles over a sorted array of doubles: p in [0, 1]. */

@@ -341,19 +341,32 @@ double sim_heap_bytes(void)
 {
 	struct mallinfo2 mi = mallinfo2();
 
-	return (double)mi.uordblks;
+	/* Chunks of 128 KiB and more are mmap()ed and counted apart. */
+	return (double)mi.uordblks + (double)mi.hblkhd;
+}
+
+double sim_own_bytes(const struct sim *s, size_t *events, size_t *dgrams)
+{
+	double own = (double)(s->heap_cap * sizeof(*s->heap)) +
+		     (double)(s->n * sizeof(*s->nodes));
+
+	*events = s->heap_len;
+	*dgrams = 0;
+	for (size_t i = 0; i < s->heap_len; i++) {
+		if (s->heap[i].kind == EV_DGRAM) {
+			own += (double)s->heap[i].len;
+			++*dgrams;
+		}
+	}
+	return own;
 }
 
 double sim_dht_bytes(const struct sim *s)
 {
-	double own = sim_heap_bytes() - s->heap_baseline;
+	size_t events, dgrams;
 
-	own -= (double)(s->heap_cap * sizeof(*s->heap));
-	own -= (double)(s->n * sizeof(*s->nodes));
-	for (size_t i = 0; i < s->heap_len; i++)
-		if (s->heap[i].kind == EV_DGRAM)
-			own -= (double)s->heap[i].len;
-	return own;
+	return sim_heap_bytes() - s->heap_baseline -
+	       sim_own_bytes(s, &events, &dgrams);
 }
 
 static int cmp_double(const void *a, const void *b)
