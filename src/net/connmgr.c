@@ -61,7 +61,9 @@ struct km_connmgr {
 	struct km_id anchor_pick; /* the last dial chosen, if it was old */
 	bool anchor_picked;
 	bool table_dry;           /* the last pick found no one to dial */
-	struct cm_private privates[KM_CM_PRIVATE_MAX];
+	/* KM_CM_PRIVATE_MAX slots, allocated when the first private node is
+	 * heard of: most nodes never are, and 5 KiB each adds up in dht-sim. */
+	struct cm_private *privates;
 };
 
 void km_connmgr_config_default(struct km_connmgr_config *cfg)
@@ -110,6 +112,7 @@ void km_connmgr_del(struct km_connmgr *cm)
 		HASH_DEL(cm->backoffs, b);
 		free(b);
 	}
+	free(cm->privates);
 	free(cm);
 }
 
@@ -432,7 +435,7 @@ bool km_connmgr_closed(struct km_connmgr *cm, uint64_t conn, km_ms now)
 		backoff_fail(cm, &l->id, was_up && protected(cm, l, now), now);
 	if (was_up)
 		cm->next_fill = now;
-	for (size_t i = 0; i < KM_CM_PRIVATE_MAX; i++)
+	for (size_t i = 0; cm->privates && i < KM_CM_PRIVATE_MAX; i++)
 		if (cm->privates[i].via == conn) {
 			cm->privates[i].via = 0;
 			cm->counts.privates--;
@@ -585,10 +588,14 @@ bool km_connmgr_next_dial(struct km_connmgr *cm, const struct km_table *t,
 void km_connmgr_private_add(struct km_connmgr *cm, const struct km_contact *c,
 			    uint64_t via, km_ms now)
 {
-	struct cm_private *p = NULL, *oldest = &cm->privates[0];
+	struct cm_private *p = NULL, *oldest;
 
 	if (via == 0 || km_id_eq(&c->id, &cm->self))
 		return;
+	if (!cm->privates &&
+	    !(cm->privates = calloc(KM_CM_PRIVATE_MAX, sizeof(*cm->privates))))
+		return;
+	oldest = &cm->privates[0];
 	for (size_t i = 0; !p && i < KM_CM_PRIVATE_MAX; i++) {
 		struct cm_private *e = &cm->privates[i];
 
@@ -611,7 +618,7 @@ static size_t asks_pending(const struct km_connmgr *cm, km_ms now)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < KM_CM_PRIVATE_MAX; i++)
+	for (size_t i = 0; cm->privates && i < KM_CM_PRIVATE_MAX; i++)
 		n += cm->privates[i].via && cm->privates[i].asks > 0 &&
 		     now - cm->privates[i].asked < PUNCH_PENDING_MS;
 	return n;
@@ -638,7 +645,7 @@ bool km_connmgr_next_punch(struct km_connmgr *cm, bool higher_only, km_ms now,
 	if (!cm->table_dry || cm->counts.out + cm->counts.pending_out +
 	    asks_pending(cm, now) >= cm->cfg.max_out)
 		return false;
-	for (size_t i = 0; i < KM_CM_PRIVATE_MAX; i++) {
+	for (size_t i = 0; cm->privates && i < KM_CM_PRIVATE_MAX; i++) {
 		struct cm_private *p = &cm->privates[i];
 
 		if (!punchable(cm, p, higher_only, now))
