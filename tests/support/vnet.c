@@ -387,3 +387,14 @@ size_t vnet_exchange(struct vnet *v, size_t i, const struct km_addr *from,
 	v->capture_buf = NULL;
 	return v->capture_len;
 }
+
+bool vnet_same_ids(const struct km_lookup_result *r, size_t nr,
+		   const struct km_id *truth, size_t nt)
+{
+	if (nr != nt)
+		return false;
+	for (size_t i = 0; i < nt; i++)
+		if (!km_id_eq(&r[i].c.id, &truth[i]))
+			return false;
+	return true;
+}

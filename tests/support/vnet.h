@@ -70,6 +70,11 @@ bool vnet_lookup_in(struct vnet *v, size_t from, enum km_family family,
 size_t vnet_true_closest(const struct vnet *v, const struct km_id *target,
 			 size_t except, size_t k, struct km_id *out);
 
+/* Whether a lookup's results are exactly these IDs, in this order (as
+ * vnet_true_closest gives them). */
+bool vnet_same_ids(const struct km_lookup_result *r, size_t nr,
+		   const struct km_id *truth, size_t nt);
+
 /* Injects a raw datagram to node i from addr, and returns the first reply
  * node i sends back to that address (copied to buf), or 0 if none. */
 size_t vnet_exchange(struct vnet *v, size_t i, const struct km_addr *from,

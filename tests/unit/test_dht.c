@@ -23,17 +23,6 @@ static struct vnet *joined_network(size_t n, uint64_t seed)
 	return v;
 }
 
-static bool same_set(const struct km_lookup_result *r, size_t nr,
-		     const struct km_id *truth, size_t nt)
-{
-	if (nr != nt)
-		return false;
-	for (size_t i = 0; i < nt; i++)
-		if (!km_id_eq(&r[i].c.id, &truth[i]))
-			return false;
-	return true;
-}
-
 Test(dht, nodes_joined_through_one_seed_find_the_true_k_closest)
 {
 	struct vnet *v = joined_network(300, 42);
@@ -49,7 +38,7 @@ Test(dht, nodes_joined_through_one_seed_find_the_true_k_closest)
 		cr_assert(vnet_lookup(v, from, &target, KM_LOOKUP_FIND_NODE, &res,
 				      KM_SECONDS(30)));
 		vnet_true_closest(v, &target, from, K, truth);
-		cr_assert(same_set(res.results, res.nresults, truth, K),
+		cr_assert(vnet_same_ids(res.results, res.nresults, truth, K),
 			  "lookup %d from node %zu missed the true closest set", i, from);
 		rounds += res.stats.rounds;
 		queries += res.stats.queries;
@@ -74,7 +63,7 @@ Test(dht, lookups_stay_exact_when_two_percent_of_datagrams_are_lost)
 		cr_assert(vnet_lookup(v, from, &target, KM_LOOKUP_FIND_NODE, &res,
 				      KM_SECONDS(30)));
 		vnet_true_closest(v, &target, from, K, truth);
-		exact += same_set(res.results, res.nresults, truth, K);
+		exact += vnet_same_ids(res.results, res.nresults, truth, K);
 	}
 	printf("dht: 300 nodes, 2%% loss: %d/%d lookups exact\n", exact, lookups);
 	/* A query is lost only if both tries lose a datagram (about 0.16%
@@ -225,7 +214,7 @@ static int lookups_from_0(struct vnet *v, int lookups, const char *label,
 		cr_assert(vnet_lookup(v, 0, &target, KM_LOOKUP_FIND_NODE, &res,
 				      KM_SECONDS(60)));
 		vnet_true_closest(v, &target, 0, K, truth);
-		exact += same_set(res.results, res.nresults, truth, K);
+		exact += vnet_same_ids(res.results, res.nresults, truth, K);
 		rounds += res.stats.rounds;
 		queries += res.stats.queries;
 		took = res.stats.finished - res.stats.started;

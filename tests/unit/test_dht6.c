@@ -9,17 +9,6 @@
 
 #define K 8
 
-static bool same_set(const struct km_lookup_result *r, size_t nr,
-		     const struct km_id *truth, size_t nt)
-{
-	if (nr != nt)
-		return false;
-	for (size_t i = 0; i < nt; i++)
-		if (!km_id_eq(&r[i].c.id, &truth[i]))
-			return false;
-	return true;
-}
-
 /* Every node joins family through node 0; `skip` (if < n) joins only
  * over IPv4. */
 static void join_all(struct vnet *v, enum km_family family, size_t skip)
@@ -44,7 +33,7 @@ static void expect_true_closest(struct vnet *v, size_t from,
 					 KM_LOOKUP_FIND_NODE, &res,
 					 KM_SECONDS(30)));
 		vnet_true_closest(v, &target, from, K, truth);
-		cr_assert(same_set(res.results, res.nresults, truth, K),
+		cr_assert(vnet_same_ids(res.results, res.nresults, truth, K),
 			  "lookup %d from node %zu missed the true closest", i,
 			  from);
 		for (size_t j = 0; j < res.nresults; j++)
