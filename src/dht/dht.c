@@ -200,17 +200,10 @@ void dht_offer(struct km_dht *d, const struct km_contact *c,
 	       enum km_seen_kind kind, uint32_t rtt_ms, km_ms now)
 {
 	struct km_contact to_ping;
-	enum km_offer_result r;
 
 	if (c->addr.family != d->cfg.family)
 		return;
-	r = km_table_offer(d->table, c, kind, rtt_ms, now, &to_ping);
-	/* A querier just filed is served to no one until it answers us: ask
-	 * it now.  One ping per entry made, no bigger than the reply its
-	 * query gets anyway, so a forged source gains nothing by it. */
-	if (r == KM_OFFER_PING ||
-	    (r == KM_OFFER_ADDED && kind == KM_SEEN_QUERY &&
-	     km_table_ask_confirm(d->table, &c->id, &to_ping)))
+	if (km_table_offer(d->table, c, kind, rtt_ms, now, &to_ping) == KM_OFFER_PING)
 		dht_ping(d, &to_ping, now);
 }
 

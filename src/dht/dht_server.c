@@ -137,9 +137,20 @@ static void answer_announce(struct km_dht *d, const struct km_addr *from,
 	dht_send_msg(d, from, &r);
 }
 
-static void answer(struct km_dht *d, const struct km_addr *from,
-		   struct km_krpc_msg *m, km_ms now)
+void dht_handle_query(struct km_dht *d, const struct km_addr *from,
+		      struct km_krpc_msg *m, km_ms now)
 {
+	d->stats.queries_in++;
+	if (d->cfg.read_only)
+		return; /* BEP 43: a read-only node does not answer */
+	if (!m->ro && m->has_id) {
+		/* BEP 43: read-only queriers stay out of routing tables, and
+		 * a query without an ID (an unknown method's may lack one) has
+		 * nothing to file. */
+		struct km_contact c = { .id = m->id, .addr = *from };
+
+		dht_offer(d, &c, KM_SEEN_QUERY, 0, now);
+	}
 	switch (m->method) {
 	case KM_KRPC_PING:
 		answer_ping(d, from, m);
@@ -156,24 +167,5 @@ static void answer(struct km_dht *d, const struct km_addr *from,
 	default:
 		dht_send_error(d, from, m, KM_KRPC_ERR_METHOD, "Method Unknown");
 		break;
-	}
-}
-
-void dht_handle_query(struct km_dht *d, const struct km_addr *from,
-		      struct km_krpc_msg *m, km_ms now)
-{
-	d->stats.queries_in++;
-	if (d->cfg.read_only)
-		return; /* BEP 43: a read-only node does not answer */
-	answer(d, from, m, now);
-	/* After the answer, so that the ping a newcomer gets (see
-	 * dht_offer()) follows it. */
-	if (!m->ro && m->has_id) {
-		/* BEP 43: read-only queriers stay out of routing tables, and
-		 * a query without an ID (an unknown method's may lack one) has
-		 * nothing to file. */
-		struct km_contact c = { .id = m->id, .addr = *from };
-
-		dht_offer(d, &c, KM_SEEN_QUERY, 0, now);
 	}
 }

@@ -487,11 +487,9 @@ static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
  * be told of. */
 #define NEAR_BUCKETS 3
 
-/* How urgently e wants a maintenance ping: 4 it failed a query (and is not
- * bad yet), 3 it never answered us (it is served to no one until it does,
- * so a newcomer waits seconds, not behind every node gone quiet for 15
- * min), 2 questionable, 1 a near neighbour unheard of for revalidate_ms,
- * 0 none. */
+/* How urgently e wants a maintenance ping: 3 it failed a query (and is not
+ * bad yet), 2 questionable, 1 a near neighbour unheard of for
+ * revalidate_ms, 0 none. */
 static int stale_rank(const struct km_table *t, int i,
 		      const struct km_table_entry *e, km_ms now)
 {
@@ -500,8 +498,6 @@ static int stale_rank(const struct km_table *t, int i,
 	if (e->ping_pending || st == KM_NODE_BAD)
 		return 0;
 	if (e->failures > 0)
-		return 4;
-	if (!km_table_confirmed(e))
 		return 3;
 	if (st == KM_NODE_QUESTIONABLE)
 		return 2;
@@ -509,20 +505,6 @@ static int stale_rank(const struct km_table *t, int i,
 	    e->last_seen + t->cfg.revalidate_ms <= now)
 		return 1;
 	return 0;
-}
-
-bool km_table_ask_confirm(struct km_table *t, const struct km_id *id,
-			  struct km_contact *out)
-{
-	int i = bucket_of(t, id);
-	int j = slot_find(nodes_of(t, i), t->b[i].n, id);
-	struct km_table_entry *e = j < 0 ? NULL : &nodes_of(t, i)[j];
-
-	if (!e || km_table_confirmed(e) || e->ping_pending || is_bad(t, e))
-		return false;
-	e->ping_pending = true;
-	*out = e->c;
-	return true;
 }
 
 bool km_table_next_stale(struct km_table *t, km_ms now, struct km_contact *out)

@@ -198,16 +198,6 @@ size_t km_table_replacement_count(const struct km_table *t, int bucket);
  * out forever. */
 bool km_table_next_stale(struct km_table *t, km_ms now, struct km_contact *out);
 
-/* A node in a bucket that has never answered us (just filed from its own
- * query, say) and has no ping pending: marks its ping pending, writes it
- * to *out and returns true, so the owner can ask it at once rather than at
- * its maintenance turn.  It is served to no one until it answers, and
- * when many nodes start together (a flash crowd) most of them learn of
- * each other this way.  The owner reports the outcome as for
- * KM_OFFER_PING. */
-bool km_table_ask_confirm(struct km_table *t, const struct km_id *id,
-			  struct km_contact *out);
-
 /* Fills out with one random target for each bucket untouched (no node added,
  * no reply from a node in it) for refresh_ms, and marks those buckets as
  * refreshed at now.  Returns how many targets were written (at most max). */

@@ -875,46 +875,6 @@ Test(table, a_failed_node_goes_before_questionable_ones)
 	km_table_del(t);
 }
 
-Test(table, a_node_that_never_answered_is_pinged_before_questionable_ones)
-{
-	struct km_table *t = table_with(NULL);
-	km_ms later = T0 + KM_MINUTES(16); /* far(1..7) are questionable */
-	struct km_contact out;
-
-	for (int j = 1; j <= 7; j++)
-		cr_assert_eq(offer(t, far(j), KM_SEEN_REPLY, T0), KM_OFFER_ADDED);
-	cr_assert_eq(offer(t, far(8), KM_SEEN_QUERY, later), KM_OFFER_ADDED);
-	km_table_on_failure(t, FAR(7), later);
-	cr_assert(km_table_next_stale(t, later, &out));
-	cr_assert(km_id_eq(&out.id, FAR(7)), "a failed node still goes first");
-	cr_assert(km_table_next_stale(t, later, &out));
-	cr_assert(km_id_eq(&out.id, FAR(8)),
-		  "the newcomer is not served until asked, so it is asked next");
-	cr_assert(km_table_next_stale(t, later, &out));
-	cr_assert(km_id_eq(&out.id, FAR(1)));
-	km_table_del(t);
-}
-
-Test(table, a_newcomer_is_asked_to_confirm_once_and_a_confirmed_node_never)
-{
-	struct km_table *t = table_with(NULL);
-	struct km_contact out;
-
-	cr_assert_eq(offer(t, far(1), KM_SEEN_QUERY, T0), KM_OFFER_ADDED);
-	cr_assert_eq(offer(t, far(2), KM_SEEN_REPLY, T0), KM_OFFER_ADDED);
-	cr_assert_not(km_table_ask_confirm(t, FAR(3), &out), "not in the table");
-	cr_assert_not(km_table_ask_confirm(t, FAR(2), &out), "answered already");
-	cr_assert(km_table_ask_confirm(t, FAR(1), &out));
-	cr_assert(km_id_eq(&out.id, FAR(1)));
-	cr_assert(km_table_find(t, FAR(1))->ping_pending);
-	cr_assert_not(km_table_ask_confirm(t, FAR(1), &out), "already pending");
-	cr_assert_not(km_table_next_stale(t, T0, &out) &&
-		      km_id_eq(&out.id, FAR(1)), "nor asked twice by maintenance");
-	km_table_cancel_ping(t, FAR(1));
-	cr_assert(km_table_ask_confirm(t, FAR(1), &out), "asked again once cancelled");
-	km_table_del(t);
-}
-
 Test(table, near_neighbours_unheard_of_for_revalidate_ms_are_pinged_far_ones_are_not)
 {
 	struct km_table *t = five_buckets(KM_SECONDS(60));
