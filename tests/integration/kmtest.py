@@ -617,6 +617,66 @@ def run_cluster_tests(tests):
         print("ok", t.__name__)
 
 
+# --- examples/chat: two instances exchange a line ----------------------------
+
+def chat_start(exe, *args, env=None):
+    """Starts a chat program; returns (process, queue of its stdout lines)."""
+    import queue
+    import threading
+    p = subprocess.Popen([exe, *args], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, env=env)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l.rstrip("\n"))
+                                     for l in p.stdout], daemon=True).start()
+    return p, lines
+
+
+def chat_expect(lines, pred, what, timeout=15.0):
+    """The first line pred accepts; raises after timeout without one."""
+    import queue
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no {what} within {timeout}s; saw {seen}")
+        seen.append(line)
+        if pred(line):
+            return line
+
+
+def chat_exchange(exe, env=None):
+    """Two instances of exe (examples/chat) on loopback: b joins a, a line
+    typed into b (with an escape byte, shown as `?`) arrives at a, and both
+    exit 0 at the end of their input.  Returns the line a printed."""
+    procs = []
+    try:
+        a, a_out = chat_start(exe, "127.0.0.1:0", "seed", env=env)
+        procs.append(a)
+        port = chat_expect(a_out, lambda l: l.startswith("port "),
+                           "port").split()[1]
+        b, b_out = chat_start(exe, "127.0.0.1:0", "127.0.0.1:" + port,
+                              env=env)
+        procs.append(b)
+        for out in (a_out, b_out):
+            chat_expect(out, lambda l: l == "neighbours 1", "neighbour")
+        b.stdin.write("hello over \x1b[31mkadmesh\n")
+        b.stdin.flush()
+        got = chat_expect(a_out,
+                          lambda l: l.endswith(": hello over ?[31mkadmesh"),
+                          "the line from b")
+        for p in (a, b):
+            p.stdin.close()
+        for p in (a, b):
+            assert p.wait(timeout=10) == 0, "chat exits 0 at end of input"
+        return got
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 # --- the control socket, without a dht-ctl process per request -------------
 
 def control(node, line, timeout=10.0):
