@@ -4,7 +4,7 @@ Everything runs on 127.0.0.1 with ports picked by the kernel (--port 0) and
 temporary state directories.  Typical use:
 
     import kmtest
-    with kmtest.Cluster() as c:              # stops every node on exit
+    with kmtest.Cluster() as c:              # stops and checks every node
         seed = c.start(seed=True)            # -> kmtest.Node
         a = c.start(bootstrap=[seed])        # state dir is created for it
         reply = kmtest.krpc_ping(a.port)     # decoded KRPC reply, or None
@@ -12,7 +12,10 @@ temporary state directories.  Typical use:
 
 Node attributes: id (40 hex), port, control (path or None), state_dir, proc,
 log (path of its stderr).  Node.stop() sends SIGTERM and returns the exit
-code; Node.kill() sends SIGKILL.  Cluster.restart(node, ...) starts a new
+code; Node.kill() sends SIGKILL (a crash test: that node's exit code is not
+checked).  Leaving the Cluster SIGTERMs every node still running and fails
+the test if a node exited non-zero or any log holds a sanitizer report
+(kmtest.stop_and_scan).  Cluster.restart(node, ...) starts a new
 process with the same state dir.  Every wait is bounded.
 
 The KRPC helpers carry a tiny bencoder: bencode(obj) / bdecode(bytes), where
