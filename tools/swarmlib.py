@@ -116,9 +116,28 @@ def wait_ready(nodes, timeout=60.0):
         time.sleep(0.02)
 
 
+# A report from ASan, UBSan or LeakSanitizer in a node's stderr.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(nd):
+    """The first sanitizer report line in the node's stderr, or None."""
+    try:
+        with open(os.path.join(nd.dir, "stderr"), errors="replace") as f:
+            for line in f:
+                if any(m in line for m in SANITIZER_MARKS):
+                    return line.strip()
+    except OSError:
+        pass
+    return None
+
+
 def stop_all(nodes, grace=60.0):
     """SIGTERM to every node by PID, SIGKILL after the grace time.
-    Returns how many did not exit 0 by themselves."""
+    Returns how many did not exit 0 by themselves or left a sanitizer
+    report in their stderr (printed here); leaks show only at a clean
+    exit, so this is where they are found."""
     procs = [nd.proc for nd in nodes if nd.proc]
     for p in procs:
         if p.poll() is None:
@@ -135,4 +154,9 @@ def stop_all(nodes, grace=60.0):
             p.kill()
             p.wait()
         bad += p.returncode != 0
+    for nd in nodes:
+        report = nd.proc and sanitizer_report(nd)
+        if report:
+            print(f"node {nd.index} ({nd.dir}/stderr): {report}", flush=True)
+            bad += nd.proc.returncode == 0
     return bad

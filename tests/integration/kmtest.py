@@ -4,7 +4,7 @@ Everything runs on 127.0.0.1 with ports picked by the kernel (--port 0) and
 temporary state directories.  Typical use:
 
     import kmtest
-    with kmtest.Cluster() as c:              # stops every node on exit
+    with kmtest.Cluster() as c:              # stops and checks every node
         seed = c.start(seed=True)            # -> kmtest.Node
         a = c.start(bootstrap=[seed])        # state dir is created for it
         reply = kmtest.krpc_ping(a.port)     # decoded KRPC reply, or None
@@ -12,7 +12,10 @@ temporary state directories.  Typical use:
 
 Node attributes: id (40 hex), port, control (path or None), state_dir, proc,
 log (path of its stderr).  Node.stop() sends SIGTERM and returns the exit
-code; Node.kill() sends SIGKILL.  Cluster.restart(node, ...) starts a new
+code; Node.kill() sends SIGKILL (a crash test: that node's exit code is not
+checked).  Leaving the Cluster SIGTERMs every node still running and fails
+the test if a node exited non-zero or any log holds a sanitizer report
+(kmtest.stop_and_scan).  Cluster.restart(node, ...) starts a new
 process with the same state dir.  Every wait is bounded.
 
 The KRPC helpers carry a tiny bencoder: bencode(obj) / bdecode(bytes), where
@@ -33,6 +36,23 @@ import time
 
 HOST = "127.0.0.1"
 HOST6 = "::1"
+
+# A test that cannot run here exits SKIP (ctest's SKIP_RETURN_CODE), so a
+# skip never reads as a pass.  A test that runs but leaves out one check
+# says so with skip_check(): ./tools/test collects those lines, prints them
+# and, under CI, fails on any not on its allowlist.
+SKIP = 77
+
+
+def skip(why):
+    """Ends a test that cannot run here as skipped."""
+    print("SKIP: " + why, flush=True)
+    sys.exit(SKIP)
+
+
+def skip_check(what, why):
+    """Reports one check left out of a test that otherwise ran."""
+    print("KM-SKIP-CHECK: %s: %s" % (what, why), flush=True)
 
 
 def have_ipv6_loopback():
@@ -190,6 +210,8 @@ class Node:
         self.proc, self.state_dir, self.log = proc, state_dir, log
         self.hosts = tuple(hosts)  # the --bind addresses, first one first
         self.id = self.port = self.control = None
+        self.killed = False  # SIGKILLed by the test: no exit code to check
+        self._termed = False
 
     @property
     def pid(self):
@@ -201,14 +223,24 @@ class Node:
     def stop(self, timeout=10.0):
         """SIGTERM, then SIGKILL after timeout; returns the exit code."""
         if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 return self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout)
+                return "hung on SIGTERM"
         return self.proc.wait(timeout)
 
+    def terminate(self):
+        """SIGTERM, once: a second one during shutdown kills the node."""
+        if not self._termed and self.alive():
+            self._termed = True
+            self.proc.send_signal(signal.SIGTERM)
+
     def kill(self):
+        """SIGKILL on purpose (a crash test): close() skips its exit code."""
+        self.killed = True
         if self.alive():
             self.proc.kill()
         return self.proc.wait(10)
@@ -267,18 +299,21 @@ class Cluster:
         return False
 
     def close(self, keep_logs=False):
-        for n in self.nodes:
-            try:
-                n.kill()
-            except Exception:
-                pass
-        if keep_logs:
+        """Stops every node with SIGTERM and reads every node's log.  A node
+        the test killed on purpose (Node.kill) is not asked for an exit code.
+        Raises, when the test itself passed (keep_logs False), if a node
+        exited non-zero or any log holds a sanitizer report: leaks show only
+        at a clean exit, so a SIGKILL at the end would hide them."""
+        problems = stop_and_scan(self.nodes)
+        if keep_logs or problems:
             for n in self.nodes:
                 err = n.stderr()
                 if err:
                     sys.stderr.write("--- node pid %d log (%s):\n%s\n" %
-                                     (n.pid, n.log, err[-4000:]))
+                                     (n.pid, n.log, sanitizer_tail(err)))
         subprocess.run(["rm", "-rf", self.tmp], check=False)
+        if problems and not keep_logs:
+            raise AssertionError("; ".join(problems))
 
     def new_state_dir(self):
         self._n += 1
@@ -343,6 +378,45 @@ class Cluster:
             return r.stdout.decode()
 
 
+# A report from ASan, UBSan or LeakSanitizer in a node's stderr.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(text):
+    """The first sanitizer report line in text, or None."""
+    for line in text.splitlines():
+        if any(m in line for m in SANITIZER_MARKS):
+            return line.strip()
+    return None
+
+
+def sanitizer_tail(text, tail=4000):
+    """text's last tail characters, or from its sanitizer report on."""
+    first = min((text.find(m) for m in SANITIZER_MARKS if m in text),
+                default=-1)
+    if first >= 0:
+        return text[first:first + 4 * tail]
+    return text[-tail:]
+
+
+def stop_and_scan(nodes, timeout=10.0):
+    """SIGTERMs every live node (all at once, then waits for each) and
+    returns a list of problems: a non-zero exit of a node not killed on
+    purpose, and every sanitizer report in any node's log."""
+    for n in nodes:
+        n.terminate()
+    problems = []
+    for n in nodes:
+        code = n.stop(timeout)
+        if code != 0 and not n.killed:
+            problems.append("node pid %d exited %r" % (n.pid, code))
+        report = sanitizer_report(n.stderr())
+        if report:
+            problems.append("node pid %d: %s" % (n.pid, report))
+    return problems
+
+
 def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
     """Polls pred() until it returns something truthy; raises on timeout."""
     deadline = time.monotonic() + timeout
@@ -353,6 +427,37 @@ def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(interval)
+
+
+def wait_stable(fn, window=1.5, interval=0.25, timeout=30.0,
+                what="values to stop changing"):
+    """Polls fn() until it returns the same value for window seconds (and at
+    least three polls in a row); returns that value, raises on timeout.
+    For "nothing more will arrive" checks: window must exceed the longest
+    timer that could still send something (Plumtree's IHAVE timeout is 1 s,
+    hence 1.5 s by default)."""
+    deadline = time.monotonic() + timeout
+    last, since, polls = fn(), time.monotonic(), 1
+    while True:
+        time.sleep(interval)
+        v = fn()
+        now = time.monotonic()
+        if v != last:
+            last, since, polls = v, now, 1
+        else:
+            polls += 1
+            if polls >= 3 and now - since >= window:
+                return v
+        if now >= deadline:
+            raise AssertionError("timed out waiting for " + what)
+
+
+def dht_idle(status):
+    """True if a node's status shows no lookup running and no query
+    awaiting a reply: its join is over and its table changes no more until
+    a timer fires (a refresh, a ping), which is the convergence signal the
+    multi-node tests wait for."""
+    return status["lookups"]["running"] == 0 and status["transactions"] == 0
 
 
 # --- overlay (TCP) peers played by a test -------------------------------------
@@ -513,6 +618,66 @@ def run_cluster_tests(tests):
                 assert n.alive(), "a node died"
                 assert n.stop() == 0
         print("ok", t.__name__)
+
+
+# --- examples/chat: two instances exchange a line ----------------------------
+
+def chat_start(exe, *args, env=None):
+    """Starts a chat program; returns (process, queue of its stdout lines)."""
+    import queue
+    import threading
+    p = subprocess.Popen([exe, *args], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, env=env)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l.rstrip("\n"))
+                                     for l in p.stdout], daemon=True).start()
+    return p, lines
+
+
+def chat_expect(lines, pred, what, timeout=15.0):
+    """The first line pred accepts; raises after timeout without one."""
+    import queue
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no {what} within {timeout}s; saw {seen}")
+        seen.append(line)
+        if pred(line):
+            return line
+
+
+def chat_exchange(exe, env=None):
+    """Two instances of exe (examples/chat) on loopback: b joins a, a line
+    typed into b (with an escape byte, shown as `?`) arrives at a, and both
+    exit 0 at the end of their input.  Returns the line a printed."""
+    procs = []
+    try:
+        a, a_out = chat_start(exe, "127.0.0.1:0", "seed", env=env)
+        procs.append(a)
+        port = chat_expect(a_out, lambda l: l.startswith("port "),
+                           "port").split()[1]
+        b, b_out = chat_start(exe, "127.0.0.1:0", "127.0.0.1:" + port,
+                              env=env)
+        procs.append(b)
+        for out in (a_out, b_out):
+            chat_expect(out, lambda l: l == "neighbours 1", "neighbour")
+        b.stdin.write("hello over \x1b[31mkadmesh\n")
+        b.stdin.flush()
+        got = chat_expect(a_out,
+                          lambda l: l.endswith(": hello over ?[31mkadmesh"),
+                          "the line from b")
+        for p in (a, b):
+            p.stdin.close()
+        for p in (a, b):
+            assert p.wait(timeout=10) == 0, "chat exits 0 at end of input"
+        return got
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 # --- the control socket, without a dht-ctl process per request -------------

@@ -73,8 +73,7 @@ def main(tests, tag, what, extra_skip=None):
     import kmtest
     why = skip_reason() or extra_skip
     if why:
-        print("SKIP: %s: %s" % (what, why))
-        return 0
+        kmtest.skip("%s: %s" % (what, why))
     for name, fn in sorted(tests.items()):
         if not name.startswith("test_"):
             continue

@@ -147,10 +147,11 @@ def main():
                 msg_ids.append(broadcast_and_wait(
                     c, origin, subs, "message-%02d-from-%s" % (i, origin.id[:8])))
                 if i == 0:
-                    time.sleep(1.0)
-                    after_first = bcast_counters(nodes)
-            time.sleep(1.0)   # late duplicates would show now
-            after = bcast_counters(nodes)
+                    after_first = kmtest.wait_stable(
+                        lambda: bcast_counters(nodes),
+                        what="the first message's late copies")
+            after = kmtest.wait_stable(lambda: bcast_counters(nodes),
+                                       what="late duplicates")
             copies, max_hops = check_deliveries(nodes, subs, msg_ids, before,
                                                 after)
             rest, _ = check_deliveries(nodes, subs, msg_ids[1:], after_first,

@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 
+import kmtest
+
 BIN = os.environ.get("KM_BIN", "build/bin")
 NODE = os.path.join(BIN, "dht-node")
 CTL = os.path.join(BIN, "dht-ctl")
@@ -103,8 +105,7 @@ def wait_joined(sock, deadline):
 
 def main():
     if not os.path.exists(NODE):
-        print(f"SKIP: {NODE} is not built")
-        return 0
+        kmtest.skip(f"{NODE} is not built")
     procs = []
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kmtest  # noqa: E402
-from test_join_lookup import stop_all, xor_closest  # noqa: E402
+from test_join_lookup import xor_closest  # noqa: E402
 
 JS_NODES = 20
 KM_NODES = 20
@@ -152,11 +152,13 @@ def tables(cluster, js, kmn):
 
 def wait_converged(cluster, js, kmn, ids):
     """Every kadmesh table holds k nodes, every JS table some, every node is
-    in another's table, and no table changed size since the last poll.
+    in another's table, and every kadmesh node is idle (kmtest.dht_idle:
+    its joins are over; the JS nodes' ended before `start` answered, and
+    only kadmesh's queries still add to their tables).
     (bittorrent-dht never refreshes buckets: it knows the nodes its join
     lookup met and those that query it, which for a loner may be fewer
     than k.)"""
-    start, prev = time.monotonic(), None
+    start = time.monotonic()
     while True:
         t = tables(cluster, js, kmn)
         sizes = [len(t[i]) for i in ids]
@@ -164,13 +166,13 @@ def wait_converged(cluster, js, kmn, ids):
         known = {e[0] for i in t for e in t[i]} & set(ids)
         log("converging: table sizes %d..%d, %d/%d known to others",
             min(sizes), max(sizes), len(known), len(ids))
-        if not small and len(known) == len(ids) and sizes == prev:
+        if not small and len(known) == len(ids) and all(
+                kmtest.dht_idle(kmtest.control(n, "status")) for n in kmn):
             return t
         if time.monotonic() - start > CONVERGE_TIMEOUT:
             raise AssertionError("tables did not settle in %.0f s: unknown "
                                  "%s, too small %s" % (
                                      CONVERGE_TIMEOUT, set(ids) - known, small))
-        prev = sizes
         time.sleep(0.5)
 
 
@@ -331,7 +333,7 @@ def main():
             observe(js, jsn, ids)
         finally:
             js.stop()
-            fails += stop_all(cluster.nodes)
+            fails += kmtest.stop_and_scan(cluster.nodes)
             if fails:
                 with open(os.path.join(cluster.tmp, "driver.log"),
                           errors="replace") as f:

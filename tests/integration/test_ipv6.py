@@ -11,7 +11,7 @@
    exactly the k closest nodes *of that family*.  Dual-stack nodes joined
    over one family fill their other table through `want` (n4 and n6).
 
-Skips (exit 0 with a message) only if the host cannot bind ::1.
+Skips (exit 77 with a message) only if the host cannot bind ::1.
 """
 import json
 import os
@@ -47,8 +47,8 @@ def family_ids(nodes, v6):
 
 def wait_converged(cluster, nodes):
     """Every node's table of each family it runs holds at least half of
-    min(k, others of that family) nodes, and no size changed since the
-    previous poll.  Kademlia promises no more (a node nobody's lookups pass
+    min(k, others of that family) nodes, and every node is idle
+    (kmtest.dht_idle: its joins are over).  Kademlia promises no more (a node nobody's lookups pass
     by learns of few others); the lookups check the rest."""
     want = {}
     for v6, key in ((False, "routing_table_size4"), (True, "routing_table_size6")):
@@ -56,18 +56,19 @@ def wait_converged(cluster, nodes):
         for n in nodes:
             if any((":" in h) == v6 for h in n.hosts):
                 want[(n.id, key)] = (min(K, count - 1) + 1) // 2
-    start, prev = time.monotonic(), None
+    start = time.monotonic()
     while True:
-        sizes = {}
+        sizes, idle = {}, True
         for n in nodes:
             st = ctl(cluster, n, "status")
+            idle = idle and kmtest.dht_idle(st)
             for key in ("routing_table_size4", "routing_table_size6"):
                 sizes[(n.id, key)] = st[key]
         short = [k for k, v in want.items() if sizes[k] < v]
         elapsed = time.monotonic() - start
         print("converging: %.1f s, %d tables short" % (elapsed, len(short)),
               flush=True)
-        if not short and sizes == prev:
+        if not short and idle:
             return
         if elapsed > CONVERGE_TIMEOUT:
             for n in nodes:
@@ -77,7 +78,6 @@ def wait_converged(cluster, nodes):
                         [(e["id"][:8], e["addr"]) for e in ctl(cluster, n, "table")]))
             raise AssertionError("tables did not converge: %r" % [
                 (k, sizes[k], want[k]) for k in short[:5]])
-        prev = sizes
         time.sleep(0.5)
 
 
@@ -165,8 +165,7 @@ def mixed(cluster, rng, failures):
 
 def main():
     if not kmtest.have_ipv6_loopback():
-        print("SKIP: this host cannot bind ::1 (no IPv6 loopback)")
-        return 0
+        kmtest.skip("this host cannot bind ::1 (no IPv6 loopback)")
     seed = int(os.environ.get("KM_TEST_SEED", random.randrange(1 << 30)))
     print("seed=%d (set KM_TEST_SEED to repeat)" % seed, flush=True)
     rng = random.Random(seed)
@@ -176,11 +175,7 @@ def main():
             try:
                 scenario(cluster, rng, failures)
             finally:
-                for n in cluster.nodes:
-                    code = n.stop()
-                    if code != 0:
-                        failures.append("node %d exited %d:\n%s" % (
-                            n.port, code, n.stderr()[-3000:]))
+                failures += kmtest.stop_and_scan(cluster.nodes)
     for f in failures:
         print("FAIL: " + f, flush=True)
     return 1 if failures else 0

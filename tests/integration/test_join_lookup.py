@@ -4,13 +4,13 @@
 IDs, computed by XOR from each node's own `dht-ctl status --json`.
 
 Prints the mean and max rounds, queries and elapsed ms of the lookups.
-Every node is stopped by PID in a finally block: SIGTERM, then SIGKILL.
+Every node is stopped by PID in a finally block: SIGTERM, then SIGKILL
+(kmtest.stop_and_scan, which also reads every log for sanitizer reports).
 Starting nodes and reading their ready lines is kmtest.py's job.
 """
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -23,31 +23,8 @@ TARGETS = 50
 K = 8
 CONVERGE_TIMEOUT = 60.0
 LOOKUP_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 PARALLEL_LOOKUPS = 4
-SANITIZER_MARKS = ("Sanitizer", "runtime error:")
-
-
-def stop_all(nodes):
-    """SIGTERM every node, then SIGKILL whatever is still running."""
-    for n in nodes:
-        if n.proc.poll() is None:
-            n.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    bad = []
-    for n in nodes:
-        try:
-            n.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            n.proc.kill()
-            n.proc.wait()
-            bad.append("node %s did not stop on SIGTERM" % n.port)
-            continue
-        err = n.stderr()
-        if n.proc.returncode != 0 or any(m in err for m in SANITIZER_MARKS):
-            bad.append("node %s exited %d:\n%s" % (n.port, n.proc.returncode,
-                                                     err[-3000:]))
-    return bad
+SANITIZER_MARKS = kmtest.SANITIZER_MARKS
 
 
 def xor_closest(target, ids, k):
@@ -77,11 +54,10 @@ def known_to_others(cluster, nodes):
 
 def wait_converged(cluster, nodes):
     """Converged: every table holds at least k nodes, every node is in
-    someone else's table, and no table changed size since the last poll.
-    Kademlia promises no more than that (a full bucket may leave out one of
-    a node's k closest); the lookups then check the rest."""
+    someone else's table, and every node is idle (kmtest.dht_idle: its
+    joins are over).  Kademlia promises no more than that (a full bucket
+    may leave out one of a node's k closest); the lookups check the rest."""
     start = time.monotonic()
-    prev = None
     while True:
         statuses = [ctl(cluster, n, "status") for n in nodes]
         sizes = [s["routing_table_size"] for s in statuses]
@@ -90,12 +66,12 @@ def wait_converged(cluster, nodes):
         print("converging: %.1f s, table sizes %d..%d, %d/%d nodes known "
               "to others" % (elapsed, min(sizes), max(sizes), known,
                              len(nodes)), flush=True)
-        if min(sizes) >= K and known == len(nodes) and sizes == prev:
+        if min(sizes) >= K and known == len(nodes) and \
+                all(kmtest.dht_idle(s) for s in statuses):
             return [s["id"] for s in statuses]
         if elapsed > CONVERGE_TIMEOUT:
             raise AssertionError("routing tables did not converge in %.0f s"
                                  % CONVERGE_TIMEOUT)
-        prev = sizes
         time.sleep(0.5)
 
 
@@ -149,7 +125,7 @@ def main():
                   % (TARGETS - len(failures), TARGETS, K), flush=True)
         finally:
             # Every node the cluster started, even if start_network failed.
-            failures += stop_all(cluster.nodes)
+            failures += kmtest.stop_and_scan(cluster.nodes)
     for f in failures:
         print("FAIL: " + f, flush=True)
     return 1 if failures else 0

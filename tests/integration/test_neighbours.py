@@ -42,7 +42,9 @@ def test_three_nodes_form_a_full_mesh_and_deliver_each_broadcast_once(c):
             msg_id = c.ctl(origin, "broadcast", text).strip()
             kmtest.wait_until(lambda: all(s.count(msg_id) >= 1 for s in subs),
                               timeout=20, what="delivery of " + text)
-        time.sleep(0.5)   # let any duplicate arrive before counting
+        # Any duplicate arrives before the subscribers stop changing.
+        kmtest.wait_stable(lambda: [len(s.messages) for s in subs],
+                           what="duplicates")
         for s in subs:
             ids = [m[0] for m in s.messages]
             assert len(ids) == 3 and len(set(ids)) == 3, s.messages

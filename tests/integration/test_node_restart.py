@@ -2,7 +2,6 @@
 bootstrap address; corrupt state files give a warning and a fresh start."""
 
 import os
-import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,8 +44,7 @@ def test_killed_node_rejoins_from_its_state_dir(c):
     kmtest.wait_until(lambda: len(real & set(saved_ports(victim.state_dir))) >= 2,
                       timeout=20, what="the victim to save known nodes")
     old_id = victim.id
-    victim.proc.send_signal(signal.SIGKILL)
-    victim.proc.wait(10)
+    victim.kill()
 
     back = c.restart(victim, extra=FAST_SAVE)   # no --seed, no --bootstrap
     assert back.id == old_id, "the node ID must survive a restart"

@@ -37,7 +37,7 @@ NODE_ARGS = "--port 0 --bind 127.0.0.1 --seed --no-lan"
 
 
 def skip(what, why):
-    print(f"SKIP {what}: {why}")
+    kmtest.skip_check("test_deb: " + what, why)
 
 
 # --- building and inspecting --------------------------------------------------
@@ -204,8 +204,8 @@ def unit_without_systemd(tmp):
         assert mode & 0o077 == 0, f"control socket mode {oct(mode)}"
     finally:
         stop(proc)
-    print("SKIP systemctl start dht-node: systemd is not PID 1 here; ran "
-          "the unit's ExecStart as the unit has it instead")
+    skip("systemctl start dht-node", "systemd is not PID 1 here; ran the "
+         "unit's ExecStart as the unit has it instead")
 
 
 def unit_with_systemctl(tmp):
@@ -292,9 +292,8 @@ def install_and_use(deb, files, tmp):
 
 def main():
     if not shutil.which("cpack") or not shutil.which("dpkg-deb"):
-        skip("test_deb", "cpack or dpkg-deb missing (tools/setup installs "
-             "them on Debian)")
-        return
+        kmtest.skip("test_deb: cpack or dpkg-deb missing (tools/setup "
+                    "installs them on Debian)")
     with tempfile.TemporaryDirectory(prefix="kadmesh-deb-") as tmp:
         os.chmod(tmp, 0o755)  # the unprivileged run must reach its state
         deb = build_deb(tmp)

@@ -5,6 +5,8 @@ datagrams a seed happens to drop.  Then 10% of the nodes fall silent: a
 silent node costs a lookup three RTOs, not the 4 s timeout it used to
 (median 4.1 s, p99 5.4 s before the adaptive retry timeout)."""
 
+import os
+
 import simtest
 
 out, j = simtest.run_json("--nodes", 1000, "--seed", 11, "--scenario",
@@ -14,9 +16,13 @@ simtest.check(j["lookup_success_rate"] >= 0.995, "lookup success >= 99.5%")
 simtest.check(j["lookup_rounds_median"] <= 4, "median rounds <= 4")
 simtest.check(j["lookup_rounds_p90"] <= 5, "p90 rounds <= 5")
 simtest.check(j["lookup_messages_mean"] < 40, "fewer than 40 queries a lookup")
-if "dht_state_bytes_per_node" in j:  # absent where mallinfo2 means nothing
-    simtest.check(j["dht_state_bytes_per_node"] <= 64 * 1024,
-                  "DHT state <= 64 KiB per node")
+# Under ASan the heap is ASan's, mallinfo2 means nothing and dht-sim leaves
+# the figure out; the plain build must report it, so the check runs there.
+if os.environ.get("KM_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE"):
+    print("DHT state per node: checked in the build without ASan")
+else:
+    simtest.check(j.get("dht_state_bytes_per_node", 1e9) <= 64 * 1024,
+                  "DHT state <= 64 KiB per node (reported, not left out)")
 
 out, j = simtest.run_json("--nodes", 1000, "--seed", 11, "--scenario",
                           "lookup", "--lookups", 300, "--dead", 0.1)

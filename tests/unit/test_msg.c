@@ -150,7 +150,9 @@ static size_t sample_peers(struct km_peer *p, size_t n)
 
 static void assert_peers_round_trip(size_t n)
 {
-	struct km_peer in[KM_PEER_LIST_MAX], out[KM_PEER_LIST_MAX];
+	/* Zeroed: for n = 0 the encoder is handed the array with nothing
+	 * written to it. */
+	struct km_peer in[KM_PEER_LIST_MAX] = { 0 }, out[KM_PEER_LIST_MAX];
 	uint8_t buf[KM_PEER_LIST_MAX_LEN];
 	int len;
 

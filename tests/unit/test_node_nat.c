@@ -113,7 +113,7 @@ static struct km_hello node_hello(uint64_t conn)
 {
 	size_t off = 0, used;
 	struct km_frame fr;
-	struct km_hello h;
+	struct km_hello h = { 0 }; /* cr_assert_fail is not noreturn to clang */
 
 	while (off < f.len[conn]) {
 		cr_assert_eq(km_frame_decode(f.out[conn] + off, f.len[conn] - off,
