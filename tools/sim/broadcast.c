@@ -7,9 +7,9 @@
 #include "overlay.h"
 #include "scenarios.h"
 
-/* Each broadcast gets this long to reach everyone before the next starts:
- * ~10 hops of <= 150 ms, a lost segment's RTO, and an IHAVE timeout. */
-#define SETTLE_MS KM_SECONDS(5)
+/* SCENARIO_SETTLE_MS is ~10 hops of <= 150 ms, a lost segment's RTO, and
+ * an IHAVE timeout. */
+#define SETTLE_MS SCENARIO_SETTLE_MS
 /* After churn: a broadcast every SERIES_GAP_MS for SERIES_MS. */
 #define SERIES_GAP_MS SETTLE_MS
 #define SERIES_MS KM_SECONDS(150)

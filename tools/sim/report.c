@@ -21,6 +21,9 @@ static const char *const names[R_COUNT] = {
 	[R_CONNECTIONS_PER_NODE_MAX] = "connections_per_node_max",
 	[R_CONNECTIONS_TOTAL] = "connections_total",
 	[R_OVERLAY_COMPONENTS] = "overlay_components",
+	/* The mesh's are arithmetic (N-1, N(N-1)/2), and named so. */
+	[R_MESH_CONNECTIONS_PER_NODE] = "connections_per_node_computed",
+	[R_MESH_CONNECTIONS_TOTAL] = "connections_total_computed",
 	[R_TABLE_CONTACTS_MEAN] = "table_contacts_mean",
 	[R_TABLE_CONTACTS_MAX] = "table_contacts_max",
 	[R_DHT_STATE_BYTES_PER_NODE] = "dht_state_bytes_per_node",
