@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Smoke tests of the two benchmark drivers on a small scale: `tools/swarm
---nodes 20` finds (nearly) every lookup exactly and reaches every node with
-each broadcast, `tools/bench/neighbour-mem --neighbours 10` brings one node to 10
-inbound links and reports their memory, and both stop every node they
-started (the big runs are commands in docs/BENCHMARKS.md, not tests)."""
+"""Smoke tests of the two benchmark drivers on a small scale, asserting the
+targets docs/BENCHMARKS.md reports as met: `tools/swarm --nodes 20` finds
+(nearly) every lookup exactly, reaches every node with each broadcast and
+costs few payload copies per node on broadcasts 2-20 (the 2,000-node run's
+conditions, scaled down in N); `tools/bench/neighbour-mem
+--neighbours 20` brings one node to 20 inbound links and finds them within
+16 KiB each; and both stop every node they started (the big runs are
+commands in docs/BENCHMARKS.md, not tests)."""
 import json
 import os
 import shutil
@@ -29,10 +32,22 @@ def nodes_left(tmp):
     return [l for l in out.splitlines() if "dht-node" in l and tmp in l]
 
 
+def sanitized(binary):
+    """True if binary is built with AddressSanitizer, whose allocator's
+    redzones and quarantine make its memory figures meaningless."""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def test_swarm_of_20_finds_every_lookup_and_reaches_every_node(tmp):
+    # --settle 10 is the default the 2,000-node run used: with 1 s, nodes
+    # still dialling their last neighbours put new eager links in the tree
+    # and a later broadcast costs up to 4.7 copies per node.  --bcast-wait 1
+    # instead of 2: on loopback every node has delivered within 0.5 s.
     res, out = run_json([os.path.join(ROOT, "tools", "swarm"), "--nodes",
-                         "20", "--lookups", "5", "--broadcasts", "2",
-                         "--settle", "1", "--tmp", tmp, "--json"])
+                         "20", "--lookups", "5", "--broadcasts", "20",
+                         "--bcast-wait", "1", "--settle", "10", "--tmp", tmp,
+                         "--json"])
     assert res["join_s"] is not None, out
     # Right after the join a lookup can still miss the node that joined
     # last (1 in ~40 here): the smoke test asks for most, and that every
@@ -41,6 +56,12 @@ def test_swarm_of_20_finds_every_lookup_and_reaches_every_node(tmp):
     assert len(res["lookup_misses"]) == round(
         (1 - res["lookup_success_rate"]) * 5), out
     assert res["broadcast_coverage_min"] == 1.0, out
+    # 1.5, not the target's 1.2 (met at 2,000 nodes: 1.000): 20 nodes have
+    # 19 others each, 3 cannot fill their 8 outbound slots and keep
+    # dialling, and each link that comes up is eager until its first
+    # duplicate; measured 1.00-1.24 over broadcasts 2-20 (flooding: 15).
+    assert res["broadcast_copies_per_node"] <= 1.5, out   # broadcasts 2-20
+    assert res["broadcast_control_bytes_ratio"] <= 0.15, out
     assert res["connections_total"] >= 20 * 8 * 0.9, out
     assert res["unclean_exits"] == 0, out
     assert "lookups exact" in out
@@ -48,13 +69,25 @@ def test_swarm_of_20_finds_every_lookup_and_reaches_every_node(tmp):
 
 def test_neighbour_mem_counts_the_links_of_one_node(tmp):
     res, out = run_json([os.path.join(ROOT, "tools", "bench",
-                                      "neighbour-mem"), "--neighbours", "10",
+                                      "neighbour-mem"), "--neighbours", "20",
                          "--broadcasts", "2", "--settle", "0.5", "--tmp", tmp,
                          "--json"])
-    assert res["idle"]["neighbours_in"] == 10, out
-    assert res["idle"]["sockets"] == 10, out
-    assert res["per_neighbour_idle"]["kernel_static_kib"] >= 0, out
+    assert res["idle"]["neighbours_in"] == 20, out
+    assert res["idle"]["sockets"] == 20, out
+    assert res["per_neighbour_idle"]["kernel_static_kib"] > 0, out
     assert "KiB per neighbour" in out
+    binary = os.path.join(os.environ.get("KM_BIN", os.path.join(
+        ROOT, "build", "bin")), "dht-node")
+    if sanitized(binary):
+        print("memory per neighbour not asserted: dht-node is built with "
+              "AddressSanitizer (~77 KiB a link of redzones and quarantine); "
+              "the plain build's pass asserts it")
+        return
+    # The target, at 20 neighbours instead of 200-500: the node's fixed
+    # growth (heap pages the first links touch) is spread over fewer links,
+    # so this is an upper bound (8.4 KiB here, 10-13 KiB at 10 neighbours).
+    for when in ("per_neighbour_idle", "per_neighbour_after"):
+        assert res[when]["total_kib"] <= res["target_kib"] == 16, out
 
 
 def test_swarm_refuses_bad_options():

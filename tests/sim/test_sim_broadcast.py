@@ -22,3 +22,5 @@ simtest.check(j["broadcast_hops_max"] <= 2 * math.log2(N),
 simtest.check(j["flood_copies_per_node"] > 10 * j["broadcast_copies_per_node"],
               "flooding on the same graph costs over ten times as many copies")
 simtest.check(j["connections_total"] <= 8 * N, "at most 8 outbound links per node")
+simtest.check(j["overlay_components"] == 1,
+              "the overlay is one connected component")

@@ -1,16 +1,16 @@
-"""1,000 nodes, k=8, alpha=3: lookups meet the issue's success and rounds
-targets (set for 10,000 nodes; docs/BENCHMARKS.md has that run, with 1%
-loss).  No packet loss here, to keep the assertion independent of which
-datagrams a seed happens to drop.  Then 10% of the nodes fall silent: a
-silent node costs a lookup three RTOs, not the 4 s timeout it used to
-(median 4.1 s, p99 5.4 s before the adaptive retry timeout)."""
+"""1,000 nodes, k=8, alpha=3, 1% loss: lookups meet the issue's success,
+rounds and memory targets under the conditions docs/BENCHMARKS.md measures
+them in (10,000 nodes, 1% loss), scaled down in N only.  Then 10% of the
+nodes fall silent: a silent node costs a lookup three RTOs, not the 4 s
+timeout it used to (median 4.1 s, p99 5.4 s before the adaptive retry
+timeout), and most lookups still find the true k closest live nodes."""
 
 import os
 
 import simtest
 
 out, j = simtest.run_json("--nodes", 1000, "--seed", 11, "--scenario",
-                          "lookup", "--lookups", 300, "--loss", 0)
+                          "lookup", "--lookups", 300, "--loss", 0.01)
 print(out)
 simtest.check(j["lookup_success_rate"] >= 0.995, "lookup success >= 99.5%")
 simtest.check(j["lookup_rounds_median"] <= 4, "median rounds <= 4")
@@ -25,14 +25,27 @@ else:
                   "DHT state <= 64 KiB per node (reported, not left out)")
 
 out, j = simtest.run_json("--nodes", 1000, "--seed", 11, "--scenario",
-                          "lookup", "--lookups", 300, "--dead", 0.1)
+                          "lookup", "--lookups", 300, "--dead", 0.1,
+                          "--loss", 0.01)
 print(out)
+# No target sets exactness with dead nodes, and the latency target (300 ms /
+# 1 s) is missed (docs/BENCHMARKS.md, "Lookup latency"): these guard today's
+# figures (92.0% here, 94.5% at 10,000 nodes; 1,302 / 2,476 ms here).
+simtest.check(j["lookup_success_rate"] >= 0.9,
+              "10% dead: >= 90% of lookups find the true k closest live nodes")
 simtest.check(j["lookup_latency_ms_median"] < 2000,
               "10% dead: median latency < 2 s (was 4.1 s)")
 simtest.check(j["lookup_latency_ms_p99"] < 3000,
               "10% dead: p99 latency < 3 s (was 5.4 s)")
 
+# The mesh baseline: its connection counts are arithmetic, and its JSON
+# names them "computed"; its broadcasts are simulated over the same RTTs.
 _, m = simtest.run_json("--nodes", 10, "--seed", 1, "--scenario", "mesh")
-simtest.check(m["connections_total"] == 45,
-              "a full mesh of 10 peers costs 45 connections")
-simtest.check(m["connections_per_node_max"] == 9, "9 connections per peer")
+simtest.check(m["connections_total_computed"] == 45,
+              "a full mesh of 10 peers costs 45 connections (computed)")
+simtest.check(m["connections_per_node_computed"] == 9,
+              "9 connections per peer (computed)")
+simtest.check("connections_total" not in m,
+              "the mesh reports no connection count as measured")
+simtest.check(20 / 2 <= m["broadcast_latency_ms_p99"] <= 300 / 2 + 600,
+              "mesh broadcast latency p99 within one-way delay plus a resend")

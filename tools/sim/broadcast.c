@@ -7,9 +7,9 @@
 #include "overlay.h"
 #include "scenarios.h"
 
-/* Each broadcast gets this long to reach everyone before the next starts:
- * ~10 hops of <= 150 ms, a lost segment's RTO, and an IHAVE timeout. */
-#define SETTLE_MS KM_SECONDS(5)
+/* SCENARIO_SETTLE_MS is ~10 hops of <= 150 ms, a lost segment's RTO, and
+ * an IHAVE timeout. */
+#define SETTLE_MS SCENARIO_SETTLE_MS
 /* After churn: a broadcast every SERIES_GAP_MS for SERIES_MS. */
 #define SERIES_GAP_MS SETTLE_MS
 #define SERIES_MS KM_SECONDS(150)
@@ -136,17 +136,19 @@ static void report_links(struct sim *w, struct overlay *ov, struct report *r,
 			 FILE *out)
 {
 	size_t max, total = overlay_links(ov, &max);
+	size_t comps = overlay_components(ov);
 	struct osim *os = overlay_osim(ov);
 	double flood = osim_flood_copies(os);
 
 	report_set(r, R_CONNECTIONS_PER_NODE_MAX, (double)max);
 	report_set(r, R_CONNECTIONS_TOTAL, (double)total);
+	report_set(r, R_OVERLAY_COMPONENTS, (double)comps);
 	report_set(r, R_FLOOD_COPIES_PER_NODE, round6(flood));
 	fprintf(out, "overlay: %zu TCP links (out-degree <= %d, chosen by "
 		"km_connmgr from each routing table), %zu at most on one node, "
 		"%zu connected component(s); flooding on it would cost %.2f "
 		"payload copies per node\n", total, w->opt.max_out, max,
-		overlay_components(ov), flood);
+		comps, flood);
 }
 
 static struct overlay *build(struct sim *w, struct report *r, FILE *out)

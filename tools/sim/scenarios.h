@@ -8,6 +8,10 @@
 #include "report.h"
 #include "sim.h"
 
+/* Each broadcast gets this long to reach everyone before the next starts
+ * (broadcast, churn and mesh alike). */
+#define SCENARIO_SETTLE_MS KM_SECONDS(5)
+
 int scenario_lookup(struct sim *s, struct report *r, FILE *out);
 int scenario_broadcast(struct sim *s, struct report *r, FILE *out);
 int scenario_churn(struct sim *s, struct report *r, FILE *out);
