@@ -243,10 +243,12 @@ static void prime_rtt(struct km_dht *d, struct km_lookup *lk,
 	}
 }
 
+/* from_table: the lookup starts from the table's nodes closest to target
+ * as well as from seeds. */
 static struct search *search_new(struct km_dht *d, const struct km_id *target,
 				 enum km_lookup_kind kind,
 				 const struct km_contact *seeds, size_t nseeds,
-				 km_ms now)
+				 bool from_table, km_ms now)
 {
 	struct km_contact scratch[KM_DHT_SCRATCH_NODES];
 	struct search *s;
@@ -260,7 +262,8 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 		return NULL;
 	}
 	s->id = d->next_lookup_id++;
-	n = km_table_closest(d->table, target,
+	n = !from_table ? 0 :
+	    km_table_closest(d->table, target,
 			     d->cfg.lookup.max_candidates < KM_DHT_SCRATCH_NODES ?
 			     d->cfg.lookup.max_candidates : KM_DHT_SCRATCH_NODES,
 			     scratch);
@@ -278,7 +281,7 @@ int km_dht_lookup(struct km_dht *d, const struct km_id *target,
 		  enum km_lookup_kind kind, const struct km_contact *seeds,
 		  size_t nseeds, uint64_t *lookup_id, km_ms now)
 {
-	struct search *s = search_new(d, target, kind, seeds, nseeds, now);
+	struct search *s = search_new(d, target, kind, seeds, nseeds, true, now);
 
 	if (!s)
 		return KM_ERR_FULL;
@@ -294,7 +297,7 @@ int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    km_ms now)
 {
 	struct search *s = search_new(d, info_hash, KM_LOOKUP_GET_PEERS, NULL, 0,
-				      now);
+				      true, now);
 
 	if (!s)
 		return KM_ERR_FULL;
@@ -349,7 +352,7 @@ static bool start_internal(struct km_dht *d, const struct km_id *target,
 
 	if (d->nsearches >= d->cfg.max_lookups / 2 + 1)
 		return false;
-	s = search_new(d, target, KM_LOOKUP_FIND_NODE, NULL, 0, now);
+	s = search_new(d, target, KM_LOOKUP_FIND_NODE, NULL, 0, true, now);
 	if (!s)
 		return false;
 	search_pump(d, s, now);
@@ -384,7 +387,8 @@ static void join(struct km_dht *d, km_ms now)
 
 	d->joined = true;
 	self_lookup_started(d, now);
-	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, NULL, 0, now);
+	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, NULL, 0, true,
+		       now);
 	if (!s)
 		return;
 	s->join = true;
@@ -400,7 +404,6 @@ static void refresh_every_bucket(struct km_dht *d, km_ms now)
 	d->at_refresh = km_table_changes(d->table);
 	d->size_at_refresh = km_table_size(d->table);
 	if (!d->regrow_every) {
-		d->at_check = d->at_refresh;
 		d->regrow_every = REGROW_FIRST_MS;
 		d->next_regrow = now + REGROW_FIRST_MS;
 	}
@@ -482,36 +485,65 @@ static km_ms look_again_near(struct km_dht *d, km_ms now)
 	return 0;
 }
 
+/* Buckets nearest our own ID that look_up_self_from_afar() does not start
+ * from: the ones look_again_near() watches. */
+#define NEAR_BUCKETS 3
+
+/* A lookup of our own ID that starts from the nodes of one random far
+ * bucket instead of from our nearest.  A crowd can leave two interleaved
+ * halves whose near buckets each hold only their own members; a
+ * self-lookup that starts among ours stays among them, while our far
+ * buckets, filled by whoever asked us, hold nodes of both. */
+static void look_up_self_from_afar(struct km_dht *d, km_ms now)
+{
+	int far = km_table_bucket_count(d->table) - NEAR_BUCKETS;
+	struct km_contact seeds[KM_DHT_SCRATCH_NODES];
+	size_t n = 0, size;
+	struct search *s;
+	int b;
+
+	if (far <= 0 || d->nsearches >= d->cfg.max_lookups / 2 + 1)
+		return;
+	b = (int)km_rng_below(d->rng, (uint64_t)far);
+	size = km_table_bucket_size(d->table, b);
+	for (size_t i = 0; i < size && n < KM_DHT_SCRATCH_NODES; i++)
+		seeds[n++] = km_table_bucket_entry(d->table, b, i)->c;
+	if (n == 0)
+		return;
+	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, seeds, n, false, now);
+	if (s)
+		search_pump(d, s, now);
+}
+
 /* A node that joined early in a crowd may know no node near its own ID at
  * all: the nodes its join asked had only just joined themselves, and knew
  * next to nobody.  Nobody near it knows it either, so look_again_near()
  * never fires.  Only time can tell it that the network has grown around
- * it: so REGROW_FIRST_MS after the join's refresh it looks itself up
- * again, and again at doubling intervals up to REGROW_LAST_MS for as long
- * as its table keeps changing between two checks.  And the buckets it has
- * after the crowd are not the ones its last refresh knew (one then, ten
- * now): when as many nodes have entered the table since that refresh as
- * half what it held then, and at least k, every bucket is refreshed again.
- * After the last check the buckets' own refresh_ms takes over.  Returns
- * when the next check is due, or 0. */
+ * it: so REGROW_FIRST_MS after the join's refresh, and again at doubling
+ * intervals up to REGROW_LAST_MS, it looks itself up twice, from its
+ * nearest nodes and from afar (look_up_self_from_afar()).  And the buckets
+ * it has after the crowd are not the ones its last refresh knew (one then,
+ * ten now): when as many nodes have entered the table since that refresh
+ * as half what it held then, and at least k, every bucket is refreshed
+ * again.  Six checks in all; then the buckets' own refresh_ms takes
+ * over.  Returns when the next check is due, or 0. */
 static km_ms refresh_again(struct km_dht *d, km_ms now)
 {
-	struct km_table_changes c = km_table_changes(d->table);
+	unsigned long added = km_table_changes(d->table).added -
+			      d->at_refresh.added;
 	size_t enough = d->size_at_refresh / 2;
-	bool quiet = c.added == d->at_check.added;
 
 	if (!d->next_regrow || now < d->next_regrow)
 		return d->next_regrow;
-	if ((quiet && d->regrow_every > REGROW_FIRST_MS) ||
-	    d->regrow_every >= REGROW_LAST_MS) {
+	if (d->regrow_every > REGROW_LAST_MS) {
 		d->next_regrow = 0;
 		return 0;
 	}
-	d->at_check = c;
 	look_up_self(d, now);
+	look_up_self_from_afar(d, now);
 	if (enough < (size_t)d->cfg.table.k)
 		enough = (size_t)d->cfg.table.k;
-	if (c.added - d->at_refresh.added >= enough)
+	if (added >= enough)
 		refresh_every_bucket(d, now);
 	d->regrow_every *= 2;
 	d->next_regrow = now + d->regrow_every;
