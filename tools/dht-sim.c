@@ -30,7 +30,8 @@ static void usage(FILE *f)
 	fputs("usage: dht-sim --nodes N --seed S --scenario lookup|broadcast|churn|mesh\n"
 	      "               [--k 8] [--alpha 3] [--max-out 8] [--loss 0.01]\n"
 	      "               [--dead 0.1] [--churn 0.3] [--lookups 1000]\n"
-	      "               [--broadcasts 100] [--payload 1024] [--json] [--no-timing]\n"
+	      "               [--broadcasts 100] [--payload 1024] [--join-over 1000]\n"
+	      "               [--settle 30] [--json] [--no-timing]\n"
 	      "\n"
 	      "Simulates N kadmesh nodes -- the real km_dht code over a virtual network\n"
 	      "with per-pair RTTs of 20-300 ms and packet loss -- and measures one\n"
@@ -54,6 +55,11 @@ static void usage(FILE *f)
 	      "      --lookups L       lookups to run (default 1000)\n"
 	      "      --broadcasts B    broadcasts to send (default 100)\n"
 	      "      --payload BYTES   broadcast payload size (default 1024)\n"
+	      "      --join-over SECONDS  the nodes join one after another, evenly\n"
+	      "                        over this much virtual time (default 1000);\n"
+	      "                        a few seconds make a flash crowd\n"
+	      "      --settle SECONDS  then the network settles this long before the\n"
+	      "                        scenario measures anything (default 30)\n"
 	      "      --json            end with one JSON object on its own line\n"
 	      "      --no-timing       leave out wall_s, peak_rss_mb and heap figures,\n"
 	      "                        so that the whole output repeats byte for byte\n"
@@ -109,7 +115,10 @@ static int parse_scenario(const char *arg, enum sim_scenario *out)
 }
 
 enum { O_K = 256, O_ALPHA, O_MAX_OUT, O_LOSS, O_DEAD, O_CHURN, O_LOOKUPS,
-       O_BROADCASTS, O_PAYLOAD, O_JSON, O_NO_TIMING };
+       O_BROADCASTS, O_PAYLOAD, O_JOIN_OVER, O_SETTLE, O_JSON, O_NO_TIMING };
+
+/* Longest --join-over or --settle: about 11.5 days of virtual time. */
+#define MAX_SECONDS 1000000
 
 static int parse_args(int argc, char **argv, struct sim_options *o)
 {
@@ -126,6 +135,8 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 		{ "lookups", required_argument, NULL, O_LOOKUPS },
 		{ "broadcasts", required_argument, NULL, O_BROADCASTS },
 		{ "payload", required_argument, NULL, O_PAYLOAD },
+		{ "join-over", required_argument, NULL, O_JOIN_OVER },
+		{ "settle", required_argument, NULL, O_SETTLE },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "no-timing", no_argument, NULL, O_NO_TIMING },
 		{ "help", no_argument, NULL, 'h' },
@@ -175,6 +186,14 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 			break;
 		case O_PAYLOAD:
 			rc = parse_size("payload", optarg, 1, 60000, &o->payload);
+			break;
+		case O_JOIN_OVER:
+			rc = parse_size("join-over", optarg, 0, MAX_SECONDS, &v);
+			o->join_over_ms = KM_SECONDS(v);
+			break;
+		case O_SETTLE:
+			rc = parse_size("settle", optarg, 0, MAX_SECONDS, &v);
+			o->settle_ms = KM_SECONDS(v);
 			break;
 		case O_JSON: o->json = true; break;
 		case O_NO_TIMING: o->timing = false; break;
@@ -248,7 +267,9 @@ int main(int argc, char **argv)
 {
 	struct sim_options o = {
 		.k = 8, .alpha = 3, .max_out = 8, .loss = 0.01, .churn = 0.3,
-		.lookups = 1000, .broadcasts = 100, .payload = 1024, .timing = true,
+		.lookups = 1000, .broadcasts = 100, .payload = 1024,
+		.join_over_ms = KM_SECONDS(1000), .settle_ms = KM_SECONDS(30),
+		.timing = true,
 	};
 	struct report r = { 0 };
 	double t0 = now_s();

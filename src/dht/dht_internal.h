@@ -73,6 +73,13 @@ struct km_dht {
 	bool joined;              /* the self-lookup after joining has run */
 	km_ms next_short_lookup;  /* see look_again_while_short() */
 	km_ms short_every;
+	/* After a flash crowd (dht_search.c): the table as it was at the last
+	 * lookup of our own ID and at the last refresh of every bucket, and
+	 * when each may run again. */
+	struct km_table_changes at_self, at_refresh;
+	size_t size_at_refresh;
+	km_ms self_every, next_self;
+	km_ms regrow_every, next_regrow;
 	km_ms next_peer_expiry;
 	km_ms next_maintenance;   /* next ping of a questionable node */
 	struct km_dht_stats stats;

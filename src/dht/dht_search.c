@@ -17,6 +17,15 @@
  * last. */
 #define SHORT_FIRST_MS KM_SECONDS(5)
 #define SHORT_MAX_MS KM_MINUTES(5)
+/* After a flash crowd (see look_again_near() and refresh_again()): the
+ * shortest gap between two lookups of our own ID, doubling to the longest;
+ * and when the table is first checked for growth after the join, the
+ * checks doubling until the last. */
+#define SELF_FIRST_MS KM_SECONDS(1)
+#define SELF_SETTLE_MS KM_SECONDS(30)
+#define SELF_MAX_MS KM_MINUTES(5)
+#define REGROW_FIRST_MS KM_SECONDS(2)
+#define REGROW_LAST_MS KM_MINUTES(2)
 
 static void refresh_every_bucket(struct km_dht *d, km_ms now);
 
@@ -234,10 +243,12 @@ static void prime_rtt(struct km_dht *d, struct km_lookup *lk,
 	}
 }
 
+/* from_table: the lookup starts from the table's nodes closest to target
+ * as well as from seeds. */
 static struct search *search_new(struct km_dht *d, const struct km_id *target,
 				 enum km_lookup_kind kind,
 				 const struct km_contact *seeds, size_t nseeds,
-				 km_ms now)
+				 bool from_table, km_ms now)
 {
 	struct km_contact scratch[KM_DHT_SCRATCH_NODES];
 	struct search *s;
@@ -251,7 +262,8 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 		return NULL;
 	}
 	s->id = d->next_lookup_id++;
-	n = km_table_closest(d->table, target,
+	n = !from_table ? 0 :
+	    km_table_closest(d->table, target,
 			     d->cfg.lookup.max_candidates < KM_DHT_SCRATCH_NODES ?
 			     d->cfg.lookup.max_candidates : KM_DHT_SCRATCH_NODES,
 			     scratch);
@@ -269,7 +281,7 @@ int km_dht_lookup(struct km_dht *d, const struct km_id *target,
 		  enum km_lookup_kind kind, const struct km_contact *seeds,
 		  size_t nseeds, uint64_t *lookup_id, km_ms now)
 {
-	struct search *s = search_new(d, target, kind, seeds, nseeds, now);
+	struct search *s = search_new(d, target, kind, seeds, nseeds, true, now);
 
 	if (!s)
 		return KM_ERR_FULL;
@@ -285,7 +297,7 @@ int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    km_ms now)
 {
 	struct search *s = search_new(d, info_hash, KM_LOOKUP_GET_PEERS, NULL, 0,
-				      now);
+				      true, now);
 
 	if (!s)
 		return KM_ERR_FULL;
@@ -332,17 +344,39 @@ void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now)
 }
 
 /* Internal lookups (join, refresh) use at most half the lookup slots, so
- * the user's lookups always find room. */
-static void start_internal(struct km_dht *d, const struct km_id *target,
+ * the user's lookups always find room.  Returns false if there was none. */
+static bool start_internal(struct km_dht *d, const struct km_id *target,
 			   km_ms now)
 {
 	struct search *s;
 
 	if (d->nsearches >= d->cfg.max_lookups / 2 + 1)
-		return;
-	s = search_new(d, target, KM_LOOKUP_FIND_NODE, NULL, 0, now);
-	if (s)
-		search_pump(d, s, now);
+		return false;
+	s = search_new(d, target, KM_LOOKUP_FIND_NODE, NULL, 0, true, now);
+	if (!s)
+		return false;
+	search_pump(d, s, now);
+	return true;
+}
+
+/* Notes the table as a lookup of our own ID finds it, for
+ * look_again_near(), and when the next may run. */
+static void self_lookup_started(struct km_dht *d, km_ms now)
+{
+	d->at_self = km_table_changes(d->table);
+	if (!d->self_every)
+		d->self_every = SELF_FIRST_MS;
+	else if (d->self_every < SELF_MAX_MS)
+		d->self_every *= 2;
+	d->next_self = now + d->self_every;
+}
+
+/* When the refreshes hold every internal slot, the next tick tries again:
+ * the reason to look stays counted until a lookup has started. */
+static void look_up_self(struct km_dht *d, km_ms now)
+{
+	if (start_internal(d, &d->cfg.id, now))
+		self_lookup_started(d, now);
 }
 
 /* Joining is a lookup of our own ID, which fills the buckets near us;
@@ -352,18 +386,27 @@ static void join(struct km_dht *d, km_ms now)
 	struct search *s;
 
 	d->joined = true;
-	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, NULL, 0, now);
+	self_lookup_started(d, now);
+	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, NULL, 0, true,
+		       now);
 	if (!s)
 		return;
 	s->join = true;
 	search_pump(d, s, now);
 }
 
-/* One lookup of a random ID in the range of every bucket but our own. */
+/* One lookup of a random ID in the range of every bucket but our own.
+ * The first (at the end of the join) also starts refresh_again(). */
 static void refresh_every_bucket(struct km_dht *d, km_ms now)
 {
 	int buckets = km_table_bucket_count(d->table);
 
+	d->at_refresh = km_table_changes(d->table);
+	d->size_at_refresh = km_table_size(d->table);
+	if (!d->regrow_every) {
+		d->regrow_every = REGROW_FIRST_MS;
+		d->next_regrow = now + REGROW_FIRST_MS;
+	}
 	for (int i = 0; i < buckets - 1; i++) {
 		struct km_id target;
 
@@ -405,12 +448,106 @@ static km_ms look_again_while_short(struct km_dht *d, km_ms now)
 		d->next_short_lookup = now + SHORT_FIRST_MS;
 	}
 	if (now >= d->next_short_lookup) {
+		d->at_self = km_table_changes(d->table);
 		start_internal(d, &d->cfg.id, now);
 		if (d->short_every < SHORT_MAX_MS)
 			d->short_every *= 2;
 		d->next_short_lookup = now + d->short_every;
 	}
 	return d->next_short_lookup;
+}
+
+/* A node that joins while a crowd joins with it finds few nodes, and
+ * its neighbours in ID space that join at the same moment find it no
+ * more than it finds them: each one's lookup runs before the other is in
+ * anyone's table.  Those who come later know both.  So we look our own ID
+ * up again, at gaps doubling from SELF_FIRST_MS, for as long as each look
+ * brought a node near us that we did not have: a lookup that finds closer
+ * nodes than the last is a sign that the network around us is still
+ * filling (libtorrent and geth look up their own ID again for the same
+ * reason).  In a quiet network that costs one lookup after the join.
+ * Once the gap has grown past SELF_SETTLE_MS it takes half a bucket of new
+ * nodes near us to look again, and the gap stops at SELF_MAX_MS, so a
+ * stream of made-up IDs near ours costs no more than one lookup every
+ * SELF_MAX_MS.  Returns when the next is due, or 0 while there is no
+ * reason for one. */
+static km_ms look_again_near(struct km_dht *d, km_ms now)
+{
+	unsigned long want = d->self_every <= SELF_SETTLE_MS ? 1 :
+			     (unsigned long)(d->cfg.table.k + 1) / 2;
+	struct km_table_changes c = km_table_changes(d->table);
+
+	if (!d->joined || c.added_near - d->at_self.added_near < want)
+		return 0;
+	if (now < d->next_self)
+		return d->next_self;
+	look_up_self(d, now);
+	return 0;
+}
+
+/* Buckets nearest our own ID that look_up_self_from_afar() does not start
+ * from: the ones look_again_near() watches. */
+#define NEAR_BUCKETS 3
+
+/* A lookup of our own ID that starts from the nodes of one random far
+ * bucket instead of from our nearest.  A crowd can leave two interleaved
+ * halves whose near buckets each hold only their own members; a
+ * self-lookup that starts among ours stays among them, while our far
+ * buckets, filled by whoever asked us, hold nodes of both. */
+static void look_up_self_from_afar(struct km_dht *d, km_ms now)
+{
+	int far = km_table_bucket_count(d->table) - NEAR_BUCKETS;
+	struct km_contact seeds[KM_DHT_SCRATCH_NODES];
+	size_t n = 0, size;
+	struct search *s;
+	int b;
+
+	if (far <= 0 || d->nsearches >= d->cfg.max_lookups / 2 + 1)
+		return;
+	b = (int)km_rng_below(d->rng, (uint64_t)far);
+	size = km_table_bucket_size(d->table, b);
+	for (size_t i = 0; i < size && n < KM_DHT_SCRATCH_NODES; i++)
+		seeds[n++] = km_table_bucket_entry(d->table, b, i)->c;
+	if (n == 0)
+		return;
+	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, seeds, n, false, now);
+	if (s)
+		search_pump(d, s, now);
+}
+
+/* A node that joined early in a crowd may know no node near its own ID at
+ * all: the nodes its join asked had only just joined themselves, and knew
+ * next to nobody.  Nobody near it knows it either, so look_again_near()
+ * never fires.  Only time can tell it that the network has grown around
+ * it: so REGROW_FIRST_MS after the join's refresh, and again at doubling
+ * intervals up to REGROW_LAST_MS, it looks itself up twice, from its
+ * nearest nodes and from afar (look_up_self_from_afar()).  And the buckets
+ * it has after the crowd are not the ones its last refresh knew (one then,
+ * ten now): when as many nodes have entered the table since that refresh
+ * as half what it held then, and at least k, every bucket is refreshed
+ * again.  Six checks in all; then the buckets' own refresh_ms takes
+ * over.  Returns when the next check is due, or 0. */
+static km_ms refresh_again(struct km_dht *d, km_ms now)
+{
+	unsigned long added = km_table_changes(d->table).added -
+			      d->at_refresh.added;
+	size_t enough = d->size_at_refresh / 2;
+
+	if (!d->next_regrow || now < d->next_regrow)
+		return d->next_regrow;
+	if (d->regrow_every > REGROW_LAST_MS) {
+		d->next_regrow = 0;
+		return 0;
+	}
+	look_up_self(d, now);
+	look_up_self_from_afar(d, now);
+	if (enough < (size_t)d->cfg.table.k)
+		enough = (size_t)d->cfg.table.k;
+	if (added >= enough)
+		refresh_every_bucket(d, now);
+	d->regrow_every *= 2;
+	d->next_regrow = now + d->regrow_every;
+	return d->next_regrow;
 }
 
 km_ms dht_search_tick(struct km_dht *d, km_ms now)
@@ -423,6 +560,8 @@ km_ms dht_search_tick(struct km_dht *d, km_ms now)
 	if (d->joined)
 		refresh_buckets(d, now);
 	wake = km_ms_earliest(wake, look_again_while_short(d, now));
+	wake = km_ms_earliest(wake, look_again_near(d, now));
+	wake = km_ms_earliest(wake, refresh_again(d, now));
 	DL_FOREACH_SAFE(d->searches, s, tmp) {
 		km_lookup_tick(s->lk, now);
 		/* After the pump: a retry it sent has a deadline of its own. */

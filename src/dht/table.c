@@ -16,6 +16,12 @@
  * most tables never reach the full 160. */
 #define INITIAL_BUCKETS 8
 
+/* Buckets whose nodes km_table_next_stale() revalidates every
+ * revalidate_ms, and whose newcomers km_table_changes() counts as near: the
+ * one covering our own ID and the ones just before it, which hold our
+ * closest neighbours -- the nodes an exact lookup near us must be told of. */
+#define NEAR_BUCKETS 3
+
 /* Each bucket owns one slab of k + replacements entries: its nodes first,
  * then its replacement cache.  Both are kept in ascending last_seen order, so
  * index 0 is the least recently seen and the end is the most recent. */
@@ -33,6 +39,7 @@ struct km_table {
 	size_t size;
 	struct km_table_entry *slabs;
 	struct km_table_stats stats;
+	struct km_table_changes changes;
 	struct bucket b[KM_ID_BITS];
 };
 
@@ -118,6 +125,14 @@ static int bucket_of(const struct km_table *t, const struct km_id *id)
 	int cpl = km_id_cpl(&t->self, id);
 
 	return cpl < t->nbuckets - 1 ? cpl : t->nbuckets - 1;
+}
+
+/* A node has just entered bucket i. */
+static void count_added(struct km_table *t, int i)
+{
+	t->changes.added++;
+	if (i >= t->nbuckets - NEAR_BUCKETS)
+		t->changes.added_near++;
 }
 
 static int slot_find(const struct km_table_entry *arr, int n,
@@ -221,6 +236,7 @@ static void promote(struct km_table *t, int i)
 		e.ping_pending = false;
 		slot_insert(nodes_of(t, i), &b->n, &e);
 		t->size++;
+		count_added(t, i);
 		/* remove() has no clock; the promoted node's own last sighting
 		 * is the honest measure of how fresh the bucket now is. */
 		if (e.last_seen > b->last_changed)
@@ -481,12 +497,6 @@ static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
 	return KM_OFFER_PING;
 }
 
-/* Buckets whose nodes km_table_next_stale() revalidates every
- * revalidate_ms: the one covering our own ID and the one before it, which
- * hold our closest neighbours -- the nodes an exact lookup near us must
- * be told of. */
-#define NEAR_BUCKETS 3
-
 /* How urgently e wants a maintenance ping: 3 it failed a query (and is not
  * bad yet), 2 questionable, 1 a near neighbour unheard of for
  * revalidate_ms, 0 none. */
@@ -557,6 +567,7 @@ static enum km_offer_result offer_new(struct km_table *t,
 		slot_insert(nodes_of(t, i), &b->n, &e);
 		t->size++;
 		b->last_changed = now;
+		count_added(t, i);
 		return KM_OFFER_ADDED;
 	}
 	bad = find_bad(t, i);
@@ -565,6 +576,7 @@ static enum km_offer_result offer_new(struct km_table *t,
 		slot_remove(nodes_of(t, i), &b->n, bad);
 		slot_insert(nodes_of(t, i), &b->n, &e);
 		b->last_changed = now;
+		count_added(t, i);
 		return KM_OFFER_ADDED;
 	}
 	if (t->cfg.replacements == 0)
@@ -740,6 +752,11 @@ size_t km_table_closest_confirmed(const struct km_table *t,
 size_t km_table_size(const struct km_table *t)
 {
 	return t->size;
+}
+
+struct km_table_changes km_table_changes(const struct km_table *t)
+{
+	return t->changes;
 }
 
 struct km_table_stats km_table_stats(const struct km_table *t)

@@ -106,6 +106,16 @@ enum km_offer_result {
 			      or no room and no cache */
 };
 
+/* Nodes that have entered a bucket since the table was made (added, or
+ * promoted from a replacement cache; a node replacing a bad one counts):
+ * all of them, and those that entered one of the three buckets nearest our
+ * own ID.  Monotonic: the owner compares two readings to see how much the
+ * table changed in between. */
+struct km_table_changes {
+	unsigned long added;
+	unsigned long added_near;
+};
+
 struct km_table;
 
 /* Returns NULL on allocation failure or an invalid cfg (k or replacements
@@ -177,6 +187,7 @@ size_t km_table_closest_confirmed(const struct km_table *t,
 
 size_t km_table_size(const struct km_table *t);     /* entries in buckets */
 struct km_table_stats km_table_stats(const struct km_table *t);
+struct km_table_changes km_table_changes(const struct km_table *t);
 /* Entries that are not bad: O(size), for occasional checks. */
 size_t km_table_usable(const struct km_table *t, km_ms now);
 int km_table_bucket_count(const struct km_table *t);

@@ -17,8 +17,9 @@ int scenario_broadcast(struct sim *s, struct report *r, FILE *out);
 int scenario_churn(struct sim *s, struct report *r, FILE *out);
 int scenario_mesh(const struct sim_options *opt, struct report *r, FILE *out);
 
-/* Shared by the scenarios: every node joins through a random earlier one,
- * one every JOIN_GAP_MS, then the network settles. */
+/* Shared by the scenarios: the nodes join one after another, evenly over
+ * opt.join_over_ms, each through a random earlier one, then the network
+ * settles for opt.settle_ms. */
 void scenario_bootstrap(struct sim *s, FILE *out);
 /* Reports the heap the nodes hold, per node (allocator statistics less the
  * simulator's own structures): an upper bound on DHT state, stored peers

@@ -32,6 +32,8 @@ struct sim_options {
 	double loss, dead, churn;
 	size_t lookups, broadcasts;
 	size_t payload;        /* broadcast payload bytes: 1024 */
+	km_ms join_over_ms;    /* the joins spread over this: 1,000 s */
+	km_ms settle_ms;       /* then the network settles this long: 30 s */
 	bool json;
 	bool progress;         /* stderr is a terminal */
 	bool timing;           /* report wall time, RSS and heap bytes */
