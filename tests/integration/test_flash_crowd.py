@@ -4,10 +4,12 @@
 one of the 30 must hold at least k (8) good contacts -- nodes that have
 answered a query of its own (BEP 5) -- in its routing table.
 
-Before nodes looked themselves up again when their tables filled, some
-early joiners still had 2 good contacts after 3 s: the seed knew few nodes
-when they asked it, and the crowd that found them later only queried them,
-which makes a node known but not good.
+The issue reported early joiners with 2 known nodes after 3 s.  On this
+machine the code before the flash-crowd change passed this test (0.2-1.8 s
+in release and ASan builds): the overlay's PEER_LIST and the 1 s
+maintenance pings filled the tables in time.  Nodes that only queried us
+are not good until they answer a query of ours, which the self-lookups
+after a crowd now ask for sooner.
 
 Prints how long the crowd took; keeps polling past the deadline (up to
 POLL_LIMIT) so that a failure says how far off it was.
