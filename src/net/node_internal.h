@@ -84,6 +84,7 @@ struct dialer {
 struct dial_ask {
 	uint64_t conn;            /* the neighbour's link */
 	struct km_addr remote;
+	struct km_addr seen;      /* where it sees us (its HELLO), our port */
 	uint8_t result;           /* enum km_dial_result; 0: none yet */
 };
 

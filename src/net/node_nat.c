@@ -108,6 +108,25 @@ static struct dial_ask *ask_of(struct node_nat_state *s, uint64_t conn)
 	return NULL;
 }
 
+/* The address a dial-back from the IP from was aimed at: what the asked
+ * neighbour at that IP sees us at, or else what any asked one does. */
+static const struct km_addr *dialled(const struct node_nat_state *s,
+				     const struct km_addr *from)
+{
+	const struct km_addr *any = NULL;
+
+	for (int i = 0; i < s->asked; i++) {
+		const struct dial_ask *a = &s->asks[i];
+
+		if (a->seen.family == KM_AF_NONE)
+			continue;
+		if (km_addr_ip_eq(&a->remote, from))
+			return &a->seen;
+		any = any ? any : &a->seen;
+	}
+	return any;
+}
+
 static bool prefix_asked(const struct node_nat_state *s,
 			 const struct km_addr *a)
 {
@@ -129,6 +148,16 @@ static bool askable(const struct km_node *n, const struct link *l,
 	       km_addr_scope(&l->remote) == scope;
 }
 
+/* The address l's peer sees us at (what it dials), with our listening
+ * port; family KM_AF_NONE if its HELLO did not say. */
+static struct km_addr seen_at(const struct km_node *n, const struct link *l)
+{
+	struct km_addr a = l->hello.observed;
+
+	a.port = n->cfg.port;
+	return a;
+}
+
 static void ask(struct km_node *n, struct link *l)
 {
 	struct node_nat_state *s = &n->ns;
@@ -136,6 +165,7 @@ static void ask(struct km_node *n, struct link *l)
 
 	a->conn = l->conn;
 	a->remote = l->remote;
+	a->seen = seen_at(n, l);
 	a->result = 0;
 	s->st.dialbacks_asked++;
 	send_nonce(n, l, KM_FRAME_DIAL_ME, s->nonce);
@@ -214,12 +244,15 @@ static void check_over(struct km_node *n, bool changed, km_ms now)
 						     : RECHECK_MAX_MS;
 }
 
-/* Returns true if the verdict changed. */
-static bool set_verdict(struct km_node *n, enum km_reach r, const char *why)
+/* A verdict about the address at (see km_nat_set_dialback); returns true
+ * if the verdict changed. */
+static bool set_verdict(struct km_node *n, enum km_reach r,
+			const struct km_addr *at, const char *why)
 {
 	enum km_reach before = km_nat_reachability(&n->nat);
 
-	km_nat_set_dialback(&n->nat, r);
+	if (!km_nat_set_dialback(&n->nat, r, at))
+		return false;
 	set_read_only(n, r == KM_REACH_PRIVATE);
 	if (before != r)
 		node_log(n, KM_LOG_INFO, "reachability: %s (%s)%s",
@@ -228,16 +261,23 @@ static bool set_verdict(struct km_node *n, enum km_reach r, const char *why)
 	return before != r;
 }
 
-/* A check's verdict: the check is over. */
-static void verdict(struct km_node *n, enum km_reach r, const char *why,
-		    km_ms now)
+/* A verdict needs an address to be about: adopted, or the one given. */
+static bool has_address(const struct km_node *n, const struct km_addr *at)
 {
-	check_over(n, set_verdict(n, r, why), now);
+	return km_nat_external(&n->nat) || (at && at->family != KM_AF_NONE);
+}
+
+/* A check's verdict: the check is over. */
+static void verdict(struct km_node *n, enum km_reach r,
+		    const struct km_addr *at, const char *why, km_ms now)
+{
+	check_over(n, set_verdict(n, r, at, why), now);
 }
 
 /* Failed dials from two distinct neighbours, from two /16s when the ones
- * we asked span more than one, prove we are unreachable. */
-static bool proven_private(const struct node_nat_state *s)
+ * we asked span more than one, prove we are unreachable; returns the first
+ * of them (what it dialled is the address found unreachable), or NULL. */
+static const struct dial_ask *proven_private(const struct node_nat_state *s)
 {
 	const struct dial_ask *first = NULL;
 	bool spread = false;
@@ -253,17 +293,19 @@ static bool proven_private(const struct node_nat_state *s)
 			first = a;
 		else if (spread ? !same_16(&a->remote, &first->remote)
 				: !km_addr_ip_eq(&a->remote, &first->remote))
-			return true;
+			return first;
 	}
-	return false;
+	return NULL;
 }
 
 /* The deadline passed with no DIALBACK. */
 static void check_ended(struct km_node *n, km_ms now)
 {
-	if (proven_private(&n->ns)) {
+	const struct dial_ask *a = proven_private(&n->ns);
+
+	if (a && has_address(n, &a->seen)) {
 		n->ns.st.dialbacks_failed++;
-		verdict(n, KM_REACH_PRIVATE, "dial-backs failed", now);
+		verdict(n, KM_REACH_PRIVATE, &a->seen, "dial-backs failed", now);
 		return;
 	}
 	n->ns.st.dialbacks_undecided++;
@@ -284,16 +326,17 @@ bool node_nat_expecting(const struct km_node *n)
 void node_nat_inbound(struct km_node *n, const struct link *l, km_ms now)
 {
 	enum km_scope scope = network_scope(n);
+	struct km_addr at = seen_at(n, l);
 
 	(void)now;
 	if (l->outbound || l->punched || l->relay_via || l->probe ||
-	    km_addr_scope(&l->remote) < scope ||
+	    km_addr_scope(&l->remote) < scope || !has_address(n, &at) ||
 	    km_nat_reachability(&n->nat) == KM_REACH_PUBLIC)
 		return;
 	n->ns.st.inbound_proofs++;
 	if (n->ns.deadline == 0)
 		n->ns.scope = scope;
-	set_verdict(n, KM_REACH_PUBLIC, "inbound connection");
+	set_verdict(n, KM_REACH_PUBLIC, &at, "inbound connection");
 }
 
 static struct dialer *dialer_find(struct km_node *n, uint64_t conn)
@@ -419,9 +462,11 @@ bool node_nat_on_frame(struct km_node *n, struct link *l,
 		return true;
 	}
 	if (n->ns.deadline != 0 && nonce == n->ns.nonce &&
-	    km_addr_scope(&l->remote) >= n->ns.scope) {
+	    km_addr_scope(&l->remote) >= n->ns.scope &&
+	    has_address(n, dialled(&n->ns, &l->remote))) {
 		n->ns.st.dialbacks_ok++;
-		verdict(n, KM_REACH_PUBLIC, "dial-back arrived", now);
+		verdict(n, KM_REACH_PUBLIC, dialled(&n->ns, &l->remote),
+			"dial-back arrived", now);
 	}
 	link_close(n, l, KM_BYE_NORMAL, "dial-back", now);
 	return false;

@@ -135,6 +135,9 @@ static struct km_hello node_hello(uint64_t conn)
 
 /* Plays a peer with ID id_byte... through HELLO and AUTH (docs/PROTOCOL.md,
  * "AUTH") on conn. */
+/* Where the fake peers see the node. */
+static const uint8_t us_ip[4] = { 192, 0, 2, 77 };
+
 static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 		      km_ms now)
 {
@@ -152,6 +155,8 @@ static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 	memset(h.id, id_byte, sizeof(h.id));
 	memcpy(h.pubkey, key.pub, KM_PUBKEY_LEN);
 	memset(h.nonce, id_byte ^ 0x5a, KM_NONCE_LEN);
+	/* Like every kadmesh peer, it says where it sees us. */
+	km_addr_set_v4(&h.observed, us_ip, 50000);
 	len = km_hello_encode(body, sizeof(body), &h);
 	feed(conn, KM_FRAME_HELLO, body, (size_t)len, now);
 	theirs = node_hello(conn);
@@ -237,10 +242,14 @@ Test(node_nat, a_dialback_with_our_nonce_makes_the_node_public)
 	feed_nonce(in, KM_FRAME_DIALBACK, nonce ^ 1, 2101);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN,
 		     "a wrong nonce proves nothing");
+	cr_assert_null(km_nat_external(km_node_nat(n)));
 	in = km_node_tcp_accepted(n, &from, 2102);
 	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2103);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 	cr_assert_not(km_node_config(n)->dht.read_only);
+	cr_assert_not_null(km_nat_external(km_node_nat(n)),
+			   "the verdict comes with the address it is about");
+	cr_assert_eq(km_nat_external(km_node_nat(n))->ip[3], us_ip[3]);
 	km_node_tick(n, 2001 + KM_SECONDS(8));
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 }
@@ -612,6 +621,17 @@ Test(node_nat, failed_dials_from_two_neighbours_make_the_node_private_and_read_o
 	cr_assert_eq(km_node_nat_stats(n).dial_results[KM_DIAL_TIMED_OUT], 1);
 }
 
+Test(node_nat, a_private_verdict_adopts_the_address_that_was_dialled)
+{
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_REFUSED };
+	struct km_addr at;
+
+	check_with_results(two_subnets, 2, results);
+	km_addr_set_v4(&at, us_ip, 7000);
+	cr_assert_not_null(km_nat_external(km_node_nat(n)));
+	cr_assert(km_addr_eq(km_nat_external(km_node_nat(n)), &at));
+}
+
 Test(node_nat, one_failed_dial_and_one_busy_dialler_prove_nothing)
 {
 	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_BUSY };
@@ -627,9 +647,13 @@ Test(node_nat, two_failures_from_one_subnet_do_not_count_where_there_are_two)
 	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_BUSY,
 					   KM_DIAL_TIMED_OUT };
 
+	/* Three voters adopt an external address, so reachability follows
+	 * the votes; the check itself must decide nothing. */
 	check_with_results(two_subnets, 3, results);
-	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN,
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_undecided, 1,
 		     "203.0/16 twice, and 198.51/16 never dialled");
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 0);
+	cr_assert_not(km_node_config(n)->dht.read_only);
 }
 
 Test(node_nat, two_failures_from_one_subnet_count_where_there_is_only_one)
