@@ -220,7 +220,7 @@ void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
 /* True while a check waits for its dial-back (caps yield to probes). */
 bool node_nat_expecting(const struct km_node *n);
 /* An authenticated inbound link: unsolicited, it proves us public. */
-void node_nat_inbound(struct km_node *n, const struct link *l, km_ms now);
+void node_nat_inbound(struct km_node *n, const struct link *l);
 km_ms node_nat_tick(struct km_node *n, km_ms now);
 
 /* node_punch.c: hole punching through a rendezvous neighbour. */

@@ -424,7 +424,7 @@ static bool on_auth(struct km_node *n, struct link *l,
 	n->stats.hellos_ok++;
 	node_hello_observed(n, l, now);
 	node_punch_hello(n, l, now);
-	node_nat_inbound(n, l, now);
+	node_nat_inbound(n, l);
 	verify_peer(n, l, now);
 	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
 	return admit(n, l, now);

@@ -323,12 +323,11 @@ bool node_nat_expecting(const struct km_node *n)
  * SYN opened the way) and relayed ones prove nothing.  The dial-back
  * checks go on as scheduled: they confirm the verdict, or overturn it
  * with evidence of their own. */
-void node_nat_inbound(struct km_node *n, const struct link *l, km_ms now)
+void node_nat_inbound(struct km_node *n, const struct link *l)
 {
 	enum km_scope scope = network_scope(n);
 	struct km_addr at = seen_at(n, l);
 
-	(void)now;
 	if (l->outbound || l->punched || l->relay_via || l->probe ||
 	    km_addr_scope(&l->remote) < scope || !has_address(n, &at) ||
 	    km_nat_reachability(&n->nat) == KM_REACH_PUBLIC)
