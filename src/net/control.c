@@ -18,6 +18,7 @@
 
 #include "net/metrics.h"
 #include "proto/base64.h"
+#include "proto/msg.h"
 #include "proto/err.h"
 
 #define MAX_ARGS 8
@@ -436,6 +437,17 @@ static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
 	put_num(d, "dialbacks_ok", (double)st.dialbacks_ok, ok);
 	put_num(d, "dialbacks_failed", (double)st.dialbacks_failed, ok);
 	put_num(d, "dialbacks_served", (double)st.dialbacks_served, ok);
+	put_num(d, "dialbacks_busy", (double)st.dialbacks_busy, ok);
+	put_num(d, "dialbacks_undecided", (double)st.dialbacks_undecided, ok);
+	put_num(d, "dialback_probes", (double)st.dialback_probes, ok);
+	put_num(d, "inbound_proofs", (double)st.inbound_proofs, ok);
+	put_num(d, "results_connected",
+		(double)st.dial_results[KM_DIAL_CONNECTED], ok);
+	put_num(d, "results_refused", (double)st.dial_results[KM_DIAL_REFUSED],
+		ok);
+	put_num(d, "results_timed_out",
+		(double)st.dial_results[KM_DIAL_TIMED_OUT], ok);
+	put_num(d, "results_busy", (double)st.dial_results[KM_DIAL_BUSY], ok);
 	put_num(d, "keepalives", (double)st.keepalives, ok);
 	put_num(d, "punches_coordinated", (double)st.punches_coordinated, ok);
 	put_num(d, "punch_attempts", (double)st.punch_attempts, ok);

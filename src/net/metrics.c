@@ -1,6 +1,7 @@
 /* Prometheus text for `dht-ctl metrics`: a snapshot of km_node_stats and
  * the routing tables, written into one growing buffer. */
 #include "net/metrics.h"
+#include "proto/msg.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -212,7 +213,17 @@ static void nat(struct out *o, struct km_node *n)
 	METRIC(o, "dialback_checks_total", "counter",
 	       "Our reachability checks, by result.",
 	       LV("result=\"reachable\"", st.dialbacks_ok),
-	       LV("result=\"unreachable\"", st.dialbacks_failed));
+	       LV("result=\"unreachable\"", st.dialbacks_failed),
+	       LV("result=\"undecided\"", st.dialbacks_undecided));
+	METRIC(o, "dial_results_total", "counter",
+	       "DIAL_RESULTs heard from the neighbours we asked, by result.",
+	       LV("result=\"connected\"", st.dial_results[KM_DIAL_CONNECTED]),
+	       LV("result=\"refused\"", st.dial_results[KM_DIAL_REFUSED]),
+	       LV("result=\"timed_out\"", st.dial_results[KM_DIAL_TIMED_OUT]),
+	       LV("result=\"busy\"", st.dial_results[KM_DIAL_BUSY]));
+	METRIC(o, "inbound_proofs_total", "counter",
+	       "Unsolicited inbound connections that proved us reachable.",
+	       LV("", st.inbound_proofs));
 	METRIC(o, "punch_requests_total", "counter",
 	       "PUNCH_REQ sent, by reason.",
 	       LV("reason=\"auto\"", st.punches_asked),

@@ -160,9 +160,19 @@ bool km_nat_vote(struct km_nat *nat, const struct km_addr *voter,
 	return true;
 }
 
-void km_nat_set_dialback(struct km_nat *nat, enum km_reach r)
+bool km_nat_set_dialback(struct km_nat *nat, enum km_reach r,
+			 const struct km_addr *at)
 {
+	bool none = nat->external.family == KM_AF_NONE;
+
+	if (r != KM_REACH_UNKNOWN && none && (!at || unspecified(at)))
+		return false;
+	if (r != KM_REACH_UNKNOWN && none) {
+		nat->external = *at;
+		nat->changes++;
+	}
 	nat->dialback = r;
+	return true;
 }
 
 const struct km_addr *km_nat_external(const struct km_nat *nat)

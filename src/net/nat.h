@@ -12,8 +12,11 @@
  * one subnet full of liars weighs as one.  A voter's newer vote replaces its
  * older one, so one liar can never move the result.
  *
- * Reachability is `unknown` until an external address is adopted.  Then a
- * dial-back result, once there is one, decides; before that the address
+ * Reachability is `unknown` exactly while no external address is adopted.
+ * A dial-back verdict comes with the address it is about (the IP our
+ * neighbours see us at, our listening port) and adopts it when the votes
+ * have not adopted one, so that a verdict never stands without an address.
+ * A dial-back verdict, once there is one, decides; before that the address
  * being one of our own interfaces means `public` and anything else (a NAT
  * rewrote it) means `private`. */
 #ifndef KM_NET_NAT_H
@@ -60,8 +63,12 @@ void km_nat_set_local(struct km_nat *nat, const struct km_addr *local,
 bool km_nat_vote(struct km_nat *nat, const struct km_addr *voter,
 		 const struct km_addr *seen, km_ms now);
 
-/* The outcome of a dial-back check (KM_REACH_UNKNOWN forgets it). */
-void km_nat_set_dialback(struct km_nat *nat, enum km_reach r);
+/* The outcome of a dial-back check (KM_REACH_UNKNOWN forgets it) about
+ * the address at, which becomes the external address if none is adopted
+ * yet.  Returns false (and changes nothing) for a verdict with no address
+ * when none is adopted: reachability and the address always go together. */
+bool km_nat_set_dialback(struct km_nat *nat, enum km_reach r,
+			 const struct km_addr *at);
 
 /* The adopted external address, or NULL.  Its port is the one the voters
  * for that IP reported most recently over UDP, or 0 if none did. */

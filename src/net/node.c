@@ -418,7 +418,11 @@ uint64_t km_node_tcp_accepted(struct km_node *n, const struct km_addr *remote,
 {
 	struct link *l;
 
-	if (n->stopping || !(l = link_open(n, remote, false, NULL, now)))
+	if (n->stopping)
+		return 0;
+	/* While a check waits, the caps must not refuse its dial-back. */
+	if (!(l = link_open(n, remote, false, NULL, now)) &&
+	    !(l = link_open_probe(n, remote, now)))
 		return 0;
 	return l->conn;
 }

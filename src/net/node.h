@@ -113,6 +113,11 @@ struct km_node_nat_stats {
 	unsigned long dialbacks_ok;      /* our checks that found us reachable */
 	unsigned long dialbacks_failed;  /* ... and unreachable */
 	unsigned long dialbacks_served;  /* connections made for others */
+	unsigned long dialbacks_busy;    /* DIAL_ME answered busy (at the cap) */
+	unsigned long dialbacks_undecided; /* our checks with too little evidence */
+	unsigned long dial_results[5];   /* DIAL_RESULTs heard, by result 1-4 */
+	unsigned long dialback_probes;   /* connections let in over the caps */
+	unsigned long inbound_proofs;    /* unsolicited inbound that made us public */
 	unsigned long keepalives;        /* UDP pings to keep mappings open */
 	unsigned long punches_coordinated; /* as rendezvous: PUNCH_GO pairs */
 	unsigned long punches_ok, punches_failed;

@@ -44,6 +44,7 @@ struct link {
 	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
 	bool punched;             /* opened by hole punching (node_punch.c) */
+	bool probe;               /* let in over the caps during a check */
 	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
 	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
 	km_ms next_upgrade;       /* relayed: next punch to replace it */
@@ -60,17 +61,31 @@ struct bootstrap {
 
 /* One address family's DHT; the km_dht callbacks get this as user, so
  * that lookup ids can be told apart by family. */
-/* Dial-back checks (node_nat.c).  We ask up to DIALBACK_ASK outbound
- * neighbours to connect to our listening port; one DIALBACK carrying our
- * nonce proves we are reachable, none by the deadline that we are not.  We
- * also dial back for others, at most DIALERS_MAX at once. */
+/* Dial-back checks (node_nat.c).  We ask up to DIALBACK_ASK neighbours,
+ * from distinct /16s first, to connect to our listening port; each answers
+ * with DIAL_RESULT.  One DIALBACK carrying our nonce proves we are
+ * reachable; failed dials (refused, timed out) from two distinct
+ * neighbours, in distinct /16s where the askable ones span several, that
+ * we are not; anything less decides nothing.  We also dial back for others,
+ * at most DIALERS_MAX at once. */
 #define DIALBACK_ASK 3
 #define DIALERS_MAX 4
+/* Inbound connections let in over the caps while a check runs, until their
+ * first frame shows whether they are the dial-back. */
+#define PROBES_MAX 4
 
 struct dialer {
 	uint64_t conn;            /* 0: a free slot */
 	uint64_t nonce;
+	uint64_t asker;           /* conn of the asker's link, for DIAL_RESULT */
 	km_ms deadline;
+};
+
+struct dial_ask {
+	uint64_t conn;            /* the neighbour's link */
+	struct km_addr remote;
+	struct km_addr seen;      /* where it sees us (its HELLO), our port */
+	uint8_t result;           /* enum km_dial_result; 0: none yet */
 };
 
 #define PUNCHES_MAX 4
@@ -107,10 +122,13 @@ struct node_nat_state {
 	struct punch punches[PUNCHES_MAX];
 	struct circuit circuits[RELAY_CIRCUITS_MAX];
 	uint64_t nonce;           /* ours, for the check running now */
+	struct dial_ask asks[DIALBACK_ASK];
 	int asked;                /* neighbours asked in this check */
 	km_ms deadline;           /* 0: no check running */
-	enum km_scope scope;      /* of the last check's diallers (nat.h) */
+	enum km_scope scope;      /* of the last verdict's evidence (nat.h) */
 	km_ms next_check;
+	km_ms backoff;            /* until the check after next_check */
+	int probes;               /* links let in over the caps, now */
 	km_ms next_keepalive;
 	bool ro_configured;       /* read-only whatever the verdict */
 	bool told_private;        /* what our neighbours last heard (REACH) */
@@ -168,6 +186,10 @@ void node_verify(struct km_node *n, const struct km_addr *addr, km_ms now);
 /* node_link.c */
 struct link *link_open(struct km_node *n, const struct km_addr *remote,
 		       bool outbound, const struct km_id *id, km_ms now);
+/* An inbound connection over the caps, let in while a check runs; its
+ * first frame must be DIALBACK. */
+struct link *link_open_probe(struct km_node *n, const struct km_addr *remote,
+			     km_ms now);
 struct link *link_find(struct km_node *n, uint64_t conn);
 void link_close(struct km_node *n, struct link *l, int reason,
 		const char *text, km_ms now);
@@ -195,6 +217,10 @@ bool node_nat_on_frame(struct km_node *n, struct link *l,
 		       const struct km_frame *f, km_ms now);
 bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);
 void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
+/* True while a check waits for its dial-back (caps yield to probes). */
+bool node_nat_expecting(const struct km_node *n);
+/* An authenticated inbound link: unsolicited, it proves us public. */
+void node_nat_inbound(struct km_node *n, const struct link *l);
 km_ms node_nat_tick(struct km_node *n, km_ms now);
 
 /* node_punch.c: hole punching through a rendezvous neighbour. */

@@ -65,6 +65,29 @@ struct link *link_open(struct km_node *n, const struct km_addr *remote,
 	return l;
 }
 
+/* Not known to the connection manager: its first frame is DIALBACK, or it
+ * is closed like the connection the caps would have refused. */
+struct link *link_open_probe(struct km_node *n, const struct km_addr *remote,
+			     km_ms now)
+{
+	struct link *l;
+
+	if (!node_nat_expecting(n) || !(l = calloc(1, sizeof(*l))))
+		return NULL;
+	l->conn = n->next_conn++;
+	l->bootstrap = -1;
+	l->remote = *remote;
+	l->state = LINK_HELLO_WAIT;
+	l->probe = true;
+	l->deadline = now + n->cfg.handshake_timeout_ms;
+	km_frame_decoder_init(&l->dec, 0);
+	HASH_ADD(hh, n->links, conn, sizeof(l->conn), l);
+	n->nlinks++;
+	n->ns.probes++;
+	n->ns.st.dialback_probes++;
+	return l;
+}
+
 static void link_free(struct km_node *n, struct link *l, km_ms now)
 {
 	/* A bootstrap link that ends before its PEER_LIST arrived has failed,
@@ -76,6 +99,7 @@ static void link_free(struct km_node *n, struct link *l, km_ms now)
 	neighbour_lost(n, l, now);
 	HASH_DEL(n->links, l);
 	n->nlinks--;
+	n->ns.probes -= l->probe;
 	km_frame_decoder_free(&l->dec);
 	free(l);
 }
@@ -400,6 +424,7 @@ static bool on_auth(struct km_node *n, struct link *l,
 	n->stats.hellos_ok++;
 	node_hello_observed(n, l, now);
 	node_punch_hello(n, l, now);
+	node_nat_inbound(n, l);
 	verify_peer(n, l, now);
 	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
 	return admit(n, l, now);
@@ -532,7 +557,12 @@ static bool on_goodbye(struct km_node *n, struct link *l,
 static bool handle_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
-	if (f->type == KM_FRAME_DIAL_ME || f->type == KM_FRAME_DIALBACK)
+	if (l->probe && f->type != KM_FRAME_DIALBACK) {
+		link_close(n, l, NO_GOODBYE, "over the caps", now);
+		return false;
+	}
+	if (f->type == KM_FRAME_DIAL_ME || f->type == KM_FRAME_DIALBACK ||
+	    f->type == KM_FRAME_DIAL_RESULT)
 		return node_nat_on_frame(n, l, f, now);
 	if (f->type == KM_FRAME_PUNCH_REQ || f->type == KM_FRAME_PUNCH_GO)
 		return node_punch_on_frame(n, l, f, now);

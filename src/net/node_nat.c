@@ -42,15 +42,20 @@ struct km_nat *km_node_nat(struct km_node *n)
 /* ---- dial-back checks ---------------------------------------------------
  *
  * DIAL_ME (nonce) asks a neighbour to connect to our listening port at the
- * IP it sees us at; the first frame on that connection is DIALBACK (nonce).
+ * IP it sees us at; the first frame on that connection is DIALBACK (nonce),
+ * and the dialler tells us how it went with DIAL_RESULT (nonce, result).
  * The dialler connects only to the asker's own IP (never a third party) and
  * runs at most DIALERS_MAX such connections at once, each for at most
- * DIAL_MS.  A node found unreachable turns read-only (BEP 43) and keeps its
- * NAT mappings open with UDP pings to a few neighbours, its rendezvous
- * points. */
+ * DIAL_MS.  One dial that did not arrive proves nothing (the dialler may be
+ * busy, a cap may refuse it, a packet may be lost): only failed dials from
+ * two distinct neighbours make us private.  A node found unreachable turns
+ * read-only (BEP 43) and keeps its NAT mappings open with UDP pings to a
+ * few neighbours, its rendezvous points.  Checks repeat with a backoff, 1
+ * min doubling to 10 min, so that no verdict stands unchecked for long. */
 
 #define DIAL_MS KM_SECONDS(5)
-#define RECHECK_MS KM_MINUTES(10)
+#define RECHECK_FIRST_MS KM_MINUTES(1)
+#define RECHECK_MAX_MS KM_MINUTES(10)
 #define KEEPALIVE_MS KM_SECONDS(20)
 #define KEEPALIVE_PEERS 3
 #define STABLE_MS KM_SECONDS(1)
@@ -60,6 +65,7 @@ void node_nat_init(struct km_node *n, km_ms now)
 	memset(&n->ns, 0, sizeof(n->ns));
 	n->ns.ro_configured = n->cfg.dht.read_only;
 	n->ns.next_check = now;
+	n->ns.backoff = RECHECK_FIRST_MS;
 }
 
 static void send_nonce(struct km_node *n, struct link *l, uint8_t type,
@@ -86,6 +92,50 @@ static enum km_scope network_scope(const struct km_node *n)
 	return s;
 }
 
+/* The /16 (IPv6: /32) of an address, as nat.c groups voters. */
+static bool same_16(const struct km_addr *a, const struct km_addr *b)
+{
+	size_t len = a->family == KM_AF_INET6 ? 4 : 2;
+
+	return a->family == b->family && memcmp(a->ip, b->ip, len) == 0;
+}
+
+static struct dial_ask *ask_of(struct node_nat_state *s, uint64_t conn)
+{
+	for (int i = 0; i < s->asked; i++)
+		if (s->asks[i].conn == conn)
+			return &s->asks[i];
+	return NULL;
+}
+
+/* The address a dial-back from the IP from was aimed at: what the asked
+ * neighbour at that IP sees us at, or else what any asked one does. */
+static const struct km_addr *dialled(const struct node_nat_state *s,
+				     const struct km_addr *from)
+{
+	const struct km_addr *any = NULL;
+
+	for (int i = 0; i < s->asked; i++) {
+		const struct dial_ask *a = &s->asks[i];
+
+		if (a->seen.family == KM_AF_NONE)
+			continue;
+		if (km_addr_ip_eq(&a->remote, from))
+			return &a->seen;
+		any = any ? any : &a->seen;
+	}
+	return any;
+}
+
+static bool prefix_asked(const struct node_nat_state *s,
+			 const struct km_addr *a)
+{
+	for (int i = 0; i < s->asked; i++)
+		if (same_16(&s->asks[i].remote, a))
+			return true;
+	return false;
+}
+
 /* Any neighbour can dial, even one behind a NAT (it reaches a public node),
  * but only one from the network's scope proves anything (see km_scope).
  * Only links up for STABLE_MS are asked: a link closed at once as a
@@ -98,39 +148,76 @@ static bool askable(const struct km_node *n, const struct link *l,
 	       km_addr_scope(&l->remote) == scope;
 }
 
-/* Starts a check when one is due and a neighbour can be asked; returns
- * when to look again (0: nothing to wait for). */
+/* The address l's peer sees us at (what it dials), with our listening
+ * port; family KM_AF_NONE if its HELLO did not say. */
+static struct km_addr seen_at(const struct km_node *n, const struct link *l)
+{
+	struct km_addr a = l->hello.observed;
+
+	a.port = n->cfg.port;
+	return a;
+}
+
+static void ask(struct km_node *n, struct link *l)
+{
+	struct node_nat_state *s = &n->ns;
+	struct dial_ask *a = &s->asks[s->asked++];
+
+	a->conn = l->conn;
+	a->remote = l->remote;
+	a->seen = seen_at(n, l);
+	a->result = 0;
+	s->st.dialbacks_asked++;
+	send_nonce(n, l, KM_FRAME_DIAL_ME, s->nonce);
+}
+
+/* Asks askable neighbours not asked yet, one per /16 first (so that two
+ * failures can come from two subnets), then any; returns when a link that
+ * is not stable yet will be. */
+static km_ms ask_more(struct km_node *n, enum km_scope scope, km_ms now)
+{
+	struct node_nat_state *s = &n->ns;
+	struct link *l, *tmp;
+	km_ms wake = 0;
+
+	for (int pass = 0; pass < 2; pass++)
+		HASH_ITER(hh, n->links, l, tmp) {
+			if (!askable(n, l, scope, now)) {
+				if (l->neighbour && now < l->up_since + STABLE_MS)
+					wake = km_ms_earliest(wake, l->up_since + STABLE_MS);
+				continue;
+			}
+			if (s->asked >= DIALBACK_ASK || ask_of(s, l->conn) ||
+			    (pass == 0 && prefix_asked(s, &l->remote)))
+				continue;
+			if (s->deadline == 0) {
+				s->nonce = km_rng_u64(n->rng);
+				s->deadline = now + n->cfg.dialback_timeout_ms;
+				s->scope = scope;
+			}
+			ask(n, l);
+		}
+	return wake;
+}
+
+/* Starts a check when one is due, and asks neighbours that came up since
+ * it started; returns when to look again (0: nothing to wait for). */
 static km_ms start_check(struct km_node *n, km_ms now)
 {
 	struct node_nat_state *s = &n->ns;
 	enum km_scope scope = network_scope(n);
-	struct link *l, *tmp;
-	km_ms wake = 0;
+	km_ms wake;
 
 	/* The last verdict came from a narrower network: check again now. */
 	if (s->deadline == 0 && s->scope != KM_SCOPE_NONE && scope > s->scope)
 		s->next_check = now;
-	if (s->deadline != 0 || now < s->next_check || n->cfg.port == 0)
+	if (n->cfg.port == 0 || (s->deadline == 0 && now < s->next_check))
 		return s->deadline ? s->deadline : s->next_check;
-	HASH_ITER(hh, n->links, l, tmp) {
-		if (!askable(n, l, scope, now)) {
-			if (l->neighbour && now < l->up_since + STABLE_MS)
-				wake = km_ms_earliest(wake, l->up_since + STABLE_MS);
-			continue;
-		}
-		if (s->deadline == 0) {
-			s->nonce = km_rng_u64(n->rng);
-			s->asked = 0;
-			s->deadline = now + n->cfg.dialback_timeout_ms;
-			s->next_check = now + RECHECK_MS;
-			s->scope = scope;
-		}
-		if (s->asked >= DIALBACK_ASK)
-			break;
-		s->asked++;
-		s->st.dialbacks_asked++;
-		send_nonce(n, l, KM_FRAME_DIAL_ME, s->nonce);
-	}
+	if (s->deadline == 0)
+		s->asked = 0;
+	else if (scope != s->scope)
+		return s->deadline;
+	wake = ask_more(n, scope, now);
 	return s->deadline ? s->deadline : wake;
 }
 
@@ -143,20 +230,112 @@ static void set_read_only(struct km_node *n, bool ro)
 			km_dht_set_read_only(n->fam[i].dht, ro);
 }
 
-static void verdict(struct km_node *n, enum km_reach r)
+/* The check (if any) is over: the next one follows the backoff, which
+ * starts over whenever the verdict changes. */
+static void check_over(struct km_node *n, bool changed, km_ms now)
+{
+	struct node_nat_state *s = &n->ns;
+
+	if (changed)
+		s->backoff = RECHECK_FIRST_MS;
+	s->deadline = 0;
+	s->next_check = now + s->backoff;
+	s->backoff = s->backoff * 2 < RECHECK_MAX_MS ? s->backoff * 2
+						     : RECHECK_MAX_MS;
+}
+
+/* A verdict about the address at (see km_nat_set_dialback); returns true
+ * if the verdict changed. */
+static bool set_verdict(struct km_node *n, enum km_reach r,
+			const struct km_addr *at, const char *why)
 {
 	enum km_reach before = km_nat_reachability(&n->nat);
 
-	n->ns.deadline = 0;
-	if (r == KM_REACH_PUBLIC)
-		n->ns.st.dialbacks_ok++;
-	else
-		n->ns.st.dialbacks_failed++;
-	km_nat_set_dialback(&n->nat, r);
+	if (!km_nat_set_dialback(&n->nat, r, at))
+		return false;
 	set_read_only(n, r == KM_REACH_PRIVATE);
 	if (before != r)
-		node_log(n, KM_LOG_INFO, "reachability: %s%s", km_reach_name(r),
-			 r == KM_REACH_PRIVATE ? " (read-only DHT node)" : "");
+		node_log(n, KM_LOG_INFO, "reachability: %s (%s)%s",
+			 km_reach_name(r), why,
+			 r == KM_REACH_PRIVATE ? ", read-only DHT node" : "");
+	return before != r;
+}
+
+/* A verdict needs an address to be about: adopted, or the one given. */
+static bool has_address(const struct km_node *n, const struct km_addr *at)
+{
+	return km_nat_external(&n->nat) || (at && at->family != KM_AF_NONE);
+}
+
+/* A check's verdict: the check is over. */
+static void verdict(struct km_node *n, enum km_reach r,
+		    const struct km_addr *at, const char *why, km_ms now)
+{
+	check_over(n, set_verdict(n, r, at, why), now);
+}
+
+/* Failed dials from two distinct neighbours, from two /16s when the ones
+ * we asked span more than one, prove we are unreachable; returns the first
+ * of them (what it dialled is the address found unreachable), or NULL. */
+static const struct dial_ask *proven_private(const struct node_nat_state *s)
+{
+	const struct dial_ask *first = NULL;
+	bool spread = false;
+
+	for (int i = 1; i < s->asked; i++)
+		spread = spread || !same_16(&s->asks[i].remote, &s->asks[0].remote);
+	for (int i = 0; i < s->asked; i++) {
+		const struct dial_ask *a = &s->asks[i];
+
+		if (a->result != KM_DIAL_REFUSED && a->result != KM_DIAL_TIMED_OUT)
+			continue;
+		if (!first)
+			first = a;
+		else if (spread ? !same_16(&a->remote, &first->remote)
+				: !km_addr_ip_eq(&a->remote, &first->remote))
+			return first;
+	}
+	return NULL;
+}
+
+/* The deadline passed with no DIALBACK. */
+static void check_ended(struct km_node *n, km_ms now)
+{
+	const struct dial_ask *a = proven_private(&n->ns);
+
+	if (a && has_address(n, &a->seen)) {
+		n->ns.st.dialbacks_failed++;
+		verdict(n, KM_REACH_PRIVATE, &a->seen, "dial-backs failed", now);
+		return;
+	}
+	n->ns.st.dialbacks_undecided++;
+	node_log(n, KM_LOG_DEBUG, "reachability check: too little evidence");
+	check_over(n, false, now);
+}
+
+bool node_nat_expecting(const struct km_node *n)
+{
+	return n->ns.deadline != 0 && n->ns.probes < PROBES_MAX;
+}
+
+/* An inbound link we did nothing to bring about reached our listening
+ * port from the network's scope: we are reachable.  Punched links (our
+ * SYN opened the way) and relayed ones prove nothing.  The dial-back
+ * checks go on as scheduled: they confirm the verdict, or overturn it
+ * with evidence of their own. */
+void node_nat_inbound(struct km_node *n, const struct link *l)
+{
+	enum km_scope scope = network_scope(n);
+	struct km_addr at = seen_at(n, l);
+
+	if (l->outbound || l->punched || l->relay_via || l->probe ||
+	    km_addr_scope(&l->remote) < scope || !has_address(n, &at) ||
+	    km_nat_reachability(&n->nat) == KM_REACH_PUBLIC)
+		return;
+	n->ns.st.inbound_proofs++;
+	if (n->ns.deadline == 0)
+		n->ns.scope = scope;
+	set_verdict(n, KM_REACH_PUBLIC, &at, "inbound connection");
 }
 
 static struct dialer *dialer_find(struct km_node *n, uint64_t conn)
@@ -165,6 +344,18 @@ static struct dialer *dialer_find(struct km_node *n, uint64_t conn)
 		if (conn != 0 && n->ns.dialers[i].conn == conn)
 			return &n->ns.dialers[i];
 	return NULL;
+}
+
+static void send_result(struct km_node *n, uint64_t asker, uint64_t nonce,
+			uint8_t result)
+{
+	struct link *l = link_find(n, asker);
+	uint8_t body[KM_DIAL_RESULT_LEN];
+
+	if (!l)
+		return; /* the asker left */
+	km_dial_result_encode(body, sizeof(body), nonce, result);
+	link_send_frame(n, l, KM_FRAME_DIAL_RESULT, body, sizeof(body));
 }
 
 static void dial_for(struct km_node *n, const struct link *l, uint64_t nonce,
@@ -176,14 +367,30 @@ static void dial_for(struct km_node *n, const struct link *l, uint64_t nonce,
 	for (size_t i = 0; !d && i < DIALERS_MAX; i++)
 		if (n->ns.dialers[i].conn == 0)
 			d = &n->ns.dialers[i];
-	if (!d || l->hello.listen_port == 0)
-		return; /* busy: the asker hears nothing and tries elsewhere */
+	if (!d || l->hello.listen_port == 0) {
+		n->ns.st.dialbacks_busy++;
+		send_result(n, l->conn, nonce, KM_DIAL_BUSY);
+		return;
+	}
 	to.port = l->hello.listen_port;
 	d->conn = n->next_conn++;
 	d->nonce = nonce;
+	d->asker = l->conn;
 	d->deadline = now + DIAL_MS;
 	n->ns.st.dialbacks_served++;
 	n->cb.tcp_connect(n->user, d->conn, &to);
+}
+
+/* Frees the slot first: closing may call back into node_nat_tcp_closed. */
+static void dialer_done(struct km_node *n, struct dialer *d, uint8_t result,
+			bool close)
+{
+	uint64_t conn = d->conn;
+
+	d->conn = 0;
+	if (close)
+		n->cb.tcp_close(n->user, conn);
+	send_result(n, d->asker, d->nonce, result);
 }
 
 bool node_nat_tcp_connected(struct km_node *n, uint64_t conn)
@@ -200,17 +407,37 @@ bool node_nat_tcp_connected(struct km_node *n, uint64_t conn)
 			    sizeof(body));
 	if (w > 0)
 		n->cb.tcp_send(n->user, conn, buf, (size_t)w);
-	n->cb.tcp_close(n->user, conn);
-	d->conn = 0;
+	dialer_done(n, d, KM_DIAL_CONNECTED, true);
 	return true;
 }
 
+/* Closed before it connected: the dial failed. */
 void node_nat_tcp_closed(struct km_node *n, uint64_t conn)
 {
 	struct dialer *d = dialer_find(n, conn);
 
 	if (d)
-		d->conn = 0;
+		dialer_done(n, d, KM_DIAL_REFUSED, false);
+}
+
+/* A neighbour we asked says how its dial went. */
+static bool on_result(struct km_node *n, struct link *l,
+		      const struct km_frame *f, km_ms now)
+{
+	struct dial_ask *a;
+	uint64_t nonce;
+	uint8_t result;
+
+	if (km_dial_result_decode(f->payload, f->len, &nonce, &result) < 0) {
+		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "DIAL_RESULT", now);
+		return false;
+	}
+	if (result < sizeof(n->ns.st.dial_results) / sizeof(unsigned long))
+		n->ns.st.dial_results[result]++;
+	if (n->ns.deadline != 0 && nonce == n->ns.nonce &&
+	    (a = ask_of(&n->ns, l->conn)) && a->result == 0)
+		a->result = result;
+	return true;
 }
 
 bool node_nat_on_frame(struct km_node *n, struct link *l,
@@ -218,7 +445,10 @@ bool node_nat_on_frame(struct km_node *n, struct link *l,
 {
 	uint64_t nonce;
 
-	if (km_ping_decode(f->payload, f->len, &nonce) < 0 ||
+	if (f->type == KM_FRAME_DIAL_RESULT && l->state == LINK_UP)
+		return on_result(n, l, f, now);
+	if (f->type == KM_FRAME_DIAL_RESULT ||
+	    km_ping_decode(f->payload, f->len, &nonce) < 0 ||
 	    (f->type == KM_FRAME_DIAL_ME && !l->neighbour) ||
 	    (f->type == KM_FRAME_DIALBACK &&
 	     (l->outbound || l->state != LINK_HELLO_WAIT))) {
@@ -231,8 +461,12 @@ bool node_nat_on_frame(struct km_node *n, struct link *l,
 		return true;
 	}
 	if (n->ns.deadline != 0 && nonce == n->ns.nonce &&
-	    km_addr_scope(&l->remote) >= n->ns.scope)
-		verdict(n, KM_REACH_PUBLIC);
+	    km_addr_scope(&l->remote) >= n->ns.scope &&
+	    has_address(n, dialled(&n->ns, &l->remote))) {
+		n->ns.st.dialbacks_ok++;
+		verdict(n, KM_REACH_PUBLIC, dialled(&n->ns, &l->remote),
+			"dial-back arrived", now);
+	}
 	link_close(n, l, KM_BYE_NORMAL, "dial-back", now);
 	return false;
 }
@@ -263,15 +497,13 @@ km_ms node_nat_tick(struct km_node *n, km_ms now)
 	km_ms wake = node_punch_tick(n, now);
 
 	if (s->deadline != 0 && now >= s->deadline)
-		verdict(n, KM_REACH_PRIVATE);
+		check_ended(n, now);
 	wake = km_ms_earliest(wake, start_check(n, now));
 	for (size_t i = 0; i < DIALERS_MAX; i++) {
 		struct dialer *d = &s->dialers[i];
 
-		if (d->conn != 0 && now >= d->deadline) {
-			n->cb.tcp_close(n->user, d->conn);
-			d->conn = 0;
-		}
+		if (d->conn != 0 && now >= d->deadline)
+			dialer_done(n, d, KM_DIAL_TIMED_OUT, true);
 		if (d->conn != 0)
 			wake = km_ms_earliest(wake, d->deadline);
 	}

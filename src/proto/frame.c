@@ -33,6 +33,7 @@ static const struct {
 	{ KM_FRAME_RELAY_CLOSE, "RELAY_CLOSE" },
 	{ KM_FRAME_REACH, "REACH" },
 	{ KM_FRAME_RENDEZVOUS, "RENDEZVOUS" },
+	{ KM_FRAME_DIAL_RESULT, "DIAL_RESULT" },
 };
 
 #define N_FRAME_TYPES (sizeof(frame_types) / sizeof(frame_types[0]))

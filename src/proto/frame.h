@@ -40,6 +40,7 @@ enum km_frame_type {
 	KM_FRAME_RELAY_CLOSE = 23,/* peer ID: the relayed link is gone */
 	KM_FRAME_REACH = 24,      /* u8: 1 = I am not publicly reachable */
 	KM_FRAME_RENDEZVOUS = 25, /* private nodes I can coordinate punches for */
+	KM_FRAME_DIAL_RESULT = 26,/* how the dial a DIAL_ME asked for went */
 };
 
 /* A frame whose payload points into someone else's buffer. */

@@ -139,6 +139,30 @@ int km_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce)
 	return km_wire_left(&r) ? KM_ERR_TRAILING : 0;
 }
 
+int km_dial_result_encode(uint8_t *out, size_t cap, uint64_t nonce,
+			  uint8_t result)
+{
+	struct km_wire_writer w;
+
+	km_wire_writer_init(&w, out, cap);
+	km_wire_write_u64(&w, nonce);
+	km_wire_write_u8(&w, result);
+	return written(&w);
+}
+
+int km_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
+			  uint8_t *result)
+{
+	struct km_wire_reader r;
+
+	km_wire_reader_init(&r, in, len);
+	*nonce = km_wire_read_u64(&r);
+	*result = km_wire_read_u8(&r);
+	if (r.short_read)
+		return KM_ERR_TRUNCATED;
+	return km_wire_left(&r) ? KM_ERR_TRAILING : 0;
+}
+
 int km_message_encode(uint8_t *out, size_t cap, const struct km_message *m)
 {
 	struct km_wire_writer w;

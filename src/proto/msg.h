@@ -93,6 +93,26 @@ int km_ping_encode(uint8_t *out, size_t cap, uint64_t nonce);
 /* Errors: KM_ERR_TRUNCATED, KM_ERR_TRAILING. */
 int km_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce);
 
+/* ---- DIAL_RESULT ---- */
+
+/* The dialler's answer to DIAL_ME: the asker's nonce | result u8.  Only
+ * KM_DIAL_REFUSED and KM_DIAL_TIMED_OUT are evidence of a NAT; a result
+ * this build does not know decodes and counts for nothing. */
+#define KM_DIAL_RESULT_LEN 9
+enum km_dial_result {
+	KM_DIAL_CONNECTED = 1, /* connected and sent DIALBACK */
+	KM_DIAL_REFUSED = 2,   /* the connection failed before it was up */
+	KM_DIAL_TIMED_OUT = 3, /* no connection within the dialler's 5 s */
+	KM_DIAL_BUSY = 4,      /* not dialled: the dialler was at its cap */
+};
+
+/* Errors: KM_ERR_BUF. */
+int km_dial_result_encode(uint8_t *out, size_t cap, uint64_t nonce,
+			  uint8_t result);
+/* Errors: KM_ERR_TRUNCATED, KM_ERR_TRAILING. */
+int km_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
+			  uint8_t *result);
+
 /* ---- MESSAGE ---- */
 
 #define KM_MESSAGE_HEADER_LEN (KM_MSG_ID_LEN + KM_NODE_ID_LEN + 8 + 2 + \

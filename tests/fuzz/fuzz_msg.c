@@ -1,5 +1,5 @@
 /* Every overlay message body (HELLO, PEER_LIST, PING/PONG, MESSAGE,
- * GOODBYE, IHAVE/GRAFT, PRUNE).  The first input byte picks the body; the rest
+ * GOODBYE, IHAVE/GRAFT, PRUNE, DIAL_RESULT).  The first input byte picks the body; the rest
  * is decoded.  Whatever decodes must encode again, and the encoding must
  * decode to the same fields: a decoder that accepts something the encoder
  * cannot say (or says differently) is a bug too. */
@@ -56,6 +56,20 @@ static void ping(const uint8_t *in, size_t len)
 	FUZZ_ASSERT(km_ping_decode(out, (size_t)w, &again) == 0 && again == nonce);
 }
 
+static void dial_result(const uint8_t *in, size_t len)
+{
+	uint64_t nonce, nonce2;
+	uint8_t result, result2;
+	int w;
+
+	if (km_dial_result_decode(in, len, &nonce, &result) < 0)
+		return;
+	w = km_dial_result_encode(out, sizeof(out), nonce, result);
+	FUZZ_ASSERT(w == KM_DIAL_RESULT_LEN && memcmp(out, in, len) == 0);
+	FUZZ_ASSERT(km_dial_result_decode(out, (size_t)w, &nonce2, &result2) == 0 &&
+		    nonce2 == nonce && result2 == result);
+}
+
 static void message(const uint8_t *in, size_t len)
 {
 	struct km_message m;
@@ -103,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static void (*const body[])(const uint8_t *, size_t) = {
 		hello, peer_list, ping, message, goodbye, msg_ids, prune,
+		dial_result,
 	};
 
 	if (size < 1)

@@ -81,11 +81,13 @@ def main():
     put("frame", "hello_split", b"\x03" + frame(1, hello()))
     put("frame", "two_frames", b"\x01" + frame(2, peer_list()) + frame(6, goodbye()))
     put("frame", "graft_prune", b"\x07" + frame(8, struct.pack(">H", 1) + ID_B) + frame(9, b""))
+    put("frame", "dial_result", b"\x40" + frame(26, struct.pack(">QB", 7, 3)))
     for i, (name, body) in enumerate([("hello", hello()), ("peer_list", peer_list()),
                                       ("ping", struct.pack(">Q", 7)),
                                       ("message", message()), ("goodbye", goodbye()),
                                       ("ihave", struct.pack(">H", 2) + ID_A + ID_B),
-                                      ("prune", b"")]):
+                                      ("prune", b""),
+                                      ("dial_result", struct.pack(">QB", 7, 3))]):
         put("msg", name, bytes([i]) + body)
     for name, pkt in krpc_seeds().items():
         put("krpc", name, pkt)

@@ -172,7 +172,7 @@ Test(frame, type_table_knows_exactly_the_defined_types)
 
 	for (int t = 0; t < 256; t++)
 		known += km_frame_type_known((uint8_t)t);
-	cr_assert_eq(known, 20);
+	cr_assert_eq(known, 21);
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_HELLO), "HELLO");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_GOODBYE), "GOODBYE");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_IHAVE), "IHAVE");
@@ -184,6 +184,7 @@ Test(frame, type_table_knows_exactly_the_defined_types)
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_AUTH), "AUTH");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_REACH), "REACH");
 	cr_assert_str_eq(km_frame_type_name(KM_FRAME_RENDEZVOUS), "RENDEZVOUS");
+	cr_assert_str_eq(km_frame_type_name(KM_FRAME_DIAL_RESULT), "DIAL_RESULT");
 	cr_assert_str_eq(km_frame_type_name(11), "UNKNOWN");
 }
 

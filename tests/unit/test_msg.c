@@ -242,6 +242,24 @@ Test(msg, ping_and_pong_carry_a_big_endian_nonce)
 	cr_assert_eq(km_ping_decode(buf, 9, &nonce), KM_ERR_TRAILING);
 }
 
+Test(msg, a_dial_result_is_the_nonce_then_one_result_byte)
+{
+	uint8_t buf[10];
+	uint64_t nonce;
+	uint8_t result;
+
+	cr_assert_eq(km_dial_result_encode(buf, sizeof(buf),
+					   0x0102030405060708ull,
+					   KM_DIAL_TIMED_OUT), KM_DIAL_RESULT_LEN);
+	cr_assert_eq(memcmp(buf, (uint8_t[]){ 1, 2, 3, 4, 5, 6, 7, 8, 3 }, 9), 0);
+	cr_assert_eq(km_dial_result_decode(buf, 9, &nonce, &result), 0);
+	cr_assert_eq(nonce, 0x0102030405060708ull);
+	cr_assert_eq(result, KM_DIAL_TIMED_OUT);
+	cr_assert_eq(km_dial_result_decode(buf, 10, &nonce, &result),
+		     KM_ERR_TRAILING);
+	cr_assert_eq(km_dial_result_encode(buf, 8, 1, 1), KM_ERR_BUF);
+}
+
 static struct km_message sample_message(const uint8_t *payload, size_t len)
 {
 	struct km_message m = { .seq = 0x1122334455667788ull, .hops = 3,
@@ -463,6 +481,19 @@ static int dec_ping(const uint8_t *in, size_t len)
 	return km_ping_decode(in, len, &nonce);
 }
 
+static int enc_dial_result(uint8_t *out, size_t cap)
+{
+	return km_dial_result_encode(out, cap, 77, KM_DIAL_BUSY);
+}
+
+static int dec_dial_result(const uint8_t *in, size_t len)
+{
+	uint64_t nonce;
+	uint8_t result;
+
+	return km_dial_result_decode(in, len, &nonce, &result);
+}
+
 static int enc_message(uint8_t *out, size_t cap)
 {
 	struct km_message m = sample_message((const uint8_t *)"xyz", 3);
@@ -513,6 +544,7 @@ static const struct body {
 	{ "hello6", enc_hello6, dec_hello, false },
 	{ "peer_list", enc_peers, dec_peers, false },
 	{ "ping", enc_ping, dec_ping, false },
+	{ "dial_result", enc_dial_result, dec_dial_result, false },
 	{ "message", enc_message, dec_message, true },
 	{ "goodbye", enc_goodbye, dec_goodbye, false },
 	{ "ihave_graft", enc_ids, dec_ids, false },

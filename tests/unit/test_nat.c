@@ -147,9 +147,33 @@ Test(nat, an_address_of_our_own_is_public_and_any_other_private)
 	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_PRIVATE);
 	km_nat_set_local(&nat, &local, 1);
 	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_PUBLIC);
-	km_nat_set_dialback(&nat, KM_REACH_PRIVATE);
+	cr_assert(km_nat_set_dialback(&nat, KM_REACH_PRIVATE, NULL));
 	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_PRIVATE);
 	cr_assert_str_eq(km_reach_name(KM_REACH_PRIVATE), "private");
+}
+
+Test(nat, a_dial_back_verdict_adopts_its_address_when_the_votes_have_none)
+{
+	struct km_addr at = ip4(192, 0, 2, 2, 7000);
+
+	cr_assert_not(km_nat_set_dialback(&nat, KM_REACH_PUBLIC, NULL),
+		      "no verdict without an address");
+	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_UNKNOWN);
+	cr_assert_null(km_nat_external(&nat));
+	cr_assert(km_nat_set_dialback(&nat, KM_REACH_PUBLIC, &at));
+	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_PUBLIC);
+	cr_assert(km_addr_eq(km_nat_external(&nat), &at));
+}
+
+Test(nat, a_dial_back_verdict_keeps_the_address_the_votes_adopted)
+{
+	struct km_addr seen = ip4(198, 51, 100, 7, 4000);
+	struct km_addr at = ip4(192, 0, 2, 2, 7000);
+
+	for (uint8_t i = 1; i <= 3; i++)
+		vote(ip4(i, i, 0, 1, 1), seen, i);
+	cr_assert(km_nat_set_dialback(&nat, KM_REACH_PRIVATE, &at));
+	cr_assert(km_addr_eq(km_nat_external(&nat), &seen));
 }
 
 static enum km_scope scope_of(const char *ip)

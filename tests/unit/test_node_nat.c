@@ -1,6 +1,7 @@
-/* km_node's dial-back check with a fake driver: a neighbour is asked to
- * dial us; its DIALBACK makes us public, silence makes us private and
- * read-only (BEP 43); and we dial back for a neighbour that asks. */
+/* km_node's dial-back check with a fake driver: neighbours are asked to
+ * dial us; a DIALBACK makes us public, failed dials from two neighbours
+ * make us private and read-only (BEP 43), anything less decides nothing;
+ * and we dial back for a neighbour that asks, and say how it went. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@
 #define OUT_MAX 16384
 
 struct fake {
+	uint64_t conns[CONNS];    /* every tcp_connect, in order */
+	int nconns;
 	uint64_t last_conn;
 	struct km_addr last_dial;
 	int connects, closes;
@@ -31,6 +34,8 @@ static void fake_connect(void *user, uint64_t conn, const struct km_addr *to)
 	struct fake *f = user;
 
 	f->connects++;
+	if (f->nconns < CONNS)
+		f->conns[f->nconns++] = conn;
 	f->last_conn = conn;
 	f->last_dial = *to;
 }
@@ -130,6 +135,9 @@ static struct km_hello node_hello(uint64_t conn)
 
 /* Plays a peer with ID id_byte... through HELLO and AUTH (docs/PROTOCOL.md,
  * "AUTH") on conn. */
+/* Where the fake peers see the node. */
+static const uint8_t us_ip[4] = { 192, 0, 2, 77 };
+
 static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 		      km_ms now)
 {
@@ -147,6 +155,8 @@ static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 	memset(h.id, id_byte, sizeof(h.id));
 	memcpy(h.pubkey, key.pub, KM_PUBKEY_LEN);
 	memset(h.nonce, id_byte ^ 0x5a, KM_NONCE_LEN);
+	/* Like every kadmesh peer, it says where it sees us. */
+	km_addr_set_v4(&h.observed, us_ip, 50000);
 	len = km_hello_encode(body, sizeof(body), &h);
 	feed(conn, KM_FRAME_HELLO, body, (size_t)len, now);
 	theirs = node_hello(conn);
@@ -194,6 +204,12 @@ static void teardown(void)
 
 TestSuite(node_nat, .fini = teardown);
 
+static void node_with_neighbours(const uint8_t (*ips)[4], int count,
+				 uint64_t *conns);
+static void feed_result(uint64_t conn, uint64_t nonce, uint8_t result,
+			km_ms now);
+static const uint8_t two_subnets[3][4];
+
 Test(node_nat, a_neighbour_is_asked_to_dial_back_once_its_link_is_stable)
 {
 	uint64_t nonce;
@@ -203,13 +219,14 @@ Test(node_nat, a_neighbour_is_asked_to_dial_back_once_its_link_is_stable)
 	cr_assert_eq(km_node_nat_stats(n).dialbacks_asked, 1);
 }
 
-Test(node_nat, no_dialback_in_time_makes_the_node_private_and_read_only)
+Test(node_nat, one_silent_neighbour_proves_nothing)
 {
 	node_with_neighbour();
 	km_node_tick(n, 2001 + KM_SECONDS(8));
-	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
-	cr_assert(km_node_config(n)->dht.read_only);
-	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 1);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+	cr_assert_not(km_node_config(n)->dht.read_only);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 0);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_undecided, 1);
 }
 
 Test(node_nat, a_dialback_with_our_nonce_makes_the_node_public)
@@ -225,10 +242,14 @@ Test(node_nat, a_dialback_with_our_nonce_makes_the_node_public)
 	feed_nonce(in, KM_FRAME_DIALBACK, nonce ^ 1, 2101);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN,
 		     "a wrong nonce proves nothing");
+	cr_assert_null(km_nat_external(km_node_nat(n)));
 	in = km_node_tcp_accepted(n, &from, 2102);
 	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2103);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 	cr_assert_not(km_node_config(n)->dht.read_only);
+	cr_assert_not_null(km_nat_external(km_node_nat(n)),
+			   "the verdict comes with the address it is about");
+	cr_assert_eq(km_nat_external(km_node_nat(n))->ip[3], us_ip[3]);
 	km_node_tick(n, 2001 + KM_SECONDS(8));
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 }
@@ -417,15 +438,20 @@ Test(node_nat, bad_reach_and_rendezvous_frames_close_the_link)
 	cr_assert_eq(sent_count(KM_FRAME_GOODBYE), 1);
 }
 
-/* A private node (no dial-back came) whose rendezvous x lists one private
- * node with ID id_byte...; returns x. */
+/* A private node (two neighbours' dials failed) whose rendezvous x lists
+ * one private node with ID id_byte...; returns x. */
 static uint64_t private_node_told_of(uint8_t id_byte, km_ms *now)
 {
-	uint64_t x = node_with_neighbour();
+	uint64_t c[2], x, nonce;
 	struct km_peer p;
 	uint8_t body[64];
 	int len;
 
+	node_with_neighbours(two_subnets, 2, c);
+	x = c[0];
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	feed_result(c[0], nonce, KM_DIAL_TIMED_OUT, 7000);
+	feed_result(c[1], nonce, KM_DIAL_TIMED_OUT, 7000);
 	*now = 2001 + KM_SECONDS(8);
 	km_node_tick(n, *now);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
@@ -463,26 +489,47 @@ Test(node_nat, a_private_node_leaves_the_ask_to_a_lower_private_id)
 
 Test(node_nat, an_internet_neighbour_rechecks_what_a_lan_dialback_proved)
 {
-	static const uint8_t lan[4] = { 10, 1, 0, 5 }, wan[4] = { 203, 0, 113, 9 };
+	static const uint8_t ips[3][4] = {
+		{ 10, 1, 0, 5 }, { 203, 0, 113, 9 }, { 198, 51, 100, 7 } };
+	struct km_node_config cfg;
 	struct km_addr from;
-	uint64_t nonce, in;
-	struct km_id y;
+	uint64_t nonce, in, c[3];
 
-	memcpy(peer_ip, lan, 4);
-	node_with_neighbour();
-	memcpy(peer_ip, (uint8_t[4]){ 127, 0, 0, 9 }, 4);
-	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce), "a LAN-only node asks its LAN");
-	km_addr_set_v4(&from, lan, 40000);
+	memset(&f, 0, sizeof(f));
+	km_prng_seed(&prng, 3);
+	rng = km_prng_rng(&prng);
+	km_node_config_default(&cfg);
+	km_id_random(&rng, &cfg.dht.id);
+	cfg.port = 7000;
+	for (int i = 0; i < 3; i++)
+		km_addr_set_v4(&cfg.bootstrap[i], ips[i], 6881);
+	cfg.nbootstrap = 3;
+	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
+	cr_assert_not_null(n);
+	km_node_start(n, NULL, 0, 1000);
+	memcpy(c, f.conns, sizeof(c));
+	/* The LAN peer answers first: a LAN-only node asks its LAN. */
+	km_node_tcp_connected(n, c[0], 1000);
+	handshake(c[0], 0x70, 6881, 1001);
+	km_node_tick(n, 2001);
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	km_addr_set_v4(&from, ips[0], 40000);
 	in = km_node_tcp_accepted(n, &from, 2100);
 	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2101);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 
-	neighbour_from(&y, wan);
+	f.nsent = 0;
+	for (int i = 1; i < 3; i++) {
+		km_node_tcp_connected(n, c[i], 2500);
+		handshake(c[i], (uint8_t)(0x70 + i), 6881, 2501);
+	}
 	km_node_tick(n, 3600);
-	cr_assert_eq(sent_count(KM_FRAME_DIAL_ME), 1, "only the Internet one");
+	cr_assert_eq(sent_count(KM_FRAME_DIAL_ME), 2, "only the Internet ones");
 	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
 	in = km_node_tcp_accepted(n, &from, 3700);
 	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 3701);
+	feed_result(c[1], nonce, KM_DIAL_TIMED_OUT, 8600);
+	feed_result(c[2], nonce, KM_DIAL_TIMED_OUT, 8600);
 	km_node_tick(n, 3600 + KM_SECONDS(8));
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE,
 		     "the LAN's dial-back did not count");
@@ -503,4 +550,282 @@ Test(node_nat, dht_ctl_punch_asks_every_neighbour_to_be_the_rendezvous)
 	cr_assert_eq(sent_count(KM_FRAME_PUNCH_REQ), 0);
 	cr_assert_eq(km_node_punch(n, km_dht_id(km_node_dht(n)), 3002),
 		     KM_ERR_INVAL);
+}
+
+/* ---- evidence: results from distinct neighbours ------------------------- */
+
+/* A node with an outbound neighbour at each of ips (IDs 0x70, 0x71, ...),
+ * each asked to dial back; their conns go to conns[]. */
+static void node_with_neighbours(const uint8_t (*ips)[4], int count,
+				 uint64_t *conns)
+{
+	struct km_node_config cfg;
+
+	memset(&f, 0, sizeof(f));
+	km_prng_seed(&prng, 3);
+	rng = km_prng_rng(&prng);
+	km_node_config_default(&cfg);
+	km_id_random(&rng, &cfg.dht.id);
+	cfg.port = 7000;
+	for (int i = 0; i < count; i++)
+		km_addr_set_v4(&cfg.bootstrap[i], ips[i], 6881);
+	cfg.nbootstrap = (size_t)count;
+	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
+	cr_assert_not_null(n);
+	km_node_start(n, NULL, 0, 1000);
+	cr_assert_eq(f.nconns, count);
+	for (int i = 0; i < count; i++) {
+		conns[i] = f.conns[i];
+		km_node_tcp_connected(n, conns[i], 1000);
+		handshake(conns[i], (uint8_t)(0x70 + i), 6881, 1001);
+	}
+	km_node_tick(n, 2001);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_asked, (unsigned long)count);
+}
+
+static void feed_result(uint64_t conn, uint64_t nonce, uint8_t result,
+			km_ms now)
+{
+	uint8_t body[KM_DIAL_RESULT_LEN];
+
+	km_dial_result_encode(body, sizeof(body), nonce, result);
+	feed(conn, KM_FRAME_DIAL_RESULT, body, sizeof(body), now);
+}
+
+static const uint8_t two_subnets[3][4] = {
+	{ 203, 0, 113, 9 }, { 198, 51, 100, 7 }, { 203, 0, 113, 10 } };
+
+/* A check that asked count neighbours, each answering with results[i] (0:
+ * nothing), run past its deadline. */
+static void check_with_results(const uint8_t (*ips)[4], int count,
+			       const uint8_t *results)
+{
+	uint64_t c[3], nonce;
+
+	node_with_neighbours(ips, count, c);
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	for (int i = 0; i < count; i++)
+		if (results[i])
+			feed_result(c[i], nonce, results[i], 7000 + i);
+	km_node_tick(n, 2001 + KM_SECONDS(8));
+}
+
+Test(node_nat, failed_dials_from_two_neighbours_make_the_node_private_and_read_only)
+{
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_REFUSED };
+
+	check_with_results(two_subnets, 2, results);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
+	cr_assert(km_node_config(n)->dht.read_only);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 1);
+	cr_assert_eq(km_node_nat_stats(n).dial_results[KM_DIAL_TIMED_OUT], 1);
+}
+
+Test(node_nat, a_private_verdict_adopts_the_address_that_was_dialled)
+{
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_REFUSED };
+	struct km_addr at;
+
+	check_with_results(two_subnets, 2, results);
+	km_addr_set_v4(&at, us_ip, 7000);
+	cr_assert_not_null(km_nat_external(km_node_nat(n)));
+	cr_assert(km_addr_eq(km_nat_external(km_node_nat(n)), &at));
+}
+
+Test(node_nat, one_failed_dial_and_one_busy_dialler_prove_nothing)
+{
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_BUSY };
+
+	check_with_results(two_subnets, 2, results);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+	cr_assert_not(km_node_config(n)->dht.read_only);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_undecided, 1);
+}
+
+Test(node_nat, two_failures_from_one_subnet_do_not_count_where_there_are_two)
+{
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_BUSY,
+					   KM_DIAL_TIMED_OUT };
+
+	/* Three voters adopt an external address, so reachability follows
+	 * the votes; the check itself must decide nothing. */
+	check_with_results(two_subnets, 3, results);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_undecided, 1,
+		     "203.0/16 twice, and 198.51/16 never dialled");
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_failed, 0);
+	cr_assert_not(km_node_config(n)->dht.read_only);
+}
+
+Test(node_nat, two_failures_from_one_subnet_count_where_there_is_only_one)
+{
+	static const uint8_t one_subnet[2][4] = { { 203, 0, 113, 9 },
+						  { 203, 0, 113, 10 } };
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_TIMED_OUT };
+
+	check_with_results(one_subnet, 2, results);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
+}
+
+Test(node_nat, a_result_with_another_nonce_or_from_another_link_counts_for_nothing)
+{
+	uint64_t c[2], nonce;
+
+	node_with_neighbours(two_subnets, 2, c);
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	feed_result(c[0], nonce, KM_DIAL_TIMED_OUT, 7000);
+	feed_result(c[0], nonce, KM_DIAL_TIMED_OUT, 7001);
+	feed_result(c[1], nonce ^ 1, KM_DIAL_TIMED_OUT, 7002);
+	km_node_tick(n, 2001 + KM_SECONDS(8));
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+}
+
+/* ---- the dialler's answer ----------------------------------------------- */
+
+/* The last DIAL_RESULT the node sent: its nonce and result, or false. */
+static bool sent_result(uint64_t *nonce, uint8_t *result)
+{
+	bool found = false;
+
+	for (size_t i = 0; i + KM_FRAME_HEADER_LEN <= f.nsent;) {
+		struct km_frame fr;
+		size_t used;
+
+		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
+			break;
+		if (fr.type == KM_FRAME_DIAL_RESULT)
+			found = km_dial_result_decode(fr.payload, fr.len, nonce,
+						      result) == 0;
+		i += used;
+	}
+	return found;
+}
+
+Test(node_nat, the_dialler_answers_every_dial_me_with_a_result)
+{
+	uint64_t conn = node_with_neighbour(), nonce = 0, dial;
+	uint8_t result = 0;
+
+	f.nsent = 0;
+	feed_nonce(conn, KM_FRAME_DIAL_ME, 11, 3000);
+	km_node_tcp_connected(n, f.last_conn, 3001);
+	cr_assert(sent_result(&nonce, &result));
+	cr_assert_eq(nonce, 11);
+	cr_assert_eq(result, KM_DIAL_CONNECTED);
+
+	feed_nonce(conn, KM_FRAME_DIAL_ME, 12, 3002);
+	km_node_tcp_closed(n, f.last_conn, 3003);
+	cr_assert(sent_result(&nonce, &result));
+	cr_assert_eq(nonce, 12);
+	cr_assert_eq(result, KM_DIAL_REFUSED);
+
+	feed_nonce(conn, KM_FRAME_DIAL_ME, 13, 3004);
+	dial = f.last_conn;
+	km_node_tick(n, 3004 + KM_SECONDS(5));
+	cr_assert(sent_result(&nonce, &result));
+	cr_assert_eq(nonce, 13);
+	cr_assert_eq(result, KM_DIAL_TIMED_OUT);
+	km_node_tcp_closed(n, dial, 9000);
+	cr_assert(sent_result(&nonce, &result));
+	cr_assert_eq(result, KM_DIAL_TIMED_OUT, "one answer per dial");
+
+	for (uint64_t i = 20; i < 24; i++)
+		feed_nonce(conn, KM_FRAME_DIAL_ME, i, 10000);
+	feed_nonce(conn, KM_FRAME_DIAL_ME, 99, 10001);
+	cr_assert(sent_result(&nonce, &result));
+	cr_assert_eq(nonce, 99);
+	cr_assert_eq(result, KM_DIAL_BUSY);
+	cr_assert_eq(km_node_nat_stats(n).dialbacks_busy, 1);
+}
+
+/* ---- caps yield to the dial-back while a check waits ------------------- */
+
+Test(node_nat, while_a_check_waits_the_per_ip_cap_lets_its_dialback_in)
+{
+	static const uint8_t lan[4] = { 10, 1, 0, 5 };
+	struct km_addr from;
+	uint64_t nonce, in, other;
+
+	node_with_neighbour();
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	km_addr_set_v4(&from, lan, 40000);
+	for (int i = 0; i < 4; i++)
+		cr_assert_neq(km_node_tcp_accepted(n, &from, 2100), 0);
+	other = km_node_tcp_accepted(n, &from, 2101);
+	cr_assert_neq(other, 0, "over the per-IP cap, but a check waits");
+	in = km_node_tcp_accepted(n, &from, 2102);
+	cr_assert_neq(in, 0);
+	feed(other, KM_FRAME_HELLO, (const uint8_t *)"x", 1, 2103);
+	cr_assert_eq(km_node_nat_stats(n).dialback_probes, 2);
+	feed_nonce(in, KM_FRAME_DIALBACK, nonce, 2104);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+	cr_assert_eq(km_node_tcp_accepted(n, &from, 2105), 0,
+		     "no check waits: the cap holds again");
+}
+
+/* ---- unsolicited inbound proves public --------------------------------- */
+
+/* A node with a global neighbour (so its network is global) that then
+ * accepts an inbound neighbour from ip. */
+static void inbound_neighbour_from(const uint8_t ip[4])
+{
+	struct km_id y;
+
+	memcpy(peer_ip, (uint8_t[4]){ 203, 0, 113, 9 }, 4);
+	node_with_neighbour();
+	memcpy(peer_ip, (uint8_t[4]){ 127, 0, 0, 9 }, 4);
+	neighbour_from(&y, ip);
+}
+
+Test(node_nat, an_unsolicited_inbound_link_proves_the_node_public)
+{
+	inbound_neighbour_from((uint8_t[4]){ 198, 51, 100, 7 });
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+	cr_assert_eq(km_node_nat_stats(n).inbound_proofs, 1);
+}
+
+Test(node_nat, an_inbound_link_from_a_narrower_scope_proves_nothing)
+{
+	inbound_neighbour_from((uint8_t[4]){ 10, 1, 0, 5 });
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+	cr_assert_eq(km_node_nat_stats(n).inbound_proofs, 0);
+}
+
+/* ---- re-checks back off from 1 min to 10 min --------------------------- */
+
+/* Ticks from *now to until in 5 s steps, answering the node's PINGs on
+ * conn so that the neighbour stays. */
+static void live_until(uint64_t conn, km_ms *now, km_ms until)
+{
+	uint64_t nonce;
+
+	while (*now < until) {
+		*now = *now + KM_SECONDS(5) < until ? *now + KM_SECONDS(5) : until;
+		f.nsent = 0;
+		km_node_tick(n, *now);
+		if (sent_nonce(KM_FRAME_PING, &nonce))
+			feed_nonce(conn, KM_FRAME_PONG, nonce, *now);
+	}
+}
+
+Test(node_nat, checks_repeat_after_1_2_4_8_then_every_10_minutes)
+{
+	static const km_ms gaps[] = { 1, 2, 4, 8, 10, 10 };
+	km_ms end = 2001 + KM_SECONDS(8), now = 2001;
+	uint64_t conn = node_with_neighbour();
+
+	live_until(conn, &now, end);
+	for (size_t i = 0; i < sizeof(gaps) / sizeof(gaps[0]); i++) {
+		km_ms next = end + KM_MINUTES(gaps[i]);
+		unsigned long asked = km_node_nat_stats(n).dialbacks_asked;
+
+		live_until(conn, &now, next - 1);
+		cr_assert_eq(km_node_nat_stats(n).dialbacks_asked, asked,
+			     "check %zu too early", i);
+		km_node_tick(n, next);
+		cr_assert_eq(km_node_nat_stats(n).dialbacks_asked, asked + 1,
+			     "check %zu not at %lld min", i, (long long)gaps[i]);
+		now = next;
+		end = next + KM_SECONDS(8);
+		live_until(conn, &now, end);
+	}
 }
