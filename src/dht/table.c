@@ -671,7 +671,7 @@ static size_t collect(const struct km_table *t, int i,
 	const struct km_table_entry *nodes = nodes_of(t, i);
 
 	for (int j = 0; j < t->b[i].n; j++)
-		if (!is_bad(t, &nodes[j]))
+		if (!is_bad(t, &nodes[j]) && nodes[j].failures == 0)
 			got = keep_closest(out, got, n, target, &nodes[j].c);
 	return got;
 }
