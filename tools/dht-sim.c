@@ -30,6 +30,7 @@ static void usage(FILE *f)
 	fputs("usage: dht-sim --nodes N --seed S --scenario lookup|broadcast|churn|mesh\n"
 	      "               [--k 8] [--alpha 3] [--max-out 8] [--loss 0.01]\n"
 	      "               [--dead 0.1] [--churn 0.3] [--lookups 1000]\n"
+	      "               [--session-median SECONDS]\n"
 	      "               [--broadcasts 100] [--payload 1024] [--join-over 1000]\n"
 	      "               [--settle 30] [--json] [--no-timing]\n"
 	      "\n"
@@ -53,6 +54,11 @@ static void usage(FILE *f)
 	      "      --dead F          lookup: fraction silenced after bootstrap (default 0)\n"
 	      "      --churn F         churn: fraction killed at once (default 0.3)\n"
 	      "      --lookups L       lookups to run (default 1000)\n"
+	      "      --session-median SECONDS\n"
+	      "                        lookup: nodes come and go all along, with\n"
+	      "                        Weibull (shape 0.5) sessions of this median;\n"
+	      "                        a leaver is replaced by a newcomer (default:\n"
+	      "                        none)\n"
 	      "      --broadcasts B    broadcasts to send (default 100)\n"
 	      "      --payload BYTES   broadcast payload size (default 1024)\n"
 	      "      --join-over SECONDS  the nodes join one after another, evenly\n"
@@ -115,7 +121,8 @@ static int parse_scenario(const char *arg, enum sim_scenario *out)
 }
 
 enum { O_K = 256, O_ALPHA, O_MAX_OUT, O_LOSS, O_DEAD, O_CHURN, O_LOOKUPS,
-       O_BROADCASTS, O_PAYLOAD, O_JOIN_OVER, O_SETTLE, O_JSON, O_NO_TIMING };
+       O_BROADCASTS, O_PAYLOAD, O_JOIN_OVER, O_SETTLE, O_JSON, O_NO_TIMING,
+       O_SESSION_MEDIAN };
 
 /* Longest --join-over or --settle: about 11.5 days of virtual time. */
 #define MAX_SECONDS 1000000
@@ -133,6 +140,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 		{ "dead", required_argument, NULL, O_DEAD },
 		{ "churn", required_argument, NULL, O_CHURN },
 		{ "lookups", required_argument, NULL, O_LOOKUPS },
+		{ "session-median", required_argument, NULL, O_SESSION_MEDIAN },
 		{ "broadcasts", required_argument, NULL, O_BROADCASTS },
 		{ "payload", required_argument, NULL, O_PAYLOAD },
 		{ "join-over", required_argument, NULL, O_JOIN_OVER },
@@ -181,6 +189,10 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 		case O_LOOKUPS:
 			rc = parse_size("lookups", optarg, 0, 10000000, &o->lookups);
 			break;
+		case O_SESSION_MEDIAN:
+			rc = parse_size("session-median", optarg, 1, 100000000, &v);
+			o->session_median_s = (double)v;
+			break;
 		case O_BROADCASTS:
 			rc = parse_size("broadcasts", optarg, 0, 1000000, &o->broadcasts);
 			break;
@@ -214,6 +226,10 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 	if (!have_nodes || !have_seed || !have_scenario) {
 		fprintf(stderr, "dht-sim: --nodes, --seed and --scenario are required "
 			"(see --help)\n");
+		return -1;
+	}
+	if (o->session_median_s > 0 && o->scenario != SIM_LOOKUP) {
+		fprintf(stderr, "dht-sim: --session-median is for --scenario lookup\n");
 		return -1;
 	}
 	return 0;

@@ -305,11 +305,31 @@ void km_dht_receive(struct km_dht *d, const struct km_addr *from,
 	d->in_len = 0;
 }
 
+/* A lookup's retry goes out as a transaction of its own, one RTO after the
+ * first try: while it is pending, the first try running out says nothing
+ * the retry will not say better.  Failing the node then cut the retry's
+ * window short (a lookup left out a node whose first datagram was lost and
+ * whose retry was answered after the first try's 2 s), and counted a
+ * table failure for a query still out.  The queue is in deadline order,
+ * so the retry, sent later, is behind tx. */
+static bool superseded(const struct tx *tx)
+{
+	for (const struct tx *o = tx->next; o; o = o->next)
+		if (o->kind == TX_LOOKUP && o->lookup_id == tx->lookup_id &&
+		    km_id_eq(&o->expect_id, &tx->expect_id))
+			return true;
+	return false;
+}
+
 static void expire_transactions(struct km_dht *d, km_ms now)
 {
 	while (d->tx_queue && d->tx_queue->deadline <= now) {
 		struct tx *tx = d->tx_queue;
 
+		if (tx->kind == TX_LOOKUP && superseded(tx)) {
+			tx_free(d, tx);
+			continue;
+		}
 		if (tx->kind == TX_LOOKUP && !tx->resent && dht_search_resend(d, tx)) {
 			/* Same tid, so a late answer to the first try counts. */
 			tx->resent = true;

@@ -706,7 +706,7 @@ static size_t collect(const struct km_table *t, int i, bool confirmed_only,
 	const struct km_table_entry *nodes = nodes_of(t, i);
 
 	for (int j = 0; j < t->b[i].n; j++)
-		if (!is_bad(t, &nodes[j]) &&
+		if (!is_bad(t, &nodes[j]) && nodes[j].failures == 0 &&
 		    (!confirmed_only || km_table_confirmed(&nodes[j])))
 			got = keep_closest(out, got, n, target, &nodes[j].c);
 	return got;

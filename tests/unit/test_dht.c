@@ -253,3 +253,118 @@ Test(dht, lookups_find_the_true_k_closest_before_and_after_a_tenth_fall_silent,
 	cr_assert_eq(lookups_from_0(v, 200, "10% silent", &slowest), 200);
 	vnet_del(v);
 }
+
+/* One node driven by hand: every datagram it sends is kept for the test to
+ * answer, drop or inspect, and time moves only when the test says. */
+struct wire {
+	struct km_dht *d;
+	struct km_prng prng;
+	struct km_rng rng;
+	struct km_krpc_msg sent[8];
+	uint8_t bufs[8][2048];
+	size_t nsent;
+	size_t lookups_done, last_results;
+};
+
+static void wire_send(void *user, const struct km_addr *to, const uint8_t *buf,
+		      size_t len)
+{
+	struct wire *w = user;
+
+	(void)to;
+	if (w->nsent == 8 || len > sizeof(w->bufs[0]))
+		return;
+	memcpy(w->bufs[w->nsent], buf, len);
+	cr_assert_eq(km_krpc_decode(w->bufs[w->nsent], len, &w->sent[w->nsent]), 0);
+	w->nsent++;
+}
+
+static void wire_done(void *user, uint64_t id, const struct km_lookup *lk)
+{
+	struct wire *w = user;
+	struct km_lookup_result res[8];
+
+	(void)id;
+	w->lookups_done++;
+	w->last_results = km_lookup_results(lk, res, 8);
+}
+
+static void wire_init(struct wire *w, km_ms now)
+{
+	struct km_dht_config cfg;
+	struct km_dht_callbacks cb = { .send = wire_send, .lookup_done = wire_done };
+
+	memset(w, 0, sizeof(*w));
+	km_prng_seed(&w->prng, 5);
+	w->rng = km_prng_rng(&w->prng);
+	km_dht_config_default(&cfg);
+	memset(cfg.id.b, 0x11, KM_ID_LEN);
+	w->d = km_dht_new(&cfg, &cb, w, &w->rng, now);
+	cr_assert_not_null(w->d);
+}
+
+/* Delivers `from`'s empty answer to the i-th datagram our node sent. */
+static void wire_answer(struct wire *w, size_t i, const struct km_contact *from,
+			km_ms now)
+{
+	struct km_krpc_msg r;
+	uint8_t pkt[256];
+	int len;
+
+	km_krpc_init(&r, KM_KRPC_RESPONSE);
+	memcpy(r.tid, w->sent[i].tid, w->sent[i].tid_len);
+	r.tid_len = w->sent[i].tid_len;
+	r.id = from->id;
+	len = km_krpc_encode(&r, pkt, sizeof(pkt));
+	cr_assert_gt(len, 0);
+	km_dht_receive(w->d, &from->addr, pkt, (size_t)len, now);
+}
+
+/* A lookup's retry has a window of its own (two RTOs after it is sent).
+ * The first try's 2 s transaction used to end before that window did: it
+ * failed the candidate in the lookup and counted a failure in the table
+ * while the retry was still out, so a node whose first datagram was lost
+ * and whose retry was answered late was left out of the result. */
+Test(dht, a_first_try_timing_out_does_not_fail_a_node_whose_retry_is_still_out)
+{
+	struct wire w;
+	struct km_contact b;
+	uint8_t ip[4] = { 10, 0, 0, 2 };
+	struct km_id target;
+	const struct km_table_entry *e;
+	km_ms t = 1000;
+
+	wire_init(&w, t);
+	memset(b.id.b, 0x22, KM_ID_LEN);
+	km_addr_set_v4(&b.addr, ip, 6881);
+	/* b enters the table by answering, 600 ms later: a slow node, so
+	 * the lookup's RTO from the table's RTT is its cap, slow_ms (1 s). */
+	cr_assert_eq(km_dht_ping_addr(w.d, &b.addr, t), 0);
+	wire_answer(&w, 0, &b, t + 600);
+	t += 600;
+	cr_assert_not_null(km_table_find(km_dht_table(w.d), &b.id));
+	/* The join (a lookup of our own ID) and whatever else the first
+	 * tick sends are answered at once, out of the way. */
+	km_dht_tick(w.d, t);
+	for (size_t i = 1; i < w.nsent; i++)
+		wire_answer(&w, i, &b, t);
+	w.nsent = 0;
+	memset(target.b, 0x23, KM_ID_LEN);
+	cr_assert_eq(km_dht_lookup(w.d, &target, KM_LOOKUP_FIND_NODE, NULL, 0,
+				   NULL, t), 0);
+	cr_assert_eq(w.nsent, 1, "the first try goes out at once");
+	/* The first try is lost; the lookup asks again after one RTO. */
+	km_dht_tick(w.d, t + 1000);
+	cr_assert_eq(w.nsent, 2, "the retry goes out after one RTO");
+	/* The first try's transaction runs out; the retry's window has
+	 * another second to go. */
+	km_dht_tick(w.d, t + 2000);
+	e = km_table_find(km_dht_table(w.d), &b.id);
+	cr_assert_not_null(e);
+	cr_assert_eq(e->failures, 0, "a failure was counted while the retry was out");
+	cr_assert_eq(w.lookups_done, 0, "the lookup gave up while the retry was out");
+	wire_answer(&w, 1, &b, t + 2500);
+	cr_assert_eq(w.lookups_done, 1);
+	cr_assert_eq(w.last_results, 1, "b answered the retry in time but is not in the result");
+	km_dht_del(w.d);
+}

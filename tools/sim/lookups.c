@@ -1,4 +1,5 @@
 /* Bootstrapping the network and the lookup scenario. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,10 +44,31 @@ static void act_join_check(struct sim *s, uint32_t i)
 	sim_at(s, s->now + JOIN_RETRY_MS, act_join_check, i);
 }
 
+static void act_leave(struct sim *s, uint32_t i);
+
+/* --session-median: session lengths follow a Weibull distribution of shape
+ * 0.5 with that median, the heavy tail KAD and Mainline measurements show
+ * (many short sessions, a few very long ones).  The median of Weibull(k,
+ * lambda) is lambda (ln 2)^(1/k), so lambda = median / (ln 2)^2. */
+static km_ms session_length(struct sim *s)
+{
+	double lambda = s->opt.session_median_s / (M_LN2 * M_LN2);
+	double e = -log(1.0 - sim_uniform(s));
+
+	return (km_ms)(1000.0 * lambda * e * e) + 1;
+}
+
+static void start_session(struct sim *s, uint32_t i)
+{
+	if (s->opt.session_median_s > 0)
+		sim_at(s, s->now + session_length(s), act_leave, i);
+}
+
 static void act_join(struct sim *s, uint32_t i)
 {
 	size_t via = i > 0 ? (size_t)sim_pick(s, i) : i;
 
+	start_session(s, i);
 	sim_join(s, i, via);
 	if (i > 0)
 		sim_at(s, s->now + JOIN_RETRY_MS, act_join_check, i);
@@ -157,6 +179,28 @@ static size_t pick_live(struct sim *s)
 		if (s->nodes[i].state == SIM_LIVE)
 			return i;
 	}
+}
+
+/* A node whose session ends leaves without a word, and a newcomer takes
+ * its place (a fresh ID at a new address) and joins through a random live
+ * node, so N stays constant.  A node silenced by --dead has left already. */
+static void act_leave(struct sim *s, uint32_t i)
+{
+	size_t via;
+
+	if (s->nodes[i].state != SIM_LIVE)
+		return;
+	sim_crash(s, i);
+	if (sim_replace(s, i) < 0) {
+		fprintf(stderr, "dht-sim: out of memory (newcomer)\n");
+		exit(1);
+	}
+	s->replaced++;
+	via = pick_live(s);
+	start_session(s, i);
+	sim_join(s, i, via);
+	s->nodes[i].via = (uint32_t)via;
+	sim_at(s, s->now + JOIN_RETRY_MS, act_join_check, i);
 }
 
 struct lookup_rec {
@@ -314,6 +358,8 @@ void scenario_run_lookups(struct sim *s, struct report *r, FILE *out)
 	sim_sort(lat, done);
 	sim_sort(floors, done);
 	report_set(r, R_LOOKUP_SUCCESS_RATE, (double)ok / (double)run.n);
+	report_set(r, R_LOOKUP_FLOOR_MS_MEDIAN, sim_percentile(floors, done, 0.5));
+	report_set(r, R_LOOKUP_FLOOR_MS_P99, sim_percentile(floors, done, 0.99));
 	report_set(r, R_LOOKUP_ROUNDS_MEDIAN, sim_percentile(rounds, done, 0.5));
 	report_set(r, R_LOOKUP_ROUNDS_P90, sim_percentile(rounds, done, 0.9));
 	report_set(r, R_LOOKUP_LATENCY_MS_MEDIAN, sim_percentile(lat, done, 0.5));
@@ -346,6 +392,11 @@ int scenario_lookup(struct sim *s, struct report *r, FILE *out)
 		fprintf(out, "dead: %zu nodes (%.1f%%) went silent after bootstrap\n",
 			killed, 100.0 * (double)killed / (double)s->n);
 	}
+	s->replaced = 0;
 	scenario_run_lookups(s, r, out);
+	if (s->opt.session_median_s > 0)
+		fprintf(out, "sessions: Weibull, shape 0.5, median %.0f s; %lu "
+			"nodes left and were replaced while the lookups ran\n",
+			s->opt.session_median_s, s->replaced);
 	return 0;
 }

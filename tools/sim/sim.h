@@ -30,6 +30,7 @@ struct sim_options {
 	enum sim_scenario scenario;
 	int k, alpha, max_out;
 	double loss, dead, churn;
+	double session_median_s; /* lookup: Weibull(0.5) sessions; 0 = none */
 	size_t lookups, broadcasts;
 	size_t payload;        /* broadcast payload bytes: 1024 */
 	km_ms join_over_ms;    /* the joins spread over this: 1,000 s */
@@ -54,6 +55,9 @@ struct sim_node {
 	km_ms timer_at;        /* the pending timer event, 0 if none */
 	uint32_t via;          /* the node it last joined through */
 	uint8_t state;         /* enum sim_node_state */
+	uint16_t gen;          /* newcomers in this slot so far: the port's
+				  offset from 6881, so a leaver's contacts
+				  reach nobody */
 };
 
 typedef void (*sim_action)(struct sim *s, uint32_t arg);
@@ -70,6 +74,7 @@ struct sim {
 	size_t heap_len, heap_cap;
 	uint64_t seq;
 	unsigned long packets, packets_lost;
+	unsigned long replaced; /* nodes that left and had a newcomer */
 	/* Called for every user lookup that ends; may be NULL. */
 	void (*lookup_done)(struct sim *s, size_t node, uint64_t id,
 			    const struct km_lookup *lk);
@@ -83,7 +88,11 @@ void sim_del(struct sim *s);
 
 uint32_t sim_rtt_ms(const struct sim *s, size_t a, size_t b);
 void sim_addr(size_t i, struct km_addr *out);
-/* The node index of a simulated address, or SIZE_MAX. */
+/* Node i's address now: sim_addr()'s, with the port moved on by its
+ * generation. */
+void sim_node_addr(const struct sim *s, size_t i, struct km_addr *out);
+/* The node index of a simulated address, or SIZE_MAX (also for the address
+ * of a node that has left its slot to a newcomer). */
 size_t sim_addr_index(const struct sim *s, const struct km_addr *a);
 /* Uniform in [0, n) from the world's generator. */
 uint64_t sim_pick(struct sim *s, uint64_t n);
@@ -101,6 +110,9 @@ void sim_poke(struct sim *s, size_t i);
 void sim_join(struct sim *s, size_t i, size_t via);
 /* Node i stops answering; its pending timer is dropped. */
 void sim_crash(struct sim *s, size_t i);
+/* Node i's slot goes to a newcomer with a fresh ID and the next port, not
+ * yet joined (SIM_OFF).  -1 on allocation failure. */
+int sim_replace(struct sim *s, size_t i);
 
 /* The k closest live nodes to target by brute force, not counting node
  * `except`; writes their IDs closest first and returns how many. */

@@ -14,6 +14,7 @@ struct sim_event {
 	km_ms at;
 	uint64_t seq;
 	uint8_t kind;
+	uint16_t gen;      /* datagram: the receiver's generation when sent */
 	uint32_t node;     /* timer: its node; datagram: receiver; action: arg */
 	uint32_t from;     /* datagram: sender */
 	uint32_t len;
@@ -101,16 +102,24 @@ void sim_addr(size_t i, struct km_addr *out)
 	km_addr_set_v4(out, ip, 6881);
 }
 
+void sim_node_addr(const struct sim *s, size_t i, struct km_addr *out)
+{
+	sim_addr(i, out);
+	out->port = (uint16_t)(out->port + s->nodes[i].gen);
+}
+
 size_t sim_addr_index(const struct sim *s, const struct km_addr *a)
 {
 	size_t i;
 
-	if (a->family != KM_AF_INET4 || a->ip[0] != 10 || a->port != 6881)
+	if (a->family != KM_AF_INET4 || a->ip[0] != 10 || a->port < 6881)
 		return SIZE_MAX;
 	if (a->ip[3] == 0)
 		return SIZE_MAX;
 	i = ((size_t)(a->ip[3] - 1) << 16 | (size_t)a->ip[2] << 8 | a->ip[1]);
-	return i >= 1 && i <= s->n ? i - 1 : SIZE_MAX;
+	if (i < 1 || i > s->n || a->port - 6881 != s->nodes[i - 1].gen)
+		return SIZE_MAX; /* no such node, or one that has left */
+	return i - 1;
 }
 
 uint64_t sim_pick(struct sim *s, uint64_t n)
@@ -169,6 +178,7 @@ static void on_send(void *user, const struct km_addr *to, const uint8_t *buf,
 		return;
 	}
 	e.node = (uint32_t)dst;
+	e.gen = s->nodes[dst].gen;
 	e.at = s->now + sim_rtt_ms(s, from, dst) / 2;
 	e.u.data = malloc(len);
 	if (!e.u.data) {
@@ -267,10 +277,10 @@ static void run_event(struct sim *s, struct sim_event *e)
 		return;
 	case EV_DGRAM:
 		nd = &s->nodes[e->node];
-		if (nd->state == SIM_LIVE) {
+		if (nd->state == SIM_LIVE && nd->gen == e->gen) {
 			struct km_addr from;
 
-			sim_addr(e->from, &from);
+			sim_node_addr(s, e->from, &from);
 			km_dht_receive(nd->dht, &from, e->u.data, e->len, s->now);
 			tick(s, e->node);
 		}
@@ -299,7 +309,7 @@ void sim_join(struct sim *s, size_t i, size_t via)
 	s->nodes[i].state = SIM_LIVE;
 	s->nodes[i].via = (uint32_t)via;
 	if (via != i) {
-		sim_addr(via, &a);
+		sim_node_addr(s, via, &a);
 		km_dht_ping_addr(s->nodes[i].dht, &a, s->now);
 	}
 	tick(s, i);
@@ -309,6 +319,27 @@ void sim_crash(struct sim *s, size_t i)
 {
 	s->nodes[i].state = SIM_DEAD;
 	s->nodes[i].timer_at = 0;
+}
+
+int sim_replace(struct sim *s, size_t i)
+{
+	static const struct km_dht_callbacks cb = {
+		.send = on_send, .lookup_done = on_lookup_done,
+	};
+	struct km_dht_config c;
+	struct km_dht *d;
+
+	config(s, &c);
+	km_id_random(&s->rng, &c.id);
+	d = km_dht_new(&c, &cb, &s->nodes[i], &s->rng, s->now);
+	if (!d)
+		return -1;
+	km_dht_del(s->nodes[i].dht);
+	s->nodes[i].dht = d;
+	s->nodes[i].gen++;
+	s->nodes[i].state = SIM_OFF;
+	s->nodes[i].timer_at = 0;
+	return 0;
 }
 
 /* Insertion into a sorted top-k: the brute force is O(N k) per target,

@@ -1,0 +1,21 @@
+"""Issue 14 at 1,000 nodes: lookups during churn (--session-median, Weibull
+sessions of shape 0.5, leavers replaced by newcomers) and the latency floor
+in the JSON.  The issue's latency targets (median <= 1.5 x floor) are not
+met yet (docs/BENCHMARKS.md, "Lookups near the floor"), so this asserts
+what holds: the floor is reported and is a floor, the churn happens, and
+lookups during it stay exact (measured: 300 of 300)."""
+
+import simtest
+
+out, j = simtest.run_json("--nodes", 1000, "--seed", 11, "--scenario",
+                          "lookup", "--lookups", 300, "--session-median", 1800)
+print(out)
+simtest.check("sessions: Weibull" in out and " 0 nodes left" not in out,
+              "nodes leave and are replaced while the lookups run")
+simtest.check(j["lookup_floor_ms_median"] >= 20 and
+              j["lookup_floor_ms_p99"] <= 300,
+              "the floor lies within the simulated RTTs (20-300 ms)")
+simtest.check(j["lookup_latency_ms_median"] >= j["lookup_floor_ms_median"],
+              "no lookup beats the floor")
+simtest.check(j["lookup_success_rate"] >= 0.99,
+              "session median 1800 s: >= 99% of lookups exact")
