@@ -45,16 +45,18 @@ def test_swarm_of_20_finds_every_lookup_and_reaches_every_node(tmp):
     # and a later broadcast costs up to 4.7 copies per node.  --bcast-wait 1
     # instead of 2: on loopback every node has delivered within 0.5 s.
     res, out = run_json([os.path.join(ROOT, "tools", "swarm"), "--nodes",
-                         "20", "--lookups", "5", "--broadcasts", "20",
+                         "20", "--lookups", "40", "--broadcasts", "20",
                          "--bcast-wait", "1", "--settle", "10", "--tmp", tmp,
                          "--json"])
     assert res["join_s"] is not None, out
-    # Right after the join a lookup can still miss the node that joined
-    # last (1 in ~40 here): the smoke test asks for most, and that every
-    # miss is explained in the JSON.
-    assert res["lookup_success_rate"] >= 0.6, out
+    # 0.85, not the target's 0.995: 10 s after the join a node that has only
+    # queried its peers is not yet confirmed by all of them (maintenance
+    # pings one node a second), and only confirmed nodes are served, so a
+    # lookup can still miss it: measured 0.875, 0.975, 1.0, 1.0, 1.0 over 40
+    # lookups each.  Open work: confirm newly filed nodes sooner.
+    assert res["lookup_success_rate"] >= 0.85, out
     assert len(res["lookup_misses"]) == round(
-        (1 - res["lookup_success_rate"]) * 5), out
+        (1 - res["lookup_success_rate"]) * 40), out
     assert res["broadcast_coverage_min"] == 1.0, out
     # 1.5, not the target's 1.2 (met at 2,000 nodes: 1.000): 20 nodes have
     # 19 others each, 3 cannot fill their 8 outbound slots and keep
