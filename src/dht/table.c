@@ -178,7 +178,7 @@ enum km_node_state km_table_state(const struct km_table *t,
 
 	if (is_bad(t, e))
 		return KM_NODE_BAD;
-	if (!km_table_confirmed(e))
+	if (e->last_reply == 0)
 		return KM_NODE_QUESTIONABLE;
 	if (e->last_reply + window > now ||
 	    (e->last_query != 0 && e->last_query + window > now))
@@ -297,15 +297,10 @@ static int split(struct km_table *t)
 	return 0;
 }
 
-/* The all-zero ID is what a message without one would decode to: no node
- * draws it by chance, so it is never filed. */
 static bool contact_usable(const struct km_table *t, const struct km_contact *c)
 {
-	static const struct km_id zero;
-
 	return (c->addr.family == KM_AF_INET4 || c->addr.family == KM_AF_INET6) &&
-	       c->addr.port != 0 && !km_id_eq(&c->id, &t->self) &&
-	       !km_id_eq(&c->id, &zero);
+	       c->addr.port != 0 && !km_id_eq(&c->id, &t->self);
 }
 
 /* Sybil defences.  Counting by scan keeps no second structure in sync with
@@ -365,18 +360,6 @@ static bool bucket_admits(struct km_table *t, int i, const struct km_contact *c)
 	return false;
 }
 
-/* e moves to c's address with a clean slate: what it answered from the
- * old address says nothing of the new, so it is unconfirmed again. */
-static void entry_move(struct km_table_entry *e, const struct km_contact *c)
-{
-	e->c.addr = c->addr;
-	e->id_verified = km_bep42_id_valid(&c->id, &c->addr);
-	e->failures = 0;
-	e->last_reply = 0;
-	e->rtt_ms = 0;
-	e->ping_pending = false;
-}
-
 /* A known ID heard again.  A bad entry may move to the new address: it is
  * about to be replaced anyway, and this is how a node behind a rebinding NAT
  * comes back.  Otherwise a different address is ignored outright -- letting
@@ -393,7 +376,12 @@ static enum km_offer_result update_known(struct km_table *t, int i, int j,
 		if (!is_bad(t, &e) || !table_admits(t, c) ||
 		    !bucket_admits(t, i, c))
 			return KM_OFFER_REJECTED;
-		entry_move(&e, c);
+		e.c.addr = c->addr;
+		e.id_verified = km_bep42_id_valid(&c->id, &c->addr);
+		e.failures = 0;
+		e.last_reply = 0;
+		e.rtt_ms = 0;
+		e.ping_pending = false;
 	}
 	entry_seen(&e, kind, rtt_ms, now);
 	slot_remove(nodes_of(t, i), &b->n, j);
@@ -416,11 +404,9 @@ static int make_room(struct km_table *t, const struct km_id *id)
 }
 
 /* The newcomer as an entry: taken out of the replacement cache if it was
- * waiting there (keeping its history), fresh otherwise.  A replacement
- * heard from a new address moves there, as a bad node does (see
- * update_known()): it is how a node behind a rebinding NAT keeps its
- * place in the queue, and it serves no one until it answers from there. */
-static void candidate(struct km_table *t, int i, const struct km_contact *c,
+ * waiting there (keeping its history), fresh otherwise.  Returns false if
+ * the cache holds the ID at another address. */
+static bool candidate(struct km_table *t, int i, const struct km_contact *c,
 		      km_ms now, struct km_table_entry *out)
 {
 	struct km_table_entry *repl = repl_of(t, i);
@@ -431,12 +417,13 @@ static void candidate(struct km_table *t, int i, const struct km_contact *c,
 			.c = *c, .first_seen = now,
 			.id_verified = km_bep42_id_valid(&c->id, &c->addr),
 		};
-		return;
+		return true;
 	}
+	if (!km_addr_eq(&repl[j].c.addr, &c->addr))
+		return false;
 	*out = repl[j];
 	slot_remove(repl, &t->b[i].nrepl, j);
-	if (!km_addr_eq(&out->c.addr, &c->addr))
-		entry_move(out, c);
+	return true;
 }
 
 static int find_bad(const struct km_table *t, int i)
@@ -556,9 +543,8 @@ static enum km_offer_result offer_new(struct km_table *t,
 		return KM_OFFER_REJECTED;
 	i = make_room(t, &c->id);
 	b = &t->b[i];
-	if (!bucket_admits(t, i, c))
+	if (!bucket_admits(t, i, c) || !candidate(t, i, c, now, &e))
 		return KM_OFFER_REJECTED;
-	candidate(t, i, c, now, &e);
 	entry_seen(&e, kind, rtt_ms, now);
 	if (b->n < t->cfg.k && t->size >= (size_t)t->cfg.max_nodes)
 		t->stats.capped++;
@@ -646,15 +632,6 @@ void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now)
 	drop_node(t, i, j);
 }
 
-void km_table_cancel_ping(struct km_table *t, const struct km_id *id)
-{
-	int i = bucket_of(t, id);
-	int j = slot_find(nodes_of(t, i), t->b[i].n, id);
-
-	if (j >= 0)
-		nodes_of(t, i)[j].ping_pending = false;
-}
-
 bool km_table_remove(struct km_table *t, const struct km_id *id)
 {
 	int i = bucket_of(t, id);
@@ -699,15 +676,14 @@ static size_t keep_closest(struct km_contact *out, size_t got, size_t n,
 	return keep + 1;
 }
 
-static size_t collect(const struct km_table *t, int i, bool confirmed_only,
+static size_t collect(const struct km_table *t, int i,
 		      const struct km_id *target, size_t n,
 		      struct km_contact *out, size_t got)
 {
 	const struct km_table_entry *nodes = nodes_of(t, i);
 
 	for (int j = 0; j < t->b[i].n; j++)
-		if (!is_bad(t, &nodes[j]) && nodes[j].failures == 0 &&
-		    (!confirmed_only || km_table_confirmed(&nodes[j])))
+		if (!is_bad(t, &nodes[j]) && nodes[j].failures == 0)
 			got = keep_closest(out, got, n, target, &nodes[j].c);
 	return got;
 }
@@ -718,35 +694,21 @@ static size_t collect(const struct km_table *t, int i, bool confirmed_only,
  * shares exactly c bits (so those come next, as one group); and a node in
  * bucket i < c shares exactly i bits, so those follow in descending i.
  * A typical query reads one or two buckets, not the whole table. */
-static size_t closest(const struct km_table *t, bool confirmed_only,
-		      const struct km_id *target, size_t n,
-		      struct km_contact *out)
+size_t km_table_closest(const struct km_table *t, const struct km_id *target,
+			size_t n, struct km_contact *out)
 {
 	int c = bucket_of(t, target);
 	size_t got;
 
 	if (n == 0)
 		return 0;
-	got = collect(t, c, confirmed_only, target, n, out, 0);
+	got = collect(t, c, target, n, out, 0);
 	if (got < n)
 		for (int i = c + 1; i < t->nbuckets; i++)
-			got = collect(t, i, confirmed_only, target, n, out, got);
+			got = collect(t, i, target, n, out, got);
 	for (int i = c - 1; i >= 0 && got < n; i--)
-		got = collect(t, i, confirmed_only, target, n, out, got);
+		got = collect(t, i, target, n, out, got);
 	return got;
-}
-
-size_t km_table_closest(const struct km_table *t, const struct km_id *target,
-			size_t n, struct km_contact *out)
-{
-	return closest(t, false, target, n, out);
-}
-
-size_t km_table_closest_confirmed(const struct km_table *t,
-				  const struct km_id *target, size_t n,
-				  struct km_contact *out)
-{
-	return closest(t, true, target, n, out);
 }
 
 size_t km_table_size(const struct km_table *t)
