@@ -175,8 +175,9 @@ static inline bool km_table_confirmed(const struct km_table_entry *e)
 	return e->last_reply != 0;
 }
 
-/* Up to n non-bad contacts closest to target by XOR, closest first.
- * Returns how many were written.  For our own lookups. */
+/* Up to n non-bad contacts closest to target by XOR, closest first, or,
+ * when every entry is bad, bad ones.  Returns how many were written.  For
+ * our own lookups. */
 size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out);
 
