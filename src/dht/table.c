@@ -676,14 +676,24 @@ static size_t keep_closest(struct km_contact *out, size_t got, size_t n,
 	return keep + 1;
 }
 
-static size_t collect(const struct km_table *t, int i,
+/* Which entries closest() may return: live ones (not bad, and their last
+ * query did not fail), or any. */
+enum pick { PICK_ANY, PICK_LIVE };
+
+static bool pickable(const struct km_table *t, const struct km_table_entry *e,
+		     enum pick pick)
+{
+	return pick == PICK_ANY || (!is_bad(t, e) && e->failures == 0);
+}
+
+static size_t collect(const struct km_table *t, int i, enum pick pick,
 		      const struct km_id *target, size_t n,
 		      struct km_contact *out, size_t got)
 {
 	const struct km_table_entry *nodes = nodes_of(t, i);
 
 	for (int j = 0; j < t->b[i].n; j++)
-		if (!is_bad(t, &nodes[j]) && nodes[j].failures == 0)
+		if (pickable(t, &nodes[j], pick))
 			got = keep_closest(out, got, n, target, &nodes[j].c);
 	return got;
 }
@@ -694,22 +704,39 @@ static size_t collect(const struct km_table *t, int i,
  * shares exactly c bits (so those come next, as one group); and a node in
  * bucket i < c shares exactly i bits, so those follow in descending i.
  * A typical query reads one or two buckets, not the whole table. */
-size_t km_table_closest(const struct km_table *t, const struct km_id *target,
-			size_t n, struct km_contact *out)
+static size_t closest(const struct km_table *t, enum pick pick,
+		      const struct km_id *target, size_t n,
+		      struct km_contact *out)
 {
 	int c = bucket_of(t, target);
 	size_t got;
 
 	if (n == 0)
 		return 0;
-	got = collect(t, c, target, n, out, 0);
+	got = collect(t, c, pick, target, n, out, 0);
 	if (got < n)
 		for (int i = c + 1; i < t->nbuckets; i++)
-			got = collect(t, i, target, n, out, got);
+			got = collect(t, i, pick, target, n, out, got);
 	for (int i = c - 1; i >= 0 && got < n; i--)
-		got = collect(t, i, target, n, out, got);
+		got = collect(t, i, pick, target, n, out, got);
 	return got;
 }
+
+size_t km_table_closest(const struct km_table *t, const struct km_id *target,
+			size_t n, struct km_contact *out)
+{
+	size_t got = closest(t, PICK_LIVE, target, n, out);
+
+	/* A bad node is never dropped without a replacement, so a table this
+	 * small may hold nothing else: a joiner whose find_node to its only
+	 * node was lost twice marked it bad and, skipping it, would never send
+	 * another query nor be found.  Asking a bad node is all it has left,
+	 * and an answer clears its failures. */
+	if (got == 0)
+		got = closest(t, PICK_ANY, target, n, out);
+	return got;
+}
+
 
 size_t km_table_size(const struct km_table *t)
 {

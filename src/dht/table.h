@@ -154,8 +154,8 @@ const struct km_table_entry *km_table_find(const struct km_table *t,
 enum km_node_state km_table_state(const struct km_table *t,
 				  const struct km_table_entry *e, km_ms now);
 
-/* Up to n non-bad contacts closest to target by XOR, closest first.
- * Returns how many were written. */
+/* Up to n non-bad contacts closest to target by XOR, closest first, or,
+ * when every entry is bad, bad ones.  Returns how many were written. */
 size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out);
 

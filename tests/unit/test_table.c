@@ -245,6 +245,28 @@ Test(table, a_questionable_node_that_answers_the_ping_stays)
 	km_table_del(t);
 }
 
+/* A joiner whose find_node to its bootstrap node was lost twice knew no one
+ * else: skipping the bad node left it with no lookup to send, ever (dht-sim
+ * broadcast, 3,000 nodes, seed 4: a node alone in its own component). */
+Test(table, when_every_entry_is_bad_our_lookups_still_get_the_bad_ones)
+{
+	struct km_table *t = table_with(NULL);
+	struct km_id only = far_id(1);
+	struct km_contact out[4];
+
+	cr_assert_eq(offer(t, far(1), KM_SEEN_REPLY, T0), KM_OFFER_ADDED);
+	km_table_on_failure(t, &only, T0 + 20000);
+	km_table_on_failure(t, &only, T0 + 40000);
+	cr_assert_eq(km_table_state(t, km_table_find(t, &only), T0 + 40000),
+		     KM_NODE_BAD);
+	cr_assert_eq(km_table_closest(t, &zero_id, 4, out), 1,
+		     "the bad node is all there is to ask");
+	cr_assert(km_id_eq(&out[0].id, &only));
+	cr_assert_eq(km_table_closest_confirmed(t, &zero_id, 4, out), 0,
+		     "but it is still served to no one");
+	km_table_del(t);
+}
+
 Test(table, a_bad_entry_is_replaced_at_once_and_never_returned_as_closest)
 {
 	struct km_table *t = full_far_bucket(NULL, KM_SEEN_REPLY);
