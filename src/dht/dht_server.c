@@ -40,7 +40,7 @@ static size_t closest_compact(const struct km_dht *d, const struct km_id *target
 
 	if (k > sizeof(c) / sizeof(c[0]))
 		k = sizeof(c) / sizeof(c[0]);
-	n = km_table_closest(d->table, target, k, c);
+	n = km_table_closest_live(d->table, target, k, c);
 	for (size_t i = 0; i < n; i++) {
 		int w = km_compact_node_write(&c[i], buf + used, cap - used);
 

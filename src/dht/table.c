@@ -722,6 +722,13 @@ static size_t closest(const struct km_table *t, enum pick pick,
 	return got;
 }
 
+size_t km_table_closest_live(const struct km_table *t,
+			     const struct km_id *target, size_t n,
+			     struct km_contact *out)
+{
+	return closest(t, PICK_LIVE, target, n, out);
+}
+
 size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out)
 {

@@ -159,6 +159,12 @@ enum km_node_state km_table_state(const struct km_table *t,
 size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out);
 
+/* Live contacts only, with no fallback to bad ones: what we hand to others
+ * in replies and peer lists. */
+size_t km_table_closest_live(const struct km_table *t,
+			     const struct km_id *target, size_t n,
+			     struct km_contact *out);
+
 size_t km_table_size(const struct km_table *t);     /* entries in buckets */
 struct km_table_stats km_table_stats(const struct km_table *t);
 struct km_table_changes km_table_changes(const struct km_table *t);

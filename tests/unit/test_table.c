@@ -262,7 +262,7 @@ Test(table, when_every_entry_is_bad_our_lookups_still_get_the_bad_ones)
 	cr_assert_eq(km_table_closest(t, &zero_id, 4, out), 1,
 		     "the bad node is all there is to ask");
 	cr_assert(km_id_eq(&out[0].id, &only));
-	cr_assert_eq(km_table_closest_confirmed(t, &zero_id, 4, out), 0,
+	cr_assert_eq(km_table_closest_live(t, &zero_id, 4, out), 0,
 		     "but it is still served to no one");
 	km_table_del(t);
 }
