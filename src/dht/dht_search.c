@@ -485,9 +485,6 @@ static km_ms look_again_near(struct km_dht *d, km_ms now)
 	return 0;
 }
 
-/* Buckets nearest our own ID that look_up_self_from_afar() does not start
- * from: the ones look_again_near() watches. */
-#define NEAR_BUCKETS 3
 
 /* A lookup of our own ID that starts from the nodes of one random far
  * bucket instead of from our nearest.  A crowd can leave two interleaved
@@ -496,7 +493,7 @@ static km_ms look_again_near(struct km_dht *d, km_ms now)
  * buckets, filled by whoever asked us, hold nodes of both. */
 static void look_up_self_from_afar(struct km_dht *d, km_ms now)
 {
-	int far = km_table_bucket_count(d->table) - NEAR_BUCKETS;
+	int far = km_table_bucket_count(d->table) - KM_TABLE_NEAR_BUCKETS;
 	struct km_contact seeds[KM_DHT_SCRATCH_NODES];
 	size_t n = 0, size;
 	struct search *s;

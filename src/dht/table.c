@@ -16,12 +16,6 @@
  * most tables never reach the full 160. */
 #define INITIAL_BUCKETS 8
 
-/* Buckets whose nodes km_table_next_stale() revalidates every
- * revalidate_ms, and whose newcomers km_table_changes() counts as near: the
- * one covering our own ID and the ones just before it, which hold our
- * closest neighbours -- the nodes an exact lookup near us must be told of. */
-#define NEAR_BUCKETS 3
-
 /* Each bucket owns one slab of k + replacements entries: its nodes first,
  * then its replacement cache.  Both are kept in ascending last_seen order, so
  * index 0 is the least recently seen and the end is the most recent. */
@@ -131,7 +125,7 @@ static int bucket_of(const struct km_table *t, const struct km_id *id)
 static void count_added(struct km_table *t, int i)
 {
 	t->changes.added++;
-	if (i >= t->nbuckets - NEAR_BUCKETS)
+	if (i >= t->nbuckets - KM_TABLE_NEAR_BUCKETS)
 		t->changes.added_near++;
 }
 
@@ -498,7 +492,7 @@ static int stale_rank(const struct km_table *t, int i,
 		return 3;
 	if (st == KM_NODE_QUESTIONABLE)
 		return 2;
-	if (t->cfg.revalidate_ms > 0 && i >= t->nbuckets - NEAR_BUCKETS &&
+	if (t->cfg.revalidate_ms > 0 && i >= t->nbuckets - KM_TABLE_NEAR_BUCKETS &&
 	    e->last_seen + t->cfg.revalidate_ms <= now)
 		return 1;
 	return 0;

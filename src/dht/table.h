@@ -98,6 +98,13 @@ enum km_offer_result {
 			      or no room and no cache */
 };
 
+/* Buckets whose nodes km_table_next_stale() revalidates every
+ * revalidate_ms, and whose newcomers km_table_changes() counts as near: the
+ * one covering our own ID and the ones just before it, which hold our
+ * closest neighbours -- the nodes an exact lookup near us must be told of.
+ * dht_search.c starts its self-lookups from afar outside them. */
+#define KM_TABLE_NEAR_BUCKETS 3
+
 /* Nodes that have entered a bucket since the table was made (added, or
  * promoted from a replacement cache; a node replacing a bad one counts):
  * all of them, and those that entered one of the three buckets nearest our
