@@ -270,3 +270,23 @@ Test(unsolicited, a_joiner_is_unsolicited_to_its_seed_and_never_the_other_way)
 		     "the seed does query the joiner (its table pings it)");
 	vnet_del(v);
 }
+
+/* The same through km_dht's send path: a node that has pinged 2,000
+ * distinct IPs (its transaction cap) hears a query from each of them, at
+ * another port, and takes none for unsolicited. */
+Test(unsolicited, a_node_that_sent_to_2000_ips_takes_none_of_their_queries_for_unsolicited)
+{
+	node(false);
+	for (uint32_t i = 0; i < 2000; i++) {
+		struct km_addr to = v4(0xc6000000u + i * 7919, 6881);
+
+		cr_assert_eq(km_dht_ping_addr(d, &to, T0 + i), 0);
+	}
+	for (uint32_t i = 0; i < 2000; i++) {
+		struct km_addr from = v4(0xc6000000u + i * 7919, 1024 + i);
+
+		query_from(&from, ping, T0 + KM_SECONDS(3));
+	}
+	cr_assert_eq(km_dht_stats(d).queries_in, 2000);
+	cr_assert_eq(seen.fired, 0);
+}
