@@ -253,6 +253,12 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 	tx_free(d, tx);
 }
 
+void km_dht_note_contacted(struct km_dht *d, const struct km_addr *addr,
+			   km_ms now)
+{
+	km_contacted_note(&d->contacted, addr, now);
+}
+
 /* A query from an IP we have not talked to lately got through any NAT in
  * front of us unasked (see the unsolicited callback). */
 static void judge_query(struct km_dht *d, const struct km_addr *from,

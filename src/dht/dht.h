@@ -131,6 +131,14 @@ int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    uint16_t port, bool implied_port, uint64_t *lookup_id,
 		    km_ms now);
 
+/* Datagrams may have gone to addr, or come from it, lately without this
+ * km_dht seeing them: a previous process on the same port talked to the
+ * contacts a restart brings back, and our NAT may keep those mappings
+ * open for minutes.  A query from addr's IP is not unsolicited until the
+ * record forgets it again (5 to 10 minutes, dht/contacted.h). */
+void km_dht_note_contacted(struct km_dht *d, const struct km_addr *addr,
+			   km_ms now);
+
 /* BEP 43: a node found to be unreachable turns read-only at run time. */
 void km_dht_set_read_only(struct km_dht *d, bool read_only);
 

@@ -318,6 +318,14 @@ void node_bootstrap_succeeded(struct km_node *n, int i)
 void km_node_start(struct km_node *n, const struct km_contact *saved,
 		   size_t nsaved, km_ms now)
 {
+	/* Our previous process's NAT mappings to them may be open still: a
+	 * query from one of them proves nothing about our port. */
+	for (size_t i = 0; i < nsaved; i++) {
+		struct km_dht *d = node_dht_for(n, saved[i].addr.family);
+
+		if (d)
+			km_dht_note_contacted(d, &saved[i].addr, now);
+	}
 	if (nsaved > 0) {
 		remember_saved(n, saved, nsaved);
 		verify_saved(n, now);

@@ -171,6 +171,11 @@ static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 	feed(conn, KM_FRAME_AUTH, sig, sizeof(sig), now);
 }
 
+/* The state file's contacts, for the node that node_with_neighbour()
+ * starts. */
+static const struct km_contact *saved_at_start;
+static size_t nsaved_at_start;
+
 /* A node whose bootstrap peer has become its neighbour; returns its conn. */
 static uint64_t node_with_neighbour(void)
 {
@@ -187,7 +192,7 @@ static uint64_t node_with_neighbour(void)
 	cfg.nbootstrap = 1;
 	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
 	cr_assert_not_null(n);
-	km_node_start(n, NULL, 0, 1000);
+	km_node_start(n, saved_at_start, nsaved_at_start, 1000);
 	conn = f.last_conn;
 	km_node_tcp_connected(n, conn, 1000);
 	handshake(conn, 0x77, 6881, 1001);
@@ -849,6 +854,31 @@ Test(node_nat, a_krpc_query_from_an_ip_our_dht_pinged_proves_nothing)
 	krpc_query_from(ip, 40000, 2100);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
 	cr_assert_eq(km_node_nat_stats(n).krpc_proofs, 0);
+}
+
+/* A restart: the state file's contacts talked to our previous process,
+ * whose NAT mappings may still be open.  More of them than the node pings
+ * when it starts (64), so that most are heard from before it sends them
+ * anything. */
+Test(node_nat, a_krpc_query_from_a_contact_of_our_previous_process_proves_nothing)
+{
+	static struct km_contact saved[256];
+
+	for (int i = 0; i < 256; i++) {
+		saved[i].id.b[0] = (uint8_t)i;
+		km_addr_set_v4(&saved[i].addr,
+			       (uint8_t[4]){ 198, 51, 101, (uint8_t)i }, 6881);
+	}
+	saved_at_start = saved;
+	nsaved_at_start = 256;
+	node_with_internet_neighbour();
+	for (int i = 0; i < 256; i++)
+		krpc_query_from(saved[i].addr.ip, 6881, 2100 + (km_ms)i);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+	cr_assert_eq(km_node_nat_stats(n).krpc_proofs, 0);
+	krpc_query_from((uint8_t[4]){ 198, 51, 100, 7 }, 6881, 2500);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC,
+		     "a stranger's query still counts");
 }
 
 Test(node_nat, an_unsolicited_krpc_query_does_not_overturn_failed_dial_backs)
