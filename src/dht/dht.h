@@ -78,7 +78,7 @@ struct km_dht_stats {
 	unsigned long malformed_in;     /* could not be decoded */
 	unsigned long errors_sent;      /* 203/204 answers */
 	unsigned long unmatched_replies;/* no such transaction, or wrong sender */
-	unsigned long unsolicited_in;   /* queries from IPs we never talked to */
+	unsigned long unsolicited_in;   /* queries from IPs not talked to lately */
 	unsigned long timeouts;
 	unsigned long resent;           /* lookup queries sent a second time */
 	unsigned long tx_full;          /* queries not sent: transaction cap */
