@@ -77,6 +77,7 @@ struct km_dht *km_dht_new(const struct km_dht_config *cfg,
 	}
 	km_tokens_init(&d->tokens, rng, now);
 	km_ratelimit_set_key(d->rl, index_key(&d->tokens));
+	km_contacted_init(&d->contacted, km_mix64(index_key(&d->tokens)), now);
 	d->budget_refilled = now;
 	d->unverified_budget = cfg->unverified_reply_bps;
 	d->next_lookup_id = 1;
@@ -180,6 +181,7 @@ int dht_send_query(struct km_dht *d, const struct km_contact *to, bool id_known,
 	memcpy(m->tid, tx->tid, sizeof(tx->tid));
 	m->tid_len = sizeof(tx->tid);
 	m->id = d->cfg.id;
+	km_contacted_note(&d->contacted, &to->addr, now);
 	dht_send_msg(d, &to->addr, m);
 	return 0;
 }
@@ -251,16 +253,30 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 	tx_free(d, tx);
 }
 
-void km_dht_receive(struct km_dht *d, const struct km_addr *from,
+void km_dht_note_contacted(struct km_dht *d, const struct km_addr *addr,
+			   km_ms now)
+{
+	km_contacted_note(&d->contacted, addr, now);
+}
+
+/* A query from an IP we have not talked to lately got through any NAT in
+ * front of us unasked (see the unsolicited callback). */
+static void judge_query(struct km_dht *d, const struct km_addr *from,
+			km_ms now)
+{
+	if (km_contacted_maybe(&d->contacted, from, now))
+		return;
+	d->stats.unsolicited_in++;
+	if (d->cb.unsolicited)
+		d->cb.unsolicited(d->user, from, now);
+}
+
+static void receive(struct km_dht *d, const struct km_addr *from,
 		    const uint8_t *buf, size_t len, km_ms now)
 {
 	struct km_krpc_msg m;
 	int rc;
 
-	d->stats.packets_in++;
-	d->stats.bytes_in += len;
-	if (km_ratelimit_banned(d->rl, from, now))
-		return; /* unread: a banned source costs no decoding */
 	rc = km_krpc_decode(buf, len, &m);
 	if (!dht_guard_receive(d, from, &m, rc, now))
 		return;
@@ -274,11 +290,26 @@ void km_dht_receive(struct km_dht *d, const struct km_addr *from,
 		d->in_len = 0;
 		return;
 	}
-	if (m.type == KM_KRPC_QUERY)
+	if (m.type == KM_KRPC_QUERY) {
+		judge_query(d, from, now);
 		dht_handle_query(d, from, &m, now);
-	else
+	} else {
 		handle_reply(d, from, &m, now);
+	}
 	d->in_len = 0;
+}
+
+void km_dht_receive(struct km_dht *d, const struct km_addr *from,
+		    const uint8_t *buf, size_t len, km_ms now)
+{
+	d->stats.packets_in++;
+	d->stats.bytes_in += len;
+	/* Unread: a banned source costs no decoding. */
+	if (!km_ratelimit_banned(d->rl, from, now))
+		receive(d, from, buf, len, now);
+	/* Whatever it was (our answer, if any, went there too), a datagram
+	 * from an IP keeps a NAT's mapping for it open as ours do. */
+	km_contacted_note(&d->contacted, from, now);
 }
 
 /* A lookup's retry goes out as a transaction of its own, one RTO after the

@@ -61,6 +61,14 @@ struct km_dht_callbacks {
 	 * NAT awareness (net/nat.h).  May be NULL. */
 	void (*observed)(void *user, const struct km_addr *from,
 			 const struct km_addr *seen, km_ms now);
+	/* A well-formed query within the rate limits came from an IP that no
+	 * datagram of ours went to, and none came from, for at least the last
+	 * 5 minutes (dht/contacted.h): nothing of ours opened a NAT mapping
+	 * for it, so our UDP port is open to whoever knows it.  It fires
+	 * whether or not we are read-only, and for queriers that are (BEP 43
+	 * `ro`): the datagram arrived either way.  A forged source proves as
+	 * much, since it got through too.  May be NULL. */
+	void (*unsolicited)(void *user, const struct km_addr *from, km_ms now);
 };
 
 struct km_dht_stats {
@@ -70,6 +78,7 @@ struct km_dht_stats {
 	unsigned long malformed_in;     /* could not be decoded */
 	unsigned long errors_sent;      /* 203/204 answers */
 	unsigned long unmatched_replies;/* no such transaction, or wrong sender */
+	unsigned long unsolicited_in;   /* queries from IPs not talked to lately */
 	unsigned long timeouts;
 	unsigned long resent;           /* lookup queries sent a second time */
 	unsigned long tx_full;          /* queries not sent: transaction cap */
@@ -121,6 +130,14 @@ int km_dht_lookup(struct km_dht *d, const struct km_id *target,
 int km_dht_announce(struct km_dht *d, const struct km_id *info_hash,
 		    uint16_t port, bool implied_port, uint64_t *lookup_id,
 		    km_ms now);
+
+/* Datagrams may have gone to addr, or come from it, lately without this
+ * km_dht seeing them: a previous process on the same port talked to the
+ * contacts a restart brings back, and our NAT may keep those mappings
+ * open for minutes.  A query from addr's IP is not unsolicited until the
+ * record forgets it again (5 to 10 minutes, dht/contacted.h). */
+void km_dht_note_contacted(struct km_dht *d, const struct km_addr *addr,
+			   km_ms now);
 
 /* BEP 43: a node found to be unreachable turns read-only at run time. */
 void km_dht_set_read_only(struct km_dht *d, bool read_only);

@@ -4,6 +4,7 @@
 
 #include <uthash.h>
 
+#include "dht/contacted.h"
 #include "dht/dht.h"
 #include "dht/token.h"
 #include "proto/krpc.h"
@@ -61,6 +62,7 @@ struct km_dht {
 	struct km_table *table;
 	struct km_peers *peers;
 	struct km_tokens tokens;
+	struct km_contacted contacted; /* whom we talked to lately, by IP */
 
 	struct tx *tx_by_tid;
 	struct tx *tx_queue;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dht/bep42.h"
+#include "dht/rng.h"
 
 /* Tokens are counted in thousandths so that refills need no floats. */
 #define MILLI 1000u
@@ -172,13 +173,6 @@ static bool same_key(const struct source *a, const struct source *b)
 	       memcmp(a->ip, b->ip, sizeof(a->ip)) == 0;
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* Keyed, so that a flooder who picks its source addresses cannot pick
  * ones that pile up in one run of the index. */
 static uint64_t hash(const struct km_ratelimit *rl, const struct source *k)
@@ -187,8 +181,8 @@ static uint64_t hash(const struct km_ratelimit *rl, const struct source *k)
 
 	memcpy(&a, k->ip, 8);
 	memcpy(&b, k->ip + 8, 8);
-	a = mix(rl->key ^ a ^ ((uint64_t)k->port << 8 | k->family));
-	return mix(a ^ b ^ (rl->key >> 1));
+	a = km_mix64(rl->key ^ a ^ ((uint64_t)k->port << 8 | k->family));
+	return km_mix64(a ^ b ^ (rl->key >> 1));
 }
 
 static uint32_t home(const struct km_ratelimit *rl, const struct source *k)

@@ -22,13 +22,16 @@ uint64_t km_rng_below(struct km_rng *rng, uint64_t n)
 	return v % n;
 }
 
-static uint64_t splitmix64(uint64_t *x)
+uint64_t km_mix64(uint64_t z)
 {
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	return km_mix64(*x += 0x9e3779b97f4a7c15ULL);
 }
 
 void km_prng_seed(struct km_prng *p, uint64_t seed)

@@ -21,6 +21,10 @@ static inline void km_rng_fill(struct km_rng *rng, void *buf, size_t len)
 
 uint64_t km_rng_u64(struct km_rng *rng);
 
+/* splitmix64's finalizer: a bijection that spreads every input bit over
+ * the output, for keyed hashes of addresses (ratelimit.c, contacted.c). */
+uint64_t km_mix64(uint64_t x);
+
 /* Uniform in [0, n); n must be > 0.  Unbiased (rejection sampling). */
 uint64_t km_rng_below(struct km_rng *rng, uint64_t n);
 

@@ -248,6 +248,7 @@ static void status_traffic(cJSON *o, const struct km_node_stats *st, bool *ok)
 	put_num(o, "bytes_in", (double)st->dht.bytes_in, ok);
 	put_num(o, "bytes_out", (double)st->dht.bytes_out, ok);
 	put_num(o, "queries_in", (double)st->dht.queries_in, ok);
+	put_num(o, "unsolicited_queries", (double)st->dht.unsolicited_in, ok);
 	put_num(o, "replies_in", (double)st->dht.replies_in, ok);
 	put_num(o, "transactions", (double)st->dht.transactions, ok);
 }
@@ -441,6 +442,7 @@ static void nat_counters(cJSON *o, struct km_node_nat_stats st, bool *ok)
 	put_num(d, "dialbacks_undecided", (double)st.dialbacks_undecided, ok);
 	put_num(d, "dialback_probes", (double)st.dialback_probes, ok);
 	put_num(d, "inbound_proofs", (double)st.inbound_proofs, ok);
+	put_num(d, "krpc_proofs", (double)st.krpc_proofs, ok);
 	put_num(d, "results_connected",
 		(double)st.dial_results[KM_DIAL_CONNECTED], ok);
 	put_num(d, "results_refused", (double)st.dial_results[KM_DIAL_REFUSED],

@@ -224,6 +224,9 @@ static void nat(struct out *o, struct km_node *n)
 	METRIC(o, "inbound_proofs_total", "counter",
 	       "Unsolicited inbound connections that proved us reachable.",
 	       LV("", st.inbound_proofs));
+	METRIC(o, "krpc_proofs_total", "counter",
+	       "Unsolicited KRPC queries that proved our UDP port reachable.",
+	       LV("", st.krpc_proofs));
 	METRIC(o, "punch_requests_total", "counter",
 	       "PUNCH_REQ sent, by reason.",
 	       LV("reason=\"auto\"", st.punches_asked),

@@ -197,6 +197,11 @@ enum km_reach km_nat_reachability(const struct km_nat *nat)
 	return is_local(nat, &nat->external) ? KM_REACH_PUBLIC : KM_REACH_PRIVATE;
 }
 
+enum km_reach km_nat_dialback(const struct km_nat *nat)
+{
+	return nat->dialback;
+}
+
 static enum km_scope scope4(const uint8_t *ip)
 {
 	if (ip[0] == 127)

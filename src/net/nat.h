@@ -74,6 +74,8 @@ bool km_nat_set_dialback(struct km_nat *nat, enum km_reach r,
  * for that IP reported most recently over UDP, or 0 if none did. */
 const struct km_addr *km_nat_external(const struct km_nat *nat);
 enum km_reach km_nat_reachability(const struct km_nat *nat);
+/* The dial-back verdict alone (KM_REACH_UNKNOWN: none stands). */
+enum km_reach km_nat_dialback(const struct km_nat *nat);
 /* "public", "private", "unknown". */
 const char *km_reach_name(enum km_reach r);
 

@@ -110,6 +110,12 @@ static void on_dht_observed(void *user, const struct km_addr *from,
 	node_observed(f->n, from, seen, now);
 }
 
+static void on_dht_unsolicited(void *user, const struct km_addr *from,
+			       km_ms now)
+{
+	node_nat_unsolicited(((struct node_family *)user)->n, from);
+}
+
 /* One km_dht per family asked for, siblings when there are two; the
  * default family falls back to whichever runs. */
 static int families_new(struct km_node *n, km_ms now)
@@ -118,6 +124,7 @@ static int families_new(struct km_node *n, km_ms now)
 		.send = on_dht_send,
 		.lookup_done = on_dht_lookup_done,
 		.observed = on_dht_observed,
+		.unsolicited = on_dht_unsolicited,
 	};
 	static const uint8_t af[2] = { KM_AF_INET4, KM_AF_INET6 };
 	unsigned want = config_families(&n->cfg);
@@ -311,6 +318,14 @@ void node_bootstrap_succeeded(struct km_node *n, int i)
 void km_node_start(struct km_node *n, const struct km_contact *saved,
 		   size_t nsaved, km_ms now)
 {
+	/* Our previous process's NAT mappings to them may be open still: a
+	 * query from one of them proves nothing about our port. */
+	for (size_t i = 0; i < nsaved; i++) {
+		struct km_dht *d = node_dht_for(n, saved[i].addr.family);
+
+		if (d)
+			km_dht_note_contacted(d, &saved[i].addr, now);
+	}
 	if (nsaved > 0) {
 		remember_saved(n, saved, nsaved);
 		verify_saved(n, now);
@@ -608,6 +623,7 @@ static void stats_add(struct km_dht_stats *sum, const struct km_dht_stats *s)
 	sum->bytes_in += s->bytes_in;
 	sum->bytes_out += s->bytes_out;
 	sum->queries_in += s->queries_in;
+	sum->unsolicited_in += s->unsolicited_in;
 	sum->replies_in += s->replies_in;
 	sum->errors_in += s->errors_in;
 	sum->malformed_in += s->malformed_in;

@@ -118,6 +118,7 @@ struct km_node_nat_stats {
 	unsigned long dial_results[5];   /* DIAL_RESULTs heard, by result 1-4 */
 	unsigned long dialback_probes;   /* connections let in over the caps */
 	unsigned long inbound_proofs;    /* unsolicited inbound that made us public */
+	unsigned long krpc_proofs;       /* ... unsolicited KRPC queries */
 	unsigned long keepalives;        /* UDP pings to keep mappings open */
 	unsigned long punches_coordinated; /* as rendezvous: PUNCH_GO pairs */
 	unsigned long punches_ok, punches_failed;

@@ -221,6 +221,8 @@ void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
 bool node_nat_expecting(const struct km_node *n);
 /* An authenticated inbound link: unsolicited, it proves us public. */
 void node_nat_inbound(struct km_node *n, const struct link *l);
+/* A KRPC query from an IP our DHT had not talked to: our UDP port is open. */
+void node_nat_unsolicited(struct km_node *n, const struct km_addr *from);
 km_ms node_nat_tick(struct km_node *n, km_ms now);
 
 /* node_punch.c: hole punching through a rendezvous neighbour. */

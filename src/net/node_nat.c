@@ -318,6 +318,23 @@ bool node_nat_expecting(const struct km_node *n)
 	return n->ns.deadline != 0 && n->ns.probes < PROBES_MAX;
 }
 
+/* Unsolicited traffic from `from` reached us at `at`: we are public, if
+ * it came from the network's scope and no verdict says so already;
+ * returns whether it counted. */
+static bool unsolicited_proof(struct km_node *n, const struct km_addr *from,
+			      const struct km_addr *at, const char *why)
+{
+	enum km_scope scope = network_scope(n);
+
+	if (km_addr_scope(from) < scope || !has_address(n, at) ||
+	    km_nat_reachability(&n->nat) == KM_REACH_PUBLIC)
+		return false;
+	if (n->ns.deadline == 0)
+		n->ns.scope = scope;
+	set_verdict(n, KM_REACH_PUBLIC, at, why);
+	return true;
+}
+
 /* An inbound link we did nothing to bring about reached our listening
  * port from the network's scope: we are reachable.  Punched links (our
  * SYN opened the way) and relayed ones prove nothing.  The dial-back
@@ -325,17 +342,44 @@ bool node_nat_expecting(const struct km_node *n)
  * with evidence of their own. */
 void node_nat_inbound(struct km_node *n, const struct link *l)
 {
-	enum km_scope scope = network_scope(n);
 	struct km_addr at = seen_at(n, l);
 
-	if (l->outbound || l->punched || l->relay_via || l->probe ||
-	    km_addr_scope(&l->remote) < scope || !has_address(n, &at) ||
-	    km_nat_reachability(&n->nat) == KM_REACH_PUBLIC)
-		return;
-	n->ns.st.inbound_proofs++;
-	if (n->ns.deadline == 0)
-		n->ns.scope = scope;
-	set_verdict(n, KM_REACH_PUBLIC, &at, "inbound connection");
+	if (!l->outbound && !l->punched && !l->relay_via && !l->probe &&
+	    unsolicited_proof(n, &l->remote, &at, "inbound connection"))
+		n->ns.st.inbound_proofs++;
+}
+
+/* Where a neighbour of the network's scope sees us, with our port: the
+ * address an unsolicited query was most likely sent to; family
+ * KM_AF_NONE if no such neighbour said. */
+static struct km_addr udp_seen_at(const struct km_node *n, enum km_scope scope)
+{
+	const struct link *l, *tmp;
+	struct km_addr none = { .family = KM_AF_NONE };
+
+	HASH_ITER(hh, n->links, l, tmp)
+		if (l->neighbour && !l->relay_via &&
+		    km_addr_scope(&l->remote) == scope &&
+		    l->hello.observed.family != KM_AF_NONE)
+			return seen_at(n, l);
+	return none;
+}
+
+/* A KRPC query from an IP our DHT had not sent to, nor heard from, for at
+ * least 5 minutes (dht/contacted.h) reached our UDP port: nothing of ours
+ * opened a NAT mapping for it, so the port is open to anyone who knows it.
+ * The rules are node_nat_inbound's, and one more: it never overturns a
+ * dial-back verdict of `private`.  That verdict is about our TCP port,
+ * which a query says nothing about; a NAT that filters UDP by endpoint
+ * only (full cone) but forwards no TCP would otherwise flip us public and
+ * back at every check. */
+void node_nat_unsolicited(struct km_node *n, const struct km_addr *from)
+{
+	struct km_addr at = udp_seen_at(n, network_scope(n));
+
+	if (n->cfg.port != 0 && km_nat_dialback(&n->nat) != KM_REACH_PRIVATE &&
+	    unsolicited_proof(n, from, &at, "unsolicited KRPC query"))
+		n->ns.st.krpc_proofs++;
 }
 
 static struct dialer *dialer_find(struct km_node *n, uint64_t conn)

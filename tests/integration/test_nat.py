@@ -26,13 +26,18 @@ Asserted here:
   periodic punch replaces it with a punched one (in every build);
 - the punch and relay counters in `status` and `dht-ctl metrics`;
 - a NATed node that joins through a peer on its own LAN (which can always
-  dial it back) still ends up private once it links to Internet peers.
+  dial it back) still ends up private once it links to Internet peers;
+- KRPC: the NATed nodes hear no unsolicited query (their NAT drops them),
+  so none proves them public; a public host whose firewall drops inbound
+  TCP, so that its one neighbour's dial-back cannot succeed, turns public
+  when a KRPC query from a host it never talked to reaches its UDP port.
 
 Namespaces are named with the PID and deleted in finally blocks.  The test
 skips itself, with a reason, only where it cannot build them (not root, no
 `ip netns`, no `nft`)."""
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -157,6 +162,69 @@ def test_a_nated_node_whose_first_neighbour_is_on_its_lan_reports_private(
            status(x)["nat"]["dialbacks_failed"]))
 
 
+KRPC_PING = kmtest.bencode({b"t": b"kp", b"y": b"q", b"q": b"ping",
+                            b"a": {b"id": b"s" * 20}})
+
+
+def ask_from(lab, ns, addr, port):
+    """Sends one KRPC ping from a namespace; True if it was answered."""
+    code = ("import socket, sys\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.settimeout(2)\n"
+            "s.sendto(%r, (%r, %d))\n"
+            "try:\n"
+            "    s.recvfrom(2048)\n"
+            "except socket.timeout:\n"
+            "    sys.exit(1)\n" % (KRPC_PING, addr, port))
+    return subprocess.run(lab.prefix_cmd(ns) + [sys.executable, "-c", code],
+                          capture_output=True).returncode == 0
+
+
+def test_a_public_node_whose_tcp_is_firewalled_turns_public_by_krpc(c, lab):
+    """q's firewall drops inbound TCP connections but not UDP.  Its one
+    neighbour r (--max-out 1, and r is the only other node) cannot dial it
+    back, and one failed dial decides nothing: q stays unknown.  r's own
+    queries to q prove nothing either (q spoke to r first).  Then a ping
+    from s, a host q never talked to, reaches q's UDP port: q is public at
+    the address r sees it at, with its port."""
+    inet = lab.ns("i")
+    lab.run(inet, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    hosts = {}
+    for tag, net in (("p", "203.0.113"), ("q", "192.0.2"), ("s", "198.18.7")):
+        hosts[tag] = lab.ns(tag)
+        _, ifname = lab.link(inet, net + ".1/24", hosts[tag], net + ".2/24")
+        lab.run(hosts[tag], "ip", "route", "add", "default", "via", net + ".1")
+        if tag == "q":
+            lab.run(hosts[tag], "nft", "-f", "/dev/stdin", stdin="""
+table inet kmfw {
+  chain in { type filter hook input priority 0; iifname "%s" meta l4proto tcp ct state new drop; }
+}
+""" % ifname)
+    opts = ["--ping-interval", "1000"]
+    r = c.start(seed=True, prefix=lab.prefix_cmd(hosts["p"]),
+                bind=("203.0.113.2",), extra=opts)
+    q = c.start(bootstrap=["203.0.113.2:%d" % r.port],
+                prefix=lab.prefix_cmd(hosts["q"]), bind=("192.0.2.2",),
+                extra=opts + ["--max-out", "1"])
+    kmtest.wait_until(lambda: status(q)["nat"]["dialbacks_undecided"] >= 1,
+                      timeout=60, what="q's first check to end undecided")
+    st = status(q)
+    assert st["reachability"] == "unknown", st
+    assert st["nat"]["results_timed_out"] + st["nat"]["results_refused"] >= 1, st
+    assert st["unsolicited_queries"] == 0 and st["nat"]["krpc_proofs"] == 0, st
+    assert st["nat"]["inbound_proofs"] == 0, st
+    assert ask_from(lab, hosts["s"], "192.0.2.2", q.port)
+    kmtest.wait_until(lambda: status(q)["reachability"] == "public",
+                      timeout=10, what="q to turn public")
+    st = status(q)
+    assert st["nat"]["krpc_proofs"] == 1 and st["unsolicited_queries"] == 1, st
+    assert st["external_addr"] == "192.0.2.2:%d" % q.port, st
+    assert not st["read_only"], st
+    print("KRPC proof: a node whose dial-back cannot succeed (inbound TCP "
+          "dropped) turned public on an unsolicited ping at %s" %
+          st["external_addr"])
+
+
 def check_nat_awareness(c, lab, kind):
     del ROUTERS[:]
     t0 = time.monotonic()
@@ -183,6 +251,11 @@ def check_nat_awareness(c, lab, kind):
         kmtest.wait_until(lambda: status(node)["nat"]["keepalives"] >= 1,
                           timeout=30, what="keepalives from a private node")
     checked = time.monotonic() - t1
+    for node in (a, b):
+        st = status(node)
+        assert st["unsolicited_queries"] == 0, st
+        assert st["nat"]["krpc_proofs"] == 0, st
+    assert sum(status(p)["unsolicited_queries"] for p in public) >= 1
     for p in public:
         kmtest.wait_until(lambda: status(p)["nat"]["dialbacks_ok"] >= 1,
                           timeout=30, what="a public node's dial-back: %r"

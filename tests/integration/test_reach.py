@@ -54,19 +54,23 @@ def one_round(c, lab, r):
                              lan=True, prefix=pre))
     time.sleep(SETTLE_S)
     bad, counts = [], {}
+    # What made them public: dial-backs, inbound links, KRPC queries.
+    how = dict.fromkeys(("dialbacks_ok", "inbound_proofs", "krpc_proofs"), 0)
     for n in nodes:
         assert n.alive(), "a node died"
         st = kmtest.control(n, "status")
         reach = st["reachability"]
         counts[reach] = counts.get(reach, 0) + 1
+        for k in how:
+            how[k] += st["nat"][k]
         ro = st["read_only"]
         # The two fields agree: unknown exactly while no address is adopted.
         odd = (reach == "unknown") != (st["external_addr"] is None)
         if ro or reach == "private" or odd:
             bad.append((n.port, reach, st["external_addr"], st["nat"],
                         st["neighbours"]))
-    print("round %d: %d nodes, %d read-only, private or contradicting; %s" %
-          (r + 1, len(nodes), len(bad), counts))
+    print("round %d: %d nodes, %d read-only, private or contradicting; %s; "
+          "proofs %s" % (r + 1, len(nodes), len(bad), counts, how))
     for b in bad:
         print("  port %d: %s external %s nat %s neighbours %s" % b)
     return len(bad)

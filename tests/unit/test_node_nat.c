@@ -171,6 +171,11 @@ static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 	feed(conn, KM_FRAME_AUTH, sig, sizeof(sig), now);
 }
 
+/* The state file's contacts, for the node that node_with_neighbour()
+ * starts. */
+static const struct km_contact *saved_at_start;
+static size_t nsaved_at_start;
+
 /* A node whose bootstrap peer has become its neighbour; returns its conn. */
 static uint64_t node_with_neighbour(void)
 {
@@ -187,7 +192,7 @@ static uint64_t node_with_neighbour(void)
 	cfg.nbootstrap = 1;
 	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
 	cr_assert_not_null(n);
-	km_node_start(n, NULL, 0, 1000);
+	km_node_start(n, saved_at_start, nsaved_at_start, 1000);
 	conn = f.last_conn;
 	km_node_tcp_connected(n, conn, 1000);
 	handshake(conn, 0x77, 6881, 1001);
@@ -788,6 +793,121 @@ Test(node_nat, an_inbound_link_from_a_narrower_scope_proves_nothing)
 	inbound_neighbour_from((uint8_t[4]){ 10, 1, 0, 5 });
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
 	cr_assert_eq(km_node_nat_stats(n).inbound_proofs, 0);
+}
+
+/* ---- an unsolicited KRPC query proves our UDP port open ---------------- */
+
+/* A KRPC ping from ip:port, which the node's DHT never sent to. */
+static void krpc_query_from(const uint8_t ip[4], uint16_t port, km_ms now)
+{
+	static const char ping[] =
+		"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+	struct km_addr from;
+
+	km_addr_set_v4(&from, ip, port);
+	km_node_udp_recv(n, &from, (const uint8_t *)ping, sizeof(ping) - 1, now);
+}
+
+/* A node whose only neighbour is on the Internet, before any verdict. */
+static void node_with_internet_neighbour(void)
+{
+	memcpy(peer_ip, (uint8_t[4]){ 203, 0, 113, 9 }, 4);
+	node_with_neighbour();
+	memcpy(peer_ip, (uint8_t[4]){ 127, 0, 0, 9 }, 4);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+}
+
+Test(node_nat, an_unsolicited_krpc_query_makes_an_unknown_node_public_at_its_udp_port)
+{
+	struct km_addr at;
+
+	node_with_internet_neighbour();
+	krpc_query_from((uint8_t[4]){ 198, 51, 100, 7 }, 6881, 2100);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+	cr_assert_eq(km_node_nat_stats(n).krpc_proofs, 1);
+	/* Where the neighbour sees us, at the port the query reached. */
+	km_addr_set_v4(&at, us_ip, 7000);
+	cr_assert_not_null(km_nat_external(km_node_nat(n)),
+			   "the verdict comes with the address it is about");
+	cr_assert(km_addr_eq(km_nat_external(km_node_nat(n)), &at));
+	cr_assert_not(km_node_config(n)->dht.read_only);
+}
+
+Test(node_nat, an_unsolicited_krpc_query_from_a_narrower_scope_proves_nothing)
+{
+	node_with_internet_neighbour();
+	krpc_query_from((uint8_t[4]){ 10, 1, 0, 5 }, 6881, 2100);
+	krpc_query_from((uint8_t[4]){ 127, 0, 0, 5 }, 6881, 2101);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+	cr_assert_null(km_nat_external(km_node_nat(n)));
+	cr_assert_eq(km_node_nat_stats(n).krpc_proofs, 0);
+}
+
+Test(node_nat, a_krpc_query_from_an_ip_our_dht_pinged_proves_nothing)
+{
+	static const uint8_t ip[4] = { 198, 51, 100, 7 };
+	struct km_addr to;
+
+	node_with_internet_neighbour();
+	km_addr_set_v4(&to, ip, 6881);
+	cr_assert_eq(km_dht_ping_addr(km_node_dht(n), &to, 2050), 0);
+	krpc_query_from(ip, 40000, 2100);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+	cr_assert_eq(km_node_nat_stats(n).krpc_proofs, 0);
+}
+
+/* A restart: the state file's contacts talked to our previous process,
+ * whose NAT mappings may still be open.  More of them than the node pings
+ * when it starts (64), so that most are heard from before it sends them
+ * anything. */
+Test(node_nat, a_krpc_query_from_a_contact_of_our_previous_process_proves_nothing)
+{
+	static struct km_contact saved[256];
+
+	for (int i = 0; i < 256; i++) {
+		saved[i].id.b[0] = (uint8_t)i;
+		km_addr_set_v4(&saved[i].addr,
+			       (uint8_t[4]){ 198, 51, 101, (uint8_t)i }, 6881);
+	}
+	saved_at_start = saved;
+	nsaved_at_start = 256;
+	node_with_internet_neighbour();
+	for (int i = 0; i < 256; i++)
+		krpc_query_from(saved[i].addr.ip, 6881, 2100 + (km_ms)i);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_UNKNOWN);
+	cr_assert_eq(km_node_nat_stats(n).krpc_proofs, 0);
+	krpc_query_from((uint8_t[4]){ 198, 51, 100, 7 }, 6881, 2500);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC,
+		     "a stranger's query still counts");
+}
+
+Test(node_nat, an_unsolicited_krpc_query_does_not_overturn_failed_dial_backs)
+{
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_REFUSED };
+
+	check_with_results(two_subnets, 2, results);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
+	krpc_query_from((uint8_t[4]){ 192, 0, 2, 200 }, 6881, 12000);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE,
+		     "the dial-backs tested our TCP port; a query only UDP");
+	cr_assert(km_node_config(n)->dht.read_only);
+	cr_assert_eq(km_node_nat_stats(n).krpc_proofs, 0);
+}
+
+Test(node_nat, a_later_check_overrules_the_krpc_proof_with_failed_dials)
+{
+	static const uint8_t results[] = { KM_DIAL_TIMED_OUT, KM_DIAL_REFUSED };
+	uint64_t c[2], nonce;
+
+	node_with_neighbours(two_subnets, 2, c);
+	krpc_query_from((uint8_t[4]){ 192, 0, 2, 200 }, 6881, 2100);
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
+	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
+	for (int i = 0; i < 2; i++)
+		feed_result(c[i], nonce, results[i], 7000 + i);
+	km_node_tick(n, 2001 + KM_SECONDS(8));
+	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE,
+		     "the check that was running goes on and decides");
 }
 
 /* ---- re-checks back off from 1 min to 10 min --------------------------- */
