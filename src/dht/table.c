@@ -794,6 +794,14 @@ size_t km_table_replacement_count(const struct km_table *t, int bucket)
 	return (size_t)t->b[bucket].nrepl;
 }
 
+const struct km_table_entry *km_table_replacement_entry(const struct km_table *t,
+							int bucket, size_t i)
+{
+	if (bucket < 0 || bucket >= t->nbuckets || i >= (size_t)t->b[bucket].nrepl)
+		return NULL;
+	return &repl_of(t, bucket)[i];
+}
+
 static bool refresh_due(const struct km_table *t, int i, km_ms now)
 {
 	km_ms last = t->b[i].last_changed;

@@ -182,6 +182,10 @@ size_t km_table_bucket_size(const struct km_table *t, int bucket);
 const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,
 						   int bucket, size_t i);
 size_t km_table_replacement_count(const struct km_table *t, int bucket);
+/* The i-th node waiting in a bucket's replacement cache, or NULL; valid
+ * like km_table_bucket_entry()'s. */
+const struct km_table_entry *km_table_replacement_entry(const struct km_table *t,
+							int bucket, size_t i);
 
 /* Active maintenance, as jech/dht and libtorrent do it: finds the node
  * that most wants a ping and has none pending, marks its ping pending,
