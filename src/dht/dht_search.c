@@ -486,25 +486,48 @@ static km_ms look_again_near(struct km_dht *d, km_ms now)
 }
 
 
-/* A lookup of our own ID that starts from the nodes of one random far
- * bucket instead of from our nearest.  A crowd can leave two interleaved
- * halves whose near buckets each hold only their own members; a
- * self-lookup that starts among ours stays among them, while our far
- * buckets, filled by whoever asked us, hold nodes of both. */
+/* Up to max seeds for a lookup from far bucket b: the nodes waiting in its
+ * replacement cache, or its own nodes when none wait.  A bucket keeps its
+ * oldest nodes (BEP 5 prefers them), so after a crowd everyone's buckets
+ * point at its first joiners -- the very nodes that joined before there
+ * was anyone to find, and may know nobody near them since.  The cache
+ * holds who came later. */
+static size_t far_seeds(const struct km_dht *d, int b, struct km_contact *out,
+			size_t max)
+{
+	size_t n = 0, waiting = km_table_replacement_count(d->table, b);
+	size_t size = km_table_bucket_size(d->table, b);
+
+	for (size_t i = 0; i < waiting && n < max; i++)
+		out[n++] = km_table_replacement_entry(d->table, b, i)->c;
+	for (size_t i = 0; waiting == 0 && i < size && n < max; i++)
+		out[n++] = km_table_bucket_entry(d->table, b, i)->c;
+	return n;
+}
+
+/* A lookup of our own ID that starts from one random far bucket (see
+ * far_seeds()) instead of from our nearest.  A crowd can leave two
+ * interleaved halves whose near buckets each hold only their own members,
+ * and early joiners that know only each other; a self-lookup that starts
+ * among ours stays among them, while our far buckets, filled by whoever
+ * asked us, hold nodes of both.  A table of few buckets -- such an early
+ * joiner's -- has none beyond the near ones: then any but our own will
+ * do, and it is the table that most needs this lookup (measured: 22 of
+ * 10,000 nodes after a 10 s crowd had 3 buckets and were known to none of
+ * their true neighbours). */
 static void look_up_self_from_afar(struct km_dht *d, km_ms now)
 {
 	int far = km_table_bucket_count(d->table) - KM_TABLE_NEAR_BUCKETS;
 	struct km_contact seeds[KM_DHT_SCRATCH_NODES];
-	size_t n = 0, size;
+	size_t n;
 	struct search *s;
-	int b;
 
+	if (far <= 0)
+		far = km_table_bucket_count(d->table) - 1;
 	if (far <= 0 || d->nsearches >= d->cfg.max_lookups / 2 + 1)
 		return;
-	b = (int)km_rng_below(d->rng, (uint64_t)far);
-	size = km_table_bucket_size(d->table, b);
-	for (size_t i = 0; i < size && n < KM_DHT_SCRATCH_NODES; i++)
-		seeds[n++] = km_table_bucket_entry(d->table, b, i)->c;
+	n = far_seeds(d, (int)km_rng_below(d->rng, (uint64_t)far), seeds,
+		      KM_DHT_SCRATCH_NODES);
 	if (n == 0)
 		return;
 	s = search_new(d, &d->cfg.id, KM_LOOKUP_FIND_NODE, seeds, n, false, now);

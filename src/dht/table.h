@@ -46,6 +46,8 @@ struct km_table_config {
 	km_ms refresh_ms;       /* a bucket untouched this long is refreshed */
 	km_ms revalidate_ms;    /* near neighbours unheard of this long are
 				   pinged: 1 min; 0 = never */
+	km_ms revalidate_far_ms; /* all other nodes unheard of this long are
+				    pinged: 2 min; 0 = never */
 	km_ms failure_grace_ms; /* a failure this soon after a reply is not
 				   counted: 0 (km_dht sets its query
 				   timeout, 2 s) */
@@ -64,6 +66,7 @@ struct km_table_stats {
 
 /* k=8, replacements=8, max_nodes=1280 (160 buckets of 8),
  * bad_after_failures=2, good_ms=15 min, refresh_ms=15 min, revalidate_ms=1 min,
+ * revalidate_far_ms=2 min,
  * failure_grace_ms=0, subnet caps 2 and 10 with local addresses exempt,
  * BEP 42 preferred but not required. */
 void km_table_config_default(struct km_table_config *cfg);
@@ -182,6 +185,10 @@ size_t km_table_bucket_size(const struct km_table *t, int bucket);
 const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,
 						   int bucket, size_t i);
 size_t km_table_replacement_count(const struct km_table *t, int bucket);
+/* The i-th node waiting in a bucket's replacement cache, or NULL; valid
+ * like km_table_bucket_entry()'s. */
+const struct km_table_entry *km_table_replacement_entry(const struct km_table *t,
+							int bucket, size_t i);
 
 /* Active maintenance, as jech/dht and libtorrent do it: finds the node
  * that most wants a ping and has none pending, marks its ping pending,

@@ -30,8 +30,9 @@ simtest.check(j["overlay_components"] == 1,
               "the survivors' overlay is one connected component")
 early = out.split("lookups 150 s after the crash:")[1].splitlines()[1]
 early_rate = float(early.split("(")[1].split("%")[0]) / 100
-# 98%, not the target's 99%: the target is met once repair has run (15 min,
-# below); 150 s after the crash some tables still hold the dead.
-simtest.check(early_rate >= 0.98, ">= 98% of lookups exact 150 s after the crash")
+# 99%, not issue 14's 99.5%: with 100 lookups 99.5% would allow no miss,
+# and seeds 7-16 give 99-100% since the far buckets are revalidated every
+# 2 min (93-100%, mean 98.0%, before).
+simtest.check(early_rate >= 0.99, ">= 99% of lookups exact 150 s after the crash")
 simtest.check(j["lookup_success_rate"] >= 0.99,
               ">= 99% of lookups exact once the tables are repaired")

@@ -368,3 +368,135 @@ Test(dht, a_first_try_timing_out_does_not_fail_a_node_whose_retry_is_still_out)
 	cr_assert_eq(w.last_results, 1, "b answered the retry in time but is not in the result");
 	km_dht_del(w.d);
 }
+
+/* One node and everything it sends, by destination: a crowd's leftovers
+ * built by hand. */
+struct tap {
+	struct km_dht *d;
+	struct km_prng prng;
+	struct km_rng rng;
+	struct { struct km_addr to; struct km_krpc_msg m; uint8_t buf[2048]; } out[256];
+	size_t nout;
+};
+
+static void tap_send(void *user, const struct km_addr *to, const uint8_t *buf,
+		     size_t len)
+{
+	struct tap *t = user;
+
+	if (t->nout == 256 || len > sizeof(t->out[0].buf))
+		return;
+	memcpy(t->out[t->nout].buf, buf, len);
+	if (km_krpc_decode(t->out[t->nout].buf, len, &t->out[t->nout].m) < 0)
+		return;
+	t->out[t->nout++].to = *to;
+}
+
+static struct km_contact tap_contact(uint8_t first_byte, uint8_t host)
+{
+	struct km_contact c;
+	uint8_t ip[4] = { 10, 0, first_byte, host };
+
+	memset(c.id.b, host, KM_ID_LEN);
+	c.id.b[0] = first_byte;
+	km_addr_set_v4(&c.addr, ip, 6881);
+	return c;
+}
+
+/* c pings our node: it is filed as a node that sent us a query. */
+static void tap_pinged_by(struct tap *t, const struct km_contact *c, km_ms now)
+{
+	struct km_krpc_msg q;
+	uint8_t pkt[128];
+	int len;
+
+	km_krpc_init(&q, KM_KRPC_QUERY);
+	q.method = KM_KRPC_PING;
+	q.id = c->id;
+	q.tid[0] = 'p';
+	q.tid_len = 1;
+	len = km_krpc_encode(&q, pkt, sizeof(pkt));
+	cr_assert_gt(len, 0);
+	km_dht_receive(t->d, &c->addr, pkt, (size_t)len, now);
+}
+
+/* Answers every query sent so far with an empty reply from its addressee,
+ * as a network of nodes that know nobody else would. */
+static void tap_answer_all(struct tap *t, size_t from, km_ms now)
+{
+	for (size_t i = from; i < t->nout; i++) {
+		struct km_krpc_msg r;
+		struct km_id id;
+		uint8_t pkt[128];
+		int len;
+
+		if (t->out[i].m.type != KM_KRPC_QUERY)
+			continue;
+		memset(id.b, t->out[i].to.ip[3], KM_ID_LEN);
+		id.b[0] = t->out[i].to.ip[2];
+		km_krpc_init(&r, KM_KRPC_RESPONSE);
+		memcpy(r.tid, t->out[i].m.tid, t->out[i].m.tid_len);
+		r.tid_len = t->out[i].m.tid_len;
+		r.id = id;
+		len = km_krpc_encode(&r, pkt, sizeof(pkt));
+		cr_assert_gt(len, 0);
+		km_dht_receive(t->d, &t->out[i].to, pkt, (size_t)len, now);
+	}
+}
+
+/* A crowd's first joiner: a table of two buckets, its near one holding a
+ * few early nodes that know nobody (they answer with no nodes), its far
+ * one full of early nodes, with later comers waiting in that bucket's
+ * replacement cache.  Its self-lookups from its nearest only ever ask the
+ * early nodes, and the bucket keeps them, so only the cache leads to the
+ * nodes that came since.  It used to skip its look from afar altogether
+ * when its table had no bucket beyond the near three. */
+Test(dht, an_early_joiner_looks_itself_up_through_the_later_comers_its_far_bucket_keeps_waiting)
+{
+	static struct tap t;
+	struct km_dht_config cfg;
+	struct km_dht_callbacks cb = { .send = tap_send };
+	km_ms now = 1000;
+	bool asked_a_later_comer = false;
+
+	km_prng_seed(&t.prng, 7);
+	t.rng = km_prng_rng(&t.prng);
+	km_dht_config_default(&cfg);
+	memset(cfg.id.b, 0x11, KM_ID_LEN);
+	t.d = km_dht_new(&cfg, &cb, &t, &t.rng, now);
+	cr_assert_not_null(t.d);
+	for (uint8_t h = 1; h <= 8; h++) {       /* the far half's first 8 */
+		struct km_contact c = tap_contact(0x80, h);
+
+		tap_pinged_by(&t, &c, now);
+	}
+	for (uint8_t h = 1; h <= 3; h++) {       /* our half: early nodes */
+		struct km_contact c = tap_contact(0x20, h);
+
+		tap_pinged_by(&t, &c, now);
+	}
+	for (uint8_t h = 101; h <= 104; h++) {   /* the far half's later comers */
+		struct km_contact c = tap_contact(0x90, h);
+
+		tap_pinged_by(&t, &c, now);
+	}
+	cr_assert_eq(km_table_bucket_count(km_dht_table(t.d)), 2);
+	cr_assert_gt(km_table_replacement_count(km_dht_table(t.d), 0), 0);
+	/* The join and its bucket refresh, answered by nodes that know
+	 * nobody; then the checks that follow a join, for two minutes. */
+	for (int step = 0; step < 1300; step++, now += 100) {
+		size_t before = t.nout;
+
+		km_dht_tick(t.d, now);
+		tap_answer_all(&t, before, now);
+	}
+	for (size_t i = 0; i < t.nout; i++)
+		if (t.out[i].m.type == KM_KRPC_QUERY &&
+		    t.out[i].m.method == KM_KRPC_FIND_NODE &&
+		    km_id_eq(&t.out[i].m.target, &cfg.id) &&
+		    t.out[i].to.ip[2] == 0x90)
+			asked_a_later_comer = true;
+	cr_assert(asked_a_later_comer,
+		  "no self-lookup asked a node from the far bucket's replacement cache");
+	km_dht_del(t.d);
+}

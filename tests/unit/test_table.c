@@ -794,7 +794,7 @@ static struct km_contact at_depth(int b)
 	return contact(&id, (uint16_t)(2000 + b));
 }
 
-static struct km_table *five_buckets(km_ms revalidate_ms)
+static struct km_table *five_buckets(km_ms revalidate_ms, km_ms far_ms)
 {
 	struct km_table_config cfg;
 	struct km_table *t;
@@ -802,6 +802,7 @@ static struct km_table *five_buckets(km_ms revalidate_ms)
 	km_table_config_default(&cfg);
 	cfg.k = 1;
 	cfg.revalidate_ms = revalidate_ms;
+	cfg.revalidate_far_ms = far_ms;
 	t = table_with(&cfg);
 	for (int b = 0; b < 5; b++)
 		cr_assert_eq(offer(t, at_depth(b), KM_SEEN_REPLY, T0 + (km_ms)b),
@@ -843,10 +844,11 @@ Test(table, a_failed_node_goes_before_questionable_ones)
 	km_table_del(t);
 }
 
-Test(table, near_neighbours_unheard_of_for_revalidate_ms_are_pinged_far_ones_are_not)
+Test(table, near_neighbours_are_revalidated_after_revalidate_ms_the_rest_after_revalidate_far_ms)
 {
-	struct km_table *t = five_buckets(KM_SECONDS(60));
-	struct km_contact out, d2 = at_depth(2), d3 = at_depth(3), d4 = at_depth(4);
+	struct km_table *t = five_buckets(KM_SECONDS(60), KM_MINUTES(2));
+	struct km_contact out, d0 = at_depth(0), d1 = at_depth(1);
+	struct km_contact d2 = at_depth(2), d3 = at_depth(3), d4 = at_depth(4);
 
 	cr_assert_not(km_table_next_stale(t, T0 + KM_SECONDS(60) + 1, &out),
 		      "depth 2 was last seen at T0 + 2");
@@ -857,19 +859,27 @@ Test(table, near_neighbours_unheard_of_for_revalidate_ms_are_pinged_far_ones_are
 	cr_assert(km_id_eq(&out.id, &d3.id));
 	cr_assert(km_table_next_stale(t, T0 + KM_SECONDS(61), &out));
 	cr_assert(km_id_eq(&out.id, &d4.id));
-	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(14), &out),
-		      "buckets 0 and 1 wait until they are questionable");
+	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(2) - 1, &out),
+		      "buckets 0 and 1 wait revalidate_far_ms");
+	cr_assert(km_table_next_stale(t, T0 + KM_MINUTES(2), &out));
+	cr_assert(km_id_eq(&out.id, &d0.id));
+	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(2), &out),
+		      "depth 1 was last seen at T0 + 1");
+	cr_assert(km_table_next_stale(t, T0 + KM_MINUTES(2) + 1, &out));
+	cr_assert(km_id_eq(&out.id, &d1.id));
 	/* An answer resets the clock. */
-	cr_assert_eq(km_table_offer(t, &d3, KM_SEEN_REPLY, 30, T0 + KM_MINUTES(14),
+	cr_assert_eq(km_table_offer(t, &d3, KM_SEEN_REPLY, 30, T0 + KM_MINUTES(3),
 				    NULL),
 		     KM_OFFER_UPDATED);
-	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(15) - 1, &out));
+	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(4) - 1, &out));
+	cr_assert(km_table_next_stale(t, T0 + KM_MINUTES(4), &out));
+	cr_assert(km_id_eq(&out.id, &d3.id));
 	km_table_del(t);
 }
 
-Test(table, revalidate_ms_0_turns_revalidation_off)
+Test(table, revalidation_periods_of_0_turn_revalidation_off)
 {
-	struct km_table *t = five_buckets(0);
+	struct km_table *t = five_buckets(0, 0);
 	struct km_contact out;
 
 	cr_assert_not(km_table_next_stale(t, T0 + KM_MINUTES(14), &out));
