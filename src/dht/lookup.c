@@ -19,6 +19,7 @@ struct cand {
 	km_ms last_sent; /* the latest try: the retry timeout counts from it */
 	int tries;
 	uint32_t rtt_ms;
+	uint32_t rto_ms; /* from the node's own RTT estimate; 0 = the lookup's */
 	size_t token_len;
 	uint8_t token[KM_LOOKUP_TOKEN_MAX];
 };
@@ -409,6 +410,22 @@ void km_lookup_rtt_hint(struct km_lookup *lk, uint32_t rtt_ms)
 		rtt_sample(lk, rtt_ms);
 }
 
+/* Slack over a known node's smoothed RTT when its RTT has barely varied:
+ * what a queue or a busy host may add to one answer. */
+#define CONTACT_RTO_MARGIN_MS 50
+
+void km_lookup_contact_rtt(struct km_lookup *lk, const struct km_id *id,
+			   uint32_t srtt_ms, uint32_t rttvar_ms)
+{
+	struct cand *c = find(lk, id);
+	uint64_t var = 4 * (uint64_t)rttvar_ms, r;
+
+	if (!c || c->state != CAND_NEW || srtt_ms == 0)
+		return;
+	r = srtt_ms + (var > CONTACT_RTO_MARGIN_MS ? var : CONTACT_RTO_MARGIN_MS);
+	c->rto_ms = (uint32_t)(r < lk->cfg.slow_ms ? r : lk->cfg.slow_ms);
+}
+
 void km_lookup_on_peers(struct km_lookup *lk, const struct km_addr *peers,
 			size_t n)
 {
@@ -460,7 +477,8 @@ void km_lookup_on_timeout(struct km_lookup *lk, const struct km_id *from,
 static km_ms cand_deadline(const struct km_lookup *lk, const struct cand *c)
 {
 	km_ms fail = c->sent + lk->cfg.timeout_ms;
-	km_ms next = c->last_sent + (km_ms)c->tries * rto(lk);
+	km_ms r = c->rto_ms ? c->rto_ms : rto(lk);
+	km_ms next = c->last_sent + (km_ms)c->tries * r;
 
 	return next < fail ? next : fail;
 }
