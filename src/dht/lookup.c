@@ -17,6 +17,7 @@ struct cand {
 	int round;
 	km_ms sent;      /* first try: the reported RTT and timeout_ms count from it */
 	km_ms last_sent; /* the latest try: the retry timeout counts from it */
+	km_ms learned;   /* when it entered the list */
 	int tries;
 	uint32_t rtt_ms;
 	uint32_t rto_ms; /* from the node's own RTT estimate; 0 = the lookup's */
@@ -47,6 +48,8 @@ void km_lookup_config_default(struct km_lookup_config *cfg)
 		.timeout_ms = 4000,
 		.rto_min_ms = 200,
 		.burst = true,
+		.spare = true,
+		.contact_rto = true,
 		.max_candidates = 128,
 		.max_peers = 256,
 	};
@@ -205,7 +208,8 @@ static bool make_room(struct km_lookup *lk, size_t pos)
 	return true;
 }
 
-static void insert(struct km_lookup *lk, const struct km_contact *c, int round)
+static void insert(struct km_lookup *lk, const struct km_contact *c, int round,
+		   km_ms now)
 {
 	size_t pos;
 	struct cand *slot;
@@ -224,6 +228,7 @@ static void insert(struct km_lookup *lk, const struct km_contact *c, int round)
 	slot->c = *c;
 	slot->state = CAND_NEW;
 	slot->round = round;
+	slot->learned = now;
 }
 
 void km_lookup_add(struct km_lookup *lk, const struct km_contact *nodes,
@@ -232,21 +237,36 @@ void km_lookup_add(struct km_lookup *lk, const struct km_contact *nodes,
 	if (lk->finished)
 		return;
 	for (size_t i = 0; i < n; i++)
-		insert(lk, &nodes[i], 1);
+		insert(lk, &nodes[i], 1, lk->stats.started);
 }
 
-/* The k closest candidates that have not failed have all answered.  With
- * fewer than k such candidates, all of them have.  An empty list counts as
- * done: there is nobody left to ask. */
+/* How many of the closest live candidates must answer when `failed`
+ * closer ones have failed: k, plus one per failure (up to k more).  A
+ * dead node near the target hides the live nodes its neighbours would
+ * have listed after it -- a reply carries k contacts, and the dead one
+ * took a place -- so each failure buys one more view of the
+ * neighbourhood from the next live node out. */
+static int wanted(const struct km_lookup *lk, int failed)
+{
+	if (!lk->cfg.spare)
+		return lk->cfg.k;
+	return lk->cfg.k + (failed < lk->cfg.k ? failed : lk->cfg.k);
+}
+
+/* The closest candidates that have not failed, wanted() of them, have all
+ * answered.  With fewer such candidates, all of them have.  An empty list
+ * counts as done: there is nobody left to ask. */
 static bool is_done(const struct km_lookup *lk)
 {
-	int seen = 0;
+	int seen = 0, failed = 0;
 
-	for (size_t i = 0; i < lk->ncands && seen < lk->cfg.k; i++) {
+	for (size_t i = 0; i < lk->ncands && seen < wanted(lk, failed); i++) {
 		enum cand_state s = lk->cands[i].state;
 
-		if (s == CAND_FAILED)
+		if (s == CAND_FAILED) {
+			failed++;
 			continue;
+		}
 		if (s != CAND_ANSWERED)
 			return false;
 		seen++;
@@ -278,17 +298,20 @@ static void observe_done(struct km_lookup *lk, km_ms now)
 static struct cand *next_candidate(struct km_lookup *lk, int *rank,
 				   bool *settled)
 {
-	int answered = 0;
+	int answered = 0, failed = 0;
 
 	*rank = 0;
 	*settled = false;
-	for (size_t i = 0; i < lk->ncands && answered < lk->cfg.k; i++) {
+	for (size_t i = 0; i < lk->ncands && answered < wanted(lk, failed);
+	     i++) {
 		struct cand *c = &lk->cands[i];
 
 		if (c->state == CAND_NEW)
 			return c;
-		if (c->state == CAND_FAILED)
+		if (c->state == CAND_FAILED) {
+			failed++;
 			continue;
+		}
 		if (*rank == 0)
 			*settled = c->state == CAND_ANSWERED;
 		(*rank)++;
@@ -391,7 +414,7 @@ void km_lookup_on_reply(struct km_lookup *lk, const struct km_id *from,
 	if (!lk->finished) {
 		/* c may move as the list shifts; round was copied above. */
 		for (size_t i = 0; i < n; i++)
-			insert(lk, &nodes[i], round + 1);
+			insert(lk, &nodes[i], round + 1, now);
 	}
 	observe_done(lk, now);
 }
@@ -420,7 +443,7 @@ void km_lookup_contact_rtt(struct km_lookup *lk, const struct km_id *id,
 	struct cand *c = find(lk, id);
 	uint64_t var = 4 * (uint64_t)rttvar_ms, r;
 
-	if (!c || c->state != CAND_NEW || srtt_ms == 0)
+	if (!lk->cfg.contact_rto || !c || c->state != CAND_NEW || srtt_ms == 0)
 		return;
 	r = srtt_ms + (var > CONTACT_RTO_MARGIN_MS ? var : CONTACT_RTO_MARGIN_MS);
 	c->rto_ms = (uint32_t)(r < lk->cfg.slow_ms ? r : lk->cfg.slow_ms);
@@ -544,6 +567,8 @@ size_t km_lookup_results(const struct km_lookup *lk,
 			continue;
 		out[n].c = c->c;
 		out[n].rtt_ms = c->rtt_ms;
+		out[n].learned = c->learned;
+		out[n].answered = c->sent + c->rtt_ms;
 		out[n].token_len = c->token_len;
 		memcpy(out[n].token, c->token, c->token_len);
 		n++;

@@ -43,6 +43,10 @@ struct km_lookup_config {
 	km_ms timeout_ms;      /* gives up on the node: 4000 ms */
 	km_ms rto_min_ms;      /* the least a try waits: 200 ms */
 	bool burst;            /* once converged, ask the k closest at once: true */
+	bool spare;            /* one more live node answers per failed one
+				   among the closest: true */
+	bool contact_rto;      /* km_lookup_contact_rtt() sets the node's
+				   timeout: true */
 	size_t max_candidates; /* shortlist cap; farthest dropped: 128 */
 	size_t max_peers;      /* get_peers values kept: 256 */
 };
@@ -52,6 +56,8 @@ void km_lookup_config_default(struct km_lookup_config *cfg);
 struct km_lookup_result {
 	struct km_contact c;
 	uint32_t rtt_ms;
+	km_ms learned;  /* when the lookup first heard of it (a seed: started) */
+	km_ms answered; /* when its answer came */
 	uint8_t token[KM_LOOKUP_TOKEN_MAX]; /* get_peers only */
 	size_t token_len;
 };
