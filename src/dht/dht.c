@@ -27,9 +27,6 @@ void km_dht_config_default(struct km_dht_config *cfg)
 	/* A query failing now went out a timeout ago: an answer since then
 	 * (to a lookup's other try) outweighs it. */
 	cfg->table.failure_grace_ms = cfg->query_timeout_ms;
-	/* libtorrent's extended routing table: 128/64/32/16 nodes in the
-	 * farthest buckets (docs/BENCHMARKS.md, issue 14). */
-	cfg->table.wide_buckets = 3;
 	cfg->max_transactions = 2048;
 	cfg->max_lookups = 64;
 	km_ratelimit_config_default(&cfg->rate);

@@ -243,21 +243,6 @@ static void prime_rtt(struct km_dht *d, struct km_lookup *lk,
 	}
 }
 
-/* The table's RTT estimates for the contacts just offered to the lookup,
- * so each known node gets a timeout of its own. */
-static void hint_rtts(struct km_dht *d, struct km_lookup *lk,
-		      const struct km_contact *c, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct km_table_entry *e = km_table_find(d->table,
-							       &c[i].id);
-
-		if (e && e->rtt_ms > 0)
-			km_lookup_contact_rtt(lk, &c[i].id, e->rtt_ms,
-					      e->rttvar_ms);
-	}
-}
-
 /* from_table: the lookup starts from the table's nodes closest to target
  * as well as from seeds. */
 static struct search *search_new(struct km_dht *d, const struct km_id *target,
@@ -284,11 +269,8 @@ static struct search *search_new(struct km_dht *d, const struct km_id *target,
 			     scratch);
 	km_lookup_add(s->lk, scratch, n);
 	prime_rtt(d, s->lk, scratch, n);
-	hint_rtts(d, s->lk, scratch, n);
-	if (seeds) {
+	if (seeds)
 		km_lookup_add(s->lk, seeds, nseeds);
-		hint_rtts(d, s->lk, seeds, nseeds);
-	}
 	DL_APPEND(d->searches, s);
 	d->nsearches++;
 	d->stats.lookups_started++;
@@ -348,7 +330,6 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 	/* The lookup knows the node by the ID we queried, whatever it says
 	 * now. */
 	km_lookup_on_reply(s->lk, &tx->expect_id, scratch, n, now);
-	hint_rtts(d, s->lk, scratch, n);
 	search_pump(d, s, now);
 }
 

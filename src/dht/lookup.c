@@ -20,7 +20,6 @@ struct cand {
 	km_ms learned;   /* when it entered the list */
 	int tries;
 	uint32_t rtt_ms;
-	uint32_t rto_ms; /* from the node's own RTT estimate; 0 = the lookup's */
 	size_t token_len;
 	uint8_t token[KM_LOOKUP_TOKEN_MAX];
 };
@@ -48,8 +47,6 @@ void km_lookup_config_default(struct km_lookup_config *cfg)
 		.timeout_ms = 4000,
 		.rto_min_ms = 200,
 		.burst = true,
-		.spare = true,
-		.contact_rto = true,
 		.max_candidates = 128,
 		.max_peers = 256,
 	};
@@ -240,33 +237,18 @@ void km_lookup_add(struct km_lookup *lk, const struct km_contact *nodes,
 		insert(lk, &nodes[i], 1, lk->stats.started);
 }
 
-/* How many of the closest live candidates must answer when `failed`
- * closer ones have failed: k, plus one per failure (up to k more).  A
- * dead node near the target hides the live nodes its neighbours would
- * have listed after it -- a reply carries k contacts, and the dead one
- * took a place -- so each failure buys one more view of the
- * neighbourhood from the next live node out. */
-static int wanted(const struct km_lookup *lk, int failed)
-{
-	if (!lk->cfg.spare)
-		return lk->cfg.k;
-	return lk->cfg.k + (failed < lk->cfg.k ? failed : lk->cfg.k);
-}
-
-/* The closest candidates that have not failed, wanted() of them, have all
- * answered.  With fewer such candidates, all of them have.  An empty list
- * counts as done: there is nobody left to ask. */
+/* The k closest candidates that have not failed have all answered.  With
+ * fewer than k such candidates, all of them have.  An empty list counts as
+ * done: there is nobody left to ask. */
 static bool is_done(const struct km_lookup *lk)
 {
-	int seen = 0, failed = 0;
+	int seen = 0;
 
-	for (size_t i = 0; i < lk->ncands && seen < wanted(lk, failed); i++) {
+	for (size_t i = 0; i < lk->ncands && seen < lk->cfg.k; i++) {
 		enum cand_state s = lk->cands[i].state;
 
-		if (s == CAND_FAILED) {
-			failed++;
+		if (s == CAND_FAILED)
 			continue;
-		}
 		if (s != CAND_ANSWERED)
 			return false;
 		seen++;
@@ -298,20 +280,17 @@ static void observe_done(struct km_lookup *lk, km_ms now)
 static struct cand *next_candidate(struct km_lookup *lk, int *rank,
 				   bool *settled)
 {
-	int answered = 0, failed = 0;
+	int answered = 0;
 
 	*rank = 0;
 	*settled = false;
-	for (size_t i = 0; i < lk->ncands && answered < wanted(lk, failed);
-	     i++) {
+	for (size_t i = 0; i < lk->ncands && answered < lk->cfg.k; i++) {
 		struct cand *c = &lk->cands[i];
 
 		if (c->state == CAND_NEW)
 			return c;
-		if (c->state == CAND_FAILED) {
-			failed++;
+		if (c->state == CAND_FAILED)
 			continue;
-		}
 		if (*rank == 0)
 			*settled = c->state == CAND_ANSWERED;
 		(*rank)++;
@@ -433,22 +412,6 @@ void km_lookup_rtt_hint(struct km_lookup *lk, uint32_t rtt_ms)
 		rtt_sample(lk, rtt_ms);
 }
 
-/* Slack over a known node's smoothed RTT when its RTT has barely varied:
- * what a queue or a busy host may add to one answer. */
-#define CONTACT_RTO_MARGIN_MS 50
-
-void km_lookup_contact_rtt(struct km_lookup *lk, const struct km_id *id,
-			   uint32_t srtt_ms, uint32_t rttvar_ms)
-{
-	struct cand *c = find(lk, id);
-	uint64_t var = 4 * (uint64_t)rttvar_ms, r;
-
-	if (!lk->cfg.contact_rto || !c || c->state != CAND_NEW || srtt_ms == 0)
-		return;
-	r = srtt_ms + (var > CONTACT_RTO_MARGIN_MS ? var : CONTACT_RTO_MARGIN_MS);
-	c->rto_ms = (uint32_t)(r < lk->cfg.slow_ms ? r : lk->cfg.slow_ms);
-}
-
 void km_lookup_on_peers(struct km_lookup *lk, const struct km_addr *peers,
 			size_t n)
 {
@@ -500,8 +463,7 @@ void km_lookup_on_timeout(struct km_lookup *lk, const struct km_id *from,
 static km_ms cand_deadline(const struct km_lookup *lk, const struct cand *c)
 {
 	km_ms fail = c->sent + lk->cfg.timeout_ms;
-	km_ms r = c->rto_ms ? c->rto_ms : rto(lk);
-	km_ms next = c->last_sent + (km_ms)c->tries * r;
+	km_ms next = c->last_sent + (km_ms)c->tries * rto(lk);
 
 	return next < fail ? next : fail;
 }

@@ -12,8 +12,7 @@
  * candidate has answered, the rest of the k closest are asked at once
  * (burst).  A query unanswered after one RTO -- srtt + 4 rttvar over this
  * lookup's replies, within [rto_min_ms, slow_ms], slow_ms before the first
- * reply, or the node's own estimate from km_lookup_contact_rtt() -- frees
- * its slot and is asked once more (next_query hands the
+ * reply -- frees its slot and is asked once more (next_query hands the
  * retry out, without a slot); the node has failed when the retry goes two
  * more RTOs unanswered, or after timeout_ms in any case (the owner may also
  * report a failure earlier with km_lookup_on_timeout).  A late reply to
@@ -43,10 +42,6 @@ struct km_lookup_config {
 	km_ms timeout_ms;      /* gives up on the node: 4000 ms */
 	km_ms rto_min_ms;      /* the least a try waits: 200 ms */
 	bool burst;            /* once converged, ask the k closest at once: true */
-	bool spare;            /* one more live node answers per failed one
-				   among the closest: true */
-	bool contact_rto;      /* km_lookup_contact_rtt() sets the node's
-				   timeout: true */
 	size_t max_candidates; /* shortlist cap; farthest dropped: 128 */
 	size_t max_peers;      /* get_peers values kept: 256 */
 };
@@ -103,14 +98,6 @@ void km_lookup_on_reply(struct km_lookup *lk, const struct km_id *from,
 /* An RTT to one of the seeds measured before (the routing table's), to
  * prime the estimator that sets the retry timeout. */
 void km_lookup_rtt_hint(struct km_lookup *lk, uint32_t rtt_ms);
-
-/* The routing table's estimate of the RTT to a candidate not yet asked
- * (srtt and rttvar as RFC 6298 keeps them).  Its tries then wait
- * srtt + max(4 rttvar, 50 ms), at most slow_ms, instead of the lookup's
- * RTO fitted to every node's replies: a dead node we knew costs about its
- * own RTT, not the slowest.  Unknown IDs and srtt 0 are ignored. */
-void km_lookup_contact_rtt(struct km_lookup *lk, const struct km_id *id,
-			   uint32_t srtt_ms, uint32_t rttvar_ms);
 
 /* get_peers extras, reported alongside on_reply. Peers beyond max_peers and
  * tokens longer than KM_LOOKUP_TOKEN_MAX are dropped, and so is a token from

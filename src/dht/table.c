@@ -16,9 +16,6 @@
  * most tables never reach the full 160. */
 #define INITIAL_BUCKETS 8
 
-/* Widened buckets hold k << wide_buckets at most: 8 << 6 = 512. */
-#define MAX_WIDE_BUCKETS 6
-
 /* Each bucket owns one slab of k + replacements entries: its nodes first,
  * then its replacement cache.  Both are kept in ascending last_seen order, so
  * index 0 is the least recently seen and the end is the most recent. */
@@ -60,52 +57,22 @@ static bool config_valid(const struct km_table_config *cfg)
 	return cfg->k >= 1 && cfg->k <= MAX_PER_BUCKET &&
 	       cfg->replacements >= 0 && cfg->replacements <= MAX_PER_BUCKET &&
 	       cfg->max_nodes >= 0 && cfg->bad_after_failures >= 1 &&
-	       cfg->wide_buckets >= 0 && cfg->wide_buckets <= MAX_WIDE_BUCKETS &&
 	       cfg->bucket_subnet_max >= 1 && cfg->table_subnet_max >= 1;
 }
 
-/* The room bucket i's slab keeps for nodes: k, or for the wide_buckets
- * farthest from our own ID twice as many per step away (libtorrent's
- * extended routing table: 128/64/32/16 for k = 8).  A far bucket covers
- * half, a quarter... of the network, so more contacts there let a
- * lookup's first hop land several bits closer to any target. */
-static int bucket_cap(const struct km_table *t, int i)
+static size_t slab_len(const struct km_table *t)
 {
-	int w = t->cfg.wide_buckets;
-
-	return i < w ? t->cfg.k << (w - i) : t->cfg.k;
-}
-
-/* How many nodes bucket i may hold now.  The last bucket, the one covering
- * our own ID, holds k and splits when full, as in BEP 5: were it allowed
- * its wide capacity, a young table would not split until it held 128
- * nodes from anywhere, and our near neighbours -- the ones exact lookups
- * need -- would wait in a cache.  A bucket grows wide once split off. */
-static int bucket_limit(const struct km_table *t, int i)
-{
-	return i == t->nbuckets - 1 ? t->cfg.k : bucket_cap(t, i);
-}
-
-/* Entries stored before bucket i's slab (its nodes, then its cache). */
-static size_t slab_offset(const struct km_table *t, int i)
-{
-	size_t off = 0;
-	int j;
-
-	for (j = 0; j < i && j < t->cfg.wide_buckets; j++)
-		off += (size_t)bucket_cap(t, j) + (size_t)t->cfg.replacements;
-	return off + (size_t)(i - j) *
-			     ((size_t)t->cfg.k + (size_t)t->cfg.replacements);
+	return (size_t)t->cfg.k + (size_t)t->cfg.replacements;
 }
 
 static struct km_table_entry *nodes_of(const struct km_table *t, int i)
 {
-	return t->slabs + slab_offset(t, i);
+	return t->slabs + (size_t)i * slab_len(t);
 }
 
 static struct km_table_entry *repl_of(const struct km_table *t, int i)
 {
-	return nodes_of(t, i) + bucket_cap(t, i);
+	return nodes_of(t, i) + t->cfg.k;
 }
 
 struct km_table *km_table_new(const struct km_id *self,
@@ -123,7 +90,7 @@ struct km_table *km_table_new(const struct km_id *self,
 		goto fail;
 	t->self = *self;
 	t->cap = INITIAL_BUCKETS;
-	t->slabs = calloc(slab_offset(t, t->cap), sizeof(*t->slabs));
+	t->slabs = calloc((size_t)t->cap * slab_len(t), sizeof(*t->slabs));
 	if (t->slabs == NULL)
 		goto fail;
 	t->nbuckets = 1;
@@ -228,21 +195,11 @@ static void entry_seen(struct km_table_entry *e, enum km_seen_kind kind,
 	if (rtt_ms == 0)
 		return;
 	/* The usual 7/8 smoothing (TCP's SRTT): one slow answer barely moves
-	 * it, a consistently slow node does.  RTTVAR as RFC 6298 keeps it, so
-	 * a lookup can wait srtt + 4 rttvar for this node before asking again
-	 * rather than a timeout fitted to everyone. */
-	if (e->rtt_ms == 0) {
+	 * it, a consistently slow node does. */
+	if (e->rtt_ms == 0)
 		e->rtt_ms = rtt_ms;
-		e->rttvar_ms = (uint16_t)(rtt_ms / 2 < UINT16_MAX ? rtt_ms / 2
-								  : UINT16_MAX);
-	} else {
-		uint64_t dev = rtt_ms > e->rtt_ms ? rtt_ms - e->rtt_ms
-						  : e->rtt_ms - rtt_ms;
-		uint64_t var = ((uint64_t)e->rttvar_ms * 3 + dev) / 4;
-
-		e->rttvar_ms = (uint16_t)(var < UINT16_MAX ? var : UINT16_MAX);
+	else
 		e->rtt_ms = (uint32_t)(((uint64_t)e->rtt_ms * 7 + rtt_ms) / 8);
-	}
 }
 
 /* The replacement to promote next: the most recently seen with a BEP 42
@@ -263,7 +220,7 @@ static void promote(struct km_table *t, int i)
 	struct bucket *b = &t->b[i];
 	struct km_table_entry e;
 
-	while (b->n < bucket_limit(t, i) && b->nrepl > 0 &&
+	while (b->n < t->cfg.k && b->nrepl > 0 &&
 	       t->size < (size_t)t->cfg.max_nodes) {
 		int j = best_replacement(t, i);
 
@@ -288,7 +245,7 @@ static int grow(struct km_table *t)
 
 	if (t->nbuckets < t->cap)
 		return 0;
-	s = realloc(t->slabs, slab_offset(t, cap) * sizeof(*s));
+	s = realloc(t->slabs, (size_t)cap * slab_len(t) * sizeof(*s));
 	if (s == NULL)
 		return KM_ERR_NOMEM;
 	t->slabs = s;
@@ -314,9 +271,7 @@ static void move_closer(const struct km_table *t, int cpl,
 }
 
 /* Splits the last bucket in two: entries sharing exactly `old` bits with
- * self stay, the rest move into a new last bucket.  The last bucket holds
- * k at most (bucket_limit), so they fit whatever the new one's index; the
- * old one, split off now, may grow to its wide capacity from its cache. */
+ * self stay, the rest move into a new last bucket. */
 static int split(struct km_table *t)
 {
 	int old = t->nbuckets - 1, nw = old + 1;
@@ -420,7 +375,6 @@ static enum km_offer_result update_known(struct km_table *t, int i, int j,
 		e.failures = 0;
 		e.last_reply = 0;
 		e.rtt_ms = 0;
-		e.rttvar_ms = 0;
 		e.ping_pending = false;
 	}
 	entry_seen(&e, kind, rtt_ms, now);
@@ -437,7 +391,7 @@ static int make_room(struct km_table *t, const struct km_id *id)
 {
 	int i = bucket_of(t, id);
 
-	while (i == t->nbuckets - 1 && t->b[i].n >= bucket_limit(t, i) &&
+	while (i == t->nbuckets - 1 && t->b[i].n >= t->cfg.k &&
 	       t->size < (size_t)t->cfg.max_nodes && split(t) == 0)
 		i = bucket_of(t, id);
 	return i;
@@ -586,9 +540,9 @@ static enum km_offer_result offer_new(struct km_table *t,
 	if (!bucket_admits(t, i, c) || !candidate(t, i, c, now, &e))
 		return KM_OFFER_REJECTED;
 	entry_seen(&e, kind, rtt_ms, now);
-	if (b->n < bucket_limit(t, i) && t->size >= (size_t)t->cfg.max_nodes)
+	if (b->n < t->cfg.k && t->size >= (size_t)t->cfg.max_nodes)
 		t->stats.capped++;
-	if (b->n < bucket_limit(t, i) && t->size < (size_t)t->cfg.max_nodes) {
+	if (b->n < t->cfg.k && t->size < (size_t)t->cfg.max_nodes) {
 		e.first_seen = now;
 		slot_insert(nodes_of(t, i), &b->n, &e);
 		t->size++;
@@ -895,5 +849,5 @@ km_ms km_table_next_refresh(const struct km_table *t)
 
 size_t km_table_mem(const struct km_table *t)
 {
-	return sizeof(*t) + slab_offset(t, t->cap) * sizeof(*t->slabs);
+	return sizeof(*t) + (size_t)t->cap * slab_len(t) * sizeof(*t->slabs);
 }

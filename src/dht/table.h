@@ -53,10 +53,6 @@ struct km_table_config {
 	int table_subnet_max;   /* entries per /24 or /64 in the table: 10 */
 	bool strict_subnets;    /* caps apply to local addresses too */
 	bool bep42_strict;      /* reject public IPs whose ID fails BEP 42 */
-	int wide_buckets;       /* the first this many buckets (farthest from
-				   our ID) hold k << (wide_buckets - i):
-				   4 gives libtorrent's 128/64/32/16 for
-				   k = 8; 0..6, 0 = k everywhere (BEP 5) */
 };
 
 /* How often the defences said no. */
@@ -82,8 +78,6 @@ struct km_table_entry {
 	km_ms last_query;   /* last query it sent us; 0 = never */
 	int failures;       /* consecutive unanswered queries */
 	bool ping_pending;  /* the table asked for a ping and awaits the result */
-	uint16_t rttvar_ms; /* rtt_ms's mean deviation (RFC 6298's RTTVAR),
-			       capped at 65,535; in padding, so free */
 	uint32_t rtt_ms;    /* smoothed round-trip time; 0 = unknown */
 	bool id_verified;   /* BEP 42 holds (always for local addresses) */
 };

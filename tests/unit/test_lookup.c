@@ -936,81 +936,24 @@ Test(lookup_net, lookups_find_the_closest_live_nodes_they_are_told_of_when_a_ten
 	cr_assert_geq(exact, NET_TARGETS * 3 / 4);
 }
 
-Test(lookup, a_node_whose_rtt_the_table_knows_is_asked_again_after_its_own_rto)
+Test(lookup, results_tell_when_each_node_was_learned_and_when_it_answered)
 {
 	struct km_lookup_config cfg = config(2, 3);
-	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10, 20 }, 2);
-	struct km_id id10 = node(10).id, id20 = node(20).id;
+	struct km_lookup *lk = km_lookup_new(&zero, KM_LOOKUP_FIND_NODE, &cfg, 50);
+	struct km_contact seed = node(10);
+	struct km_lookup_result res[2];
 
-	km_lookup_contact_rtt(lk, &id10, 40, 5);  /* 40 + max(20, 50) = 90 */
-	km_lookup_contact_rtt(lk, &id20, 100, 30); /* 100 + 120 = 220 */
-	expect_query(lk, 0, 10);
-	expect_query(lk, 0, 20);
-	cr_assert_eq(km_lookup_next_wake(lk), 90, "not slow_ms (1000)");
-	km_lookup_tick(lk, 90);
-	expect_query(lk, 90, 10);
-	cr_assert_eq(km_lookup_next_wake(lk), 220);
-	km_lookup_tick(lk, 220);
-	expect_query(lk, 220, 20);
-	/* The retry waits twice the node's RTO; a late answer still counts. */
-	cr_assert_eq(km_lookup_next_wake(lk), 90 + 2 * 90);
-	reply(lk, 10, NULL, 0, 250);
-	km_lookup_tick(lk, 220 + 2 * 220);
+	km_lookup_add(lk, &seed, 1);
+	expect_query(lk, 50, 10);
+	reply(lk, 10, (uint8_t[]){ 5 }, 1, 150);
+	expect_query(lk, 150, 5);
+	reply(lk, 5, NULL, 0, 230);
 	cr_assert(km_lookup_done(lk));
-	cr_assert_eq(km_lookup_stats(lk).timeouts, 1, "20 failed, 10 answered");
-	km_lookup_del(lk);
-}
-
-Test(lookup, a_contact_rtt_is_ignored_once_the_node_was_asked_or_when_turned_off)
-{
-	struct km_lookup_config cfg = config(2, 3);
-	struct km_lookup *lk = lookup_with(&cfg, (uint8_t[]){ 10 }, 1);
-	struct km_id id10 = node(10).id;
-
-	expect_query(lk, 0, 10);
-	km_lookup_contact_rtt(lk, &id10, 40, 5);
-	cr_assert_eq(km_lookup_next_wake(lk), 1000, "slow_ms: no reply yet");
-	km_lookup_del(lk);
-	cfg.contact_rto = false;
-	lk = lookup_with(&cfg, (uint8_t[]){ 10 }, 1);
-	km_lookup_contact_rtt(lk, &id10, 40, 5);
-	expect_query(lk, 0, 10);
-	cr_assert_eq(km_lookup_next_wake(lk), 1000);
-	km_lookup_del(lk);
-}
-
-/* k = 2, alpha 1: 10 fails, then 20 and 30 answer. */
-static struct km_lookup *closest_failed_then_two_answered(bool spare)
-{
-	struct km_lookup_config cfg = config(2, 1);
-	struct km_lookup *lk;
-	struct km_id id10 = node(10).id;
-
-	cfg.spare = spare;
-	lk = lookup_with(&cfg, (uint8_t[]){ 10, 20, 30, 40 }, 4);
-	expect_query(lk, 0, 10);
-	km_lookup_on_timeout(lk, &id10, 100);
-	expect_query(lk, 100, 20);
-	reply(lk, 20, NULL, 0, 150);
-	expect_query(lk, 150, 30);
-	reply(lk, 30, NULL, 0, 200);
-	return lk;
-}
-
-Test(lookup, each_failed_node_among_the_closest_asks_one_more_live_node_to_answer)
-{
-	struct km_lookup *lk = closest_failed_then_two_answered(true);
-	uint8_t ds[8];
-
-	cr_assert_not(km_lookup_done(lk), "k = 2 answered, but 10 failed: 40 too");
-	expect_query(lk, 200, 40);
-	reply(lk, 40, NULL, 0, 250);
-	cr_assert(km_lookup_done(lk));
-	cr_assert_eq(results(lk, ds, 8), 2, "the result is still the k closest");
-	cr_assert_eq(ds[0], 20);
-	cr_assert_eq(ds[1], 30);
-	km_lookup_del(lk);
-	lk = closest_failed_then_two_answered(false);
-	cr_assert(km_lookup_done(lk), "without spare, k answers are enough");
+	cr_assert_eq(km_lookup_results(lk, res, 2), 2);
+	cr_assert_eq(res[0].c.id.b[0], 5);
+	cr_assert_eq(res[0].learned, 150, "from 10's reply");
+	cr_assert_eq(res[0].answered, 230);
+	cr_assert_eq(res[1].learned, 50, "a seed: when the lookup started");
+	cr_assert_eq(res[1].answered, 150);
 	km_lookup_del(lk);
 }

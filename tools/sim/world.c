@@ -205,17 +205,6 @@ static void config(const struct sim *s, struct km_dht_config *c)
 	c->table.k = s->opt.k;
 	c->lookup.k = s->opt.k;
 	c->lookup.alpha = s->opt.alpha;
-	{ /* Issue 14's mechanism runs (docs/BENCHMARKS.md): KM_EXP=w,r,s sets
-	   * wide buckets, the per-contact RTO and the spare answers.  Removed
-	   * with the mechanisms in the next commit. */
-		const char *e = getenv("KM_EXP");
-		int w, r, sp;
-		if (e && sscanf(e, "%d,%d,%d", &w, &r, &sp) == 3) {
-			c->table.wide_buckets = w;
-			c->lookup.contact_rto = r;
-			c->lookup.spare = sp;
-		}
-	}
 }
 
 struct sim *sim_new(const struct sim_options *opt)
