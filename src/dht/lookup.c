@@ -17,6 +17,7 @@ struct cand {
 	int round;
 	km_ms sent;      /* first try: the reported RTT and timeout_ms count from it */
 	km_ms last_sent; /* the latest try: the retry timeout counts from it */
+	km_ms learned;   /* when it entered the list */
 	int tries;
 	uint32_t rtt_ms;
 	size_t token_len;
@@ -204,7 +205,8 @@ static bool make_room(struct km_lookup *lk, size_t pos)
 	return true;
 }
 
-static void insert(struct km_lookup *lk, const struct km_contact *c, int round)
+static void insert(struct km_lookup *lk, const struct km_contact *c, int round,
+		   km_ms now)
 {
 	size_t pos;
 	struct cand *slot;
@@ -223,6 +225,7 @@ static void insert(struct km_lookup *lk, const struct km_contact *c, int round)
 	slot->c = *c;
 	slot->state = CAND_NEW;
 	slot->round = round;
+	slot->learned = now;
 }
 
 void km_lookup_add(struct km_lookup *lk, const struct km_contact *nodes,
@@ -231,7 +234,7 @@ void km_lookup_add(struct km_lookup *lk, const struct km_contact *nodes,
 	if (lk->finished)
 		return;
 	for (size_t i = 0; i < n; i++)
-		insert(lk, &nodes[i], 1);
+		insert(lk, &nodes[i], 1, lk->stats.started);
 }
 
 /* The k closest candidates that have not failed have all answered.  With
@@ -390,7 +393,7 @@ void km_lookup_on_reply(struct km_lookup *lk, const struct km_id *from,
 	if (!lk->finished) {
 		/* c may move as the list shifts; round was copied above. */
 		for (size_t i = 0; i < n; i++)
-			insert(lk, &nodes[i], round + 1);
+			insert(lk, &nodes[i], round + 1, now);
 	}
 	observe_done(lk, now);
 }
@@ -526,6 +529,8 @@ size_t km_lookup_results(const struct km_lookup *lk,
 			continue;
 		out[n].c = c->c;
 		out[n].rtt_ms = c->rtt_ms;
+		out[n].learned = c->learned;
+		out[n].answered = c->sent + c->rtt_ms;
 		out[n].token_len = c->token_len;
 		memcpy(out[n].token, c->token, c->token_len);
 		n++;

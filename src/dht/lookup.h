@@ -51,6 +51,8 @@ void km_lookup_config_default(struct km_lookup_config *cfg);
 struct km_lookup_result {
 	struct km_contact c;
 	uint32_t rtt_ms;
+	km_ms learned;  /* when the lookup first heard of it (a seed: started) */
+	km_ms answered; /* when its answer came */
 	uint8_t token[KM_LOOKUP_TOKEN_MAX]; /* get_peers only */
 	size_t token_len;
 };

@@ -22,3 +22,13 @@ simtest.check(j["lookup_latency_ms_median"] >= j["lookup_floor_ms_median"],
 # the guard catches a collapse, the gap is open work in docs/BENCHMARKS.md.
 simtest.check(j["lookup_success_rate"] >= 0.95,
               "session median 1800 s: >= 95% of lookups exact")
+# Where the time goes (docs/BENCHMARKS.md): each node of the result is
+# learned, then answers at least its RTT later, and the lookup ends no
+# sooner than the last answer -- so per lookup, and so for the medians,
+# found <= eager <= latency.
+simtest.check(0 <= j["lookup_found_ms_median"] <= j["lookup_eager_ms_median"]
+              <= j["lookup_latency_ms_median"],
+              "found <= eager <= latency")
+simtest.check(j["lookup_tail_ms_median"] >= 0 and
+              j["lookup_tail_ms_p99"] >= j["lookup_tail_ms_median"],
+              "the tail after the last answer is reported")

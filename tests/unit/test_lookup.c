@@ -935,3 +935,25 @@ Test(lookup_net, lookups_find_the_closest_live_nodes_they_are_told_of_when_a_ten
 	net_run(10, 2, &exact);
 	cr_assert_geq(exact, NET_TARGETS * 3 / 4);
 }
+
+Test(lookup, results_tell_when_each_node_was_learned_and_when_it_answered)
+{
+	struct km_lookup_config cfg = config(2, 3);
+	struct km_lookup *lk = km_lookup_new(&zero, KM_LOOKUP_FIND_NODE, &cfg, 50);
+	struct km_contact seed = node(10);
+	struct km_lookup_result res[2];
+
+	km_lookup_add(lk, &seed, 1);
+	expect_query(lk, 50, 10);
+	reply(lk, 10, (uint8_t[]){ 5 }, 1, 150);
+	expect_query(lk, 150, 5);
+	reply(lk, 5, NULL, 0, 230);
+	cr_assert(km_lookup_done(lk));
+	cr_assert_eq(km_lookup_results(lk, res, 2), 2);
+	cr_assert_eq(res[0].c.id.b[0], 5);
+	cr_assert_eq(res[0].learned, 150, "from 10's reply");
+	cr_assert_eq(res[0].answered, 230);
+	cr_assert_eq(res[1].learned, 50, "a seed: when the lookup started");
+	cr_assert_eq(res[1].answered, 150);
+	km_lookup_del(lk);
+}

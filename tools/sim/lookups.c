@@ -212,6 +212,9 @@ struct lookup_rec {
 	unsigned queries;
 	km_ms latency;
 	uint32_t floor_ms; /* the slowest RTT from the origin to the truth */
+	km_ms found;       /* the last of the result was learned this late */
+	km_ms tail;        /* from the result's last answer to the end */
+	km_ms eager;       /* had each result node been asked once learned */
 };
 
 struct lookup_run {
@@ -280,6 +283,32 @@ static uint32_t latency_floor(const struct sim *s, size_t from,
 	return worst;
 }
 
+/* Where a lookup's time went: finding the nodes of its result (rounds),
+ * then waiting for their answers, then -- the tail -- for candidates that
+ * are slower or dead (a dead one among the closest costs three RTOs).
+ * eager is when it could have ended had each node of the result been asked
+ * the moment the lookup learned of it, with no wait for a slot: what the
+ * rounds leave, whatever the scheduling. */
+static void split_latency(struct lookup_rec *rec,
+			  const struct km_lookup_result *res, size_t nres,
+			  const struct km_lookup_stats *st)
+{
+	km_ms learned = st->started, answered = st->started;
+	km_ms eager = st->started;
+
+	for (size_t i = 0; i < nres; i++) {
+		if (res[i].learned > learned)
+			learned = res[i].learned;
+		if (res[i].learned + res[i].rtt_ms > eager)
+			eager = res[i].learned + res[i].rtt_ms;
+		if (res[i].answered > answered)
+			answered = res[i].answered;
+	}
+	rec->found = learned - st->started;
+	rec->eager = eager - st->started;
+	rec->tail = st->finished > answered ? st->finished - answered : 0;
+}
+
 static void on_lookup_done(struct sim *s, size_t node, uint64_t id,
 			   const struct km_lookup *lk)
 {
@@ -302,6 +331,7 @@ static void on_lookup_done(struct sim *s, size_t node, uint64_t id,
 		rec->rounds = st.rounds;
 		rec->queries = st.queries;
 		rec->latency = st.finished - st.started;
+		split_latency(rec, res, nres, &st);
 		run->done++;
 		while (run->first_pending < run->n &&
 		       (run->recs[run->first_pending].done ||
@@ -320,7 +350,7 @@ void scenario_run_lookups(struct sim *s, struct report *r, FILE *out);
 void scenario_run_lookups(struct sim *s, struct report *r, FILE *out)
 {
 	struct lookup_run run = { .n = s->opt.lookups };
-	double *rounds, *lat, *floors, queries = 0;
+	double *rounds, *lat, *floors, *found, *tail, *eager, queries = 0;
 	size_t ok = 0, done = 0;
 	km_ms start = s->now;
 
@@ -330,7 +360,11 @@ void scenario_run_lookups(struct sim *s, struct report *r, FILE *out)
 	rounds = calloc(run.n, sizeof(*rounds));
 	lat = calloc(run.n, sizeof(*lat));
 	floors = calloc(run.n, sizeof(*floors));
-	if (!run.recs || !rounds || !lat || !floors) {
+	found = calloc(run.n, sizeof(*found));
+	tail = calloc(run.n, sizeof(*tail));
+	eager = calloc(run.n, sizeof(*eager));
+	if (!run.recs || !rounds || !lat || !floors || !found || !tail ||
+	    !eager) {
 		fprintf(stderr, "dht-sim: out of memory\n");
 		exit(1);
 	}
@@ -351,15 +385,25 @@ void scenario_run_lookups(struct sim *s, struct report *r, FILE *out)
 		rounds[done] = rec->rounds;
 		lat[done] = (double)rec->latency;
 		floors[done] = rec->floor_ms;
+		found[done] = (double)rec->found;
+		tail[done] = (double)rec->tail;
+		eager[done] = (double)rec->eager;
 		queries += rec->queries;
 		done++;
 	}
 	sim_sort(rounds, done);
 	sim_sort(lat, done);
 	sim_sort(floors, done);
+	sim_sort(found, done);
+	sim_sort(tail, done);
+	sim_sort(eager, done);
 	report_set(r, R_LOOKUP_SUCCESS_RATE, (double)ok / (double)run.n);
 	report_set(r, R_LOOKUP_FLOOR_MS_MEDIAN, sim_percentile(floors, done, 0.5));
 	report_set(r, R_LOOKUP_FLOOR_MS_P99, sim_percentile(floors, done, 0.99));
+	report_set(r, R_LOOKUP_FOUND_MS_MEDIAN, sim_percentile(found, done, 0.5));
+	report_set(r, R_LOOKUP_EAGER_MS_MEDIAN, sim_percentile(eager, done, 0.5));
+	report_set(r, R_LOOKUP_TAIL_MS_MEDIAN, sim_percentile(tail, done, 0.5));
+	report_set(r, R_LOOKUP_TAIL_MS_P99, sim_percentile(tail, done, 0.99));
 	report_set(r, R_LOOKUP_ROUNDS_MEDIAN, sim_percentile(rounds, done, 0.5));
 	report_set(r, R_LOOKUP_ROUNDS_P90, sim_percentile(rounds, done, 0.9));
 	report_set(r, R_LOOKUP_LATENCY_MS_MEDIAN, sim_percentile(lat, done, 0.5));
@@ -376,7 +420,16 @@ void scenario_run_lookups(struct sim *s, struct report *r, FILE *out)
 	fprintf(out, "  floor: the slowest RTT to the true %d closest is median "
 		"%.0f ms, p99 %.0f ms (no exact lookup ends sooner)\n", s->opt.k,
 		sim_percentile(floors, done, 0.5), sim_percentile(floors, done, 0.99));
+	fprintf(out, "  where the time goes: the last of the result learned at "
+		"median %.0f ms; after its last answer, the wait for slower or "
+		"dead candidates is median %.0f ms, p99 %.0f ms; asking each node "
+		"of the result once learned would end at median %.0f ms\n",
+		sim_percentile(found, done, 0.5), sim_percentile(tail, done, 0.5),
+		sim_percentile(tail, done, 0.99), sim_percentile(eager, done, 0.5));
 	free(floors);
+	free(found);
+	free(tail);
+	free(eager);
 	free(run.recs);
 	free(rounds);
 	free(lat);
