@@ -195,10 +195,10 @@ const struct km_table_entry *km_table_replacement_entry(const struct km_table *t
  * writes it to *out and returns true.  First come nodes that failed a
  * query (a lookup's timeout, say) but are not bad yet, so a dead node
  * is confirmed bad and replaced within seconds; then questionable nodes;
- * then nodes of the two buckets nearest our own ID not heard from for
- * revalidate_ms (go-ethereum's revalidation, kept to the neighbours that
- * exact lookups near us depend on).  Least recently seen first within
- * each.  The owner pings it and reports the outcome as for KM_OFFER_PING.
+ * then nodes not heard from for revalidate_ms in the KM_TABLE_NEAR_BUCKETS
+ * buckets nearest our own ID (go-ethereum's revalidation; they hold the
+ * neighbours exact lookups near us depend on) or for revalidate_far_ms in
+ * the others.  Least recently seen first within each.  The owner pings it and reports the outcome as for KM_OFFER_PING.
  * Without this a dead node that no newcomer competes with would be handed
  * out forever. */
 bool km_table_next_stale(struct km_table *t, km_ms now, struct km_contact *out);
