@@ -9,10 +9,10 @@
 #include <sys/random.h>
 #include <uv.h>
 
-#include "net/logrep.h"
+#include "ops/logrep.h"
 #include "net/node.h"
-#include "net/uv_addr.h"
-#include "net/uv_node.h"
+#include "uv/addr.h"
+#include "uv/node.h"
 #include "proto/err.h"
 
 _Static_assert(KADMESH_ID_LEN == KM_ID_LEN, "ID sizes agree");

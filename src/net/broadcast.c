@@ -4,7 +4,7 @@
 #include <string.h>
 #include <uthash.h>
 
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "proto/err.h"
 #include "proto/wire.h"
 

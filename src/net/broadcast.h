@@ -36,7 +36,7 @@
 #include <stdint.h>
 
 #include "dht/contact.h"
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "dht/rng.h"
 #include "proto/msg.h"
 

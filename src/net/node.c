@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "net/node_internal.h"
-#include "net/state.h"
+#include "dht/state.h"
 #include "proto/err.h"
 
 #define BACKOFF_BASE_MS KM_SECONDS(1)

@@ -23,10 +23,10 @@
 #include <stdint.h>
 
 #include "dht/dht.h"
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "net/broadcast.h"
 #include "net/connmgr.h"
-#include "net/metrics.h"
+#include "net/stats.h"
 #include "net/nat.h"
 
 #define KM_NODE_MAX_BOOTSTRAP 16
@@ -59,7 +59,7 @@ struct km_node_config {
 	km_ms ping_interval_ms;         /* PING each neighbour this often: 15 s */
 	int pings_missed_max;           /* unanswered PINGs before it is dead: 3 */
 	km_ms dialback_timeout_ms;      /* reachability check verdict: 8 s */
-	/* The node's Ed25519 key (dht/ident.h).  Without one (has_key
+	/* The node's Ed25519 key (net/ident.h).  Without one (has_key
 	 * false) the node makes an ephemeral key from its km_rng. */
 	bool has_key;
 	uint8_t key_seed[KM_IDENT_SEED_LEN];

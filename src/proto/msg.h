@@ -23,7 +23,7 @@
 #define KM_PROTO_VERSION 2
 #define KM_NODE_ID_LEN 20
 #define KM_MSG_ID_LEN 20
-/* Ed25519 (dht/ident.h has the same numbers). */
+/* Ed25519 (net/ident.h has the same numbers). */
 #define KM_PUBKEY_LEN 32
 #define KM_SIG_LEN 64
 #define KM_NONCE_LEN 32

@@ -6,7 +6,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "net/node.h"
 #include "proto/err.h"
 #include "proto/frame.h"

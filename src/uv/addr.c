@@ -1,4 +1,4 @@
-#include "net/uv_addr.h"
+#include "uv/addr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

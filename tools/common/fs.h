@@ -4,8 +4,8 @@
  * save interval, on files of at most KM_STATE_MAX_LEN bytes, so a thread
  * pool would buy nothing.  Errors are negative errno values (the same
  * numbers as UV_E*), or KM_ERR_* where noted. */
-#ifndef KM_NET_UV_FS_H
-#define KM_NET_UV_FS_H
+#ifndef KM_COMMON_FS_H
+#define KM_COMMON_FS_H
 
 #include <stddef.h>
 #include <stdint.h>

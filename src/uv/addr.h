@@ -1,6 +1,6 @@
 /* km_addr <-> struct sockaddr: the one place where the two meet. */
-#ifndef KM_NET_UV_ADDR_H
-#define KM_NET_UV_ADDR_H
+#ifndef KM_UV_ADDR_H
+#define KM_UV_ADDR_H
 
 #include <stdbool.h>
 #include <sys/socket.h>

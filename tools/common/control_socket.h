@@ -1,15 +1,15 @@
-/* Serves the control protocol (net/control.h) on a Unix socket.
+/* Serves the control protocol (ops/control.h) on a Unix socket.
  *
  * It owns the km_control: it listens on `path` (mode 0600), opens a session
  * per client, feeds it every byte read, writes the responses and closes the
  * clients the protocol closes.  The program forwards the node's
  * lookup_done to km_control_lookup_done(km_uv_control_core(u), ...). */
-#ifndef KM_NET_UV_CONTROL_H
-#define KM_NET_UV_CONTROL_H
+#ifndef KM_COMMON_CONTROL_SOCKET_H
+#define KM_COMMON_CONTROL_SOCKET_H
 
 #include <uv.h>
 
-#include "net/control.h"
+#include "ops/control.h"
 
 /* Bytes of responses queued for one client before it is dropped as too
  * slow a reader. */

@@ -1,4 +1,4 @@
-#include "dht/ident.h"
+#include "net/ident.h"
 
 #include <stdlib.h>
 #include <string.h>

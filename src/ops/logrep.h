@@ -13,8 +13,8 @@
  * Lines can carry a peer's words (a GOODBYE's text), so they go out with
  * control characters (bytes below 0x20, and 0x7f) as \xNN: a peer cannot
  * forge a log line with a newline nor drive a terminal. */
-#ifndef KM_NET_LOGREP_H
-#define KM_NET_LOGREP_H
+#ifndef KM_OPS_LOGREP_H
+#define KM_OPS_LOGREP_H
 
 #include <stdbool.h>
 

@@ -5,8 +5,8 @@
  * {"ok":true,"result":...} or {"ok":false,"error":"..."}.  Lookups answer
  * when they finish, so the driver forwards the node's lookup_done here.
  * docs/CONTROL.md specifies every command. */
-#ifndef KM_NET_CONTROL_H
-#define KM_NET_CONTROL_H
+#ifndef KM_OPS_CONTROL_H
+#define KM_OPS_CONTROL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -12,8 +12,8 @@
  *
  * The checksum catches a torn or bit-rotted file; it is not a defence
  * against someone who can write the state directory. */
-#ifndef KM_NET_STATE_H
-#define KM_NET_STATE_H
+#ifndef KM_DHT_STATE_H
+#define KM_DHT_STATE_H
 
 #include <stddef.h>
 #include <stdint.h>

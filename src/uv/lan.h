@@ -2,12 +2,12 @@
  * a km_lan (lan.h) for a running km_uv_node.  Nodes heard on the LAN are
  * handed to the node's DHT to verify (km_dht_ping_addr); once they answer
  * they are ordinary contacts, and the connection manager links to them. */
-#ifndef KM_NET_UV_LAN_H
-#define KM_NET_UV_LAN_H
+#ifndef KM_UV_LAN_H
+#define KM_UV_LAN_H
 
 #include <uv.h>
 
-#include "net/uv_node.h"
+#include "uv/node.h"
 
 struct km_uv_lan;
 

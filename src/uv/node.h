@@ -5,8 +5,8 @@
  * core every datagram, connection and byte, runs its timer from uv_now(),
  * and draws randomness from the OS.  It is the only place, with the other
  * uv_*.c files and tools/, where kadmesh touches sockets or the clock. */
-#ifndef KM_NET_UV_NODE_H
-#define KM_NET_UV_NODE_H
+#ifndef KM_UV_NODE_H
+#define KM_UV_NODE_H
 
 #include <uv.h>
 

@@ -16,7 +16,7 @@
  * leave in one sendmmsg when the batch ends, so a busy node makes two
  * system calls per batch rather than two per query. */
 #define _GNU_SOURCE /* sendmmsg */
-#include "net/uv_node.h"
+#include "uv/node.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -29,7 +29,7 @@
 #include <unistd.h>
 #include <uthash.h>
 
-#include "net/uv_addr.h"
+#include "uv/addr.h"
 #include "proto/err.h"
 
 #define UDP_RCVBUF (4 * 1024 * 1024) /* absorbs bursts of lookup replies */

@@ -1,6 +1,6 @@
 /* Prometheus text for `dht-ctl metrics`: a snapshot of km_node_stats and
  * the routing tables, written into one growing buffer. */
-#include "net/metrics.h"
+#include "ops/metrics.h"
 #include "proto/msg.h"
 
 #include <stdarg.h>
@@ -13,19 +13,6 @@
 
 /* Two families of 160 buckets at ~80 bytes a line stay far below this. */
 #define METRICS_MAX (256 * 1024)
-
-static const km_ms hist_bounds[KM_LOOKUP_HIST_N] = { KM_LOOKUP_HIST_BOUNDS };
-
-void km_lookup_hist_observe(struct km_lookup_hist *h, km_ms ms)
-{
-	size_t i = 0;
-
-	while (i < KM_LOOKUP_HIST_N && ms > hist_bounds[i])
-		i++;
-	h->le[i]++;
-	h->count++;
-	h->sum_ms += ms;
-}
 
 struct out {
 	char *buf;
@@ -271,7 +258,7 @@ static void lookups(struct out *o, const struct km_node_stats *s)
 		cum += h->le[i];
 		if (i < KM_LOOKUP_HIST_N)
 			snprintf(le, sizeof(le), "le=\"%g\"",
-				 (double)hist_bounds[i] / 1000);
+				 (double)km_lookup_hist_bounds[i] / 1000);
 		else
 			snprintf(le, sizeof(le), "le=\"+Inf\"");
 		sample(o, "lookup_duration_seconds_bucket", le, (double)cum);

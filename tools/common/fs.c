@@ -1,4 +1,4 @@
-#include "net/uv_fs.h"
+#include "common/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,8 +8,8 @@
  * event queue (a binary heap ordered by time, then by sequence number)
  * carries frames and timers; time jumps from event to event.  Everything
  * comes from one seeded PRNG, so a run repeats exactly. */
-#ifndef KM_TEST_OVERLAYSIM_H
-#define KM_TEST_OVERLAYSIM_H
+#ifndef KM_SIM_OVERLAYSIM_H
+#define KM_SIM_OVERLAYSIM_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "net/lan.h"
-#include "net/uv_addr.h"
-#include "net/uv_lan.h"
+#include "uv/addr.h"
+#include "uv/lan.h"
 
 struct km_uv_lan {
 	uv_loop_t *loop;

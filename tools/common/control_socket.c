@@ -3,7 +3,7 @@
  * Every client handle is freed only in its close callback, and
  * km_control_closed() is called from there too, never from inside one of
  * km_control's own callbacks (which must not re-enter it). */
-#include "net/uv_control.h"
+#include "common/control_socket.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,8 +9,8 @@
  * Pinning is trust on first use: the first key seen for a node ID is kept,
  * and a later, different key for that ID is refused.  The table is bounded;
  * when full, the least recently used pin is forgotten. */
-#ifndef KM_DHT_IDENT_H
-#define KM_DHT_IDENT_H
+#ifndef KM_NET_IDENT_H
+#define KM_NET_IDENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

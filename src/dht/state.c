@@ -1,4 +1,4 @@
-#include "net/state.h"
+#include "dht/state.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  * queued, because serving it from inside lookup_done would re-enter the DHT
  * from its own callback.  cJSON builds every response, so whatever a
  * hostile peer put in an address or a request comes out escaped. */
-#include "net/control.h"
+#include "ops/control.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 
 #include <cJSON.h>
 
-#include "net/metrics.h"
+#include "ops/metrics.h"
 #include "proto/base64.h"
 #include "proto/msg.h"
 #include "proto/err.h"
