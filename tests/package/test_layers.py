@@ -11,7 +11,8 @@ discipline:
   inputs, see docs/PROTOCOL.md);
 - each directory's CMake target links only what it needs: proto, dht and net
   neither libuv nor cJSON, uv not cJSON, ops not libuv;
-- the public library, libkadmesh.so, does not need cJSON.
+- the public library, libkadmesh.so, does not need cJSON, and its sans-IO
+  header include/kadmesh.h names nothing of libuv (kadmesh_uv.h does).
 
 The checker is run on the real tree and on a copy with a forbidden include or
 call planted, which must fail: a check that cannot fail would be no check."""
@@ -157,6 +158,19 @@ def test_a_core_target_linking_libuv_fails():
         r, "src/dht/CMakeLists.txt",
         "\ntarget_link_libraries(km_dht PUBLIC PkgConfig::UV)\n"))
     assert "src/dht/CMakeLists.txt links UV" in found, found
+
+
+def sans_io_header_problems(path):
+    with open(path, encoding="utf-8") as f:
+        code = code_only(f.read())
+    return re.findall(r"<uv\.h>|\buv_\w+|kadmesh_uv_\w+", code)
+
+
+def test_the_sans_io_header_names_nothing_of_libuv():
+    assert not sans_io_header_problems(os.path.join(SRC, "include",
+                                                    "kadmesh.h"))
+    assert sans_io_header_problems(os.path.join(SRC, "include",
+                                                "kadmesh_uv.h"))
 
 
 def test_the_public_library_does_not_need_cjson():
