@@ -616,44 +616,30 @@ const struct km_node_config *km_node_config(const struct km_node *n)
 	return &n->cfg;
 }
 
-static void stats_add(struct km_dht_stats *sum, const struct km_dht_stats *s)
-{
-	sum->packets_in += s->packets_in;
-	sum->packets_out += s->packets_out;
-	sum->bytes_in += s->bytes_in;
-	sum->bytes_out += s->bytes_out;
-	sum->queries_in += s->queries_in;
-	sum->unsolicited_in += s->unsolicited_in;
-	sum->replies_in += s->replies_in;
-	sum->errors_in += s->errors_in;
-	sum->malformed_in += s->malformed_in;
-	sum->errors_sent += s->errors_sent;
-	sum->unmatched_replies += s->unmatched_replies;
-	sum->timeouts += s->timeouts;
-	sum->tx_full += s->tx_full;
-	sum->lookups_started += s->lookups_started;
-	sum->lookups_done += s->lookups_done;
-	sum->transactions += s->transactions;
-	sum->lookups += s->lookups;
-}
-
 struct km_node_stats km_node_stats(const struct km_node *n)
 {
 	struct km_node_stats s = n->stats;
 
-	memset(&s.dht, 0, sizeof(s.dht));
-	for (unsigned i = 0; i < 2; i++) {
-		if (n->fam[i].dht) {
-			struct km_dht_stats d = km_dht_stats(n->fam[i].dht);
-
-			stats_add(&s.dht, &d);
-		}
-	}
+	memset(&s.sum, 0, sizeof(s.sum));
+	for (unsigned i = 0; i < 2; i++)
+		if (n->fam[i].dht)
+			km_family_sums_add(&s.sum, i, n->fam[i].dht);
 	s.links = n->nlinks;
 	s.neighbours = km_connmgr_counts(n->cm);
 	s.bcast = km_bcast_stats(n->bcast);
 	s.pins = km_pins_count(n->pins);
 	return s;
+}
+
+size_t km_node_banned_now(const struct km_node *n, km_ms now)
+{
+	size_t banned = 0;
+
+	for (unsigned i = 0; i < 2; i++)
+		if (n->fam[i].dht)
+			banned += km_ratelimit_banned_now(
+				km_dht_ratelimit(n->fam[i].dht), now);
+	return banned;
 }
 
 km_ms km_node_started_at(const struct km_node *n)

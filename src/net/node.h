@@ -92,7 +92,7 @@ struct km_node_callbacks {
 };
 
 struct km_node_stats {
-	struct km_dht_stats dht;                /* both families summed */
+	struct km_family_sums sum;              /* both families' DHTs */
 	unsigned long links_in, links_out;      /* accepted / opened, total */
 	unsigned long hellos_ok, hellos_bad;
 	unsigned long auth_failed;              /* AUTH did not verify */
@@ -235,6 +235,8 @@ struct km_node_goodbye {
 };
 const struct km_node_goodbye *km_node_last_goodbye(const struct km_node *n);
 struct km_node_stats km_node_stats(const struct km_node *n);
+/* Sources the flood limiters of both families ban at now. */
+size_t km_node_banned_now(const struct km_node *n, km_ms now);
 km_ms km_node_started_at(const struct km_node *n);
 
 #endif

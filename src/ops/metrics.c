@@ -128,62 +128,31 @@ static void overlay(struct out *o, const struct km_node_stats *s)
 	       LV("", s->links));
 }
 
-/* The defences inside each family's km_dht, summed. */
-struct guard_counts {
-	unsigned long limited, banned, bans, subnet, bep42;
-};
-
-static struct guard_counts guard_counts(struct km_node *n)
+static void drops(struct out *o, const struct km_node_stats *s)
 {
-	static const uint8_t fams[2] = { KM_AF_INET4, KM_AF_INET6 };
-	struct guard_counts g = { 0 };
-
-	for (int f = 0; f < 2; f++) {
-		struct km_dht *d = km_node_dht_of(n, fams[f]);
-		struct km_ratelimit_stats rs;
-		struct km_table_stats ts;
-
-		if (!d)
-			continue;
-		rs = km_ratelimit_stats(km_dht_ratelimit(d));
-		ts = km_table_stats(km_dht_table(d));
-		g.limited += rs.limited;
-		g.banned += rs.banned_drops;
-		g.bans += rs.bans;
-		g.subnet += ts.rejected_subnet;
-		g.bep42 += ts.rejected_bep42;
-	}
-	return g;
-}
-
-static void drops(struct out *o, struct km_node *n,
-		  const struct km_node_stats *s)
-{
-	struct guard_counts g = guard_counts(n);
-
 	METRIC(o, "dropped_total", "counter",
 	       "Inputs refused or dropped, by reason (caps and bad input).",
-	       LV("reason=\"krpc_malformed\"", s->dht.malformed_in),
-	       LV("reason=\"krpc_unmatched_reply\"", s->dht.unmatched_replies),
-	       LV("reason=\"krpc_transaction_cap\"", s->dht.tx_full),
+	       LV("reason=\"krpc_malformed\"", s->sum.dht.malformed_in),
+	       LV("reason=\"krpc_unmatched_reply\"", s->sum.dht.unmatched_replies),
+	       LV("reason=\"krpc_transaction_cap\"", s->sum.dht.tx_full),
 	       LV("reason=\"broadcast_bad_or_over_cap\"", s->bcast.dropped),
 	       LV("reason=\"hello_bad\"", s->hellos_bad),
 	       LV("reason=\"connection_per_ip_cap\"", s->neighbours.refused_ip),
 	       LV("reason=\"connection_table_full\"", s->neighbours.refused_full),
 	       LV("reason=\"neighbour_per_16_cap\"", s->neighbours.refused_subnet),
 	       LV("reason=\"neighbour_ping_timeout\"", s->ping_timeouts),
-	       LV("reason=\"rate_limited\"", g.limited),
-	       LV("reason=\"banned_source\"", g.banned),
-	       LV("reason=\"subnet_cap\"", g.subnet),
-	       LV("reason=\"bep42_id_mismatch\"", g.bep42),
-	       LV("reason=\"amplification_cap\"", s->dht.replies_unsent),
+	       LV("reason=\"rate_limited\"", s->sum.rate.limited),
+	       LV("reason=\"banned_source\"", s->sum.rate.banned_drops),
+	       LV("reason=\"subnet_cap\"", s->sum.table.rejected_subnet),
+	       LV("reason=\"bep42_id_mismatch\"", s->sum.table.rejected_bep42),
+	       LV("reason=\"amplification_cap\"", s->sum.dht.replies_unsent),
 	       LV("reason=\"auth_failed\"", s->auth_failed),
 	       LV("reason=\"auth_key_not_pinned\"", s->auth_key_refused),
 	       LV("reason=\"broadcast_forged\"", s->bcast.forged),
 	       LV("reason=\"broadcast_replayed\"", s->bcast.replayed),
 	       LV("reason=\"broadcast_rate_limited\"", s->bcast.rate_limited));
 	METRIC(o, "rate_limit_bans_total", "counter",
-	       "Sources banned for flooding, total.", LV("", g.bans));
+	       "Sources banned for flooding, total.", LV("", s->sum.rate.bans));
 }
 
 /* NAT traversal: dial-back checks, hole punching, relaying. */
@@ -249,9 +218,9 @@ static void lookups(struct out *o, const struct km_node_stats *s)
 	char le[48];
 
 	METRIC(o, "lookups_started_total", "counter", "Lookups started.",
-	       LV("", s->dht.lookups_started));
+	       LV("", s->sum.dht.lookups_started));
 	METRIC(o, "lookups_running", "gauge", "Lookups running now.",
-	       LV("", s->dht.lookups));
+	       LV("", s->sum.dht.lookups));
 	family(o, "lookup_duration_seconds", "histogram",
 	       "How long finished lookups took.");
 	for (int i = 0; i <= KM_LOOKUP_HIST_N; i++) {
@@ -297,9 +266,9 @@ char *km_metrics_render(struct km_node *n, km_ms now)
 		return NULL;
 	METRIC(&o, "uptime_seconds", "gauge", "Seconds since the node started.",
 	       LV("", (double)(now - km_node_started_at(n)) / 1000));
-	krpc(&o, &s.dht);
+	krpc(&o, &s.sum.dht);
 	overlay(&o, &s);
-	drops(&o, n, &s);
+	drops(&o, &s);
 	lookups(&o, &s);
 	nat(&o, n);
 	table(&o, n);

@@ -21,23 +21,19 @@ static void status_identity(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 }
 
 /* "families", and the routing table size of each family and in all. */
-static void status_families(cJSON *o, struct km_node *n, bool *ok)
+static void status_families(cJSON *o, struct km_node *n,
+			    const struct km_node_stats *st, bool *ok)
 {
 	cJSON *list = km_json_arr(o, "families", ok);
-	size_t total = 0;
+	const size_t *size = st->sum.table_size;
 
-	for (int i = 0; i < 2; i++) {
-		struct km_dht *d = km_node_dht_of(n, km_json_families[i]);
-		size_t size = d ? km_table_size(km_dht_table(d)) : 0;
-
-		if (d && *ok)
-			*ok = cJSON_AddItemToArray(list,
-				cJSON_CreateString(km_json_family(km_json_families[i])));
-		km_json_num(o, i == 0 ? "routing_table_size4" :
-				    "routing_table_size6", (double)size, ok);
-		total += size;
-	}
-	km_json_num(o, "routing_table_size", (double)total, ok);
+	for (int i = 0; i < 2 && *ok; i++)
+		if (km_node_dht_of(n, km_json_families[i]))
+			*ok = cJSON_AddItemToArray(list, cJSON_CreateString(
+				km_json_family(km_json_families[i])));
+	km_json_num(o, "routing_table_size4", (double)size[0], ok);
+	km_json_num(o, "routing_table_size6", (double)size[1], ok);
+	km_json_num(o, "routing_table_size", (double)(size[0] + size[1]), ok);
 }
 
 static void status_table(cJSON *o, const struct km_table *t, bool *ok)
@@ -63,27 +59,27 @@ static void status_table(cJSON *o, const struct km_table *t, bool *ok)
 
 static void status_traffic(cJSON *o, const struct km_node_stats *st, bool *ok)
 {
-	km_json_num(o, "packets_in", (double)st->dht.packets_in, ok);
-	km_json_num(o, "packets_out", (double)st->dht.packets_out, ok);
-	km_json_num(o, "bytes_in", (double)st->dht.bytes_in, ok);
-	km_json_num(o, "bytes_out", (double)st->dht.bytes_out, ok);
-	km_json_num(o, "queries_in", (double)st->dht.queries_in, ok);
-	km_json_num(o, "unsolicited_queries", (double)st->dht.unsolicited_in, ok);
-	km_json_num(o, "replies_in", (double)st->dht.replies_in, ok);
-	km_json_num(o, "transactions", (double)st->dht.transactions, ok);
+	km_json_num(o, "packets_in", (double)st->sum.dht.packets_in, ok);
+	km_json_num(o, "packets_out", (double)st->sum.dht.packets_out, ok);
+	km_json_num(o, "bytes_in", (double)st->sum.dht.bytes_in, ok);
+	km_json_num(o, "bytes_out", (double)st->sum.dht.bytes_out, ok);
+	km_json_num(o, "queries_in", (double)st->sum.dht.queries_in, ok);
+	km_json_num(o, "unsolicited_queries", (double)st->sum.dht.unsolicited_in, ok);
+	km_json_num(o, "replies_in", (double)st->sum.dht.replies_in, ok);
+	km_json_num(o, "transactions", (double)st->sum.dht.transactions, ok);
 }
 
 static void status_errors(cJSON *o, const struct km_node_stats *st, bool *ok)
 {
 	cJSON *e = km_json_obj(o, "errors", ok);
 
-	km_json_num(e, "malformed_in", (double)st->dht.malformed_in, ok);
-	km_json_num(e, "errors_in", (double)st->dht.errors_in, ok);
-	km_json_num(e, "errors_sent", (double)st->dht.errors_sent, ok);
-	km_json_num(e, "unmatched_replies", (double)st->dht.unmatched_replies, ok);
-	km_json_num(e, "timeouts", (double)st->dht.timeouts, ok);
-	km_json_num(e, "resent", (double)st->dht.resent, ok);
-	km_json_num(e, "tx_full", (double)st->dht.tx_full, ok);
+	km_json_num(e, "malformed_in", (double)st->sum.dht.malformed_in, ok);
+	km_json_num(e, "errors_in", (double)st->sum.dht.errors_in, ok);
+	km_json_num(e, "errors_sent", (double)st->sum.dht.errors_sent, ok);
+	km_json_num(e, "unmatched_replies", (double)st->sum.dht.unmatched_replies, ok);
+	km_json_num(e, "timeouts", (double)st->sum.dht.timeouts, ok);
+	km_json_num(e, "resent", (double)st->sum.dht.resent, ok);
+	km_json_num(e, "tx_full", (double)st->sum.dht.tx_full, ok);
 	km_json_num(e, "hellos_bad", (double)st->hellos_bad, ok);
 }
 
@@ -93,9 +89,9 @@ static void status_activity(cJSON *o, const struct km_node_stats *st,
 	cJSON *l = km_json_obj(o, "lookups", ok);
 	cJSON *ov;
 
-	km_json_num(l, "started", (double)st->dht.lookups_started, ok);
-	km_json_num(l, "done", (double)st->dht.lookups_done, ok);
-	km_json_num(l, "running", (double)st->dht.lookups, ok);
+	km_json_num(l, "started", (double)st->sum.dht.lookups_started, ok);
+	km_json_num(l, "done", (double)st->sum.dht.lookups_done, ok);
+	km_json_num(l, "running", (double)st->sum.dht.lookups, ok);
 	ov = km_json_obj(o, "overlay", ok);
 	km_json_num(ov, "links", (double)st->links, ok);
 	km_json_num(ov, "links_in", (double)st->links_in, ok);
@@ -125,88 +121,47 @@ static void limit_cap(cJSON *lim, const char *key, double limit, double now,
 		km_json_num(o, "hit", hit, ok);
 }
 
-/* The defence counters of every family's km_dht, summed. */
-struct limit_counts {
-	struct km_ratelimit_stats rs;
-	struct km_table_stats ts;
-	size_t banned_now, transactions;
-	unsigned long tx_full, trimmed, unsent;
-};
-
-static void limit_counts(struct km_node *n, km_ms now, struct limit_counts *c)
-{
-	*c = (struct limit_counts){ 0 };
-	for (int i = 0; i < 2; i++) {
-		struct km_dht *d = km_node_dht_of(n, km_json_families[i]);
-		const struct km_ratelimit *rl;
-		struct km_ratelimit_stats rs;
-		struct km_table_stats ts;
-		struct km_dht_stats ds;
-
-		if (!d)
-			continue;
-		rl = km_dht_ratelimit(d);
-		rs = km_ratelimit_stats(rl);
-		ts = km_table_stats(km_dht_table(d));
-		ds = km_dht_stats(d);
-		c->rs.limited += rs.limited;
-		c->rs.banned_drops += rs.banned_drops;
-		c->rs.bans += rs.bans;
-		c->rs.evictions += rs.evictions;
-		c->rs.entries += rs.entries;
-		c->ts.rejected_subnet += ts.rejected_subnet;
-		c->ts.rejected_bep42 += ts.rejected_bep42;
-		c->ts.capped += ts.capped;
-		c->banned_now += km_ratelimit_banned_now(rl, now);
-		c->transactions += ds.transactions;
-		c->tx_full += ds.tx_full;
-		c->trimmed += ds.replies_trimmed;
-		c->unsent += ds.replies_unsent;
-	}
-}
-
 static void status_limits(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 {
 	const struct km_node_config *nc = km_node_config(n);
 	const struct km_dht_config *dc = &nc->dht;
 	struct km_node_stats st = km_node_stats(n);
 	struct km_peers_stats ps = km_peers_stats(km_dht_peers(km_node_dht(n)));
-	struct limit_counts lc;
+	const struct km_family_sums *sum = &st.sum;
 	cJSON *lim = km_json_obj(o, "limits", ok), *r, *t, *a;
 
-	limit_counts(n, now, &lc);
 	r = km_json_obj(lim, "rate", ok);
 	km_json_num(r, "qps", dc->rate.qps, ok);
 	km_json_num(r, "burst", dc->rate.burst, ok);
 	km_json_num(r, "ban_after_drops", dc->rate.ban_drops, ok);
 	km_json_num(r, "ban_window_s", (double)dc->rate.ban_window_ms / 1000, ok);
 	km_json_num(r, "ban_s", (double)dc->rate.ban_ms / 1000, ok);
-	km_json_num(r, "limited", (double)lc.rs.limited, ok);
-	km_json_num(r, "banned_drops", (double)lc.rs.banned_drops, ok);
-	km_json_num(r, "bans_total", (double)lc.rs.bans, ok);
-	km_json_num(r, "banned_now", (double)lc.banned_now, ok);
+	km_json_num(r, "limited", (double)sum->rate.limited, ok);
+	km_json_num(r, "banned_drops", (double)sum->rate.banned_drops, ok);
+	km_json_num(r, "bans_total", (double)sum->rate.bans, ok);
+	km_json_num(r, "banned_now", (double)km_node_banned_now(n, now), ok);
 	limit_cap(lim, "rate_sources", (double)dc->rate.max_entries,
-		  (double)lc.rs.entries, (double)lc.rs.evictions, ok);
+		  (double)sum->rate.entries, (double)sum->rate.evictions, ok);
 	a = km_json_obj(lim, "amplification", ok);
 	km_json_num(a, "factor", dc->amplification, ok);
 	km_json_num(a, "unverified_reply_bps", (double)dc->unverified_reply_bps, ok);
-	km_json_num(a, "trimmed", (double)lc.trimmed, ok);
-	km_json_num(a, "unsent", (double)lc.unsent, ok);
+	km_json_num(a, "trimmed", (double)sum->dht.replies_trimmed, ok);
+	km_json_num(a, "unsent", (double)sum->dht.replies_unsent, ok);
 	limit_cap(lim, "transactions", (double)dc->max_transactions,
-		  (double)lc.transactions, (double)lc.tx_full, ok);
+		  (double)sum->dht.transactions, (double)sum->dht.tx_full, ok);
 	limit_cap(lim, "peers_stored", (double)dc->peers.max_total,
 		  (double)ps.total, (double)ps.rejected_full, ok);
 	t = km_json_obj(lim, "subnets", ok);
 	km_json_num(t, "per_bucket", dc->table.bucket_subnet_max, ok);
 	km_json_num(t, "per_table", dc->table.table_subnet_max, ok);
 	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.strict_subnets);
-	km_json_num(t, "rejected", (double)lc.ts.rejected_subnet, ok);
+	km_json_num(t, "rejected", (double)sum->table.rejected_subnet, ok);
 	t = km_json_obj(lim, "bep42", ok);
 	*ok = *ok && cJSON_AddBoolToObject(t, "strict", dc->table.bep42_strict);
-	km_json_num(t, "rejected", (double)lc.ts.rejected_bep42, ok);
+	km_json_num(t, "rejected", (double)sum->table.rejected_bep42, ok);
 	limit_cap(lim, "table_nodes", dc->table.max_nodes,
 		  (double)km_table_size(km_dht_table(km_node_dht(n))),
-		  (double)lc.ts.capped, ok);
+		  (double)sum->table.capped, ok);
 	limit_cap(lim, "neighbours_in", (double)nc->cm.max_in,
 		  (double)st.neighbours.in, (double)st.neighbours.refused_full, ok);
 	limit_cap(lim, "neighbours_out", (double)nc->cm.max_out,
@@ -336,23 +291,11 @@ cJSON *km_status_json(struct km_node *n, km_ms now)
 {
 	struct km_dht *d = km_node_dht(n);
 	struct km_node_stats st = km_node_stats(n);
-	struct km_peers_stats ps = { 0 };
 	cJSON *o = cJSON_CreateObject();
 	bool ok = o != NULL;
 
-	for (int i = 0; i < 2; i++) {
-		struct km_dht *f = km_node_dht_of(n, km_json_families[i]);
-		struct km_peers_stats p;
-
-		if (!f)
-			continue;
-		p = km_peers_stats(km_dht_peers(f));
-		ps.total += p.total;
-		ps.hashes += p.hashes;
-		ps.rejected_full += p.rejected_full;
-	}
 	status_identity(o, n, now, &ok);
-	status_families(o, n, &ok);
+	status_families(o, n, &st, &ok);
 	status_table(o, km_dht_table(d), &ok);
 	status_traffic(o, &st, &ok);
 	status_errors(o, &st, &ok);
@@ -360,9 +303,9 @@ cJSON *km_status_json(struct km_node *n, km_ms now)
 	status_neighbours(o, &st, &ok);
 	status_nat(o, n, &ok);
 	status_goodbye(o, n, now, &ok);
-	km_json_num(o, "peers_stored", (double)ps.total, &ok);
-	km_json_num(o, "peer_hashes", (double)ps.hashes, &ok);
-	km_json_num(o, "peers_rejected", (double)ps.rejected_full, &ok);
+	km_json_num(o, "peers_stored", (double)st.sum.peers.total, &ok);
+	km_json_num(o, "peer_hashes", (double)st.sum.peers.hashes, &ok);
+	km_json_num(o, "peers_rejected", (double)st.sum.peers.rejected_full, &ok);
 	status_limits(o, n, now, &ok);
 	return km_json_finish(o, ok);
 }
