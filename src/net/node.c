@@ -68,7 +68,7 @@ static void on_dht_lookup_done(void *user, uint64_t id,
 	struct km_node *n = f->n;
 	struct km_lookup_stats st = km_lookup_stats(lk);
 
-	km_lookup_hist_observe(&n->stats.lookup_ms,
+	km_stats_observe_lookup(&n->stats.lookup_ms,
 			       st.finished > st.started ?
 			       st.finished - st.started : 0);
 	if (n->cb.lookup_done)
@@ -623,7 +623,7 @@ struct km_node_stats km_node_stats(const struct km_node *n)
 	memset(&s.sum, 0, sizeof(s.sum));
 	for (unsigned i = 0; i < 2; i++)
 		if (n->fam[i].dht)
-			km_family_sums_add(&s.sum, i, n->fam[i].dht);
+			km_stats_add_family(&s.sum, i, n->fam[i].dht);
 	s.links = n->nlinks;
 	s.neighbours = km_connmgr_counts(n->cm);
 	s.bcast = km_bcast_stats(n->bcast);

@@ -2,7 +2,7 @@
 
 const km_ms km_lookup_hist_bounds[KM_LOOKUP_HIST_N] = { KM_LOOKUP_HIST_BOUNDS };
 
-void km_lookup_hist_observe(struct km_lookup_hist *h, km_ms ms)
+void km_stats_observe_lookup(struct km_lookup_hist *h, km_ms ms)
 {
 	size_t i = 0;
 
@@ -64,8 +64,8 @@ void km_stats_add_peers(struct km_peers_stats *sum,
 	sum->expired += s->expired;
 }
 
-void km_family_sums_add(struct km_family_sums *sum, unsigned family_index,
-			const struct km_dht *d)
+void km_stats_add_family(struct km_family_sums *sum, unsigned family_index,
+			 const struct km_dht *d)
 {
 	struct km_dht_stats ds = km_dht_stats(d);
 	struct km_ratelimit_stats rs = km_ratelimit_stats(km_dht_ratelimit(d));

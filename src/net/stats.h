@@ -26,7 +26,7 @@ struct km_lookup_hist {
 
 extern const km_ms km_lookup_hist_bounds[KM_LOOKUP_HIST_N];
 
-void km_lookup_hist_observe(struct km_lookup_hist *h, km_ms ms);
+void km_stats_observe_lookup(struct km_lookup_hist *h, km_ms ms);
 
 /* Every family's km_dht counters, summed over the families the node runs. */
 struct km_family_sums {
@@ -38,8 +38,8 @@ struct km_family_sums {
 };
 
 /* Adds d's counters; family_index is 0 for IPv4, 1 for IPv6. */
-void km_family_sums_add(struct km_family_sums *sum, unsigned family_index,
-			const struct km_dht *d);
+void km_stats_add_family(struct km_family_sums *sum, unsigned family_index,
+			 const struct km_dht *d);
 
 /* The pieces, each adding every member of its struct. */
 void km_stats_add_dht(struct km_dht_stats *sum, const struct km_dht_stats *s);

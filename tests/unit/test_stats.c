@@ -46,9 +46,9 @@ Test(stats, a_lookup_duration_lands_in_the_first_bucket_that_holds_it)
 {
 	struct km_lookup_hist h = { 0 };
 
-	km_lookup_hist_observe(&h, 50);
-	km_lookup_hist_observe(&h, 51);
-	km_lookup_hist_observe(&h, 20000);
+	km_stats_observe_lookup(&h, 50);
+	km_stats_observe_lookup(&h, 51);
+	km_stats_observe_lookup(&h, 20000);
 	cr_assert_eq(h.le[0], 1);
 	cr_assert_eq(h.le[1], 1);
 	cr_assert_eq(h.le[KM_LOOKUP_HIST_N], 1);

@@ -5,8 +5,8 @@
  * requester.  The secret rotates every KM_TOKEN_ROTATE_MS, and a token made
  * with the previous secret is still accepted, so a token lives between 5
  * and 10 minutes. */
-#ifndef KM_DHT_TOKEN_H
-#define KM_DHT_TOKEN_H
+#ifndef KM_DHT_TOKENS_H
+#define KM_DHT_TOKENS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "dht/token.h"
+#include "dht/tokens.h"
 
 #include <openssl/sha.h>
 #include <string.h>
