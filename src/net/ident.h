@@ -16,7 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 
 #define KM_IDENT_SEED_LEN 32
 #define KM_IDENT_PUB_LEN 32

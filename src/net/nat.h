@@ -25,7 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 #include "proto/addr.h"
 
 #define KM_NAT_VOTERS_MAX 32          /* votes kept; the oldest goes first */

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "dht/contact.h"
+#include "proto/ms.h"
 
 struct km_node;
 
