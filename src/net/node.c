@@ -107,7 +107,7 @@ static void on_dht_observed(void *user, const struct km_addr *from,
 {
 	struct node_family *f = user;
 
-	node_observed(f->n, from, seen, now);
+	node_nat_observed(f->n, from, seen, now);
 }
 
 static void on_dht_unsolicited(void *user, const struct km_addr *from,

@@ -191,6 +191,16 @@ struct link *link_open(struct km_node *n, const struct km_addr *remote,
 struct link *link_open_probe(struct km_node *n, const struct km_addr *remote,
 			     km_ms now);
 struct link *link_find(struct km_node *n, uint64_t conn);
+/* What link_by_peer asks of the link to a peer, or-ed. */
+enum {
+	PEER_UP = 1,        /* authenticated; matched on its HELLO's ID */
+	PEER_NEIGHBOUR = 2, /* a neighbour; matched on its HELLO's ID */
+	PEER_RELAYED = 4,   /* relayed, via the link `via` (0: any); matched
+			     * on the ID its relay knows it by */
+};
+/* The first link to the peer id that is all of want, or NULL. */
+struct link *link_by_peer(struct km_node *n, const struct km_id *id,
+			  unsigned want, uint64_t via);
 void link_close(struct km_node *n, struct link *l, int reason,
 		const char *text, km_ms now);
 void link_on_connected(struct km_node *n, struct link *l, km_ms now);
@@ -205,13 +215,15 @@ void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 int neighbours_init(struct km_node *n, km_ms now);
 void neighbours_free(struct km_node *n);
 km_ms neighbours_tick(struct km_node *n, km_ms now);
+/* These three hear of links through node_link.c's lists. */
 void neighbour_up(struct km_node *n, struct link *l, km_ms now);
+void neighbour_pin(struct km_node *n, struct link *l, km_ms now);
 void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
 
 /* node_nat.c: external address votes. */
-void node_observed(struct km_node *n, const struct km_addr *from,
-		   const struct km_addr *seen, km_ms now);
-void node_hello_observed(struct km_node *n, const struct link *l, km_ms now);
+void node_nat_observed(struct km_node *n, const struct km_addr *from,
+		       const struct km_addr *seen, km_ms now);
+void node_nat_hello_observed(struct km_node *n, struct link *l, km_ms now);
 void node_nat_init(struct km_node *n, km_ms now);
 bool node_nat_on_frame(struct km_node *n, struct link *l,
 		       const struct km_frame *f, km_ms now);
@@ -220,7 +232,7 @@ void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
 /* True while a check waits for its dial-back (caps yield to probes). */
 bool node_nat_expecting(const struct km_node *n);
 /* An authenticated inbound link: unsolicited, it proves us public. */
-void node_nat_inbound(struct km_node *n, const struct link *l);
+void node_nat_inbound(struct km_node *n, struct link *l, km_ms now);
 /* A KRPC query from an IP our DHT had not talked to: our UDP port is open. */
 void node_nat_unsolicited(struct km_node *n, const struct km_addr *from);
 km_ms node_nat_tick(struct km_node *n, km_ms now);
@@ -236,8 +248,8 @@ void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
 km_ms node_punch_tick(struct km_node *n, km_ms now);
 
 /* node_rendezvous.c: who is private, who can be their rendezvous. */
-void node_rendezvous_up(struct km_node *n, struct link *l);
-void node_reach_tick(struct km_node *n);
+void node_rendezvous_up(struct km_node *n, struct link *l, km_ms now);
+void node_rendezvous_tick(struct km_node *n);
 bool node_rendezvous_on_frame(struct km_node *n, struct link *l,
 			      const struct km_frame *f, km_ms now);
 void node_rendezvous_fill(struct km_node *n, km_ms now);

@@ -5,7 +5,7 @@
 #include "net/node_internal.h"
 #include "proto/err.h"
 
-void node_observed(struct km_node *n, const struct km_addr *from,
+void node_nat_observed(struct km_node *n, const struct km_addr *from,
 		   const struct km_addr *seen, km_ms now)
 {
 	char addr[KM_ADDR_STRLEN];
@@ -24,14 +24,14 @@ void node_observed(struct km_node *n, const struct km_addr *from,
 
 /* An accepting peer saw where our outbound connection came from.  Its
  * port is an ephemeral TCP port, so only the IP counts. */
-void node_hello_observed(struct km_node *n, const struct link *l, km_ms now)
+void node_nat_hello_observed(struct km_node *n, struct link *l, km_ms now)
 {
 	struct km_addr seen = l->hello.observed;
 
 	if (!l->outbound || seen.family == KM_AF_NONE)
 		return;
 	seen.port = 0;
-	node_observed(n, &l->remote, &seen, now);
+	node_nat_observed(n, &l->remote, &seen, now);
 }
 
 struct km_nat *km_node_nat(struct km_node *n)
@@ -340,10 +340,11 @@ static bool unsolicited_proof(struct km_node *n, const struct km_addr *from,
  * SYN opened the way) and relayed ones prove nothing.  The dial-back
  * checks go on as scheduled: they confirm the verdict, or overturn it
  * with evidence of their own. */
-void node_nat_inbound(struct km_node *n, const struct link *l)
+void node_nat_inbound(struct km_node *n, struct link *l, km_ms now)
 {
 	struct km_addr at = seen_at(n, l);
 
+	(void)now;
 	if (!l->outbound && !l->punched && !l->relay_via && !l->probe &&
 	    unsolicited_proof(n, &l->remote, &at, "inbound connection"))
 		n->ns.st.inbound_proofs++;
@@ -558,7 +559,7 @@ km_ms node_nat_tick(struct km_node *n, km_ms now)
 		}
 		wake = km_ms_earliest(wake, s->next_keepalive);
 	}
-	node_reach_tick(n);
+	node_rendezvous_tick(n);
 	return wake;
 }
 

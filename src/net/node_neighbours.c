@@ -62,8 +62,15 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 	km_addr_format(&l->remote, addr, sizeof(addr));
 	node_log(n, KM_LOG_DEBUG, "neighbour %s up (%s)", addr,
 		 l->outbound ? "out" : "in");
-	node_punch_link_up(n, l, now);
-	node_rendezvous_up(n, l);
+}
+
+/* Broadcast messages from l's peer are signed with the key it proved. */
+void neighbour_pin(struct km_node *n, struct link *l, km_ms now)
+{
+	struct km_id id;
+
+	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
 }
 
 /* Called for every link that ends, neighbour or not. */

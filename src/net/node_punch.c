@@ -18,16 +18,6 @@
 #define PUNCH_RETRY_MS KM_SECONDS(1)
 #define PUNCH_ASK_MAX 8        /* neighbours asked to be the rendezvous */
 
-static struct link *link_to(struct km_node *n, const struct km_id *id)
-{
-	struct link *l, *tmp;
-
-	HASH_ITER(hh, n->links, l, tmp)
-		if (l->state == LINK_UP && memcmp(l->hello.id, id->b, KM_ID_LEN) == 0)
-			return l;
-	return NULL;
-}
-
 int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
 {
 	struct link *l, *tmp;
@@ -36,7 +26,7 @@ int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
 	(void)now;
 	if (!n->cb.tcp_punch || km_id_eq(id, km_dht_id(n->dht)))
 		return KM_ERR_INVAL;
-	if (link_to(n, id))
+	if (link_by_peer(n, id, PEER_UP, 0))
 		return 0;
 	HASH_ITER(hh, n->links, l, tmp) {
 		if (!l->neighbour || asked >= PUNCH_ASK_MAX)
@@ -67,7 +57,7 @@ void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
 
 static void on_req(struct km_node *n, struct link *a, const struct km_id *id)
 {
-	struct link *b = link_to(n, id);
+	struct link *b = link_by_peer(n, id, PEER_UP, 0);
 
 	if (!b || b == a || !b->neighbour || b->hello.listen_port == 0 ||
 	    a->hello.listen_port == 0)
@@ -126,7 +116,7 @@ static void on_go(struct km_node *n, const struct link *r,
 	struct km_id id;
 
 	memcpy(id.b, peer->id, KM_ID_LEN);
-	existing = link_to(n, &id);
+	existing = link_by_peer(n, &id, PEER_UP, 0);
 	if (!n->cb.tcp_punch || (existing && !existing->relay_via) ||
 	    punch_find(n, &id) ||
 	    km_id_eq(&id, km_dht_id(n->dht)))
@@ -222,14 +212,14 @@ void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now)
  * one, before the connection manager would refuse it as a duplicate. */
 void node_punch_hello(struct km_node *n, struct link *l, km_ms now)
 {
-	struct link *v, *tmp;
+	struct link *v;
+	struct km_id id;
 
 	if (!l->punched)
 		return;
-	HASH_ITER(hh, n->links, v, tmp)
-		if (v->relay_via && memcmp(v->relay_peer.b, l->hello.id,
-					   KM_ID_LEN) == 0)
-			link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
+	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	while ((v = link_by_peer(n, &id, PEER_RELAYED, 0)))
+		link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
 }
 
 /* Relayed links keep asking their relay for a punch: only the side with

@@ -19,16 +19,6 @@
 
 #define DATA_CHUNK (16 * 1024)
 
-static struct link *link_up_to(struct km_node *n, const struct km_id *id)
-{
-	struct link *l, *tmp;
-
-	HASH_ITER(hh, n->links, l, tmp)
-		if (l->neighbour && memcmp(l->hello.id, id->b, KM_ID_LEN) == 0)
-			return l;
-	return NULL;
-}
-
 static void send_id(struct km_node *n, struct link *l, uint8_t type,
 		    const struct km_id *id)
 {
@@ -40,7 +30,7 @@ void node_relay_ask(struct km_node *n, uint64_t rendezvous,
 {
 	struct link *r = link_find(n, rendezvous);
 
-	if (r && r->neighbour && !link_up_to(n, id))
+	if (r && r->neighbour && !link_by_peer(n, id, PEER_NEIGHBOUR, 0))
 		send_id(n, r, KM_FRAME_RELAY_REQ, id);
 }
 
@@ -65,7 +55,7 @@ static struct circuit *circuit_find(struct km_node *n, uint64_t conn,
 static void on_req(struct km_node *n, struct link *a, const struct km_id *id,
 		   km_ms now)
 {
-	struct link *b = link_up_to(n, id);
+	struct link *b = link_by_peer(n, id, PEER_NEIGHBOUR, 0);
 	struct circuit *c = NULL;
 	int side;
 
@@ -141,17 +131,6 @@ static void forward(struct km_node *n, struct link *from,
 
 /* ---- as an end of a relayed link ---- */
 
-static struct link *relayed(struct km_node *n, uint64_t via,
-			    const struct km_id *peer)
-{
-	struct link *l, *tmp;
-
-	HASH_ITER(hh, n->links, l, tmp)
-		if (l->relay_via == via && km_id_eq(&l->relay_peer, peer))
-			return l;
-	return NULL;
-}
-
 static void on_open(struct km_node *n, struct link *r,
 		    const struct km_peer *peer, km_ms now)
 {
@@ -160,8 +139,8 @@ static void on_open(struct km_node *n, struct link *r,
 	bool dialler;
 
 	memcpy(id.b, peer->id, KM_ID_LEN);
-	if (km_id_eq(&id, km_dht_id(n->dht)) || link_up_to(n, &id) ||
-	    relayed(n, r->conn, &id))
+	if (km_id_eq(&id, km_dht_id(n->dht)) || link_by_peer(n, &id, PEER_NEIGHBOUR, 0) ||
+	    link_by_peer(n, &id, PEER_RELAYED, r->conn))
 		return;
 	dialler = km_id_cmp(km_dht_id(n->dht), &id) < 0;
 	l = link_open(n, &peer->addr, dialler, &id, now);
@@ -245,7 +224,7 @@ bool node_relay_on_frame(struct km_node *n, struct link *l,
 		on_req(n, l, &id, now);
 		return true;
 	}
-	v = relayed(n, l->conn, &id);
+	v = link_by_peer(n, &id, PEER_RELAYED, l->conn);
 	if (f->type == KM_FRAME_RELAY_CLOSE) {
 		int side;
 		struct circuit *c = circuit_find(n, l->conn, &id, &side);

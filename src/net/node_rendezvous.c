@@ -64,15 +64,16 @@ static void send_rendezvous(struct km_node *n, struct link *to,
 }
 
 /* A new neighbour hears that we are private. */
-void node_rendezvous_up(struct km_node *n, struct link *l)
+void node_rendezvous_up(struct km_node *n, struct link *l, km_ms now)
 {
+	(void)now;
 	if (n->ns.told_private)
 		send_reach(n, l);
 }
 
 /* Our reachability changed to or from private (a vote or a dial-back
  * check): every neighbour hears it. */
-void node_reach_tick(struct km_node *n)
+void node_rendezvous_tick(struct km_node *n)
 {
 	struct link *l, *tmp;
 
