@@ -202,7 +202,8 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	km_nat_init(&n->nat);
 	node_nat_init(n, now);
 	if (ident_init(n) < 0 || families_new(n, now) < 0 ||
-	    neighbours_init(n, now) < 0) {
+	    neighbours_init(n, now) < 0 || node_relay_init(n) < 0) {
+		km_relay_del(n->relay);
 		km_pins_del(n->pins);
 		neighbours_free(n);
 		families_del(n);
@@ -228,6 +229,7 @@ void km_node_del(struct km_node *n)
 		link_on_closed(n, l, 0);
 	}
 	neighbours_free(n);
+	km_relay_del(n->relay);
 	families_del(n);
 	km_pins_del(n->pins);
 	free(n->saved);

@@ -8,6 +8,7 @@
 #include "net/connmgr.h"
 #include "net/nat.h"
 #include "net/node.h"
+#include "net/relay.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
 
@@ -103,24 +104,8 @@ struct punch {
 	km_ms deadline;
 };
 
-/* Circuits we relay as R (node_relay.c), after libp2p circuit relay v2. */
-#define RELAY_CIRCUITS_MAX 4
-#define RELAY_DURATION_MS KM_MINUTES(10)
-#define RELAY_BYTES_MAX (4u << 20)       /* per circuit, both ways */
-#define RELAY_RATE_BYTES (64u << 10)     /* per circuit per second */
-
-struct circuit {
-	uint64_t conn[2];         /* the two links; conn[0] == 0: a free slot */
-	struct km_id id[2];
-	km_ms opened;
-	uint64_t bytes;
-	km_ms window;             /* start of the current second */
-	uint32_t window_bytes;
-};
-
 struct node_nat_state {
 	struct punch punches[PUNCHES_MAX];
-	struct circuit circuits[RELAY_CIRCUITS_MAX];
 	uint64_t nonce;           /* ours, for the check running now */
 	struct dial_ask asks[DIALBACK_ASK];
 	int asked;                /* neighbours asked in this check */
@@ -171,6 +156,7 @@ struct km_node {
 	bool stopping;
 	struct km_nat nat;        /* external address, reachability */
 	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
+	struct km_relay *relay;   /* circuits as R, relayed links' frames */
 	struct km_node_goodbye last_goodbye; /* node_link.c */
 };
 
@@ -210,6 +196,9 @@ void link_on_closed(struct km_node *n, struct link *l, km_ms now);
 km_ms links_tick(struct km_node *n, km_ms now);
 void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 		     const uint8_t *payload, size_t len);
+/* l's peer as PUNCH_GO, RELAY_OPEN and RENDEZVOUS name it: its ID, the IP
+ * we see it at, its listening port. */
+struct km_peer link_endpoint(const struct link *l);
 
 /* node_neighbours.c: the connection manager and broadcast, wired in. */
 int neighbours_init(struct km_node *n, km_ms now);
@@ -254,7 +243,8 @@ bool node_rendezvous_on_frame(struct km_node *n, struct link *l,
 			      const struct km_frame *f, km_ms now);
 void node_rendezvous_fill(struct km_node *n, km_ms now);
 
-/* node_relay.c: relayed links when punching fails. */
+/* node_relay.c: the node's side of km_relay (relay.h). */
+int node_relay_init(struct km_node *n);
 bool node_relay_on_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now);
 void node_relay_ask(struct km_node *n, uint64_t rendezvous,

@@ -187,6 +187,16 @@ void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 	}
 }
 
+struct km_peer link_endpoint(const struct link *l)
+{
+	struct km_peer p;
+
+	memcpy(p.id, l->hello.id, KM_ID_LEN);
+	p.addr = l->remote;
+	p.addr.port = l->hello.listen_port;
+	return p;
+}
+
 static void send_hello(struct km_node *n, struct link *l)
 {
 	struct km_hello h = {

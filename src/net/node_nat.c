@@ -566,10 +566,15 @@ km_ms node_nat_tick(struct km_node *n, km_ms now)
 struct km_node_nat_stats km_node_nat_stats(const struct km_node *n)
 {
 	struct km_node_nat_stats st = n->ns.st;
+	struct km_relay_stats rs = km_relay_stats(n->relay);
 	const struct link *l, *tmp;
 
-	for (size_t i = 0; i < RELAY_CIRCUITS_MAX; i++)
-		st.relay_circuits += n->ns.circuits[i].conn[0] != 0;
+	st.relays_served = rs.served;
+	st.relays_refused = rs.refused;
+	st.relays_cut = rs.cut;
+	st.relay_bytes = rs.bytes;
+	st.relayed_links = rs.opened;
+	st.relay_circuits = rs.circuits;
 	HASH_ITER(hh, n->links, l, tmp)
 		st.relayed_now += l->relay_via && l->neighbour;
 	return st;

@@ -43,13 +43,10 @@ int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
 void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
 			const struct link *about)
 {
-	struct km_peer p;
+	struct km_peer p = link_endpoint(about);
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
 	int len;
 
-	memcpy(p.id, about->hello.id, KM_ID_LEN);
-	p.addr = about->remote;
-	p.addr.port = about->hello.listen_port;
 	len = km_peer_list_encode(body, sizeof(body), &p, 1);
 	if (len > 0)
 		link_send_frame(n, to, type, body, (size_t)len);

@@ -41,13 +41,6 @@ static bool rendezvous_for(const struct link *l)
 	       l->hello.listen_port != 0;
 }
 
-static void add_entry(struct km_peer *p, const struct link *about)
-{
-	memcpy(p->id, about->hello.id, KM_ID_LEN);
-	p->addr = about->remote;
-	p->addr.port = about->hello.listen_port;
-}
-
 static void send_rendezvous(struct km_node *n, struct link *to,
 			    const struct km_peer *peers, size_t count)
 {
@@ -93,13 +86,13 @@ static void advertise(struct km_node *n, struct link *about)
 	struct link *l, *tmp;
 	size_t count = 0;
 
-	add_entry(&one, about);
+	one = link_endpoint(about);
 	HASH_ITER(hh, n->links, l, tmp) {
 		if (l == about || !rendezvous_for(l))
 			continue;
 		send_rendezvous(n, l, &one, 1);
 		if (count < RENDEZVOUS_MAX)
-			add_entry(&peers[count++], l);
+			peers[count++] = link_endpoint(l);
 	}
 	send_rendezvous(n, about, peers, count);
 }
