@@ -202,7 +202,9 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	km_nat_init(&n->nat);
 	node_nat_init(n, now);
 	if (ident_init(n) < 0 || families_new(n, now) < 0 ||
-	    neighbours_init(n, now) < 0 || node_relay_init(n) < 0) {
+	    neighbours_init(n, now) < 0 || node_relay_init(n) < 0 ||
+	    node_punch_init(n) < 0) {
+		km_punch_del(n->punch);
 		km_relay_del(n->relay);
 		km_pins_del(n->pins);
 		neighbours_free(n);
@@ -230,6 +232,7 @@ void km_node_del(struct km_node *n)
 	}
 	neighbours_free(n);
 	km_relay_del(n->relay);
+	km_punch_del(n->punch);
 	families_del(n);
 	km_pins_del(n->pins);
 	free(n->saved);

@@ -8,6 +8,7 @@
 #include "net/connmgr.h"
 #include "net/nat.h"
 #include "net/node.h"
+#include "net/punch.h"
 #include "net/relay.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -89,23 +90,10 @@ struct dial_ask {
 	uint8_t result;           /* enum km_dial_result; 0: none yet */
 };
 
-#define PUNCHES_MAX 4
 /* A relayed link asks its relay for a punch this often, to become direct. */
 #define KM_NODE_UPGRADE_MS KM_SECONDS(15)
 
-struct punch {
-	struct km_id id;
-	struct km_addr addr;      /* family KM_AF_NONE: a free slot */
-	uint64_t conn;            /* the attempt running now, or 0 */
-	uint64_t rendezvous;      /* conn of the link whose PUNCH_GO started it */
-	int attempts;
-	km_ms started;            /* PUNCH_GO arrived */
-	km_ms next_try;           /* 0: an attempt is running */
-	km_ms deadline;
-};
-
 struct node_nat_state {
-	struct punch punches[PUNCHES_MAX];
 	uint64_t nonce;           /* ours, for the check running now */
 	struct dial_ask asks[DIALBACK_ASK];
 	int asked;                /* neighbours asked in this check */
@@ -118,7 +106,6 @@ struct node_nat_state {
 	bool ro_configured;       /* read-only whatever the verdict */
 	bool told_private;        /* what our neighbours last heard (REACH) */
 	struct dialer dialers[DIALERS_MAX];
-	km_ms relay_asked;        /* PUNCH_GO of the punch that fell back */
 	struct km_node_nat_stats st;
 };
 
@@ -157,6 +144,7 @@ struct km_node {
 	struct km_nat nat;        /* external address, reachability */
 	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
 	struct km_relay *relay;   /* circuits as R, relayed links' frames */
+	struct km_punch *punch;   /* punches running, coordinating them */
 	struct km_node_goodbye last_goodbye; /* node_link.c */
 };
 
@@ -199,6 +187,9 @@ void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 /* l's peer as PUNCH_GO, RELAY_OPEN and RENDEZVOUS name it: its ID, the IP
  * we see it at, its listening port. */
 struct km_peer link_endpoint(const struct link *l);
+/* The NAT modules' send callback: a frame on link conn, if it exists. */
+bool link_send_by_conn(void *n, uint64_t conn, uint8_t type,
+		       const uint8_t *body, size_t len);
 
 /* node_neighbours.c: the connection manager and broadcast, wired in. */
 int neighbours_init(struct km_node *n, km_ms now);
@@ -226,9 +217,8 @@ void node_nat_inbound(struct km_node *n, struct link *l, km_ms now);
 void node_nat_unsolicited(struct km_node *n, const struct km_addr *from);
 km_ms node_nat_tick(struct km_node *n, km_ms now);
 
-/* node_punch.c: hole punching through a rendezvous neighbour. */
-void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
-			const struct link *about);
+/* node_punch.c: the node's side of km_punch (punch.h). */
+int node_punch_init(struct km_node *n);
 bool node_punch_on_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now);
 void node_punch_link_up(struct km_node *n, struct link *l, km_ms now);

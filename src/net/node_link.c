@@ -187,6 +187,17 @@ void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 	}
 }
 
+bool link_send_by_conn(void *n, uint64_t conn, uint8_t type,
+		       const uint8_t *body, size_t len)
+{
+	struct link *l = link_find(n, conn);
+
+	if (!l)
+		return false;
+	link_send_frame(n, l, type, body, len);
+	return true;
+}
+
 struct km_peer link_endpoint(const struct link *l)
 {
 	struct km_peer p;

@@ -567,6 +567,7 @@ struct km_node_nat_stats km_node_nat_stats(const struct km_node *n)
 {
 	struct km_node_nat_stats st = n->ns.st;
 	struct km_relay_stats rs = km_relay_stats(n->relay);
+	struct km_punch_stats ps = km_punch_stats(n->punch);
 	const struct link *l, *tmp;
 
 	st.relays_served = rs.served;
@@ -575,6 +576,13 @@ struct km_node_nat_stats km_node_nat_stats(const struct km_node *n)
 	st.relay_bytes = rs.bytes;
 	st.relayed_links = rs.opened;
 	st.relay_circuits = rs.circuits;
+	st.punches_coordinated = ps.coordinated;
+	st.punches_ok = ps.ok;
+	st.punches_failed = ps.failed;
+	st.punch_attempts = ps.attempts;
+	st.upgrade_attempts = ps.upgrades;
+	st.last_punch_ms = ps.last_punch_ms;
+	st.last_relay_ms = ps.last_relay_ms;
 	HASH_ITER(hh, n->links, l, tmp)
 		st.relayed_now += l->relay_via && l->neighbour;
 	return st;

@@ -8,18 +8,6 @@
 #include "net/node_internal.h"
 #include "proto/err.h"
 
-static bool relay_send(void *user, uint64_t conn, uint8_t type,
-		       const uint8_t *body, size_t len)
-{
-	struct km_node *n = user;
-	struct link *l = link_find(n, conn);
-
-	if (!l)
-		return false;
-	link_send_frame(n, l, type, body, len);
-	return true;
-}
-
 static bool relay_neighbour(void *user, const struct km_id *id, uint64_t *conn,
 			    struct km_peer *peer)
 {
@@ -84,7 +72,7 @@ static void relay_closed(void *user, uint64_t via, const struct km_id *id,
 int node_relay_init(struct km_node *n)
 {
 	static const struct km_relay_callbacks cb = {
-		.send = relay_send,
+		.send = link_send_by_conn,
 		.neighbour = relay_neighbour,
 		.open = relay_open,
 		.data = relay_data,

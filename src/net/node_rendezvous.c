@@ -156,7 +156,7 @@ void node_rendezvous_fill(struct km_node *n, km_ms now)
 
 		if (!r || !r->neighbour)
 			continue;
-		link_send_frame(n, r, KM_FRAME_PUNCH_REQ, c.id.b, KM_ID_LEN);
+		km_punch_ask(n->punch, r->conn, &c.id);
 		n->ns.st.punches_asked++;
 	}
 }

@@ -7,25 +7,13 @@
 #include <string.h>
 
 #include "dht/id.h"
+#include "natfake.h"
 #include "net/relay.h"
 #include "proto/err.h"
 #include "proto/frame.h"
 
-#define SENT_MAX 512
-#define BODY_KEPT 64      /* the start of each body, enough for its ID */
-
-struct sent {
-	uint64_t conn;
-	uint8_t type;
-	uint8_t body[BODY_KEPT];
-	size_t len;          /* the whole body's */
-};
-
-/* The fake node: links 1..4 are neighbours whose peers have IDs 0x11..0x44. */
+/* The rest of the fake node (links, sends: natfake.h). */
 static struct fake {
-	struct sent sent[SENT_MAX];
-	int nsent;
-	uint64_t gone_link;        /* send() to it fails */
 	int open_rc;               /* what open() answers */
 	int opens;
 	struct km_peer opened;
@@ -36,57 +24,6 @@ static struct fake {
 } f;
 
 static struct km_relay *r;
-
-static struct km_id id_of(uint64_t conn)
-{
-	struct km_id id;
-
-	memset(&id, 0, sizeof(id));
-	id.b[0] = (uint8_t)(conn * 0x11);
-	return id;
-}
-
-static struct km_peer peer_of(uint64_t conn)
-{
-	struct km_peer p;
-	uint8_t ip[4] = { 10, 0, 0, (uint8_t)conn };
-	struct km_id id = id_of(conn);
-
-	memcpy(p.id, id.b, KM_ID_LEN);
-	km_addr_set_v4(&p.addr, ip, (uint16_t)(7000 + conn));
-	return p;
-}
-
-static bool fake_send(void *user, uint64_t conn, uint8_t type,
-		      const uint8_t *body, size_t len)
-{
-	struct sent *s;
-
-	if (conn == f.gone_link)
-		return false;
-	cr_assert_lt(f.nsent, SENT_MAX);
-	s = &f.sent[f.nsent++];
-	s->conn = conn;
-	s->type = type;
-	memcpy(s->body, body, len < BODY_KEPT ? len : BODY_KEPT);
-	s->len = len;
-	return true;
-}
-
-static bool fake_neighbour(void *user, const struct km_id *id, uint64_t *conn,
-			   struct km_peer *peer)
-{
-	for (uint64_t c = 1; c <= 4; c++) {
-		struct km_id known = id_of(c);
-
-		if (km_id_eq(&known, id)) {
-			*conn = c;
-			*peer = peer_of(c);
-			return true;
-		}
-	}
-	return false;
-}
 
 static int fake_open(void *user, uint64_t via, const struct km_peer *peer,
 		     km_ms now)
@@ -113,13 +50,14 @@ static void fake_closed(void *user, uint64_t via, const struct km_id *id,
 }
 
 static const struct km_relay_callbacks cb = {
-	.send = fake_send, .neighbour = fake_neighbour, .open = fake_open,
+	.send = natfake_send, .neighbour = natfake_neighbour, .open = fake_open,
 	.data = fake_data, .closed = fake_closed,
 };
 
 static void setup(void)
 {
 	memset(&f, 0, sizeof(f));
+	natfake_reset();
 	r = km_relay_new(&cb, &f);
 	cr_assert_not_null(r);
 }
@@ -136,8 +74,8 @@ static int frame_about(uint64_t conn, uint8_t type, uint64_t about,
 		       const uint8_t *data, size_t len, km_ms now)
 {
 	uint8_t body[KM_ID_LEN + 256];
-	struct km_id id = id_of(about);
-	struct km_peer from = peer_of(conn);
+	struct km_id id = natfake_id(about);
+	struct km_peer from = natfake_peer(conn);
 
 	memcpy(body, id.b, KM_ID_LEN);
 	if (len)
@@ -146,35 +84,19 @@ static int frame_about(uint64_t conn, uint8_t type, uint64_t about,
 				 now);
 }
 
-static const struct sent *sent_to(uint64_t conn, uint8_t type)
-{
-	for (int i = f.nsent - 1; i >= 0; i--)
-		if (f.sent[i].conn == conn && f.sent[i].type == type)
-			return &f.sent[i];
-	return NULL;
-}
-
 /* The one-entry PEER_LIST a RELAY_OPEN on conn carries. */
 static struct km_peer open_names(uint64_t conn)
 {
-	const struct sent *s = sent_to(conn, KM_FRAME_RELAY_OPEN);
 	struct km_peer p;
 
-	cr_assert_not_null(s, "RELAY_OPEN to link %llu", (unsigned long long)conn);
-	cr_assert_eq(km_peer_list_decode(s->body, s->len, &p, 1), 1);
+	cr_assert(natfake_entry(conn, KM_FRAME_RELAY_OPEN, &p),
+		  "RELAY_OPEN to link %llu", (unsigned long long)conn);
 	return p;
-}
-
-static bool names(const struct sent *s, uint64_t peer)
-{
-	struct km_id id = id_of(peer);
-
-	return s && s->len >= KM_ID_LEN && memcmp(s->body, id.b, KM_ID_LEN) == 0;
 }
 
 Test(relay, a_request_opens_a_circuit_that_names_each_side_to_the_other)
 {
-	struct km_peer a, b, want_a = peer_of(1), want_b = peer_of(2);
+	struct km_peer a, b, want_a = natfake_peer(1), want_b = natfake_peer(2);
 
 	cr_assert_eq(frame_about(1, KM_FRAME_RELAY_REQ, 2, NULL, 0, 1000), 0);
 	a = open_names(1);
@@ -191,7 +113,7 @@ Test(relay, a_request_for_no_neighbour_or_for_the_asker_itself_opens_nothing)
 {
 	frame_about(1, KM_FRAME_RELAY_REQ, 9, NULL, 0, 1000);
 	frame_about(1, KM_FRAME_RELAY_REQ, 1, NULL, 0, 1000);
-	cr_assert_eq(f.nsent, 0);
+	cr_assert_eq(natfake.nsent, 0);
 	cr_assert_eq(km_relay_stats(r).circuits, 0);
 }
 
@@ -199,7 +121,7 @@ Test(relay, a_repeated_request_keeps_the_one_circuit)
 {
 	frame_about(1, KM_FRAME_RELAY_REQ, 2, NULL, 0, 1000);
 	frame_about(1, KM_FRAME_RELAY_REQ, 2, NULL, 0, 1001);
-	cr_assert_eq(f.nsent, 2);
+	cr_assert_eq(natfake.nsent, 2);
 	cr_assert_eq(km_relay_stats(r).served, 1);
 }
 
@@ -213,18 +135,18 @@ Test(relay, requests_beyond_the_circuit_cap_are_refused)
 	frame_about(2, KM_FRAME_RELAY_REQ, 4, NULL, 0, 1000);
 	cr_assert_eq(km_relay_stats(r).served, KM_RELAY_CIRCUITS_MAX);
 	cr_assert_eq(km_relay_stats(r).refused, 1);
-	cr_assert_eq(f.nsent, 2 * KM_RELAY_CIRCUITS_MAX, "no RELAY_OPEN for 2-4");
+	cr_assert_eq(natfake.nsent, 2 * KM_RELAY_CIRCUITS_MAX, "no RELAY_OPEN for 2-4");
 }
 
 Test(relay, data_is_forwarded_to_the_other_side_with_the_senders_id)
 {
-	const struct sent *s;
+	const struct natfake_sent *s;
 
 	frame_about(1, KM_FRAME_RELAY_REQ, 2, NULL, 0, 1000);
 	cr_assert_eq(frame_about(1, KM_FRAME_RELAY_DATA, 2,
 				 (const uint8_t *)"hello", 5, 1001), 0);
-	s = sent_to(2, KM_FRAME_RELAY_DATA);
-	cr_assert(names(s, 1), "B hears it came from A");
+	s = natfake_sent_to(2, KM_FRAME_RELAY_DATA);
+	cr_assert(natfake_names(s, 1), "B hears it came from A");
 	cr_assert_eq(s->len, KM_ID_LEN + 5);
 	cr_assert_arr_eq(s->body + KM_ID_LEN, "hello", 5);
 	cr_assert_eq(km_relay_stats(r).bytes, 5);
@@ -233,14 +155,14 @@ Test(relay, data_is_forwarded_to_the_other_side_with_the_senders_id)
 Test(relay, data_with_no_circuit_goes_nowhere)
 {
 	frame_about(1, KM_FRAME_RELAY_DATA, 2, (const uint8_t *)"x", 1, 1000);
-	cr_assert_eq(f.nsent, 0);
+	cr_assert_eq(natfake.nsent, 0);
 	cr_assert_eq(km_relay_stats(r).bytes, 0);
 }
 
 static void cut_expected(void)
 {
-	cr_assert(names(sent_to(1, KM_FRAME_RELAY_CLOSE), 2));
-	cr_assert(names(sent_to(2, KM_FRAME_RELAY_CLOSE), 1));
+	cr_assert(natfake_names(natfake_sent_to(1, KM_FRAME_RELAY_CLOSE), 2));
+	cr_assert(natfake_names(natfake_sent_to(2, KM_FRAME_RELAY_CLOSE), 1));
 	cr_assert_eq(km_relay_stats(r).cut, 1);
 	cr_assert_eq(km_relay_stats(r).circuits, 0);
 }
@@ -286,8 +208,8 @@ Test(relay, a_relay_close_from_one_side_ends_the_circuit_and_tells_the_other)
 {
 	frame_about(1, KM_FRAME_RELAY_REQ, 2, NULL, 0, 1000);
 	frame_about(2, KM_FRAME_RELAY_CLOSE, 1, NULL, 0, 1001);
-	cr_assert(names(sent_to(1, KM_FRAME_RELAY_CLOSE), 2));
-	cr_assert_null(sent_to(2, KM_FRAME_RELAY_CLOSE), "it knows");
+	cr_assert(natfake_names(natfake_sent_to(1, KM_FRAME_RELAY_CLOSE), 2));
+	cr_assert_null(natfake_sent_to(2, KM_FRAME_RELAY_CLOSE), "it knows");
 	cr_assert_eq(km_relay_stats(r).circuits, 0);
 	cr_assert_eq(km_relay_stats(r).cut, 0);
 }
@@ -296,17 +218,17 @@ Test(relay, a_link_that_ends_ends_its_circuits_and_the_other_side_hears)
 {
 	frame_about(1, KM_FRAME_RELAY_REQ, 2, NULL, 0, 1000);
 	frame_about(3, KM_FRAME_RELAY_REQ, 4, NULL, 0, 1000);
-	f.gone_link = 2;
+	natfake.gone_link = 2;
 	km_relay_link_gone(r, 2);
-	cr_assert(names(sent_to(1, KM_FRAME_RELAY_CLOSE), 2));
-	cr_assert_null(sent_to(3, KM_FRAME_RELAY_CLOSE));
+	cr_assert(natfake_names(natfake_sent_to(1, KM_FRAME_RELAY_CLOSE), 2));
+	cr_assert_null(natfake_sent_to(3, KM_FRAME_RELAY_CLOSE));
 	cr_assert_eq(km_relay_stats(r).circuits, 1);
 }
 
 Test(relay, a_relay_open_asks_the_node_to_open_its_relayed_link)
 {
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
-	struct km_peer b = peer_of(3), from = peer_of(1);
+	struct km_peer b = natfake_peer(3), from = natfake_peer(1);
 	int len = km_peer_list_encode(body, sizeof(body), &b, 1);
 
 	cr_assert_eq(km_relay_on_frame(r, 1, &from, KM_FRAME_RELAY_OPEN, body,
@@ -315,56 +237,56 @@ Test(relay, a_relay_open_asks_the_node_to_open_its_relayed_link)
 	cr_assert_arr_eq(f.opened.id, b.id, KM_ID_LEN);
 	cr_assert(km_addr_eq(&f.opened.addr, &b.addr));
 	cr_assert_eq(km_relay_stats(r).opened, 1);
-	cr_assert_eq(f.nsent, 0);
+	cr_assert_eq(natfake.nsent, 0);
 }
 
 Test(relay, a_relay_open_the_node_cannot_take_is_closed_and_one_it_needs_not_is_ignored)
 {
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
-	struct km_peer b = peer_of(3), from = peer_of(1);
+	struct km_peer b = natfake_peer(3), from = natfake_peer(1);
 	int len = km_peer_list_encode(body, sizeof(body), &b, 1);
 
 	f.open_rc = 1;
 	km_relay_on_frame(r, 1, &from, KM_FRAME_RELAY_OPEN, body, (size_t)len,
 			  1000);
-	cr_assert_eq(f.nsent, 0);
+	cr_assert_eq(natfake.nsent, 0);
 	f.open_rc = KM_ERR_FULL;
 	km_relay_on_frame(r, 1, &from, KM_FRAME_RELAY_OPEN, body, (size_t)len,
 			  1000);
-	cr_assert(names(sent_to(1, KM_FRAME_RELAY_CLOSE), 3));
+	cr_assert(natfake_names(natfake_sent_to(1, KM_FRAME_RELAY_CLOSE), 3));
 	cr_assert_eq(km_relay_stats(r).opened, 0);
 }
 
 Test(relay, data_and_close_for_the_nodes_own_relayed_link_go_to_the_node)
 {
 	f.own_via = 1;
-	f.own_peer = id_of(3);
+	f.own_peer = natfake_id(3);
 	frame_about(1, KM_FRAME_RELAY_DATA, 3, (const uint8_t *)"abc", 3, 1000);
 	cr_assert_eq(f.delivered, 3);
 	frame_about(1, KM_FRAME_RELAY_CLOSE, 3, NULL, 0, 1001);
 	cr_assert_eq(f.closed, 1);
-	cr_assert_eq(f.nsent, 0);
+	cr_assert_eq(natfake.nsent, 0);
 }
 
 Test(relay, a_relayed_links_bytes_go_out_in_chunks_to_the_relay)
 {
 	static uint8_t stream[KM_RELAY_CHUNK + 10];
-	struct km_id id = id_of(3);
+	struct km_id id = natfake_id(3);
 
 	km_relay_write(r, 1, &id, stream, sizeof(stream));
-	cr_assert_eq(f.nsent, 2);
-	cr_assert_eq(f.sent[0].len, KM_ID_LEN + KM_RELAY_CHUNK);
-	cr_assert_eq(f.sent[1].len, KM_ID_LEN + 10);
-	cr_assert(names(&f.sent[1], 3));
+	cr_assert_eq(natfake.nsent, 2);
+	cr_assert_eq(natfake.sent[0].len, KM_ID_LEN + KM_RELAY_CHUNK);
+	cr_assert_eq(natfake.sent[1].len, KM_ID_LEN + 10);
+	cr_assert(natfake_names(&natfake.sent[1], 3));
 	km_relay_ask(r, 1, &id);
-	cr_assert(names(sent_to(1, KM_FRAME_RELAY_REQ), 3));
+	cr_assert(natfake_names(natfake_sent_to(1, KM_FRAME_RELAY_REQ), 3));
 	km_relay_end(r, 1, &id);
-	cr_assert(names(sent_to(1, KM_FRAME_RELAY_CLOSE), 3));
+	cr_assert(natfake_names(natfake_sent_to(1, KM_FRAME_RELAY_CLOSE), 3));
 }
 
 Test(relay, malformed_bodies_are_errors)
 {
-	struct km_peer from = peer_of(1);
+	struct km_peer from = natfake_peer(1);
 	uint8_t body[KM_ID_LEN + 1] = { 0 };
 
 	cr_assert_eq(km_relay_on_frame(r, 1, &from, KM_FRAME_RELAY_REQ, body,
@@ -375,6 +297,6 @@ Test(relay, malformed_bodies_are_errors)
 				       KM_ID_LEN - 1, 1000), KM_ERR_TRUNCATED);
 	cr_assert_lt(km_relay_on_frame(r, 1, &from, KM_FRAME_RELAY_OPEN, body,
 				       3, 1000), 0);
-	cr_assert_eq(f.nsent, 0);
+	cr_assert_eq(natfake.nsent, 0);
 	cr_assert_eq(f.opens, 0);
 }
