@@ -6,9 +6,11 @@
 
 #include "net/broadcast.h"
 #include "net/connmgr.h"
+#include "net/dialback.h"
 #include "net/nat.h"
 #include "net/node.h"
 #include "net/punch.h"
+#include "net/rendezvous.h"
 #include "net/relay.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -50,7 +52,6 @@ struct link {
 	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
 	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
 	km_ms next_upgrade;       /* relayed: next punch to replace it */
-	bool peer_private;        /* it sent REACH (1): not publicly reachable */
 	UT_hash_handle hh;
 };
 
@@ -61,54 +62,11 @@ struct bootstrap {
 	bool in_progress;
 };
 
-/* One address family's DHT; the km_dht callbacks get this as user, so
- * that lookup ids can be told apart by family. */
-/* Dial-back checks (node_nat.c).  We ask up to DIALBACK_ASK neighbours,
- * from distinct /16s first, to connect to our listening port; each answers
- * with DIAL_RESULT.  One DIALBACK carrying our nonce proves we are
- * reachable; failed dials (refused, timed out) from two distinct
- * neighbours, in distinct /16s where the askable ones span several, that
- * we are not; anything less decides nothing.  We also dial back for others,
- * at most DIALERS_MAX at once. */
-#define DIALBACK_ASK 3
-#define DIALERS_MAX 4
-/* Inbound connections let in over the caps while a check runs, until their
- * first frame shows whether they are the dial-back. */
-#define PROBES_MAX 4
-
-struct dialer {
-	uint64_t conn;            /* 0: a free slot */
-	uint64_t nonce;
-	uint64_t asker;           /* conn of the asker's link, for DIAL_RESULT */
-	km_ms deadline;
-};
-
-struct dial_ask {
-	uint64_t conn;            /* the neighbour's link */
-	struct km_addr remote;
-	struct km_addr seen;      /* where it sees us (its HELLO), our port */
-	uint8_t result;           /* enum km_dial_result; 0: none yet */
-};
-
 /* A relayed link asks its relay for a punch this often, to become direct. */
 #define KM_NODE_UPGRADE_MS KM_SECONDS(15)
 
-struct node_nat_state {
-	uint64_t nonce;           /* ours, for the check running now */
-	struct dial_ask asks[DIALBACK_ASK];
-	int asked;                /* neighbours asked in this check */
-	km_ms deadline;           /* 0: no check running */
-	enum km_scope scope;      /* of the last verdict's evidence (nat.h) */
-	km_ms next_check;
-	km_ms backoff;            /* until the check after next_check */
-	int probes;               /* links let in over the caps, now */
-	km_ms next_keepalive;
-	bool ro_configured;       /* read-only whatever the verdict */
-	bool told_private;        /* what our neighbours last heard (REACH) */
-	struct dialer dialers[DIALERS_MAX];
-	struct km_node_nat_stats st;
-};
-
+/* One address family's DHT; the km_dht callbacks get this as user, so
+ * that lookup ids can be told apart by family. */
 struct node_family {
 	struct km_node *n;
 	struct km_dht *dht;       /* NULL: the node does not run this family */
@@ -141,10 +99,14 @@ struct km_node {
 	km_ms next_save;
 	km_ms next_rejoin_check;
 	bool stopping;
+	/* NAT traversal: modules that own their state (node_nat.c,
+	 * node_relay.c, node_punch.c and node_rendezvous.c wire them in). */
 	struct km_nat nat;        /* external address, reachability */
-	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
+	bool read_only_configured; /* read-only whatever the verdict */
+	struct km_dialback *dialback; /* checks, dials for others, keepalives */
 	struct km_relay *relay;   /* circuits as R, relayed links' frames */
 	struct km_punch *punch;   /* punches running, coordinating them */
+	struct km_rendezvous *rendezvous; /* REACH, private neighbours */
 	struct km_node_goodbye last_goodbye; /* node_link.c */
 };
 
@@ -204,7 +166,7 @@ void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
 void node_nat_observed(struct km_node *n, const struct km_addr *from,
 		       const struct km_addr *seen, km_ms now);
 void node_nat_hello_observed(struct km_node *n, struct link *l, km_ms now);
-void node_nat_init(struct km_node *n, km_ms now);
+int node_nat_init(struct km_node *n, km_ms now);
 bool node_nat_on_frame(struct km_node *n, struct link *l,
 		       const struct km_frame *f, km_ms now);
 bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);
@@ -226,8 +188,10 @@ void node_punch_hello(struct km_node *n, struct link *l, km_ms now);
 void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
 km_ms node_punch_tick(struct km_node *n, km_ms now);
 
-/* node_rendezvous.c: who is private, who can be their rendezvous. */
+/* node_rendezvous.c: the node's side of km_rendezvous (rendezvous.h). */
+int node_rendezvous_init(struct km_node *n);
 void node_rendezvous_up(struct km_node *n, struct link *l, km_ms now);
+void node_rendezvous_gone(struct km_node *n, struct link *l, km_ms now);
 void node_rendezvous_tick(struct km_node *n);
 bool node_rendezvous_on_frame(struct km_node *n, struct link *l,
 			      const struct km_frame *f, km_ms now);

@@ -106,8 +106,7 @@ struct link *link_open_probe(struct km_node *n, const struct km_addr *remote,
 	km_frame_decoder_init(&l->dec, 0);
 	HASH_ADD(hh, n->links, conn, sizeof(l->conn), l);
 	n->nlinks++;
-	n->ns.probes++;
-	n->ns.st.dialback_probes++;
+	km_dialback_probe_opened(n->dialback);
 	return l;
 }
 
@@ -136,7 +135,7 @@ static link_event *const on_neighbour_up[] = {
 /* It ended, whatever it was (still in the link table while they hear). */
 static link_event *const on_gone[] = {
 	bootstrap_gone, node_punch_link_gone, node_relay_link_gone,
-	neighbour_lost,
+	node_rendezvous_gone, neighbour_lost,
 };
 
 #define TELL(list, n, l, now) \
@@ -148,7 +147,8 @@ static void link_free(struct km_node *n, struct link *l, km_ms now)
 	TELL(on_gone, n, l, now);
 	HASH_DEL(n->links, l);
 	n->nlinks--;
-	n->ns.probes -= l->probe;
+	if (l->probe)
+		km_dialback_probe_closed(n->dialback);
 	km_frame_decoder_free(&l->dec);
 	free(l);
 }

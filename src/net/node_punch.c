@@ -95,7 +95,7 @@ int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
 	HASH_ITER(hh, n->links, l, tmp) {
 		if (!l->neighbour || asked >= PUNCH_ASK_MAX)
 			continue;
-		km_punch_ask(n->punch, l->conn, id);
+		km_punch_ask(n->punch, l->conn, id, KM_PUNCH_OPERATOR);
 		asked++;
 	}
 	return asked > 0 ? 0 : KM_ERR_FULL;
@@ -162,7 +162,8 @@ static km_ms upgrades(struct km_node *n, km_ms now)
 		    km_punch_running(n->punch, &l->relay_peer))
 			continue;
 		if (now >= l->next_upgrade && (r = link_find(n, l->relay_via))) {
-			km_punch_upgrade(n->punch, r->conn, &l->relay_peer);
+			km_punch_ask(n->punch, r->conn, &l->relay_peer,
+				     KM_PUNCH_UPGRADE);
 			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
 		}
 		wake = km_ms_earliest(wake, l->next_upgrade);

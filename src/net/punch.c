@@ -60,20 +60,12 @@ static void punch_log(struct km_punch *k, const struct punch *p,
 	k->cb.log(k->user, msg);
 }
 
-static void send_id(struct km_punch *k, uint64_t via, const struct km_id *id)
+void km_punch_ask(struct km_punch *k, uint64_t via, const struct km_id *id,
+		  enum km_punch_why why)
 {
 	k->cb.send(k->user, via, KM_FRAME_PUNCH_REQ, id->b, KM_ID_LEN);
-}
-
-void km_punch_ask(struct km_punch *k, uint64_t via, const struct km_id *id)
-{
-	send_id(k, via, id);
-}
-
-void km_punch_upgrade(struct km_punch *k, uint64_t via, const struct km_id *id)
-{
-	send_id(k, via, id);
-	k->st.upgrades++;
+	k->st.upgrades += why == KM_PUNCH_UPGRADE;
+	k->st.asked += why == KM_PUNCH_PRIVATE;
 }
 
 /* PUNCH_GO's body: a PEER_LIST body with one entry. */

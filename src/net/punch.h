@@ -64,6 +64,7 @@ struct km_punch_stats {
 	unsigned long ok, failed;
 	unsigned long attempts;    /* TCP simultaneous opens tried */
 	unsigned long upgrades;    /* punches asked for a relayed link */
+	unsigned long asked;       /* ... for a private node, on our own accord */
 	km_ms last_punch_ms;       /* PUNCH_GO to punched link up, last */
 	km_ms last_relay_ms;       /* PUNCH_GO to relayed link up, last */
 };
@@ -82,11 +83,18 @@ int km_punch_on_frame(struct km_punch *p, uint64_t conn,
 		      const struct km_peer *from, uint8_t type,
 		      const uint8_t *body, size_t len, km_ms now);
 
+/* Why the node asks for a punch, for the counters. */
+enum km_punch_why {
+	KM_PUNCH_OPERATOR, /* dht-ctl punch: not counted */
+	KM_PUNCH_UPGRADE,  /* to replace a relayed link: upgrades */
+	KM_PUNCH_PRIVATE,  /* to a private node the connection manager
+			    * wants: asked */
+};
+
 /* Asks the neighbour on link via to be the rendezvous for a punch to id
- * (PUNCH_REQ); km_punch_upgrade() does so for a relayed link, and counts
- * it. */
-void km_punch_ask(struct km_punch *p, uint64_t via, const struct km_id *id);
-void km_punch_upgrade(struct km_punch *p, uint64_t via, const struct km_id *id);
+ * (PUNCH_REQ). */
+void km_punch_ask(struct km_punch *p, uint64_t via, const struct km_id *id,
+		  enum km_punch_why why);
 
 /* Whether a punch to id is running. */
 bool km_punch_running(const struct km_punch *p, const struct km_id *id);

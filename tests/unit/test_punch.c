@@ -263,16 +263,20 @@ Test(punch, at_most_so_many_punches_run_at_once)
 	cr_assert_eq(f.dials, KM_PUNCHES_MAX);
 }
 
-Test(punch, asking_for_an_upgrade_sends_punch_req_and_counts_it)
+Test(punch, asking_for_a_punch_sends_punch_req_and_counts_it_by_why)
 {
 	struct km_id id = natfake_id(9);
 
-	km_punch_ask(p, 3, &id);
-	km_punch_upgrade(p, 3, &id);
-	cr_assert_eq(natfake.nsent, 2);
+	km_punch_ask(p, 3, &id, KM_PUNCH_OPERATOR);
+	km_punch_ask(p, 3, &id, KM_PUNCH_UPGRADE);
+	km_punch_ask(p, 3, &id, KM_PUNCH_PRIVATE);
+	km_punch_ask(p, 3, &id, KM_PUNCH_PRIVATE);
+	cr_assert_eq(natfake.nsent, 4);
 	cr_assert_eq(natfake.sent[1].type, KM_FRAME_PUNCH_REQ);
+	cr_assert_eq(natfake.sent[1].conn, 3);
 	cr_assert_arr_eq(natfake.sent[1].body, id.b, KM_ID_LEN);
 	cr_assert_eq(km_punch_stats(p).upgrades, 1);
+	cr_assert_eq(km_punch_stats(p).asked, 2);
 }
 
 Test(punch, malformed_bodies_are_errors)
