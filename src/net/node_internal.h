@@ -1,4 +1,8 @@
-/* Private to node.c and node_link.c. */
+/* The node's core: struct km_node and struct link, node.c's helpers and
+ * node_link.c's link API.  Shared by node.c and node_link.c, and by the
+ * files that wire modules into the node (node_neighbours.c, node_nat.c,
+ * node_punch.c, node_relay.c, node_rendezvous.c), which act on links.
+ * What those files offer back is in node_hooks.h. */
 #ifndef KM_NET_NODE_INTERNAL_H
 #define KM_NET_NODE_INTERNAL_H
 
@@ -9,16 +13,12 @@
 #include "net/dialback.h"
 #include "net/nat.h"
 #include "net/node.h"
+#include "net/node_hooks.h"
 #include "net/punch.h"
-#include "net/rendezvous.h"
 #include "net/relay.h"
+#include "net/rendezvous.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
-
-/* Contacts handed out in one PEER_LIST: the closest to the newcomer, then
- * a few random ones so newcomers do not all learn the same corner. */
-#define PEER_LIST_CLOSEST 16
-#define PEER_LIST_RANDOM 8
 
 enum link_state {
 	LINK_CONNECTING, /* outbound, TCP connect in progress */
@@ -47,7 +47,7 @@ struct link {
 	int pings_unanswered;
 	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
-	bool punched;             /* opened by hole punching (node_punch.c) */
+	bool punched;             /* opened by hole punching (punch.h) */
 	bool probe;               /* let in over the caps during a check */
 	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
 	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
@@ -61,9 +61,6 @@ struct bootstrap {
 	km_ms next_try;           /* 0 = not scheduled */
 	bool in_progress;
 };
-
-/* A relayed link asks its relay for a punch this often, to become direct. */
-#define KM_NODE_UPGRADE_MS KM_SECONDS(15)
 
 /* One address family's DHT; the km_dht callbacks get this as user, so
  * that lookup ids can be told apart by family. */
@@ -127,6 +124,8 @@ struct link *link_open(struct km_node *n, const struct km_addr *remote,
 struct link *link_open_probe(struct km_node *n, const struct km_addr *remote,
 			     km_ms now);
 struct link *link_find(struct km_node *n, uint64_t conn);
+/* The node ID its HELLO gave (meaningful from LINK_AUTH_WAIT on). */
+struct km_id link_peer_id(const struct link *l);
 /* What link_by_peer asks of the link to a peer, or-ed. */
 enum {
 	PEER_UP = 1,        /* authenticated; matched on its HELLO's ID */
@@ -152,60 +151,5 @@ struct km_peer link_endpoint(const struct link *l);
 /* The NAT modules' send callback: a frame on link conn, if it exists. */
 bool link_send_by_conn(void *n, uint64_t conn, uint8_t type,
 		       const uint8_t *body, size_t len);
-
-/* node_neighbours.c: the connection manager and broadcast, wired in. */
-int neighbours_init(struct km_node *n, km_ms now);
-void neighbours_free(struct km_node *n);
-km_ms neighbours_tick(struct km_node *n, km_ms now);
-/* These three hear of links through node_link.c's lists. */
-void neighbour_up(struct km_node *n, struct link *l, km_ms now);
-void neighbour_pin(struct km_node *n, struct link *l, km_ms now);
-void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
-
-/* node_nat.c: external address votes. */
-void node_nat_observed(struct km_node *n, const struct km_addr *from,
-		       const struct km_addr *seen, km_ms now);
-void node_nat_hello_observed(struct km_node *n, struct link *l, km_ms now);
-int node_nat_init(struct km_node *n, km_ms now);
-bool node_nat_on_frame(struct km_node *n, struct link *l,
-		       const struct km_frame *f, km_ms now);
-bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);
-void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
-/* True while a check waits for its dial-back (caps yield to probes). */
-bool node_nat_expecting(const struct km_node *n);
-/* An authenticated inbound link: unsolicited, it proves us public. */
-void node_nat_inbound(struct km_node *n, struct link *l, km_ms now);
-/* A KRPC query from an IP our DHT had not talked to: our UDP port is open. */
-void node_nat_unsolicited(struct km_node *n, const struct km_addr *from);
-km_ms node_nat_tick(struct km_node *n, km_ms now);
-
-/* node_punch.c: the node's side of km_punch (punch.h). */
-int node_punch_init(struct km_node *n);
-bool node_punch_on_frame(struct km_node *n, struct link *l,
-			 const struct km_frame *f, km_ms now);
-void node_punch_link_up(struct km_node *n, struct link *l, km_ms now);
-void node_punch_hello(struct km_node *n, struct link *l, km_ms now);
-void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
-km_ms node_punch_tick(struct km_node *n, km_ms now);
-
-/* node_rendezvous.c: the node's side of km_rendezvous (rendezvous.h). */
-int node_rendezvous_init(struct km_node *n);
-void node_rendezvous_up(struct km_node *n, struct link *l, km_ms now);
-void node_rendezvous_gone(struct km_node *n, struct link *l, km_ms now);
-void node_rendezvous_tick(struct km_node *n);
-bool node_rendezvous_on_frame(struct km_node *n, struct link *l,
-			      const struct km_frame *f, km_ms now);
-void node_rendezvous_fill(struct km_node *n, km_ms now);
-
-/* node_relay.c: the node's side of km_relay (relay.h). */
-int node_relay_init(struct km_node *n);
-bool node_relay_on_frame(struct km_node *n, struct link *l,
-			 const struct km_frame *f, km_ms now);
-void node_relay_ask(struct km_node *n, uint64_t rendezvous,
-		    const struct km_id *id);
-void node_relay_write(struct km_node *n, struct link *l, const uint8_t *buf,
-		      size_t len);
-void node_relay_close(struct km_node *n, struct link *l);
-void node_relay_link_gone(struct km_node *n, struct link *l, km_ms now);
 
 #endif

@@ -14,6 +14,10 @@
 #include "proto/err.h"
 #include "proto/wire.h"
 
+/* Contacts handed out in one PEER_LIST: the closest to the newcomer, then
+ * a few random ones so newcomers do not all learn the same corner. */
+#define PEER_LIST_CLOSEST 16
+#define PEER_LIST_RANDOM 8
 /* A link that is up but not a neighbour (it only waits for its PEER_LIST)
  * gets this long between frames. */
 #define LINK_IDLE_MS KM_SECONDS(30)
@@ -33,6 +37,14 @@ struct link *link_find(struct km_node *n, uint64_t conn)
 
 	HASH_FIND(hh, n->links, &conn, sizeof(conn), l);
 	return l;
+}
+
+struct km_id link_peer_id(const struct link *l)
+{
+	struct km_id id;
+
+	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	return id;
 }
 
 static bool link_matches(const struct link *l, const struct km_id *id,
@@ -374,11 +386,10 @@ static void close_other(struct km_node *n, uint64_t conn, int reason,
 /* The HELLO was fine: the connection manager decides what the link is. */
 static bool admit(struct km_node *n, struct link *l, km_ms now)
 {
-	struct km_id id;
+	struct km_id id = link_peer_id(l);
 	uint64_t other = 0;
 	enum km_cm_verdict v;
 
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
 	v = km_connmgr_hello(n->cm, l->conn, &id, now, &other);
 	if (v == KM_CM_DUPLICATE) {
 		link_close(n, l, KM_BYE_DUPLICATE, "already connected", now);
@@ -479,7 +490,7 @@ static bool on_auth(struct km_node *n, struct link *l,
 		link_close(n, l, KM_BYE_AUTH, "signature does not verify", now);
 		return false;
 	}
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	id = link_peer_id(l);
 	rv = km_pins_check(n->pins, &id, l->hello.pubkey, now);
 	if (rv == KM_ERR_AUTH) {
 		n->stats.auth_key_refused++;
@@ -595,7 +606,7 @@ static void remember_goodbye(struct km_node *n, const struct link *l,
 	b->from = l->remote;
 	b->authenticated = l->state == LINK_UP;
 	if (b->authenticated)
-		memcpy(b->id.b, l->hello.id, KM_ID_LEN);
+		b->id = link_peer_id(l);
 	b->at = now;
 }
 

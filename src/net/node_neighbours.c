@@ -67,9 +67,8 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 /* Broadcast messages from l's peer are signed with the key it proved. */
 void neighbour_pin(struct km_node *n, struct link *l, km_ms now)
 {
-	struct km_id id;
+	struct km_id id = link_peer_id(l);
 
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
 	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
 }
 
@@ -132,7 +131,7 @@ size_t km_node_neighbours(const struct km_node *n, struct km_neighbour *out,
 		if (!l->neighbour || count++ >= max)
 			continue;
 		nb = &out[count - 1];
-		memcpy(nb->id.b, l->hello.id, KM_ID_LEN);
+		nb->id = link_peer_id(l);
 		nb->addr = l->remote;
 		nb->outbound = l->outbound;
 		nb->eager = km_bcast_peer_eager(n->bcast, l->conn);

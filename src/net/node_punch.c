@@ -115,9 +115,8 @@ bool node_punch_on_frame(struct km_node *n, struct link *l,
 
 void node_punch_link_up(struct km_node *n, struct link *l, km_ms now)
 {
-	struct km_id id;
+	struct km_id id = link_peer_id(l);
 
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
 	if (km_punch_link_up(n->punch, l->conn, &id, l->outbound,
 			     l->relay_via != 0, now))
 		l->punched = true;
@@ -131,18 +130,17 @@ void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now)
 
 void node_punch_hello(struct km_node *n, struct link *l, km_ms now)
 {
+	struct km_id id = link_peer_id(l);
 	struct link *v;
-	struct km_id id;
 
 	if (!l->punched)
 		return;
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
 	while ((v = link_by_peer(n, &id, PEER_RELAYED, 0)))
 		link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
 }
 
 /* Relayed links keep asking their relay for a punch: only the side with
- * the lower ID (the relay's dialler) asks, KM_NODE_UPGRADE_MS after the
+ * the lower ID (the relay's dialler) asks, KM_PUNCH_UPGRADE_MS after the
  * last round ended (see upgrade_later).  Rounds must not follow each
  * other closely: a NAT gives a new connection from a source port the
  * mapping that source already has (Linux's masquerade does), so one
@@ -164,7 +162,7 @@ static km_ms upgrades(struct km_node *n, km_ms now)
 		if (now >= l->next_upgrade && (r = link_find(n, l->relay_via))) {
 			km_punch_ask(n->punch, r->conn, &l->relay_peer,
 				     KM_PUNCH_UPGRADE);
-			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
+			l->next_upgrade = now + KM_PUNCH_UPGRADE_MS;
 		}
 		wake = km_ms_earliest(wake, l->next_upgrade);
 	}
@@ -178,7 +176,7 @@ static void upgrade_later(struct km_node *n, const struct km_id *id, km_ms now)
 
 	HASH_ITER(hh, n->links, l, tmp)
 		if (l->relay_via && km_id_eq(&l->relay_peer, id))
-			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
+			l->next_upgrade = now + KM_PUNCH_UPGRADE_MS;
 }
 
 km_ms node_punch_tick(struct km_node *n, km_ms now)

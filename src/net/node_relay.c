@@ -39,7 +39,7 @@ static int relay_open(void *user, uint64_t via, const struct km_peer *peer,
 		return KM_ERR_FULL;
 	l->relay_via = via;
 	l->relay_peer = id;
-	l->next_upgrade = now + KM_NODE_UPGRADE_MS;
+	l->next_upgrade = now + KM_PUNCH_UPGRADE_MS;
 	if (dialler)
 		link_on_connected(n, l, now);
 	return 0;

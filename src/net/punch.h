@@ -30,6 +30,9 @@
 #define KM_PUNCHES_MAX 4           /* punches running at once */
 #define KM_PUNCH_TIMEOUT_MS KM_SECONDS(12)
 #define KM_PUNCH_RETRY_MS KM_SECONDS(1)
+/* A relayed link asks its relay for a punch this often, to become direct
+ * (the node keeps the time on the link). */
+#define KM_PUNCH_UPGRADE_MS KM_SECONDS(15)
 
 struct km_punch_callbacks {
 	/* Sends a frame on link conn; false if there is no such link. */
