@@ -188,7 +188,7 @@ static void modules_del(struct km_node *n)
 	km_punch_del(n->punch);
 	km_relay_del(n->relay);
 	km_dialback_del(n->dialback);
-	neighbours_free(n);
+	node_neighbours_free(n);
 	families_del(n);
 	km_pins_del(n->pins);
 }
@@ -213,7 +213,7 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->next_conn = 1;
 	km_nat_init(&n->nat);
 	if (ident_init(n) < 0 || families_new(n, now) < 0 ||
-	    neighbours_init(n, now) < 0 || node_nat_init(n, now) < 0 ||
+	    node_neighbours_init(n, now) < 0 || node_nat_init(n, now) < 0 ||
 	    node_relay_init(n) < 0 || node_punch_init(n) < 0 ||
 	    node_rendezvous_init(n) < 0) {
 		modules_del(n);
@@ -539,7 +539,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 		if (n->fam[i].dht)
 			wake = km_ms_earliest(wake, km_dht_tick(n->fam[i].dht, now));
 	wake = km_ms_earliest(wake, links_tick(n, now));
-	wake = km_ms_earliest(wake, neighbours_tick(n, now));
+	wake = km_ms_earliest(wake, node_neighbours_tick(n, now));
 	wake = km_ms_earliest(wake, node_nat_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {

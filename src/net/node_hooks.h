@@ -18,13 +18,13 @@ struct km_node;
 struct link;
 
 /* node_neighbours.c: the connection manager and broadcast, wired in. */
-int neighbours_init(struct km_node *n, km_ms now);
-void neighbours_free(struct km_node *n);
-km_ms neighbours_tick(struct km_node *n, km_ms now);
+int node_neighbours_init(struct km_node *n, km_ms now);
+void node_neighbours_free(struct km_node *n);
+km_ms node_neighbours_tick(struct km_node *n, km_ms now);
 /* These three hear of links through node_link.c's lists. */
-void neighbour_up(struct km_node *n, struct link *l, km_ms now);
-void neighbour_pin(struct km_node *n, struct link *l, km_ms now);
-void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
+void node_neighbours_up(struct km_node *n, struct link *l, km_ms now);
+void node_neighbours_pin(struct km_node *n, struct link *l, km_ms now);
+void node_neighbours_lost(struct km_node *n, struct link *l, km_ms now);
 
 /* node_nat.c: external address votes, and the node's side of km_dialback
  * (dialback.h). */

@@ -138,16 +138,16 @@ typedef void link_event(struct km_node *n, struct link *l, km_ms now);
 /* Its AUTH verified, before the connection manager sees it. */
 static link_event *const on_authenticated[] = {
 	node_nat_hello_observed, node_punch_hello, node_nat_inbound,
-	verify_peer, neighbour_pin,
+	verify_peer, node_neighbours_pin,
 };
 /* It became a neighbour. */
 static link_event *const on_neighbour_up[] = {
-	neighbour_up, node_punch_link_up, node_rendezvous_up,
+	node_neighbours_up, node_punch_link_up, node_rendezvous_up,
 };
 /* It ended, whatever it was (still in the link table while they hear). */
 static link_event *const on_gone[] = {
 	bootstrap_gone, node_punch_link_gone, node_relay_link_gone,
-	node_rendezvous_gone, neighbour_lost,
+	node_rendezvous_gone, node_neighbours_lost,
 };
 
 #define TELL(list, n, l, now) \

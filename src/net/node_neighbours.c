@@ -25,7 +25,7 @@ static void on_bcast_deliver(void *user, const struct km_message *m)
 		n->cb.deliver(n->user, m);
 }
 
-int neighbours_init(struct km_node *n, km_ms now)
+int node_neighbours_init(struct km_node *n, km_ms now)
 {
 	static const struct km_bcast_callbacks bcast_cb = {
 		.send = on_bcast_send,
@@ -41,7 +41,7 @@ int neighbours_init(struct km_node *n, km_ms now)
 	return n->cm && n->bcast ? 0 : KM_ERR_NOMEM;
 }
 
-void neighbours_free(struct km_node *n)
+void node_neighbours_free(struct km_node *n)
 {
 	km_bcast_del(n->bcast);
 	km_connmgr_del(n->cm);
@@ -49,7 +49,7 @@ void neighbours_free(struct km_node *n)
 	n->cm = NULL;
 }
 
-void neighbour_up(struct km_node *n, struct link *l, km_ms now)
+void node_neighbours_up(struct km_node *n, struct link *l, km_ms now)
 {
 	char addr[KM_ADDR_STRLEN];
 
@@ -65,7 +65,7 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 }
 
 /* Broadcast messages from l's peer are signed with the key it proved. */
-void neighbour_pin(struct km_node *n, struct link *l, km_ms now)
+void node_neighbours_pin(struct km_node *n, struct link *l, km_ms now)
 {
 	struct km_id id = link_peer_id(l);
 
@@ -73,7 +73,7 @@ void neighbour_pin(struct km_node *n, struct link *l, km_ms now)
 }
 
 /* Called for every link that ends, neighbour or not. */
-void neighbour_lost(struct km_node *n, struct link *l, km_ms now)
+void node_neighbours_lost(struct km_node *n, struct link *l, km_ms now)
 {
 	if (!n->cm)
 		return; /* km_node_new failing half-way */
@@ -100,7 +100,7 @@ static void fill(struct km_node *n, km_ms now)
 	node_rendezvous_fill(n, now);
 }
 
-km_ms neighbours_tick(struct km_node *n, km_ms now)
+km_ms node_neighbours_tick(struct km_node *n, km_ms now)
 {
 	km_ms wake;
 
