@@ -38,9 +38,9 @@ struct km_punch_callbacks {
 	/* Sends a frame on link conn; false if there is no such link. */
 	bool (*send)(void *user, uint64_t conn, uint8_t type,
 		     const uint8_t *body, size_t len);
-	/* The neighbour whose authenticated link to us is the first one to
-	 * id: its conn and its peer as PUNCH_GO names it (ID, IP we see,
-	 * listening port; port 0: it has none).  False: none. */
+	/* The first authenticated link to id, if it is a neighbour's: its
+	 * conn, and its peer as PUNCH_GO names it (ID, IP we see, listening
+	 * port; port 0: it has none).  False: no such neighbour. */
 	bool (*neighbour)(void *user, const struct km_id *id, uint64_t *conn,
 			  struct km_peer *peer);
 	/* Whether a PUNCH_GO naming id should start a punch: the node can
