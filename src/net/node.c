@@ -107,7 +107,7 @@ static void on_dht_observed(void *user, const struct km_addr *from,
 {
 	struct node_family *f = user;
 
-	node_observed(f->n, from, seen, now);
+	node_nat_observed(f->n, from, seen, now);
 }
 
 static void on_dht_unsolicited(void *user, const struct km_addr *from,
@@ -181,6 +181,18 @@ static int ident_init(struct km_node *n)
 	return n->pins ? 0 : KM_ERR_NOMEM;
 }
 
+/* What km_node_new made, in reverse; each is NULL if it was not. */
+static void modules_del(struct km_node *n)
+{
+	km_rendezvous_del(n->rendezvous);
+	km_punch_del(n->punch);
+	km_relay_del(n->relay);
+	km_dialback_del(n->dialback);
+	node_neighbours_free(n);
+	families_del(n);
+	km_pins_del(n->pins);
+}
+
 struct km_node *km_node_new(const struct km_node_config *cfg,
 			    const struct km_node_callbacks *cb, void *user,
 			    struct km_rng *rng, km_ms now)
@@ -200,12 +212,11 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->started_at = now;
 	n->next_conn = 1;
 	km_nat_init(&n->nat);
-	node_nat_init(n, now);
 	if (ident_init(n) < 0 || families_new(n, now) < 0 ||
-	    neighbours_init(n, now) < 0) {
-		km_pins_del(n->pins);
-		neighbours_free(n);
-		families_del(n);
+	    node_neighbours_init(n, now) < 0 || node_nat_init(n, now) < 0 ||
+	    node_relay_init(n) < 0 || node_punch_init(n) < 0 ||
+	    node_rendezvous_init(n) < 0) {
+		modules_del(n);
 		free(n);
 		return NULL;
 	}
@@ -227,9 +238,7 @@ void km_node_del(struct km_node *n)
 		l->bootstrap = -1;
 		link_on_closed(n, l, 0);
 	}
-	neighbours_free(n);
-	families_del(n);
-	km_pins_del(n->pins);
+	modules_del(n);
 	free(n->saved);
 	free(n);
 }
@@ -530,7 +539,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 		if (n->fam[i].dht)
 			wake = km_ms_earliest(wake, km_dht_tick(n->fam[i].dht, now));
 	wake = km_ms_earliest(wake, links_tick(n, now));
-	wake = km_ms_earliest(wake, neighbours_tick(n, now));
+	wake = km_ms_earliest(wake, node_neighbours_tick(n, now));
 	wake = km_ms_earliest(wake, node_nat_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {

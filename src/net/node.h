@@ -11,7 +11,7 @@
  * UDP is dispatched by the sender's family; bootstrap addresses, PEER_LIST
  * entries and saved contacts are verified on the table of their family.
  *
- * Like km_dht it never touches a socket or a clock.  The driver (uv_node.c
+ * Like km_dht it never touches a socket or a clock.  The driver (src/uv/
  * in the daemon, the simulator elsewhere) feeds it events and carries out
  * what the callbacks ask.  TCP connections are named by 64-bit ids that the
  * node hands out. */

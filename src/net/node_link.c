@@ -14,6 +14,10 @@
 #include "proto/err.h"
 #include "proto/wire.h"
 
+/* Contacts handed out in one PEER_LIST: the closest to the newcomer, then
+ * a few random ones so newcomers do not all learn the same corner. */
+#define PEER_LIST_CLOSEST 16
+#define PEER_LIST_RANDOM 8
 /* A link that is up but not a neighbour (it only waits for its PEER_LIST)
  * gets this long between frames. */
 #define LINK_IDLE_MS KM_SECONDS(30)
@@ -33,6 +37,37 @@ struct link *link_find(struct km_node *n, uint64_t conn)
 
 	HASH_FIND(hh, n->links, &conn, sizeof(conn), l);
 	return l;
+}
+
+struct km_id link_peer_id(const struct link *l)
+{
+	struct km_id id;
+
+	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	return id;
+}
+
+static bool link_matches(const struct link *l, const struct km_id *id,
+			 unsigned want, uint64_t via)
+{
+	if (want & PEER_RELAYED)
+		return l->relay_via != 0 && (via == 0 || l->relay_via == via) &&
+		       km_id_eq(&l->relay_peer, id);
+	if (((want & PEER_UP) && l->state != LINK_UP) ||
+	    ((want & PEER_NEIGHBOUR) && !l->neighbour))
+		return false;
+	return memcmp(l->hello.id, id->b, KM_ID_LEN) == 0;
+}
+
+struct link *link_by_peer(struct km_node *n, const struct km_id *id,
+			  unsigned want, uint64_t via)
+{
+	struct link *l, *tmp;
+
+	HASH_ITER(hh, n->links, l, tmp)
+		if (link_matches(l, id, want, via))
+			return l;
+	return NULL;
 }
 
 struct link *link_open(struct km_node *n, const struct km_addr *remote,
@@ -83,23 +118,49 @@ struct link *link_open_probe(struct km_node *n, const struct km_addr *remote,
 	km_frame_decoder_init(&l->dec, 0);
 	HASH_ADD(hh, n->links, conn, sizeof(l->conn), l);
 	n->nlinks++;
-	n->ns.probes++;
-	n->ns.st.dialback_probes++;
+	km_dialback_probe_opened(n->dialback);
 	return l;
 }
 
-static void link_free(struct km_node *n, struct link *l, km_ms now)
+/* A bootstrap link that ends before its PEER_LIST arrived has failed,
+ * whatever the reason: fall back to KRPC. */
+static void bootstrap_gone(struct km_node *n, struct link *l, km_ms now)
 {
-	/* A bootstrap link that ends before its PEER_LIST arrived has failed,
-	 * whatever the reason: fall back to KRPC. */
 	if (l->bootstrap >= 0)
 		node_bootstrap_failed(n, l->bootstrap, now);
-	node_punch_link_gone(n, l, now);
-	node_relay_link_gone(n, l, now);
-	neighbour_lost(n, l, now);
+}
+
+static void verify_peer(struct km_node *n, struct link *l, km_ms now);
+
+/* Who hears about a link's life, in this order: here and nowhere else. */
+typedef void link_event(struct km_node *n, struct link *l, km_ms now);
+
+/* Its AUTH verified, before the connection manager sees it. */
+static link_event *const on_authenticated[] = {
+	node_nat_hello_observed, node_punch_hello, node_nat_inbound,
+	verify_peer, node_neighbours_pin,
+};
+/* It became a neighbour. */
+static link_event *const on_neighbour_up[] = {
+	node_neighbours_up, node_punch_link_up, node_rendezvous_up,
+};
+/* It ended, whatever it was (still in the link table while they hear). */
+static link_event *const on_gone[] = {
+	bootstrap_gone, node_punch_link_gone, node_relay_link_gone,
+	node_rendezvous_gone, node_neighbours_lost,
+};
+
+#define TELL(list, n, l, now) \
+	for (size_t i_ = 0; i_ < sizeof(list) / sizeof(list[0]); i_++) \
+		list[i_](n, l, now)
+
+static void link_free(struct km_node *n, struct link *l, km_ms now)
+{
+	TELL(on_gone, n, l, now);
 	HASH_DEL(n->links, l);
 	n->nlinks--;
-	n->ns.probes -= l->probe;
+	if (l->probe)
+		km_dialback_probe_closed(n->dialback);
 	km_frame_decoder_free(&l->dec);
 	free(l);
 }
@@ -136,6 +197,27 @@ void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 		l->frames_out++;
 		l->bytes_out += KM_FRAME_HEADER_LEN + len;
 	}
+}
+
+bool link_send_by_conn(void *n, uint64_t conn, uint8_t type,
+		       const uint8_t *body, size_t len)
+{
+	struct link *l = link_find(n, conn);
+
+	if (!l)
+		return false;
+	link_send_frame(n, l, type, body, len);
+	return true;
+}
+
+struct km_peer link_endpoint(const struct link *l)
+{
+	struct km_peer p;
+
+	memcpy(p.id, l->hello.id, KM_ID_LEN);
+	p.addr = l->remote;
+	p.addr.port = l->hello.listen_port;
+	return p;
 }
 
 static void send_hello(struct km_node *n, struct link *l)
@@ -270,7 +352,7 @@ static void send_peer_list(struct km_node *n, struct link *l)
 }
 
 /* The peer's UDP side is at its TCP address with its listening port. */
-static void verify_peer(struct km_node *n, const struct link *l, km_ms now)
+static void verify_peer(struct km_node *n, struct link *l, km_ms now)
 {
 	struct km_addr udp = l->remote;
 
@@ -304,11 +386,10 @@ static void close_other(struct km_node *n, uint64_t conn, int reason,
 /* The HELLO was fine: the connection manager decides what the link is. */
 static bool admit(struct km_node *n, struct link *l, km_ms now)
 {
-	struct km_id id;
+	struct km_id id = link_peer_id(l);
 	uint64_t other = 0;
 	enum km_cm_verdict v;
 
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
 	v = km_connmgr_hello(n->cm, l->conn, &id, now, &other);
 	if (v == KM_CM_DUPLICATE) {
 		link_close(n, l, KM_BYE_DUPLICATE, "already connected", now);
@@ -329,7 +410,7 @@ static bool admit(struct km_node *n, struct link *l, km_ms now)
 	if (!l->outbound)
 		send_peer_list(n, l);
 	if (!l->join_only)
-		neighbour_up(n, l, now);
+		TELL(on_neighbour_up, n, l, now);
 	return true;
 }
 
@@ -409,7 +490,7 @@ static bool on_auth(struct km_node *n, struct link *l,
 		link_close(n, l, KM_BYE_AUTH, "signature does not verify", now);
 		return false;
 	}
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
+	id = link_peer_id(l);
 	rv = km_pins_check(n->pins, &id, l->hello.pubkey, now);
 	if (rv == KM_ERR_AUTH) {
 		n->stats.auth_key_refused++;
@@ -422,11 +503,7 @@ static bool on_auth(struct km_node *n, struct link *l,
 		return false;
 	}
 	n->stats.hellos_ok++;
-	node_hello_observed(n, l, now);
-	node_punch_hello(n, l, now);
-	node_nat_inbound(n, l);
-	verify_peer(n, l, now);
-	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
+	TELL(on_authenticated, n, l, now);
 	return admit(n, l, now);
 }
 
@@ -529,7 +606,7 @@ static void remember_goodbye(struct km_node *n, const struct link *l,
 	b->from = l->remote;
 	b->authenticated = l->state == LINK_UP;
 	if (b->authenticated)
-		memcpy(b->id.b, l->hello.id, KM_ID_LEN);
+		b->id = link_peer_id(l);
 	b->at = now;
 }
 
@@ -553,41 +630,62 @@ static bool on_goodbye(struct km_node *n, struct link *l,
 	return false;
 }
 
+/* Frame types to handlers: adding a frame type is one line here plus its
+ * handler.  A handler returns false once it has closed (and freed) l. */
+enum {
+	ROUTE_HANDSHAKE = 1,  /* also before the link is up */
+	ROUTE_OWN_CHECKS = 2, /* checks the link's state itself, and does not
+			       * count as activity on an idle link */
+};
+
+static const struct frame_route {
+	uint8_t first, last;  /* frame types, inclusive */
+	unsigned flags;
+	bool (*on)(struct km_node *, struct link *, const struct km_frame *,
+		   km_ms);
+} routes[] = {
+	{ KM_FRAME_HELLO, KM_FRAME_HELLO, ROUTE_HANDSHAKE, on_hello },
+	{ KM_FRAME_PEER_LIST, KM_FRAME_PEER_LIST, ROUTE_HANDSHAKE, on_peer_list },
+	{ KM_FRAME_PING, KM_FRAME_PING, 0, on_ping },
+	{ KM_FRAME_PONG, KM_FRAME_PONG, 0, on_pong },
+	{ KM_FRAME_MESSAGE, KM_FRAME_MESSAGE, 0, on_broadcast },
+	{ KM_FRAME_GOODBYE, KM_FRAME_GOODBYE, ROUTE_HANDSHAKE, on_goodbye },
+	{ KM_FRAME_IHAVE, KM_FRAME_PRUNE, 0, on_broadcast },
+	{ KM_FRAME_AUTH, KM_FRAME_AUTH, ROUTE_HANDSHAKE, on_auth },
+	{ KM_FRAME_DIAL_ME, KM_FRAME_DIALBACK, ROUTE_OWN_CHECKS, node_nat_on_frame },
+	{ KM_FRAME_PUNCH_REQ, KM_FRAME_PUNCH_GO, ROUTE_OWN_CHECKS, node_punch_on_frame },
+	{ KM_FRAME_RELAY_REQ, KM_FRAME_RELAY_CLOSE, ROUTE_OWN_CHECKS, node_relay_on_frame },
+	{ KM_FRAME_REACH, KM_FRAME_RENDEZVOUS, ROUTE_OWN_CHECKS, node_rendezvous_on_frame },
+	{ KM_FRAME_DIAL_RESULT, KM_FRAME_DIAL_RESULT, ROUTE_OWN_CHECKS, node_nat_on_frame },
+};
+
+static const struct frame_route *route_of(uint8_t type)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (type >= routes[i].first && type <= routes[i].last)
+			return &routes[i];
+	return NULL;
+}
+
 /* Returns false once l has been closed and freed. */
 static bool handle_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
+	const struct frame_route *r = route_of(f->type);
+
 	if (l->probe && f->type != KM_FRAME_DIALBACK) {
 		link_close(n, l, NO_GOODBYE, "over the caps", now);
 		return false;
 	}
-	if (f->type == KM_FRAME_DIAL_ME || f->type == KM_FRAME_DIALBACK ||
-	    f->type == KM_FRAME_DIAL_RESULT)
-		return node_nat_on_frame(n, l, f, now);
-	if (f->type == KM_FRAME_PUNCH_REQ || f->type == KM_FRAME_PUNCH_GO)
-		return node_punch_on_frame(n, l, f, now);
-	if (f->type >= KM_FRAME_RELAY_REQ && f->type <= KM_FRAME_RELAY_CLOSE)
-		return node_relay_on_frame(n, l, f, now);
-	if (f->type == KM_FRAME_REACH || f->type == KM_FRAME_RENDEZVOUS)
-		return node_rendezvous_on_frame(n, l, f, now);
-	if (l->state != LINK_UP && f->type != KM_FRAME_HELLO &&
-	    f->type != KM_FRAME_AUTH && f->type != KM_FRAME_GOODBYE &&
-	    f->type != KM_FRAME_PEER_LIST) {
+	if (r && (r->flags & ROUTE_OWN_CHECKS))
+		return r->on(n, l, f, now);
+	if (l->state != LINK_UP && !(r && (r->flags & ROUTE_HANDSHAKE))) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "HELLO first", now);
 		return false;
 	}
 	l->deadline = now + LINK_IDLE_MS;
-	switch (f->type) {
-	case KM_FRAME_HELLO: return on_hello(n, l, f, now);
-	case KM_FRAME_AUTH: return on_auth(n, l, f, now);
-	case KM_FRAME_PEER_LIST: return on_peer_list(n, l, f, now);
-	case KM_FRAME_PING: return on_ping(n, l, f, now);
-	case KM_FRAME_PONG: return on_pong(n, l, f, now);
-	case KM_FRAME_GOODBYE: return on_goodbye(n, l, f, now);
-	default: break;
-	}
-	if (km_bcast_handles(f->type))
-		return on_broadcast(n, l, f, now);
+	if (r)
+		return r->on(n, l, f, now);
 	/* The decoder knows it, but this build has no use for it here. */
 	link_close(n, l, KM_BYE_PROTOCOL_ERROR, "unexpected frame type", now);
 	return false;

@@ -4,7 +4,7 @@
  * same port (IPv6 sockets are IPv6-only), feeds the
  * core every datagram, connection and byte, runs its timer from uv_now(),
  * and draws randomness from the OS.  It is the only place, with the other
- * uv_*.c files and tools/, where kadmesh touches sockets or the clock. */
+ * files in src/uv and tools/, where kadmesh touches sockets or the clock. */
 #ifndef KM_UV_NODE_H
 #define KM_UV_NODE_H
 
