@@ -160,7 +160,7 @@ static void on_deliver(void *user, const struct km_message *m)
 {
 	struct kadmesh *k = user;
 	struct kadmesh_message out = {
-		.id = m->id, .origin = m->origin, .payload = m->payload,
+		.id = m->id, .origin = m->origin.b, .payload = m->payload,
 		.len = m->payload_len, .hops = m->hops,
 	};
 

@@ -11,8 +11,8 @@
 /* Announcers remembered per missing message: GRAFT tries them in order. */
 #define MISSING_SOURCES 4
 /* Where the hop count sits in an encoded MESSAGE body. */
-#define HOPS_OFFSET (KM_MSG_ID_LEN + KM_NODE_ID_LEN + 8)
-#define SEQ_OFFSET (KM_MSG_ID_LEN + KM_NODE_ID_LEN)
+#define HOPS_OFFSET (KM_MSG_ID_LEN + KM_ID_LEN + 8)
+#define SEQ_OFFSET (KM_MSG_ID_LEN + KM_ID_LEN)
 
 struct peer {
 	uint64_t id;
@@ -479,7 +479,7 @@ static void relay(struct km_bcast *b, const uint8_t *body, size_t len,
  * both; the hop count is left out because relays change it. */
 static const char sig_context[16] = "kadmesh msg v2";
 #define TBS_HASHED (16 + KM_MSG_ID_LEN)
-#define TBS_HEAD (TBS_HASHED + KM_NODE_ID_LEN + 8)
+#define TBS_HEAD (TBS_HASHED + KM_ID_LEN + 8)
 
 static uint8_t *message_tbs(const struct km_message *m, struct km_id *id)
 {
@@ -488,8 +488,8 @@ static uint8_t *message_tbs(const struct km_message *m, struct km_id *id)
 	if (!buf)
 		return NULL;
 	memcpy(buf, sig_context, sizeof(sig_context));
-	memcpy(buf + TBS_HASHED, m->origin, KM_NODE_ID_LEN);
-	km_wire_put_u64(buf + TBS_HASHED + KM_NODE_ID_LEN, m->seq);
+	memcpy(buf + TBS_HASHED, m->origin.b, KM_ID_LEN);
+	km_wire_put_u64(buf + TBS_HASHED + KM_ID_LEN, m->seq);
 	if (m->payload_len)
 		memcpy(buf + TBS_HEAD, m->payload, m->payload_len);
 	km_id_sha1(buf + TBS_HASHED, TBS_HEAD - TBS_HASHED + m->payload_len, id);
@@ -526,22 +526,22 @@ static void origin_forget_oldest(struct km_bcast *b)
 	}
 }
 
-static struct origin *origin_get(struct km_bcast *b, const uint8_t *id,
+static struct origin *origin_get(struct km_bcast *b, const struct km_id *id,
 				 km_ms now)
 {
 	struct origin *o;
 
-	HASH_FIND(hh, b->origins, id, KM_NODE_ID_LEN, o);
+	HASH_FIND(hh, b->origins, id->b, KM_ID_LEN, o);
 	if (o)
 		return o;
 	if (b->norigins >= b->cfg.origins_max)
 		origin_forget_oldest(b);
 	if (!(o = calloc(1, sizeof(*o))))
 		return NULL;
-	memcpy(o->id.b, id, KM_NODE_ID_LEN);
+	o->id = *id;
 	o->tokens = (uint64_t)b->cfg.origin_burst * 1000;
 	o->refilled = o->used = now;
-	HASH_ADD(hh, b->origins, id.b, KM_NODE_ID_LEN, o);
+	HASH_ADD(hh, b->origins, id.b, KM_ID_LEN, o);
 	b->norigins++;
 	return o;
 }
@@ -549,7 +549,7 @@ static struct origin *origin_get(struct km_bcast *b, const uint8_t *id,
 int km_bcast_pin(struct km_bcast *b, const struct km_id *origin,
 		 const uint8_t pubkey[static KM_PUBKEY_LEN], km_ms now)
 {
-	struct origin *o = origin_get(b, origin->b, now);
+	struct origin *o = origin_get(b, origin, now);
 
 	if (!o)
 		return KM_ERR_NOMEM;
@@ -609,12 +609,12 @@ static int check_origin(struct km_bcast *b, const struct km_message *m,
 	struct origin *o;
 
 	/* Nobody else may speak in our name (our own key is never evicted). */
-	if (memcmp(m->origin, b->self.b, KM_NODE_ID_LEN) == 0 &&
+	if (km_id_eq(&m->origin, &b->self) &&
 	    memcmp(m->pubkey, b->ident.pub, KM_PUBKEY_LEN) != 0) {
 		b->st.forged++;
 		return KM_ERR_AUTH;
 	}
-	if (!(o = origin_get(b, m->origin, now)))
+	if (!(o = origin_get(b, &m->origin, now)))
 		return KM_ERR_NOMEM;
 	if ((o->has_key && memcmp(o->pubkey, m->pubkey, KM_PUBKEY_LEN) != 0) ||
 	    !km_ident_verify(m->pubkey, tbs, TBS_HEAD + m->payload_len, m->sig)) {
@@ -683,13 +683,13 @@ int km_bcast_publish(struct km_bcast *b, const uint8_t *payload, size_t len,
 
 	if (len > KM_MESSAGE_PAYLOAD_MAX)
 		return KM_ERR_TOO_LONG;
-	memcpy(m.origin, b->self.b, KM_NODE_ID_LEN);
+	m.origin = b->self;
 	if ((rv = km_bcast_sign(&m, &b->ident)) < 0)
 		return rv;
 	memcpy(id, m.id, KM_MSG_ID_LEN);
 	if (!(body = malloc(KM_MESSAGE_HEADER_LEN + len)))
 		return KM_ERR_NOMEM;
-	blen = km_message_encode(body, KM_MESSAGE_HEADER_LEN + len, &m);
+	blen = km_msg_message_encode(body, KM_MESSAGE_HEADER_LEN + len, &m);
 	m.hops = 0;
 	b->st.originated++;
 	return accept_new(b, &m, body, (size_t)blen, NULL, now);
@@ -703,7 +703,7 @@ static int on_message(struct km_bcast *b, struct peer *p, uint64_t from,
 	struct km_message m;
 	struct km_id h;
 	uint8_t *body, *tbs;
-	int rv = km_message_decode(in, len, &m);
+	int rv = km_msg_message_decode(in, len, &m);
 
 	if (rv < 0)
 		return rv;
@@ -779,7 +779,7 @@ static int on_graft(struct km_bcast *b, struct peer *p, const uint8_t *in,
 static int on_prune(struct km_bcast *b, struct peer *p, const uint8_t *in,
 		    size_t len)
 {
-	int rv = km_prune_decode(in, len);
+	int rv = km_msg_prune_decode(in, len);
 
 	if (rv == 0 && p)
 		p->eager = false;

@@ -78,7 +78,7 @@ static void send_nonce(struct km_dialback *d, uint64_t conn, uint8_t type,
 {
 	uint8_t body[KM_PING_LEN];
 
-	km_ping_encode(body, sizeof(body), nonce);
+	km_msg_ping_encode(body, sizeof(body), nonce);
 	d->cb.send(d->user, conn, type, body, sizeof(body));
 }
 
@@ -88,13 +88,13 @@ static void send_nonce(struct km_dialback *d, uint64_t conn, uint8_t type,
 static enum km_scope network_scope(const struct km_dialback *d)
 {
 	const struct km_addr *ext = km_nat_external(d->nat);
-	enum km_scope s = ext ? km_addr_scope(ext) : KM_SCOPE_NONE;
+	enum km_scope s = ext ? km_nat_scope(ext) : KM_SCOPE_NONE;
 	struct km_dialback_peer p;
 	uint64_t cursor = 0;
 
 	while (d->cb.next_neighbour(d->user, &cursor, &p))
-		if (!p.relayed && km_addr_scope(&p.remote) > s)
-			s = km_addr_scope(&p.remote);
+		if (!p.relayed && km_nat_scope(&p.remote) > s)
+			s = km_nat_scope(&p.remote);
 	return s;
 }
 
@@ -145,7 +145,7 @@ static bool askable(const struct km_dialback_peer *p, enum km_scope scope,
 		    km_ms now)
 {
 	return p->listen_port != 0 && now >= p->up_since + STABLE_MS &&
-	       !p->relayed && km_addr_scope(&p->remote) == scope;
+	       !p->relayed && km_nat_scope(&p->remote) == scope;
 }
 
 static void ask(struct km_dialback *d, const struct km_dialback_peer *p)
@@ -321,7 +321,7 @@ static bool unsolicited_proof(struct km_dialback *d, const struct km_addr *from,
 {
 	enum km_scope scope = network_scope(d);
 
-	if (km_addr_scope(from) < scope || !has_address(d, at) ||
+	if (km_nat_scope(from) < scope || !has_address(d, at) ||
 	    km_nat_reachability(d->nat) == KM_REACH_PUBLIC)
 		return false;
 	if (d->deadline == 0)
@@ -348,7 +348,7 @@ static struct km_addr udp_seen_at(const struct km_dialback *d,
 	uint64_t cursor = 0;
 
 	while (d->cb.next_neighbour(d->user, &cursor, &p))
-		if (!p.relayed && km_addr_scope(&p.remote) == scope &&
+		if (!p.relayed && km_nat_scope(&p.remote) == scope &&
 		    p.seen.family != KM_AF_NONE)
 			return p.seen;
 	return none;
@@ -383,7 +383,7 @@ static void send_result(struct km_dialback *d, uint64_t asker, uint64_t nonce,
 {
 	uint8_t body[KM_DIAL_RESULT_LEN];
 
-	km_dial_result_encode(body, sizeof(body), nonce, result);
+	km_msg_dial_result_encode(body, sizeof(body), nonce, result);
 	d->cb.send(d->user, asker, KM_FRAME_DIAL_RESULT, body, sizeof(body));
 }
 
@@ -432,7 +432,7 @@ bool km_dialback_connected(struct km_dialback *d, uint64_t conn)
 
 	if (!x)
 		return false;
-	km_ping_encode(body, sizeof(body), x->nonce);
+	km_msg_ping_encode(body, sizeof(body), x->nonce);
 	w = km_frame_encode(buf, sizeof(buf), KM_FRAME_DIALBACK, body,
 			    sizeof(body));
 	if (w > 0)
@@ -459,7 +459,7 @@ static int on_result(struct km_dialback *d, const struct km_dialback_peer *p,
 	struct dial_ask *a;
 	uint64_t nonce;
 	uint8_t result;
-	int rc = km_dial_result_decode(body, len, &nonce, &result);
+	int rc = km_msg_dial_result_decode(body, len, &nonce, &result);
 
 	if (rc < 0)
 		return rc;
@@ -477,7 +477,7 @@ static void on_dialback(struct km_dialback *d, const struct km_dialback_peer *p,
 			uint64_t nonce, km_ms now)
 {
 	if (d->deadline != 0 && nonce == d->nonce &&
-	    km_addr_scope(&p->remote) >= d->scope &&
+	    km_nat_scope(&p->remote) >= d->scope &&
 	    has_address(d, dialled(d, &p->remote))) {
 		d->st.ok++;
 		verdict(d, KM_REACH_PUBLIC, dialled(d, &p->remote),
@@ -494,7 +494,7 @@ int km_dialback_on_frame(struct km_dialback *d,
 
 	if (type == KM_FRAME_DIAL_RESULT)
 		return on_result(d, from, body, len);
-	rc = km_ping_decode(body, len, &nonce);
+	rc = km_msg_ping_decode(body, len, &nonce);
 	if (rc < 0)
 		return rc;
 	if (type == KM_FRAME_DIAL_ME)

@@ -1,7 +1,7 @@
 /* What the files that wire modules into the node offer node.c and
- * node_link.c: their constructors, the handlers in node_link.c's frame
+ * link.c: their constructors, the handlers in link.c's frame
  * route table, the hooks in its lists of who hears about a link's life,
- * and their timers.  Shared by node.c, node_link.c and those files
+ * and their timers.  Shared by node.c, link.c and those files
  * (node_neighbours.c, node_nat.c, node_punch.c, node_relay.c,
  * node_rendezvous.c), which call each other only through what is here. */
 #ifndef KM_NET_NODE_HOOKS_H
@@ -22,7 +22,7 @@ struct link;
 int node_neighbours_init(struct km_node *n, km_ms now);
 void node_neighbours_free(struct km_node *n);
 km_ms node_neighbours_tick(struct km_node *n, km_ms now);
-/* These three hear of links through node_link.c's lists. */
+/* These three hear of links through link.c's lists. */
 void node_neighbours_up(struct km_node *n, struct link *l, km_ms now);
 void node_neighbours_pin(struct km_node *n, struct link *l, km_ms now);
 void node_neighbours_lost(struct km_node *n, struct link *l, km_ms now);

@@ -1,5 +1,5 @@
 /* The node's core: struct km_node and struct link, node.c's helpers and
- * node_link.c's link API.  Shared by node.c and node_link.c, and by the
+ * link.c's link API.  Shared by node.c and link.c, and by the
  * files that wire modules into the node (node_neighbours.c, node_nat.c,
  * node_punch.c, node_relay.c, node_rendezvous.c), which act on links.
  * What those files offer back is in node_hooks.h. */
@@ -14,6 +14,7 @@
 #include "net/nat.h"
 #include "net/node.h"
 #include "net/node_hooks.h"
+#include "net/pins.h"
 #include "net/punch.h"
 #include "net/relay.h"
 #include "net/rendezvous.h"
@@ -104,7 +105,7 @@ struct km_node {
 	struct km_relay *relay;   /* circuits as R, relayed links' frames */
 	struct km_punch *punch;   /* punches running, coordinating them */
 	struct km_rendezvous *rendezvous; /* REACH, private neighbours */
-	struct km_node_goodbye last_goodbye; /* node_link.c */
+	struct km_node_goodbye last_goodbye; /* link.c */
 };
 
 /* node.c */
@@ -116,7 +117,7 @@ void node_bootstrap_succeeded(struct km_node *n, int index);
 struct km_dht *node_dht_for(struct km_node *n, uint8_t family);
 void node_verify(struct km_node *n, const struct km_addr *addr, km_ms now);
 
-/* node_link.c */
+/* link.c */
 struct link *link_open(struct km_node *n, const struct km_addr *remote,
 		       bool outbound, const struct km_id *id, km_ms now);
 /* An inbound connection over the caps, let in while a check runs; its

@@ -21,7 +21,7 @@ void node_nat_observed(struct km_node *n, const struct km_addr *from,
 	node_log(n, km_addr_ip_eq(&before, &n->nat.external) ? KM_LOG_DEBUG
 							       : KM_LOG_INFO,
 		 "external address %s (%s)", addr,
-		 km_reach_name(km_nat_reachability(&n->nat)));
+		 km_nat_reach_name(km_nat_reachability(&n->nat)));
 }
 
 /* An accepting peer saw where our outbound connection came from.  Its
@@ -124,7 +124,7 @@ static void dialback_verdict(void *user, enum km_reach r, bool changed,
 			km_dht_set_read_only(n->fam[i].dht, ro);
 	if (changed)
 		node_log(n, KM_LOG_INFO, "reachability: %s (%s)%s",
-			 km_reach_name(r), why,
+			 km_nat_reach_name(r), why,
 			 r == KM_REACH_PRIVATE ? ", read-only DHT node" : "");
 }
 

@@ -1,6 +1,6 @@
 /* Neighbours: the node's links as the connection manager keeps them, and
  * broadcast over them.  The connection manager decides (connmgr.c), the
- * links act (node_link.c), and km_bcast sees each neighbour come and go. */
+ * links act (link.c), and km_bcast sees each neighbour come and go. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -25,11 +25,10 @@ static int relay_open(void *user, uint64_t via, const struct km_peer *peer,
 		      km_ms now)
 {
 	struct km_node *n = user;
-	struct km_id id;
+	struct km_id id = peer->id;
 	struct link *l;
 	bool dialler;
 
-	memcpy(id.b, peer->id, KM_ID_LEN);
 	if (km_id_eq(&id, km_dht_id(n->dht)) ||
 	    link_by_peer(n, &id, PEER_NEIGHBOUR, 0) ||
 	    link_by_peer(n, &id, PEER_RELAYED, via))

@@ -18,7 +18,7 @@ static void rendezvous_learned(void *user, const struct km_peer *peer,
 	struct km_node *n = user;
 	struct km_contact c;
 
-	memcpy(c.id.b, peer->id, KM_ID_LEN);
+	c.id = peer->id;
 	c.addr = peer->addr;
 	km_connmgr_private_add(n->cm, &c, via, now);
 }

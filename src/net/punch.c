@@ -73,7 +73,7 @@ static void send_go(struct km_punch *k, uint64_t conn,
 		    const struct km_peer *about)
 {
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
-	int len = km_peer_list_encode(body, sizeof(body), about, 1);
+	int len = km_msg_peer_list_encode(body, sizeof(body), about, 1);
 
 	if (len > 0)
 		k->cb.send(k->user, conn, KM_FRAME_PUNCH_GO, body, (size_t)len);
@@ -128,9 +128,8 @@ static void on_go(struct km_punch *k, uint64_t r, const struct km_peer *peer,
 		  km_ms now)
 {
 	struct punch *p = NULL;
-	struct km_id id;
+	struct km_id id = peer->id;
 
-	memcpy(id.b, peer->id, KM_ID_LEN);
 	if (!k->cb.wanted(k->user, &id) || punch_find(k, &id))
 		return;
 	for (size_t i = 0; !p && i < KM_PUNCHES_MAX; i++)
@@ -162,7 +161,7 @@ int km_punch_on_frame(struct km_punch *k, uint64_t conn,
 		on_req(k, conn, from, &id);
 		return 0;
 	}
-	rc = km_peer_list_decode(body, len, &peer, 1);
+	rc = km_msg_peer_list_decode(body, len, &peer, 1);
 	if (rc < 0)
 		return rc;
 	if (rc != 1)

@@ -109,7 +109,7 @@ static void send_open(struct km_relay *r, uint64_t conn,
 		      const struct km_peer *about)
 {
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
-	int len = km_peer_list_encode(body, sizeof(body), about, 1);
+	int len = km_msg_peer_list_encode(body, sizeof(body), about, 1);
 
 	if (len > 0)
 		r->cb.send(r->user, conn, KM_FRAME_RELAY_OPEN, body, (size_t)len);
@@ -133,8 +133,8 @@ static void on_req(struct km_relay *r, uint64_t a, const struct km_peer *pa,
 	memset(c, 0, sizeof(*c));
 	c->conn[0] = a;
 	c->conn[1] = b;
-	memcpy(c->id[0].b, pa->id, KM_ID_LEN);
-	memcpy(c->id[1].b, pb.id, KM_ID_LEN);
+	c->id[0] = pa->id;
+	c->id[1] = pb.id;
 	c->opened = c->window = now;
 	send_open(r, a, &pb);
 	send_open(r, b, pa);
@@ -203,10 +203,9 @@ void km_relay_link_gone(struct km_relay *r, uint64_t conn)
 static void on_open(struct km_relay *r, uint64_t via,
 		    const struct km_peer *peer, km_ms now)
 {
-	struct km_id id;
+	struct km_id id = peer->id;
 	int rc = r->cb.open(r->user, via, peer, now);
 
-	memcpy(id.b, peer->id, KM_ID_LEN);
 	if (rc < 0)
 		km_relay_end(r, via, &id);
 	else if (rc == 0)
@@ -233,7 +232,7 @@ int km_relay_on_frame(struct km_relay *r, uint64_t conn,
 	int rc;
 
 	if (type == KM_FRAME_RELAY_OPEN) {
-		rc = km_peer_list_decode(body, len, &peer, 1);
+		rc = km_msg_peer_list_decode(body, len, &peer, 1);
 		if (rc < 0)
 			return rc;
 		if (rc != 1)

@@ -129,7 +129,7 @@ static void send_rendezvous(struct km_rendezvous *r, uint64_t conn,
 
 	if (count == 0)
 		return;
-	len = km_peer_list_encode(body, sizeof(body), peers, count);
+	len = km_msg_peer_list_encode(body, sizeof(body), peers, count);
 	if (len > 0) {
 		r->cb.send(r->user, conn, KM_FRAME_RENDEZVOUS, body, (size_t)len);
 		r->sent++;
@@ -183,7 +183,7 @@ int km_rendezvous_on_frame(struct km_rendezvous *r, uint64_t conn,
 		on_reach(r, conn, body[0] == 1);
 		return 0;
 	}
-	count = km_peer_list_decode(body, len, peers, KM_RENDEZVOUS_MAX);
+	count = km_msg_peer_list_decode(body, len, peers, KM_RENDEZVOUS_MAX);
 	if (count < 0)
 		return count;
 	for (int i = 0; i < count; i++)

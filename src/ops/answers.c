@@ -199,14 +199,13 @@ cJSON *km_answer_message(const struct km_message *m)
 {
 	cJSON *o = cJSON_CreateObject();
 	char *b64 = malloc(KM_BASE64_LEN(m->payload_len) + 1);
-	struct km_id id, origin;
+	struct km_id id;
 	bool ok = o && b64;
 
 	memcpy(id.b, m->id, KM_ID_LEN);
-	memcpy(origin.b, m->origin, KM_ID_LEN);
 	km_json_str(o, "event", "message", &ok);
 	km_json_id(o, "id", &id, &ok);
-	km_json_id(o, "origin", &origin, &ok);
+	km_json_id(o, "origin", &m->origin, &ok);
 	km_json_num(o, "hops", m->hops, &ok);
 	km_json_num(o, "size", (double)m->payload_len, &ok);
 	if (ok)

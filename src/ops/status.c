@@ -254,7 +254,7 @@ static void status_nat(cJSON *o, struct km_node *n, bool *ok)
 		km_json_addr(o, "external_addr", ext, ok);
 	else
 		*ok = *ok && cJSON_AddNullToObject(o, "external_addr");
-	km_json_str(o, "reachability", km_reach_name(km_nat_reachability(nat)), ok);
+	km_json_str(o, "reachability", km_nat_reach_name(km_nat_reachability(nat)), ok);
 	nat_counters(o, km_node_nat_stats(n), ok);
 }
 
@@ -273,7 +273,7 @@ static void status_goodbye(cJSON *o, struct km_node *n, km_ms now, bool *ok)
 	}
 	b = km_json_obj(o, "last_goodbye", ok);
 	km_json_num(b, "code", g->reason, ok);
-	km_json_str(b, "reason", km_goodbye_reason_name(g->reason), ok);
+	km_json_str(b, "reason", km_msg_goodbye_reason_name(g->reason), ok);
 	if (g->decoded)
 		km_json_str(b, "text", g->text, ok);
 	else

@@ -27,7 +27,7 @@ struct km_peer natfake_peer(uint64_t link)
 	uint8_t ip[4] = { 10, 0, 0, (uint8_t)link };
 	struct km_id id = natfake_id(link);
 
-	memcpy(p.id, id.b, KM_ID_LEN);
+	p.id = id;
 	km_addr_set_v4(&p.addr, ip,
 		       link == natfake.no_port ? 0 : (uint16_t)(7000 + link));
 	return p;
@@ -90,5 +90,5 @@ bool natfake_entry(uint64_t conn, uint8_t type, struct km_peer *out)
 	const struct natfake_sent *s = natfake_sent_to(conn, type);
 
 	return s && s->len <= NATFAKE_BODY_KEPT &&
-	       km_peer_list_decode(s->body, s->len, out, 1) == 1;
+	       km_msg_peer_list_decode(s->body, s->len, out, 1) == 1;
 }

@@ -152,7 +152,7 @@ static uint64_t asked_nonce(uint64_t conn)
 	uint64_t nonce;
 
 	cr_assert_not_null(s, "DIAL_ME on link %llu", (unsigned long long)conn);
-	cr_assert_eq(km_ping_decode(s->body, s->len, &nonce), 0);
+	cr_assert_eq(km_msg_ping_decode(s->body, s->len, &nonce), 0);
 	return nonce;
 }
 
@@ -161,7 +161,7 @@ static int nonce_frame(const struct km_dialback_peer *from, uint8_t type,
 {
 	uint8_t body[KM_PING_LEN];
 
-	km_ping_encode(body, sizeof(body), nonce);
+	km_msg_ping_encode(body, sizeof(body), nonce);
 	return km_dialback_on_frame(d, from, type, body, sizeof(body), now);
 }
 
@@ -170,7 +170,7 @@ static int result(const struct km_dialback_peer *from, uint64_t nonce,
 {
 	uint8_t body[KM_DIAL_RESULT_LEN];
 
-	km_dial_result_encode(body, sizeof(body), nonce, r);
+	km_msg_dial_result_encode(body, sizeof(body), nonce, r);
 	return km_dialback_on_frame(d, from, KM_FRAME_DIAL_RESULT, body,
 				    sizeof(body), now);
 }
@@ -182,7 +182,7 @@ static int result_heard(uint64_t conn)
 	uint64_t nonce;
 	uint8_t r;
 
-	if (!s || km_dial_result_decode(s->body, s->len, &nonce, &r) < 0)
+	if (!s || km_msg_dial_result_decode(s->body, s->len, &nonce, &r) < 0)
 		return -1;
 	return r;
 }
@@ -291,8 +291,8 @@ Test(dialback, we_dial_back_the_askers_own_ip_at_its_listening_port)
 	cr_assert_eq(f.dialled.port, 7000);
 	cr_assert(km_dialback_connected(d, f.connected));
 	cr_assert_eq(f.raw_len, KM_FRAME_HEADER_LEN + KM_PING_LEN);
-	cr_assert_eq(km_ping_decode(f.raw + KM_FRAME_HEADER_LEN, KM_PING_LEN,
-				    &nonce), 0);
+	cr_assert_eq(km_msg_ping_decode(f.raw + KM_FRAME_HEADER_LEN, KM_PING_LEN,
+					&nonce), 0);
 	cr_assert_eq(nonce, 42);
 	cr_assert_eq(f.closes, 1);
 	cr_assert_eq(result_heard(1), KM_DIAL_CONNECTED);

@@ -98,7 +98,7 @@ static int go(km_ms now)
 {
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
 	struct km_peer b = natfake_peer(9), from = natfake_peer(1);
-	int len = km_peer_list_encode(body, sizeof(body), &b, 1);
+	int len = km_msg_peer_list_encode(body, sizeof(body), &b, 1);
 
 	return km_punch_on_frame(p, 1, &from, KM_FRAME_PUNCH_GO, body,
 				 (size_t)len, now);
@@ -120,9 +120,9 @@ Test(punch, a_rendezvous_sends_punch_go_to_both_naming_each_other)
 	cr_assert_eq(req(1, 2, 1000), 0);
 	a = go_names(1);
 	b = go_names(2);
-	cr_assert_arr_eq(a.id, want_b.id, KM_ID_LEN);
+	cr_assert(km_id_eq(&a.id, &want_b.id));
 	cr_assert(km_addr_eq(&a.addr, &want_b.addr));
-	cr_assert_arr_eq(b.id, want_a.id, KM_ID_LEN);
+	cr_assert(km_id_eq(&b.id, &want_a.id));
 	cr_assert(km_addr_eq(&b.addr, &want_a.addr));
 	cr_assert_eq(km_punch_stats(p).coordinated, 1);
 }
@@ -255,7 +255,7 @@ Test(punch, at_most_so_many_punches_run_at_once)
 
 	for (uint64_t i = 0; i < KM_PUNCHES_MAX + 1; i++) {
 		struct km_peer b = natfake_peer(20 + i);
-		int len = km_peer_list_encode(body, sizeof(body), &b, 1);
+		int len = km_msg_peer_list_encode(body, sizeof(body), &b, 1);
 
 		km_punch_on_frame(p, 1, &from, KM_FRAME_PUNCH_GO, body,
 				  (size_t)len, 1000);

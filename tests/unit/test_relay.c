@@ -101,9 +101,9 @@ Test(relay, a_request_opens_a_circuit_that_names_each_side_to_the_other)
 	cr_assert_eq(frame_about(1, KM_FRAME_RELAY_REQ, 2, NULL, 0, 1000), 0);
 	a = open_names(1);
 	b = open_names(2);
-	cr_assert_arr_eq(a.id, want_b.id, KM_ID_LEN);
+	cr_assert(km_id_eq(&a.id, &want_b.id));
 	cr_assert(km_addr_eq(&a.addr, &want_b.addr));
-	cr_assert_arr_eq(b.id, want_a.id, KM_ID_LEN);
+	cr_assert(km_id_eq(&b.id, &want_a.id));
 	cr_assert(km_addr_eq(&b.addr, &want_a.addr));
 	cr_assert_eq(km_relay_stats(r).served, 1);
 	cr_assert_eq(km_relay_stats(r).circuits, 1);
@@ -229,12 +229,12 @@ Test(relay, a_relay_open_asks_the_node_to_open_its_relayed_link)
 {
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
 	struct km_peer b = natfake_peer(3), from = natfake_peer(1);
-	int len = km_peer_list_encode(body, sizeof(body), &b, 1);
+	int len = km_msg_peer_list_encode(body, sizeof(body), &b, 1);
 
 	cr_assert_eq(km_relay_on_frame(r, 1, &from, KM_FRAME_RELAY_OPEN, body,
 				       (size_t)len, 1000), 0);
 	cr_assert_eq(f.opens, 1);
-	cr_assert_arr_eq(f.opened.id, b.id, KM_ID_LEN);
+	cr_assert(km_id_eq(&f.opened.id, &b.id));
 	cr_assert(km_addr_eq(&f.opened.addr, &b.addr));
 	cr_assert_eq(km_relay_stats(r).opened, 1);
 	cr_assert_eq(natfake.nsent, 0);
@@ -244,7 +244,7 @@ Test(relay, a_relay_open_the_node_cannot_take_is_closed_and_one_it_needs_not_is_
 {
 	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
 	struct km_peer b = natfake_peer(3), from = natfake_peer(1);
-	int len = km_peer_list_encode(body, sizeof(body), &b, 1);
+	int len = km_msg_peer_list_encode(body, sizeof(body), &b, 1);
 
 	f.open_rc = 1;
 	km_relay_on_frame(r, 1, &from, KM_FRAME_RELAY_OPEN, body, (size_t)len,

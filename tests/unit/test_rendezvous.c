@@ -74,10 +74,10 @@ static size_t rendezvous_names(uint64_t link, uint64_t *out, size_t max)
 
 	if (!s)
 		return 0;
-	count = km_peer_list_decode(s->body, s->len, peers, KM_RENDEZVOUS_MAX);
+	count = km_msg_peer_list_decode(s->body, s->len, peers, KM_RENDEZVOUS_MAX);
 	cr_assert_geq(count, 0);
 	for (int i = 0; i < count && (size_t)i < max; i++)
-		out[i] = peers[i].id[0] / 0x11;
+		out[i] = peers[i].id.b[0] / 0x11;
 	return (size_t)count;
 }
 
@@ -160,14 +160,14 @@ Test(rendezvous, the_private_nodes_a_rendezvous_names_are_passed_on_with_it)
 {
 	struct km_peer peers[2] = { natfake_peer(7), natfake_peer(8) };
 	uint8_t body[2 + 2 * KM_PEER_ENTRY_MAX_LEN];
-	int len = km_peer_list_encode(body, sizeof(body), peers, 2);
+	int len = km_msg_peer_list_encode(body, sizeof(body), peers, 2);
 
 	up(1, false);
 	cr_assert_eq(km_rendezvous_on_frame(r, 1, KM_FRAME_RENDEZVOUS, body,
 					    (size_t)len, 1000), 0);
 	cr_assert_eq(f.learned, 2);
 	cr_assert_eq(f.via, 1);
-	cr_assert_arr_eq(f.last.id, peers[1].id, KM_ID_LEN);
+	cr_assert(km_id_eq(&f.last.id, &peers[1].id));
 	cr_assert(km_addr_eq(&f.last.addr, &peers[1].addr));
 }
 

@@ -28,7 +28,7 @@
 /* What AUTH signs (docs/PROTOCOL.md): context | network | signer's ID, key
  * and nonce | verifier's ID and nonce. */
 static const char auth_context[16] = "kadmesh auth v2";
-#define AUTH_TBS_LEN (16 + 4 + 2 * KM_NODE_ID_LEN + KM_PUBKEY_LEN + \
+#define AUTH_TBS_LEN (16 + 4 + 2 * KM_ID_LEN + KM_PUBKEY_LEN + \
 		      2 * KM_NONCE_LEN)
 
 struct link *link_find(struct km_node *n, uint64_t conn)
@@ -41,10 +41,7 @@ struct link *link_find(struct km_node *n, uint64_t conn)
 
 struct km_id link_peer_id(const struct link *l)
 {
-	struct km_id id;
-
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
-	return id;
+	return l->hello.id;
 }
 
 static bool link_matches(const struct link *l, const struct km_id *id,
@@ -56,7 +53,7 @@ static bool link_matches(const struct link *l, const struct km_id *id,
 	if (((want & PEER_UP) && l->state != LINK_UP) ||
 	    ((want & PEER_NEIGHBOUR) && !l->neighbour))
 		return false;
-	return memcmp(l->hello.id, id->b, KM_ID_LEN) == 0;
+	return km_id_eq(&l->hello.id, id);
 }
 
 struct link *link_by_peer(struct km_node *n, const struct km_id *id,
@@ -214,7 +211,7 @@ struct km_peer link_endpoint(const struct link *l)
 {
 	struct km_peer p;
 
-	memcpy(p.id, l->hello.id, KM_ID_LEN);
+	p.id = l->hello.id;
 	p.addr = l->remote;
 	p.addr.port = l->hello.listen_port;
 	return p;
@@ -232,10 +229,10 @@ static void send_hello(struct km_node *n, struct link *l)
 	uint8_t body[KM_HELLO_MAX_LEN];
 	int len;
 
-	memcpy(h.id, km_dht_id(n->dht)->b, KM_NODE_ID_LEN);
+	h.id = *km_dht_id(n->dht);
 	memcpy(h.pubkey, n->ident.pub, KM_PUBKEY_LEN);
 	memcpy(h.nonce, l->nonce, KM_NONCE_LEN);
-	len = km_hello_encode(body, sizeof(body), &h);
+	len = km_msg_hello_encode(body, sizeof(body), &h);
 	if (len > 0)
 		link_send_frame(n, l, KM_FRAME_HELLO, body, (size_t)len);
 }
@@ -249,7 +246,7 @@ void link_close(struct km_node *n, struct link *l, int reason,
 		int len;
 
 		strncpy(g.text, text, KM_GOODBYE_TEXT_MAX);
-		len = km_goodbye_encode(body, sizeof(body), &g);
+		len = km_msg_goodbye_encode(body, sizeof(body), &g);
 		if (len > 0)
 			link_send_frame(n, l, KM_FRAME_GOODBYE, body, (size_t)len);
 	}
@@ -277,7 +274,7 @@ static bool contains(const struct km_peer *peers, size_t n,
 		     const struct km_contact *c)
 {
 	for (size_t i = 0; i < n; i++)
-		if (memcmp(peers[i].id, c->id.b, KM_ID_LEN) == 0 &&
+		if (km_id_eq(&peers[i].id, &c->id) &&
 		    peers[i].addr.family == c->addr.family)
 			return true;
 	return false;
@@ -287,9 +284,9 @@ static size_t add_peer(struct km_peer *peers, size_t count,
 		       const struct km_contact *c, const struct km_hello *asker)
 {
 	if (count >= KM_PEER_LIST_MAX || contains(peers, count, c) ||
-	    memcmp(c->id.b, asker->id, KM_ID_LEN) == 0)
+	    km_id_eq(&c->id, &asker->id))
 		return count;
-	memcpy(peers[count].id, c->id.b, KM_ID_LEN);
+	peers[count].id = c->id;
 	peers[count].addr = c->addr;
 	return count + 1;
 }
@@ -301,11 +298,9 @@ static size_t add_from_table(struct km_node *n, const struct km_table *t,
 			     struct km_peer *peers, size_t count)
 {
 	struct km_contact close[PEER_LIST_CLOSEST];
-	struct km_id target;
 	size_t found;
 
-	memcpy(target.b, asker->id, KM_ID_LEN);
-	found = km_table_closest_live(t, &target, PEER_LIST_CLOSEST, close);
+	found = km_table_closest_live(t, &asker->id, PEER_LIST_CLOSEST, close);
 	for (size_t i = 0; i < found; i++)
 		count = add_peer(peers, count, &close[i], asker);
 	for (int i = 0; i < PEER_LIST_RANDOM; i++) {
@@ -343,7 +338,7 @@ static void send_peer_list(struct km_node *n, struct link *l)
 	struct km_peer peers[KM_PEER_LIST_MAX];
 	uint8_t body[KM_PEER_LIST_MAX_LEN];
 	size_t count = build_peer_list(n, &l->hello, peers);
-	int len = km_peer_list_encode(body, sizeof(body), peers, count);
+	int len = km_msg_peer_list_encode(body, sizeof(body), peers, count);
 
 	if (len > 0) {
 		link_send_frame(n, l, KM_FRAME_PEER_LIST, body, (size_t)len);
@@ -368,7 +363,7 @@ static int hello_refusal(const struct km_node *n, const struct km_hello *h)
 		return KM_BYE_BAD_VERSION;
 	if (h->network != n->cfg.network_id)
 		return KM_BYE_WRONG_NETWORK;
-	if (memcmp(h->id, km_dht_id(n->dht)->b, KM_ID_LEN) == 0)
+	if (km_id_eq(&h->id, km_dht_id(n->dht)))
 		return KM_BYE_SELF;
 	return -1;
 }
@@ -415,8 +410,8 @@ static bool admit(struct km_node *n, struct link *l, km_ms now)
 }
 
 static void auth_tbs(uint8_t out[static AUTH_TBS_LEN], uint32_t network,
-		     const uint8_t *signer_id, const uint8_t *signer_key,
-		     const uint8_t *signer_nonce, const uint8_t *verifier_id,
+		     const struct km_id *signer_id, const uint8_t *signer_key,
+		     const uint8_t *signer_nonce, const struct km_id *verifier_id,
 		     const uint8_t *verifier_nonce)
 {
 	uint8_t *p = out;
@@ -425,14 +420,14 @@ static void auth_tbs(uint8_t out[static AUTH_TBS_LEN], uint32_t network,
 	p += sizeof(auth_context);
 	km_wire_put_u32(p, network);
 	p += 4;
-	memcpy(p, signer_id, KM_NODE_ID_LEN);
-	p += KM_NODE_ID_LEN;
+	memcpy(p, signer_id->b, KM_ID_LEN);
+	p += KM_ID_LEN;
 	memcpy(p, signer_key, KM_PUBKEY_LEN);
 	p += KM_PUBKEY_LEN;
 	memcpy(p, signer_nonce, KM_NONCE_LEN);
 	p += KM_NONCE_LEN;
-	memcpy(p, verifier_id, KM_NODE_ID_LEN);
-	p += KM_NODE_ID_LEN;
+	memcpy(p, verifier_id->b, KM_ID_LEN);
+	p += KM_ID_LEN;
 	memcpy(p, verifier_nonce, KM_NONCE_LEN);
 }
 
@@ -440,8 +435,8 @@ static void send_auth(struct km_node *n, struct link *l)
 {
 	uint8_t tbs[AUTH_TBS_LEN], sig[KM_AUTH_LEN];
 
-	auth_tbs(tbs, n->cfg.network_id, km_dht_id(n->dht)->b, n->ident.pub,
-		 l->nonce, l->hello.id, l->hello.nonce);
+	auth_tbs(tbs, n->cfg.network_id, km_dht_id(n->dht), n->ident.pub,
+		 l->nonce, &l->hello.id, l->hello.nonce);
 	if (km_ident_sign(&n->ident, tbs, sizeof(tbs), sig) == 0)
 		link_send_frame(n, l, KM_FRAME_AUTH, sig, sizeof(sig));
 }
@@ -452,7 +447,7 @@ static bool on_hello(struct km_node *n, struct link *l,
 	int refusal;
 
 	if (l->state != LINK_HELLO_WAIT ||
-	    km_hello_decode(f->payload, f->len, &l->hello) < 0) {
+	    km_msg_hello_decode(f->payload, f->len, &l->hello) < 0) {
 		n->stats.hellos_bad++;
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad HELLO", now);
 		return false;
@@ -460,7 +455,7 @@ static bool on_hello(struct km_node *n, struct link *l,
 	refusal = hello_refusal(n, &l->hello);
 	if (refusal >= 0) {
 		n->stats.hellos_bad++;
-		link_close(n, l, refusal, km_goodbye_reason_name((uint8_t)refusal), now);
+		link_close(n, l, refusal, km_msg_goodbye_reason_name((uint8_t)refusal), now);
 		return false;
 	}
 	if (!l->outbound)
@@ -483,8 +478,8 @@ static bool on_auth(struct km_node *n, struct link *l,
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad AUTH", now);
 		return false;
 	}
-	auth_tbs(tbs, n->cfg.network_id, l->hello.id, l->hello.pubkey,
-		 l->hello.nonce, km_dht_id(n->dht)->b, l->nonce);
+	auth_tbs(tbs, n->cfg.network_id, &l->hello.id, l->hello.pubkey,
+		 l->hello.nonce, km_dht_id(n->dht), l->nonce);
 	if (!km_ident_verify(l->hello.pubkey, tbs, sizeof(tbs), f->payload)) {
 		n->stats.auth_failed++;
 		link_close(n, l, KM_BYE_AUTH, "signature does not verify", now);
@@ -511,7 +506,7 @@ static bool on_peer_list(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
 	struct km_peer peers[KM_PEER_LIST_MAX];
-	int count = km_peer_list_decode(f->payload, f->len, peers, KM_PEER_LIST_MAX);
+	int count = km_msg_peer_list_decode(f->payload, f->len, peers, KM_PEER_LIST_MAX);
 
 	/* Only from an authenticated peer; a full one sends it before its
 	 * GOODBYE, so it can arrive when the link is not a neighbour. */
@@ -540,11 +535,11 @@ static bool on_ping(struct km_node *n, struct link *l, const struct km_frame *f,
 	uint64_t nonce;
 	uint8_t body[KM_PING_LEN];
 
-	if (km_ping_decode(f->payload, f->len, &nonce) < 0) {
+	if (km_msg_ping_decode(f->payload, f->len, &nonce) < 0) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad PING", now);
 		return false;
 	}
-	km_ping_encode(body, sizeof(body), nonce);
+	km_msg_ping_encode(body, sizeof(body), nonce);
 	link_send_frame(n, l, KM_FRAME_PONG, body, sizeof(body));
 	return true;
 }
@@ -554,7 +549,7 @@ static bool on_pong(struct km_node *n, struct link *l, const struct km_frame *f,
 {
 	uint64_t nonce;
 
-	if (km_ping_decode(f->payload, f->len, &nonce) < 0) {
+	if (km_msg_ping_decode(f->payload, f->len, &nonce) < 0) {
 		link_close(n, l, KM_BYE_PROTOCOL_ERROR, "bad PONG", now);
 		return false;
 	}
@@ -619,12 +614,12 @@ static bool on_goodbye(struct km_node *n, struct link *l,
 		       const struct km_frame *f, km_ms now)
 {
 	struct km_goodbye g;
-	bool decoded = km_goodbye_decode(f->payload, f->len, &g) == 0;
+	bool decoded = km_msg_goodbye_decode(f->payload, f->len, &g) == 0;
 
 	if (decoded)
 		node_log(n, KM_LOG_DEBUG, "link %llu: GOODBYE %s: %s",
 			 (unsigned long long)l->conn,
-			 km_goodbye_reason_name(g.reason), g.text);
+			 km_msg_goodbye_reason_name(g.reason), g.text);
 	remember_goodbye(n, l, f, &g, decoded, now);
 	link_close(n, l, NO_GOODBYE, "", now);
 	return false;
@@ -732,7 +727,7 @@ static bool ping_due(struct km_node *n, struct link *l, km_ms now)
 	l->ping_sent = now;
 	l->pings_unanswered++;
 	l->next_ping = now + n->cfg.ping_interval_ms;
-	km_ping_encode(body, sizeof(body), l->ping_nonce);
+	km_msg_ping_encode(body, sizeof(body), l->ping_nonce);
 	link_send_frame(n, l, KM_FRAME_PING, body, sizeof(body));
 	return true;
 }
