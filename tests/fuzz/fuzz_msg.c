@@ -22,7 +22,7 @@ static void hello(const uint8_t *in, size_t len)
 	FUZZ_ASSERT(n > 0);
 	FUZZ_ASSERT(km_msg_hello_decode(out, (size_t)n, &h2) == 0);
 	FUZZ_ASSERT(h.version == h2.version && h.network == h2.network &&
-		    memcmp(h.id, h2.id, sizeof(h.id)) == 0 &&
+		    memcmp(h.id.b, h2.id.b, KM_ID_LEN) == 0 &&
 		    h.listen_port == h2.listen_port &&
 		    km_addr_eq(&h.observed, &h2.observed) &&
 		    h.has_key == h2.has_key);
