@@ -49,6 +49,12 @@ def test_swarm_of_20_finds_every_lookup_and_reaches_every_node(tmp):
                          "--bcast-wait", "1", "--settle", "10", "--tmp", tmp,
                          "--json"])
     assert res["join_s"] is not None, out
+    # The figures asserted below, in the log of a passing run too, so that
+    # repeated runs show how close each came.
+    print("swarm: " + ", ".join(f"{k} {res.get(k)}" for k in (
+        "lookup_success_rate", "broadcast_coverage_min",
+        "broadcast_copies_per_node", "broadcast_control_bytes_ratio",
+        "connections_total", "join_s")), flush=True)
     # The target.  The misses it once had (0.875-1.0 over 40 lookups) were
     # replies that carried the asker back to itself in a slot the 8th
     # closest needed (test_dht: twenty_nodes_find_the_true_k_closest_...).
@@ -78,6 +84,9 @@ def test_neighbour_mem_counts_the_links_of_one_node(tmp):
     assert res["idle"]["sockets"] == 20, out
     assert res["per_neighbour_idle"]["kernel_static_kib"] > 0, out
     assert "KiB per neighbour" in out
+    print("neighbour-mem: KiB per neighbour, idle " +
+          f"{res['per_neighbour_idle']['total_kib']}, after broadcasts " +
+          f"{res['per_neighbour_after']['total_kib']}", flush=True)
     binary = os.path.join(os.environ.get("KM_BIN", os.path.join(
         ROOT, "build", "bin")), "dht-node")
     if sanitized(binary):
