@@ -30,17 +30,21 @@ static void reply_init(struct km_dht *d, struct km_krpc_msg *r,
 	r->ip = *from;
 }
 
-/* Writes the k closest contacts of d's table to target as compact node info
- * into buf, and returns the bytes written. */
+/* Writes the k closest contacts of d's table to target, the asker left
+ * out, as compact node info into buf, and returns the bytes written.  With
+ * the asker among them, a reply carried only k - 1 nodes it could use: in
+ * a 20-node swarm, the one slot that could name a node from the other
+ * half of the ID space, which the asker's full far bucket left out. */
 static size_t closest_compact(const struct km_dht *d, const struct km_id *target,
-			      uint8_t *buf, size_t cap)
+			      const struct km_id *asker, uint8_t *buf,
+			      size_t cap)
 {
 	struct km_contact c[KM_DHT_SEND_BUF / KM_COMPACT_NODE4_LEN];
 	size_t k = (size_t)d->cfg.table.k, n, used = 0;
 
 	if (k > sizeof(c) / sizeof(c[0]))
 		k = sizeof(c) / sizeof(c[0]);
-	n = km_table_closest_live(d->table, target, k, c);
+	n = km_table_closest_live(d->table, target, asker, k, c);
 	for (size_t i = 0; i < n; i++) {
 		int w = km_compact_node_write(&c[i], buf + used, cap - used);
 
@@ -68,11 +72,11 @@ static void add_closest_nodes(struct km_dht *d, struct km_krpc_msg *r,
 		want = from->family == KM_AF_INET6 ? KM_WANT_N6 : KM_WANT_N4;
 	if ((want & KM_WANT_N4) && v4) {
 		r->nodes = buf4;
-		r->nodes_len = closest_compact(v4, target, buf4, 256);
+		r->nodes_len = closest_compact(v4, target, &q->id, buf4, 256);
 	}
 	if ((want & KM_WANT_N6) && v6) {
 		r->nodes6 = buf6;
-		r->nodes6_len = closest_compact(v6, target, buf6, 512);
+		r->nodes6_len = closest_compact(v6, target, &q->id, buf6, 512);
 	}
 }
 

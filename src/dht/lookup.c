@@ -11,6 +11,12 @@ enum cand_state {
 	CAND_FAILED
 };
 
+/* The shortlist starts this long and doubles up to max_candidates: a
+ * lookup in a small network, or from a small table, needs a fraction of
+ * the 128 x 152 bytes, and the DHT starts several at once (a refresh of
+ * every bucket). */
+#define FIRST_CANDS 16
+
 struct cand {
 	struct km_contact c;
 	enum cand_state state;
@@ -29,7 +35,7 @@ struct km_lookup {
 	enum km_lookup_kind kind;
 	struct km_lookup_config cfg;
 	struct cand *cands; /* sorted by XOR distance to target, closest first */
-	size_t ncands;
+	size_t ncands, cap; /* cap grows to max_candidates as needed */
 	int in_flight;      /* candidates in CAND_IN_FLIGHT */
 	bool finished;      /* done was observed; the shortlist is frozen */
 	uint32_t srtt, rttvar; /* RFC 6298 estimator over replies; srtt 0 = none */
@@ -84,7 +90,9 @@ struct km_lookup *km_lookup_new(const struct km_id *target,
 		km_lookup_config_default(&lk->cfg);
 	config_sanitize(&lk->cfg);
 	lk->stats.started = now;
-	lk->cands = calloc(lk->cfg.max_candidates, sizeof(*lk->cands));
+	lk->cap = lk->cfg.max_candidates < FIRST_CANDS ? lk->cfg.max_candidates
+						       : FIRST_CANDS;
+	lk->cands = calloc(lk->cap, sizeof(*lk->cands));
 	if (kind == KM_LOOKUP_GET_PEERS && lk->cfg.max_peers > 0)
 		lk->peers = calloc(lk->cfg.max_peers, sizeof(*lk->peers));
 	if (!lk->cands || (kind == KM_LOOKUP_GET_PEERS && lk->cfg.max_peers > 0 &&
@@ -205,6 +213,25 @@ static bool make_room(struct km_lookup *lk, size_t pos)
 	return true;
 }
 
+/* Doubles the shortlist's room, up to max_candidates.  False if it is
+ * there already, or memory ran out: then the list counts as full. */
+static bool grow(struct km_lookup *lk)
+{
+	size_t cap = lk->cap * 2;
+	struct cand *p;
+
+	if (lk->cap >= lk->cfg.max_candidates)
+		return false;
+	if (cap > lk->cfg.max_candidates)
+		cap = lk->cfg.max_candidates;
+	p = realloc(lk->cands, cap * sizeof(*p));
+	if (!p)
+		return false;
+	lk->cands = p;
+	lk->cap = cap;
+	return true;
+}
+
 static void insert(struct km_lookup *lk, const struct km_contact *c, int round,
 		   km_ms now)
 {
@@ -216,7 +243,7 @@ static void insert(struct km_lookup *lk, const struct km_contact *c, int round,
 	pos = lower_bound(lk, &c->id);
 	if (pos < lk->ncands && km_id_eq(&lk->cands[pos].c.id, &c->id))
 		return;
-	if (lk->ncands == lk->cfg.max_candidates && !make_room(lk, pos))
+	if (lk->ncands == lk->cap && !grow(lk) && !make_room(lk, pos))
 		return;
 	slot = &lk->cands[pos];
 	memmove(slot + 1, slot, (lk->ncands - pos) * sizeof(*slot));

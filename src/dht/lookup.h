@@ -43,7 +43,8 @@ struct km_lookup_config {
 	km_ms timeout_ms;      /* gives up on the node: 4000 ms */
 	km_ms rto_min_ms;      /* the least a try waits: 200 ms */
 	bool burst;            /* once converged, ask the k closest at once: true */
-	size_t max_candidates; /* shortlist cap; farthest dropped: 128 */
+	size_t max_candidates; /* shortlist cap; farthest dropped: 128 (room
+				  is allocated 16 at first, doubling) */
 	size_t max_peers;      /* get_peers values kept: 256 */
 };
 

@@ -685,16 +685,21 @@ static size_t keep_closest(struct km_contact *out, size_t got, size_t n,
 }
 
 /* Which entries closest() may return: live ones (not bad, and their last
- * query did not fail), or any. */
-enum pick { PICK_ANY, PICK_LIVE };
+ * query did not fail) or any, and never `except` (NULL: no exception). */
+struct pick {
+	bool live;
+	const struct km_id *except;
+};
 
 static bool pickable(const struct km_table *t, const struct km_table_entry *e,
-		     enum pick pick)
+		     const struct pick *pick)
 {
-	return pick == PICK_ANY || (!is_bad(t, e) && e->failures == 0);
+	if (pick->except && km_id_eq(&e->c.id, pick->except))
+		return false;
+	return !pick->live || (!is_bad(t, e) && e->failures == 0);
 }
 
-static size_t collect(const struct km_table *t, int i, enum pick pick,
+static size_t collect(const struct km_table *t, int i, const struct pick *pick,
 		      const struct km_id *target, size_t n,
 		      struct km_contact *out, size_t got)
 {
@@ -712,7 +717,7 @@ static size_t collect(const struct km_table *t, int i, enum pick pick,
  * shares exactly c bits (so those come next, as one group); and a node in
  * bucket i < c shares exactly i bits, so those follow in descending i.
  * A typical query reads one or two buckets, not the whole table. */
-static size_t closest(const struct km_table *t, enum pick pick,
+static size_t closest(const struct km_table *t, const struct pick *pick,
 		      const struct km_id *target, size_t n,
 		      struct km_contact *out)
 {
@@ -731,16 +736,20 @@ static size_t closest(const struct km_table *t, enum pick pick,
 }
 
 size_t km_table_closest_live(const struct km_table *t,
-			     const struct km_id *target, size_t n,
+			     const struct km_id *target,
+			     const struct km_id *except, size_t n,
 			     struct km_contact *out)
 {
-	return closest(t, PICK_LIVE, target, n, out);
+	struct pick live = { .live = true, .except = except };
+
+	return closest(t, &live, target, n, out);
 }
 
 size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out)
 {
-	size_t got = closest(t, PICK_LIVE, target, n, out);
+	struct pick live = { .live = true }, any = { .live = false };
+	size_t got = closest(t, &live, target, n, out);
 
 	/* A bad node is never dropped without a replacement, so a table this
 	 * small may hold nothing else: a joiner whose find_node to its only
@@ -748,7 +757,7 @@ size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 	 * another query nor be found.  Asking a bad node is all it has left,
 	 * and an answer clears its failures. */
 	if (got == 0)
-		got = closest(t, PICK_ANY, target, n, out);
+		got = closest(t, &any, target, n, out);
 	return got;
 }
 

@@ -171,9 +171,12 @@ size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out);
 
 /* Live contacts only, with no fallback to bad ones: what we hand to others
- * in replies and peer lists. */
+ * in replies and peer lists.  except (NULL for none) is left out: the
+ * asker, which has no use for its own contact -- among the n closest it
+ * would take the place of a node the asker may not know. */
 size_t km_table_closest_live(const struct km_table *t,
-			     const struct km_id *target, size_t n,
+			     const struct km_id *target,
+			     const struct km_id *except, size_t n,
 			     struct km_contact *out);
 
 size_t km_table_size(const struct km_table *t);     /* entries in buckets */

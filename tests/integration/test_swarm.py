@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Smoke tests of the two benchmark drivers on a small scale, asserting the
 targets docs/BENCHMARKS.md reports as met: `tools/swarm --nodes 20` finds
-(nearly) every lookup exactly, reaches every node with each broadcast and
+>= 99.5% of lookups exactly, reaches every node with each broadcast and
 costs few payload copies per node on broadcasts 2-20 (the 2,000-node run's
 conditions, scaled down in N); `tools/bench/neighbour-mem
 --neighbours 20` brings one node to 20 inbound links and finds them within
@@ -49,18 +49,26 @@ def test_swarm_of_20_finds_every_lookup_and_reaches_every_node(tmp):
                          "--bcast-wait", "1", "--settle", "10", "--tmp", tmp,
                          "--json"])
     assert res["join_s"] is not None, out
-    # 0.85, not the target's 0.995: 10 s after a 20-node join a lookup still
-    # misses a node now and then (measured 0.875, 0.975, 1.0, 1.0, 1.0 over
-    # 40 lookups each; the 2,000-node swarm gave 200/200): open work.
-    assert res["lookup_success_rate"] >= 0.85, out
+    # The figures asserted below, in the log of a passing run too, so that
+    # repeated runs show how close each came.
+    print("swarm: " + ", ".join(f"{k} {res.get(k)}" for k in (
+        "lookup_success_rate", "broadcast_coverage_min",
+        "broadcast_copies_per_node", "broadcast_control_bytes_ratio",
+        "connections_total", "join_s")), flush=True)
+    # The target.  The misses it once had (0.875-1.0 over 40 lookups) were
+    # replies that carried the asker back to itself in a slot the 8th
+    # closest needed (test_dht: twenty_nodes_find_the_true_k_closest_...).
+    assert res["lookup_success_rate"] >= 0.995, out
     assert len(res["lookup_misses"]) == round(
         (1 - res["lookup_success_rate"]) * 40), out
     assert res["broadcast_coverage_min"] == 1.0, out
-    # 1.5, not the target's 1.2 (met at 2,000 nodes: 1.000): 20 nodes have
-    # 19 others each, 3 cannot fill their 8 outbound slots and keep
-    # dialling, and each link that comes up is eager until its first
-    # duplicate; measured 1.00-1.24 over broadcasts 2-20 (flooding: 15).
-    assert res["broadcast_copies_per_node"] <= 1.5, out   # broadcasts 2-20
+    # The target (flooding: 15).  The 1.24 once measured was the code of
+    # then on a starved CPU: links that came and went during the first
+    # broadcast made their nodes GRAFT lazy peers (4 per eager link lost),
+    # and the second broadcast paid for the extra eager links.  Today's
+    # code, starved the same way, opens no link after the join: 1.000 in
+    # every run (BENCHMARKS.md, Real sockets).
+    assert res["broadcast_copies_per_node"] <= 1.2, out   # broadcasts 2-20
     assert res["broadcast_control_bytes_ratio"] <= 0.15, out
     assert res["connections_total"] >= 20 * 8 * 0.9, out
     assert res["unclean_exits"] == 0, out
@@ -76,6 +84,9 @@ def test_neighbour_mem_counts_the_links_of_one_node(tmp):
     assert res["idle"]["sockets"] == 20, out
     assert res["per_neighbour_idle"]["kernel_static_kib"] > 0, out
     assert "KiB per neighbour" in out
+    print("neighbour-mem: KiB per neighbour, idle " +
+          f"{res['per_neighbour_idle']['total_kib']}, after broadcasts " +
+          f"{res['per_neighbour_after']['total_kib']}", flush=True)
     binary = os.path.join(os.environ.get("KM_BIN", os.path.join(
         ROOT, "build", "bin")), "dht-node")
     if sanitized(binary):
@@ -83,9 +94,12 @@ def test_neighbour_mem_counts_the_links_of_one_node(tmp):
               "AddressSanitizer (~77 KiB a link of redzones and quarantine); "
               "the plain build's pass asserts it")
         return
-    # The target, at 20 neighbours instead of 200-500: the node's fixed
-    # growth (heap pages the first links touch) is spread over fewer links,
-    # so this is an upper bound (8.4 KiB here, 10-13 KiB at 10 neighbours).
+    # The target, at 20 neighbours instead of 200-500.  The node's fixed
+    # I/O buffers are made resident before the baseline, and lookups no
+    # longer allocate 128 candidates up front: the two made the figure
+    # swing from 8.4 to 16.4 KiB with the load.  Growth that is not the
+    # neighbours' own is spread over fewer links, so this is an upper
+    # bound: 5.8-7.4 KiB here, 6.0-6.4 KiB with the CPU starved.
     for when in ("per_neighbour_idle", "per_neighbour_after"):
         assert res[when]["total_kib"] <= res["target_kib"] == 16, out
 

@@ -6,11 +6,14 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "dht/dht.h"
+#include "dht/table.h"
 #include "net/ident.h"
 #include "net/node.h"
 #include "net/pins.h"
 #include "proto/err.h"
 #include "proto/frame.h"
+#include "proto/krpc.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
@@ -361,4 +364,97 @@ Test(auth, ed25519_signatures_fail_on_any_changed_byte)
 	msg[39] ^= 1;
 	sig[0] ^= 1;
 	cr_assert_not(km_ident_verify(k.pub, msg, sizeof(msg), sig));
+}
+
+/* id pings the node from ip:6881, so its DHT files id as a live node. */
+static void pinged_by(struct km_node *n, const struct km_id *id,
+		      const uint8_t ip[static 4], km_ms now)
+{
+	struct km_krpc_msg q;
+	struct km_addr from;
+	uint8_t pkt[128];
+	int len;
+
+	km_krpc_init(&q, KM_KRPC_QUERY);
+	q.method = KM_KRPC_PING;
+	q.id = *id;
+	q.tid[0] = 'p';
+	q.tid_len = 1;
+	len = km_krpc_encode(&q, pkt, sizeof(pkt));
+	cr_assert_gt(len, 0);
+	km_addr_set_v4(&from, ip, 6881);
+	km_node_udp_recv(n, &from, pkt, (size_t)len, now);
+}
+
+/* The table's nodes other than except, closest to it first, by brute
+ * force (all are live here); returns how many were written (at most max). */
+static size_t closest_others(const struct km_table *t, const struct km_id *except,
+			     struct km_id *out, size_t max)
+{
+	struct km_id all[256];
+	size_t n = 0;
+
+	for (int b = 0; b < km_table_bucket_count(t); b++)
+		for (size_t i = 0; i < km_table_bucket_size(t, b) && n < 256; i++) {
+			struct km_id id = km_table_bucket_entry(t, b, i)->c.id;
+			size_t pos = n++;
+
+			while (pos > 0 && km_id_cmp_distance(except, &id, &all[pos - 1]) < 0) {
+				all[pos] = all[pos - 1];
+				pos--;
+			}
+			all[pos] = id;
+		}
+	/* except itself, if there, is all[0]: at distance 0. */
+	if (n > 0 && km_id_eq(&all[0], except))
+		memmove(all, all + 1, --n * sizeof(*all));
+	n = n < max ? n : max;
+	memcpy(out, all, n * sizeof(*out));
+	return n;
+}
+
+/* A newcomer's PEER_LIST starts with the nodes closest to its own ID, the
+ * ones it most needs to meet: the 16 closest other than itself.  It used
+ * to be the 16 closest, the newcomer among them, then dropped: 15. */
+Test(auth, a_newcomers_peer_list_names_the_16_nodes_closest_to_it_other_than_itself)
+{
+	static struct wire w;
+	struct km_node *n = node_new(&w);
+	struct peer p = peer_make(0x11, 0x21);
+	struct km_id newcomer, want[16];
+	struct km_peer got[KM_PEER_LIST_MAX];
+	struct km_frame f;
+	uint64_t c;
+	int count;
+
+	newcomer = p.id;
+	pinged_by(n, &newcomer, (const uint8_t[4]){ 10, 0, 1, 1 }, 1000);
+	for (uint8_t i = 0; i < 40; i++) {
+		struct km_id id;
+
+		km_id_random(&rng, &id);
+		pinged_by(n, &id, (const uint8_t[4]){ 10, 1, i, 1 }, 1000);
+	}
+	cr_assert_not_null(km_table_find(km_dht_table(km_node_dht(n)), &newcomer));
+	cr_assert_gt(km_table_size(km_dht_table(km_node_dht(n))), 16 + 1,
+		     "table: %zu", km_table_size(km_dht_table(km_node_dht(n))));
+	memset(want, 0, sizeof(want));
+	cr_assert_eq(closest_others(km_dht_table(km_node_dht(n)), &newcomer,
+				    want, 16), 16);
+	c = accept_from(n, 1, 1100);
+	handshake(n, &w, c, &p, &p.key, 1100);
+	cr_assert(sent_frame(&w, c, 2, &f));
+	cr_assert_eq(f.type, KM_FRAME_PEER_LIST);
+	count = km_msg_peer_list_decode(f.payload, f.len, got, KM_PEER_LIST_MAX);
+	cr_assert_gt(count, 0);
+	for (int i = 0; i < 16; i++) {
+		bool listed = false;
+
+		for (int j = 0; j < count; j++)
+			listed |= km_id_eq(&got[j].id, &want[i]);
+		cr_assert(listed, "the %d-th closest node is not in the list", i + 1);
+	}
+	for (int j = 0; j < count; j++)
+		cr_assert(!km_id_eq(&got[j].id, &newcomer));
+	km_node_del(n);
 }

@@ -262,7 +262,7 @@ Test(table, when_every_entry_is_bad_our_lookups_still_get_the_bad_ones)
 	cr_assert_eq(km_table_closest(t, &zero_id, 4, out), 1,
 		     "the bad node is all there is to ask");
 	cr_assert(km_id_eq(&out[0].id, &only));
-	cr_assert_eq(km_table_closest_live(t, &zero_id, 4, out), 0,
+	cr_assert_eq(km_table_closest_live(t, &zero_id, NULL, 4, out), 0,
 		     "but it is still served to no one");
 	km_table_del(t);
 }
@@ -689,6 +689,36 @@ Test(table, closest_equals_a_brute_force_xor_sort_of_the_table)
 	cr_assert_eq(km_table_closest(m->t, &target, 0, got), 0);
 	free(all);
 	free(sorted);
+	many_free(m);
+}
+
+/* What a reply carries: the asker, here the closest node to the target,
+ * is left out and the next closest takes its place, so the answer still
+ * holds n nodes the asker can use. */
+Test(table, closest_live_leaves_the_asker_out_and_the_next_closest_takes_its_place)
+{
+	struct many *m = fill_many(44);
+	size_t size = km_table_size(m->t);
+	struct km_contact *all = calloc(size, sizeof(*all));
+	struct km_contact got[8];
+
+	cr_assert_eq(table_contents(m->t, all), size);
+	for (size_t q = 0; q < size; q += 7) {
+		struct km_id asker = all[q].id;
+		struct km_contact sorted[9];
+		size_t n;
+
+		/* Checked against a brute-force sort by the test above. */
+		n = km_table_closest_live(m->t, &asker, NULL, 9, sorted);
+		cr_assert_eq(n, 9);
+		cr_assert(km_id_eq(&sorted[0].id, &asker), "itself is closest");
+		n = km_table_closest_live(m->t, &asker, &asker, 8, got);
+		cr_assert_eq(n, 8);
+		for (size_t i = 0; i < n; i++)
+			cr_assert(km_id_eq(&got[i].id, &sorted[i + 1].id),
+				  "asker %zu: rank %zu differs", q, i);
+	}
+	free(all);
 	many_free(m);
 }
 
