@@ -192,7 +192,10 @@ void dht_ping(struct km_dht *d, const struct km_contact *c, km_ms now)
 
 	km_krpc_init(&m, KM_KRPC_QUERY);
 	m.method = KM_KRPC_PING;
-	dht_send_query(d, c, true, TX_PING, 0, &m, now);
+	/* Unsent, it would be awaited forever: the table asks for no second
+	 * ping of a node whose first is pending. */
+	if (dht_send_query(d, c, true, TX_PING, 0, &m, now) < 0)
+		km_table_cancel_ping(d->table, &c->id);
 }
 
 void dht_offer(struct km_dht *d, const struct km_contact *c,
@@ -217,6 +220,22 @@ int km_dht_ping_addr(struct km_dht *d, const struct km_addr *addr, km_ms now)
 	return dht_send_query(d, &c, false, TX_VERIFY, 0, &m, now);
 }
 
+/* The address we asked answered under another ID: the node we knew there
+ * is gone (a restart draws a new ID, a NAT may hand its port to someone
+ * else), so its entry goes, as libtorrent evicts it.  The answer is
+ * evidence for neither ID, so it credits no one: not the old ID, which did
+ * not answer, and not the new, which we never asked. */
+static void reply_under_other_id(struct km_dht *d, const struct tx *tx,
+				 km_ms now)
+{
+	const struct km_table_entry *e = km_table_find(d->table, &tx->expect_id);
+
+	if (!e || km_addr_eq(&e->c.addr, &tx->to))
+		km_table_remove(d->table, &tx->expect_id);
+	if (tx->kind == TX_LOOKUP)
+		dht_search_on_failure(d, tx, now);
+}
+
 static void handle_reply(struct km_dht *d, const struct km_addr *from,
 			 const struct km_krpc_msg *m, km_ms now)
 {
@@ -237,9 +256,14 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 		km_ratelimit_verify(d->rl, from, now);
 		if (m->has_ip && d->cb.observed)
 			d->cb.observed(d->user, from, &m->ip, now);
-		dht_offer(d, &c, KM_SEEN_REPLY, (uint32_t)(now - tx->sent), now);
-		if (tx->kind == TX_LOOKUP)
-			dht_search_on_reply(d, tx, m, now);
+		if (tx->id_known && !km_id_eq(&m->id, &tx->expect_id)) {
+			reply_under_other_id(d, tx, now);
+		} else {
+			dht_offer(d, &c, KM_SEEN_REPLY,
+				  (uint32_t)(now - tx->sent), now);
+			if (tx->kind == TX_LOOKUP)
+				dht_search_on_reply(d, tx, m, now);
+		}
 	} else {
 		d->stats.errors_in++;
 		/* Every DHT node answers ping.  An error instead (some peers

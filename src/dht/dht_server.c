@@ -31,7 +31,10 @@ static void reply_init(struct km_dht *d, struct km_krpc_msg *r,
 }
 
 /* Writes the k closest contacts of d's table to target as compact node info
- * into buf, and returns the bytes written. */
+ * into buf, and returns the bytes written.  Only nodes that have answered
+ * us go out (BEP 5's "good nodes"): one that merely sent us a query may
+ * have forged its source address, and serving it would let anyone plant
+ * contacts -- reflection targets -- in other nodes' lookups. */
 static size_t closest_compact(const struct km_dht *d, const struct km_id *target,
 			      uint8_t *buf, size_t cap)
 {
@@ -40,7 +43,7 @@ static size_t closest_compact(const struct km_dht *d, const struct km_id *target
 
 	if (k > sizeof(c) / sizeof(c[0]))
 		k = sizeof(c) / sizeof(c[0]);
-	n = km_table_closest_live(d->table, target, k, c);
+	n = km_table_closest_served(d->table, target, k, c);
 	for (size_t i = 0; i < n; i++) {
 		int w = km_compact_node_write(&c[i], buf + used, cap - used);
 
@@ -140,8 +143,10 @@ void dht_handle_query(struct km_dht *d, const struct km_addr *from,
 	d->stats.queries_in++;
 	if (d->cfg.read_only)
 		return; /* BEP 43: a read-only node does not answer */
-	if (!m->ro) {
-		/* BEP 43: read-only queriers stay out of routing tables. */
+	if (!m->ro && m->has_id) {
+		/* BEP 43: read-only queriers stay out of routing tables, and
+		 * a query without an ID (an unknown method's may lack one) has
+		 * nothing to file. */
 		struct km_contact c = { .id = m->id, .addr = *from };
 
 		dht_offer(d, &c, KM_SEEN_QUERY, 0, now);

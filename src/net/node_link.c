@@ -223,7 +223,7 @@ static size_t add_from_table(struct km_node *n, const struct km_table *t,
 	size_t found;
 
 	memcpy(target.b, asker->id, KM_ID_LEN);
-	found = km_table_closest_live(t, &target, PEER_LIST_CLOSEST, close);
+	found = km_table_closest_served(t, &target, PEER_LIST_CLOSEST, close);
 	for (size_t i = 0; i < found; i++)
 		count = add_peer(peers, count, &close[i], asker);
 	for (int i = 0; i < PEER_LIST_RANDOM; i++) {
