@@ -13,6 +13,9 @@
 /* One questionable node pinged per interval: slow enough to cost nothing,
  * fast enough to find a whole table's dead nodes within minutes. */
 #define MAINTENANCE_EVERY_MS KM_SECONDS(1)
+/* The longest a node that asked to join and heard nothing back waits
+ * before it serves what it has anyway (see dht_awaiting()). */
+#define AWAIT_MAX_MS KM_SECONDS(30)
 
 void km_dht_config_default(struct km_dht_config *cfg)
 {
@@ -209,14 +212,54 @@ void dht_offer(struct km_dht *d, const struct km_contact *c,
 		dht_ping(d, &to_ping, now);
 }
 
+/* A node that has asked to join (a bootstrap, a saved contact, a LAN
+ * peer) and has had no answer yet is not part of any network.  Until it
+ * is, it files none of the nodes that query it, and so hands none out:
+ * all it could hand out are nodes that found it -- newcomers that
+ * bootstrapped from it -- and if its own join query was lost, it and they
+ * would form an island that every later joiner through any of them
+ * enlarges, and that no lookup of the main network enters.  Measured: one
+ * lost join query of the 17th joiner of a 2,000-node flash crowd left 63%
+ * of lookups exact at the end (docs/BENCHMARKS.md).  Its newcomers then
+ * know only it, and look again through it once it has joined (their
+ * tables are short).  After AWAIT_MAX_MS it stops waiting: a seed whose
+ * own seed is dead must serve in the end. */
+bool dht_awaiting(const struct km_dht *d, km_ms now)
+{
+	return d->awaiting && !d->answered && now < d->awaiting_until;
+}
+
+static void verify_query(const struct km_dht *d, struct km_krpc_msg *m)
+{
+	km_krpc_init(m, KM_KRPC_QUERY);
+	m->method = KM_KRPC_FIND_NODE;
+	m->target = d->cfg.id;
+}
+
+/* A join query that went unanswered is sent once more, as a lookup's is:
+ * one lost datagram should not leave a joiner alone for the driver's
+ * whole retry interval (see dht_awaiting()). */
+static void resend_verify(struct km_dht *d, const struct tx *tx)
+{
+	struct km_krpc_msg m;
+
+	verify_query(d, &m);
+	memcpy(m.tid, tx->tid, sizeof(tx->tid));
+	m.tid_len = sizeof(tx->tid);
+	m.id = d->cfg.id;
+	dht_send_msg(d, &tx->to, &m);
+}
+
 int km_dht_ping_addr(struct km_dht *d, const struct km_addr *addr, km_ms now)
 {
 	struct km_contact c = { .addr = *addr };
 	struct km_krpc_msg m;
 
-	km_krpc_init(&m, KM_KRPC_QUERY);
-	m.method = KM_KRPC_FIND_NODE;
-	m.target = d->cfg.id;
+	if (!d->awaiting && !d->answered) {
+		d->awaiting = true;
+		d->awaiting_until = now + AWAIT_MAX_MS;
+	}
+	verify_query(d, &m);
 	return dht_send_query(d, &c, false, TX_VERIFY, 0, &m, now);
 }
 
@@ -254,6 +297,8 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 
 		d->stats.replies_in++;
 		km_ratelimit_verify(d->rl, from, now);
+		if (tx->kind == TX_VERIFY || tx->kind == TX_LOOKUP)
+			d->answered = true;
 		if (m->has_ip && d->cb.observed)
 			d->cb.observed(d->user, from, &m->ip, now);
 		if (tx->id_known && !km_id_eq(&m->id, &tx->expect_id)) {
@@ -363,6 +408,15 @@ static void expire_transactions(struct km_dht *d, km_ms now)
 		}
 		if (tx->kind == TX_LOOKUP && !tx->resent && dht_search_resend(d, tx)) {
 			/* Same tid, so a late answer to the first try counts. */
+			tx->resent = true;
+			tx->deadline = now + d->cfg.query_timeout_ms;
+			DL_DELETE(d->tx_queue, tx);
+			DL_APPEND(d->tx_queue, tx);
+			d->stats.resent++;
+			continue;
+		}
+		if (tx->kind == TX_VERIFY && !tx->resent) {
+			resend_verify(d, tx);
 			tx->resent = true;
 			tx->deadline = now + d->cfg.query_timeout_ms;
 			DL_DELETE(d->tx_queue, tx);

@@ -143,10 +143,11 @@ void dht_handle_query(struct km_dht *d, const struct km_addr *from,
 	d->stats.queries_in++;
 	if (d->cfg.read_only)
 		return; /* BEP 43: a read-only node does not answer */
-	if (!m->ro && m->has_id) {
+	if (!m->ro && m->has_id && !dht_awaiting(d, now)) {
 		/* BEP 43: read-only queriers stay out of routing tables, and
 		 * a query without an ID (an unknown method's may lack one) has
-		 * nothing to file. */
+		 * nothing to file; nor do we file anyone before we have
+		 * joined (dht_awaiting()). */
 		struct km_contact c = { .id = m->id, .addr = *from };
 
 		dht_offer(d, &c, KM_SEEN_QUERY, 0, now);

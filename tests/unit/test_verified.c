@@ -1,6 +1,7 @@
 /* Only verified nodes are served: a contact goes out in our find_node and
- * get_peers replies only once it has answered a query of ours, and a reply
- * under another ID than the one we asked credits no one.  One km_dht talks
+ * get_peers replies only once it has answered a query of ours, a reply
+ * under another ID than the one we asked credits no one, and a node whose
+ * own join has not been answered files (and so serves) no one.  One km_dht talks
  * to peers played by the test, which sees every datagram it sends. */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -124,21 +125,29 @@ static bool served(struct km_dht *d, const struct km_contact *asker,
 	return in_find_node;
 }
 
-/* from answers the i-th datagram d sent, under the given ID. */
-static void answer_as(struct km_dht *d, size_t i, const struct km_addr *from,
-		      const struct km_id *id, km_ms now)
+/* from answers datagram s that d sent, under the given ID. */
+static void answer_sent(struct km_dht *d, const struct sent *s,
+			const struct km_addr *from, const struct km_id *id,
+			km_ms now)
 {
 	struct km_krpc_msg q, r;
 
-	cr_assert_lt(i, nsent);
-	cr_assert(km_addr_eq(&sent[i].to, from));
-	cr_assert_eq(km_krpc_decode(sent[i].buf, sent[i].len, &q), 0);
+	cr_assert(km_addr_eq(&s->to, from));
+	cr_assert_eq(km_krpc_decode(s->buf, s->len, &q), 0);
 	cr_assert_eq(q.type, KM_KRPC_QUERY);
 	km_krpc_init(&r, KM_KRPC_RESPONSE);
 	memcpy(r.tid, q.tid, q.tid_len);
 	r.tid_len = q.tid_len;
 	r.id = *id;
 	receive(d, from, &r, now);
+}
+
+/* from answers the i-th datagram d sent, under the given ID. */
+static void answer_as(struct km_dht *d, size_t i, const struct km_addr *from,
+		      const struct km_id *id, km_ms now)
+{
+	cr_assert_lt(i, nsent);
+	answer_sent(d, &sent[i], from, id, now);
 }
 
 /* The index of the first datagram d sent to a, or -1. */
@@ -328,5 +337,80 @@ Test(verified, a_ping_that_could_not_be_sent_is_not_left_pending)
 	for (km_ms now = T0; now <= T0 + KM_SECONDS(4); now += 100)
 		km_dht_tick(d, now);
 	cr_assert_geq(sent_to(&peers[1].addr), 0, "pinged once a slot was free");
+	km_dht_del(d);
+}
+
+/* ---- a node that has not joined yet ------------------------------------ */
+
+Test(verified, a_node_whose_join_is_unanswered_files_none_of_its_queriers)
+{
+	struct km_dht *d = dht_with(2048);
+	struct sent join;
+	struct km_krpc_msg r;
+
+	/* Our join query to peer 1 is out; peer 2 bootstraps from us before
+	 * peer 1 has answered.  Had our query been lost, filing peer 2 would
+	 * make us and whoever joins through us an island. */
+	nsent = 0;
+	cr_assert_eq(km_dht_ping_addr(d, &peers[1].addr, T0), 0);
+	join = sent[0];
+	query_from(d, &peers[2], KM_KRPC_FIND_NODE, &peers[2].id, false,
+		   T0 + 100, &r);
+	cr_assert_eq(r.nodes_len, 0, "answered, with no nodes");
+	cr_assert_null(km_table_find(km_dht_table(d), &peers[2].id),
+		       "filed before we joined");
+	cr_assert_eq(km_table_size(km_dht_table(d)), 0);
+
+	/* Once peer 1 has answered, we are in the network: peer 2's next
+	 * query files it as usual. */
+	answer_sent(d, &join, &peers[1].addr, &peers[1].id, T0 + 200);
+	query_from(d, &peers[2], KM_KRPC_FIND_NODE, &peers[2].id, false,
+		   T0 + 300, &r);
+	cr_assert_not_null(km_table_find(km_dht_table(d), &peers[2].id));
+	km_dht_del(d);
+}
+
+Test(verified, a_join_query_that_goes_unanswered_is_sent_once_more)
+{
+	struct km_dht *d = dht_with(2048);
+	struct km_krpc_msg first, again;
+
+	nsent = 0;
+	cr_assert_eq(km_dht_ping_addr(d, &peers[1].addr, T0), 0);
+	cr_assert_eq(km_krpc_decode(sent[0].buf, sent[0].len, &first), 0);
+	nsent = 0;
+	km_dht_tick(d, T0 + KM_SECONDS(2));
+	cr_assert_eq(sent_to(&peers[1].addr), 0, "asked again after a timeout");
+	cr_assert_eq(km_krpc_decode(sent[0].buf, sent[0].len, &again), 0);
+	cr_assert_eq(again.method, KM_KRPC_FIND_NODE);
+	cr_assert_eq(memcmp(again.tid, first.tid, first.tid_len), 0,
+		     "the same transaction: a late answer to either counts");
+	answer_as(d, 0, &peers[1].addr, &peers[1].id, T0 + KM_SECONDS(2) + 50);
+	cr_assert_not_null(km_table_find(km_dht_table(d), &peers[1].id));
+	/* Once is enough: a second silence is the driver's to retry. */
+	nsent = 0;
+	cr_assert_eq(km_dht_ping_addr(d, &peers[2].addr, T0 + KM_SECONDS(3)), 0);
+	nsent = 0;
+	km_dht_tick(d, T0 + KM_SECONDS(5));
+	cr_assert_eq(sent_to(&peers[2].addr), 0);
+	nsent = 0;
+	km_dht_tick(d, T0 + KM_SECONDS(7));
+	cr_assert_eq(sent_to(&peers[2].addr), -1);
+	km_dht_del(d);
+}
+
+Test(verified, a_node_stops_waiting_for_its_join_after_thirty_seconds)
+{
+	struct km_dht *d = dht_with(2048);
+	struct km_krpc_msg r;
+
+	/* Its seed is dead, but others found it: in the end it serves. */
+	cr_assert_eq(km_dht_ping_addr(d, &peers[1].addr, T0), 0);
+	query_from(d, &peers[2], KM_KRPC_PING, NULL, false,
+		   T0 + KM_SECONDS(29), &r);
+	cr_assert_null(km_table_find(km_dht_table(d), &peers[2].id));
+	query_from(d, &peers[2], KM_KRPC_PING, NULL, false,
+		   T0 + KM_SECONDS(30), &r);
+	cr_assert_not_null(km_table_find(km_dht_table(d), &peers[2].id));
 	km_dht_del(d);
 }
