@@ -208,8 +208,24 @@ void dht_offer(struct km_dht *d, const struct km_contact *c,
 
 	if (c->addr.family != d->cfg.family)
 		return;
-	if (km_table_offer(d->table, c, kind, rtt_ms, now, &to_ping) == KM_OFFER_PING)
+	switch (km_table_offer(d->table, c, kind, rtt_ms, now, &to_ping)) {
+	case KM_OFFER_PING:
 		dht_ping(d, &to_ping, now);
+		break;
+	case KM_OFFER_ADDED:
+		/* A node that entered by its query is served only once it
+		 * has answered one of ours: asked at once, it is served
+		 * within a round trip, not once maintenance (a ping a
+		 * second) has come round to it.  One ping for one query
+		 * that won a slot: no amplification. */
+		if (kind == KM_SEEN_QUERY) {
+			km_table_ping_sent(d->table, &c->id);
+			dht_ping(d, c, now);
+		}
+		break;
+	default:
+		break;
+	}
 }
 
 /* A node that has asked to join (a bootstrap, a saved contact, a LAN
@@ -397,6 +413,25 @@ static bool superseded(const struct tx *tx)
 	return false;
 }
 
+/* Sends tx's query once more, if it is a first try that may have one: a
+ * lookup's (when the lookup still wants it) or a join query's (see
+ * resend_verify()).  Same tid, so a late answer to the first try counts. */
+static bool resend(struct km_dht *d, struct tx *tx, km_ms now)
+{
+	if (tx->resent)
+		return false;
+	if (tx->kind == TX_VERIFY)
+		resend_verify(d, tx);
+	else if (tx->kind != TX_LOOKUP || !dht_search_resend(d, tx))
+		return false;
+	tx->resent = true;
+	tx->deadline = now + d->cfg.query_timeout_ms;
+	DL_DELETE(d->tx_queue, tx);
+	DL_APPEND(d->tx_queue, tx);
+	d->stats.resent++;
+	return true;
+}
+
 static void expire_transactions(struct km_dht *d, km_ms now)
 {
 	while (d->tx_queue && d->tx_queue->deadline <= now) {
@@ -406,24 +441,8 @@ static void expire_transactions(struct km_dht *d, km_ms now)
 			tx_free(d, tx);
 			continue;
 		}
-		if (tx->kind == TX_LOOKUP && !tx->resent && dht_search_resend(d, tx)) {
-			/* Same tid, so a late answer to the first try counts. */
-			tx->resent = true;
-			tx->deadline = now + d->cfg.query_timeout_ms;
-			DL_DELETE(d->tx_queue, tx);
-			DL_APPEND(d->tx_queue, tx);
-			d->stats.resent++;
+		if (resend(d, tx, now))
 			continue;
-		}
-		if (tx->kind == TX_VERIFY && !tx->resent) {
-			resend_verify(d, tx);
-			tx->resent = true;
-			tx->deadline = now + d->cfg.query_timeout_ms;
-			DL_DELETE(d->tx_queue, tx);
-			DL_APPEND(d->tx_queue, tx);
-			d->stats.resent++;
-			continue;
-		}
 		d->stats.timeouts++;
 		if (tx->id_known)
 			km_table_on_failure(d->table, &tx->expect_id, now);

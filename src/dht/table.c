@@ -654,13 +654,24 @@ void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now)
 	drop_node(t, i, j);
 }
 
-void km_table_cancel_ping(struct km_table *t, const struct km_id *id)
+static void set_ping_pending(struct km_table *t, const struct km_id *id,
+			     bool pending)
 {
 	int i = bucket_of(t, id);
 	int j = slot_find(nodes_of(t, i), t->b[i].n, id);
 
 	if (j >= 0)
-		nodes_of(t, i)[j].ping_pending = false;
+		nodes_of(t, i)[j].ping_pending = pending;
+}
+
+void km_table_cancel_ping(struct km_table *t, const struct km_id *id)
+{
+	set_ping_pending(t, id, false);
+}
+
+void km_table_ping_sent(struct km_table *t, const struct km_id *id)
+{
+	set_ping_pending(t, id, true);
 }
 
 bool km_table_remove(struct km_table *t, const struct km_id *id)

@@ -167,6 +167,11 @@ void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now);
  * longer awaited, and counts no failure, so it may be asked for again. */
 void km_table_cancel_ping(struct km_table *t, const struct km_id *id);
 
+/* The owner pings id of its own accord (to confirm a node heard only by
+ * its query, say): the table awaits the outcome as for KM_OFFER_PING, and
+ * asks for no other ping of it meanwhile. */
+void km_table_ping_sent(struct km_table *t, const struct km_id *id);
+
 /* Removes id from its bucket or replacement cache (for example after
  * GOODBYE); true if found.  A freed slot is filled from the cache. */
 bool km_table_remove(struct km_table *t, const struct km_id *id);
