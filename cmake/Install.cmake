@@ -10,6 +10,7 @@ install(TARGETS kadmesh kadmesh_static EXPORT kadmeshTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/kadmesh.h
+              ${PROJECT_SOURCE_DIR}/include/kadmesh_uv.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 set(KM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kadmesh)

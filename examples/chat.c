@@ -8,7 +8,7 @@
  * It prints "port N" once listening and "neighbours N" when that changes.
  * End of input leaves the network (GOODBYE) and exits. */
 #define _POSIX_C_SOURCE 200809L /* uv.h needs POSIX types under -std=c11 */
-#include <kadmesh.h>
+#include <kadmesh_uv.h>
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,14 +9,18 @@
  *     kadmesh_udp_recv(), kadmesh_tcp_*() and kadmesh_tick().  The node never
  *     touches a socket, a clock or a random source by itself.
  *
- *   - The bundled libuv driver owns them: kadmesh_uv_start() binds UDP and
- *     TCP on one port and runs the node on your uv_loop_t.
+ *   - The bundled libuv driver owns them: kadmesh_uv_start() in
+ *     <kadmesh_uv.h> binds UDP and TCP on one port and runs the node on
+ *     your uv_loop_t.  This header is the sans-IO contract and needs no
+ *     libuv.
  *
  * Either way, lookups, announces and broadcasts are started with the calls
  * below, and results and messages arrive through the callbacks.  Every
- * function returns 0 (or a non-negative value) on success and a negative
- * error code otherwise; kadmesh_strerror() names it.  A node is not
- * thread-safe: call it from one thread (the loop's, with the driver).
+ * function that can fail returns 0 (or a non-negative value) on success
+ * and a negative KADMESH_ERR_* code otherwise; each function's comment lists
+ * the codes it can return, and kadmesh_strerror() names any of them.  A
+ * node is not thread-safe: call it from one thread (the loop's, with the
+ * driver).
  *
  * Link with `pkg-config --cflags --libs kadmesh`, or in CMake
  * find_package(kadmesh) and target_link_libraries(app kadmesh::kadmesh). */
@@ -46,6 +50,15 @@ extern "C" {
 #define KADMESH_ID_LEN 20          /* node IDs, info-hashes, message IDs */
 #define KADMESH_PAYLOAD_MAX 65390  /* the largest broadcast payload */
 #define KADMESH_KEY_SEED_LEN 32    /* an Ed25519 private key seed */
+
+/* Error codes, all below -200 so that libuv's UV_E* codes (small negative
+ * errno values, which kadmesh_uv_start() passes through) never collide. */
+#define KADMESH_ERR_NOMEM (-201)    /* an allocation failed */
+#define KADMESH_ERR_INVAL (-202)    /* an argument out of its range, or the
+				       node is stopping */
+#define KADMESH_ERR_FULL (-204)     /* a bounded table is at its cap: too
+				       many lookups running, say */
+#define KADMESH_ERR_TOO_LONG (-211) /* a payload over KADMESH_PAYLOAD_MAX */
 
 /* Milliseconds on a monotonic clock of your choosing (sans-IO mode). */
 typedef uint64_t kadmesh_ms;
@@ -126,9 +139,9 @@ struct kadmesh_callbacks {
 };
 
 struct kadmesh;
-struct uv_loop_s;
 
 KADMESH_API const char *kadmesh_version(void);
+/* Never NULL: an unknown code gets a generic text. */
 KADMESH_API const char *kadmesh_strerror(int code);
 KADMESH_API void kadmesh_config_default(struct kadmesh_config *cfg);
 
@@ -157,19 +170,31 @@ KADMESH_API void kadmesh_tcp_closed(struct kadmesh *k, uint64_t conn,
 /* Runs timers; returns when to call it next (0: no timer wanted). */
 KADMESH_API kadmesh_ms kadmesh_tick(struct kadmesh *k, kadmesh_ms now);
 
-/* libuv mode: binds UDP and TCP on bind ("IP:PORT", port 0 picks one) and
- * runs on loop.  Returns 0 or a negative error (a libuv one for sockets). */
-KADMESH_API int kadmesh_uv_start(struct uv_loop_s *loop, const char *bind,
-				 const struct kadmesh_config *cfg,
-				 const struct kadmesh_callbacks *cb, void *user,
-				 struct kadmesh **out);
-
-/* GOODBYE to every neighbour.  In libuv mode it also closes the sockets,
- * then calls done (may be NULL) and frees k. */
+/* GOODBYE to every neighbour, then done (may be NULL).  In libuv mode it
+ * also closes the sockets and frees k before calling done. */
 KADMESH_API void kadmesh_stop(struct kadmesh *k, void (*done)(void *user),
 			      void *user);
 
-/* Lookups report through lookup_done; *lookup (may be NULL) gets the id. */
+enum kadmesh_lookup_kind {
+	KADMESH_FIND_NODE, /* the k closest nodes to target */
+	KADMESH_GET_PEERS, /* those, and the peers announced under target */
+	KADMESH_ANNOUNCE,  /* get_peers, then announce_peer to the closest */
+};
+
+struct kadmesh_lookup {
+	enum kadmesh_lookup_kind kind;
+	uint8_t target[KADMESH_ID_LEN]; /* a node ID or an info-hash */
+	uint16_t port; /* KADMESH_ANNOUNCE: the port to announce; 0 announces
+			  the port our packets come from (BEP 5 implied_port) */
+};
+
+/* Starts a lookup; it reports through lookup_done, and *lookup (may be
+ * NULL) gets its id.  Returns 0, KADMESH_ERR_INVAL (an unknown kind, or the
+ * node is stopping) or KADMESH_ERR_FULL (too many lookups running). */
+KADMESH_API int kadmesh_lookup(struct kadmesh *k,
+			       const struct kadmesh_lookup *req,
+			       uint64_t *lookup);
+/* kadmesh_lookup() of one kind, as one call each; same codes. */
 KADMESH_API int kadmesh_find_node(struct kadmesh *k,
 				  const uint8_t target[KADMESH_ID_LEN],
 				  uint64_t *lookup);
@@ -179,7 +204,9 @@ KADMESH_API int kadmesh_get_peers(struct kadmesh *k,
 KADMESH_API int kadmesh_announce(struct kadmesh *k,
 				 const uint8_t info_hash[KADMESH_ID_LEN],
 				 uint16_t port, uint64_t *lookup);
-/* Sends payload to every node; msg_id (may be NULL) gets its ID. */
+/* Sends payload to every node; msg_id (may be NULL) gets its ID.  Returns
+ * 0, KADMESH_ERR_TOO_LONG, KADMESH_ERR_INVAL (the node is stopping) or
+ * KADMESH_ERR_NOMEM. */
 KADMESH_API int kadmesh_broadcast(struct kadmesh *k, const void *payload,
 				  size_t len, uint8_t msg_id[KADMESH_ID_LEN]);
 

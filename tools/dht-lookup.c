@@ -20,7 +20,7 @@
 
 #include "common/ctl_client.h"
 #include "common/resolve.h"
-#include "net/uv_node.h"
+#include "uv/node.h"
 #include "proto/err.h"
 
 #define PROG "dht-lookup"

@@ -18,17 +18,17 @@
 #include "common/log.h"
 #include "common/resolve.h"
 #include "dht/id.h"
-#include "net/state.h"
-#include "net/uv_fs.h"
-#include "net/uv_lan.h"
-#include "net/uv_node.h"
+#include "dht/state.h"
+#include "common/fs.h"
+#include "uv/lan.h"
+#include "uv/node.h"
 #include "proto/err.h"
 
 /* The control server lands on its own branch; until it is merged this
  * program runs without a control socket.  This is its one call site. */
 #if defined(__has_include)
-#if __has_include("net/uv_control.h")
-#include "net/uv_control.h"
+#if __has_include("common/control_socket.h")
+#include "common/control_socket.h"
 #define HAVE_UV_CONTROL 1
 #endif
 #endif

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-uint32_t km_crc32c(const uint8_t *p, size_t len)
+uint32_t km_bep42_crc32c(const uint8_t *p, size_t len)
 {
 	uint32_t crc = 0xffffffffu;
 
@@ -13,32 +13,6 @@ uint32_t km_crc32c(const uint8_t *p, size_t len)
 			crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
 	}
 	return ~crc;
-}
-
-static bool v4_local(const uint8_t *ip)
-{
-	return ip[0] == 0 || ip[0] == 10 || ip[0] == 127 ||
-	       (ip[0] == 100 && (ip[1] & 0xc0) == 64) ||
-	       (ip[0] == 169 && ip[1] == 254) ||
-	       (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
-	       (ip[0] == 192 && ip[1] == 168);
-}
-
-bool km_addr_is_local(const struct km_addr *a)
-{
-	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
-	static const uint8_t zero[15];
-
-	if (a->family == KM_AF_INET4)
-		return v4_local(a->ip);
-	if (a->family != KM_AF_INET6)
-		return true;
-	if (memcmp(a->ip, mapped, sizeof(mapped)) == 0)
-		return v4_local(a->ip + 12);
-	if (memcmp(a->ip, zero, sizeof(zero)) == 0)
-		return a->ip[15] <= 1; /* :: and ::1 */
-	return (a->ip[0] & 0xfe) == 0xfc ||                  /* fc00::/7 */
-	       (a->ip[0] == 0xfe && (a->ip[1] & 0xc0) == 0x80); /* fe80::/10 */
 }
 
 /* The crc BEP 42 derives from ip and r. */
@@ -54,7 +28,7 @@ static uint32_t bep42_crc(const struct km_addr *ip, uint8_t r)
 	for (size_t i = 0; i < n; i++)
 		buf[i] = ip->ip[i] & mask[i];
 	buf[0] |= (uint8_t)((r & 7) << 5);
-	return km_crc32c(buf, n);
+	return km_bep42_crc32c(buf, n);
 }
 
 void km_bep42_make_id(const struct km_addr *ip, uint8_t r, struct km_rng *rng,
@@ -79,13 +53,4 @@ bool km_bep42_id_valid(const struct km_id *id, const struct km_addr *ip)
 	return id->b[0] == (uint8_t)(crc >> 24) &&
 	       id->b[1] == (uint8_t)(crc >> 16) &&
 	       (id->b[2] & 0xf8) == (uint8_t)((crc >> 8) & 0xf8);
-}
-
-bool km_addr_same_subnet(const struct km_addr *a, const struct km_addr *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == KM_AF_INET4)
-		return memcmp(a->ip, b->ip, 3) == 0;
-	return a->family == KM_AF_INET6 && memcmp(a->ip, b->ip, 8) == 0;
 }

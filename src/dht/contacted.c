@@ -42,8 +42,8 @@ static uint64_t hash(const struct km_contacted *c, const struct km_addr *a)
 	memcpy(ip, a->ip, km_addr_ip_len(a));
 	memcpy(&x, ip, 8);
 	memcpy(&y, ip + 8, 8);
-	x = km_mix64(c->key ^ x ^ a->family);
-	return km_mix64(x ^ y ^ (c->key >> 1));
+	x = km_rng_mix64(c->key ^ x ^ a->family);
+	return km_rng_mix64(x ^ y ^ (c->key >> 1));
 }
 
 #define INDEX_BITS 12 /* log2(KM_CONTACTED_BITS) */

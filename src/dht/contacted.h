@@ -23,7 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 
 #define KM_CONTACTED_BITS 4096          /* per generation */
 #define KM_CONTACTED_HASHES 3

@@ -80,7 +80,7 @@ struct km_dht *km_dht_new(const struct km_dht_config *cfg,
 	}
 	km_tokens_init(&d->tokens, rng, now);
 	km_ratelimit_set_key(d->rl, index_key(&d->tokens));
-	km_contacted_init(&d->contacted, km_mix64(index_key(&d->tokens)), now);
+	km_contacted_init(&d->contacted, km_rng_mix64(index_key(&d->tokens)), now);
 	d->budget_refilled = now;
 	d->unverified_budget = cfg->unverified_reply_bps;
 	d->next_lookup_id = 1;

@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 #include "dht/lookup.h"
 #include "dht/peers.h"
 #include "dht/ratelimit.h"

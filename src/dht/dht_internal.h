@@ -6,7 +6,7 @@
 
 #include "dht/contacted.h"
 #include "dht/dht.h"
-#include "dht/token.h"
+#include "dht/tokens.h"
 #include "proto/krpc.h"
 
 #define KM_DHT_TID_LEN 4

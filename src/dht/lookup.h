@@ -29,7 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 
 #define KM_LOOKUP_TOKEN_MAX 64
 

@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 
 struct km_peers_config {
 	size_t max_per_hash;  /* 100 */

@@ -181,8 +181,8 @@ static uint64_t hash(const struct km_ratelimit *rl, const struct source *k)
 
 	memcpy(&a, k->ip, 8);
 	memcpy(&b, k->ip + 8, 8);
-	a = km_mix64(rl->key ^ a ^ ((uint64_t)k->port << 8 | k->family));
-	return km_mix64(a ^ b ^ (rl->key >> 1));
+	a = km_rng_mix64(rl->key ^ a ^ ((uint64_t)k->port << 8 | k->family));
+	return km_rng_mix64(a ^ b ^ (rl->key >> 1));
 }
 
 static uint32_t home(const struct km_ratelimit *rl, const struct source *k)

@@ -24,7 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 
 /* The largest max_entries km_ratelimit_new() accepts. */
 #define KM_RATELIMIT_MAX_ENTRIES ((1u << 24) - 1)

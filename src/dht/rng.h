@@ -23,12 +23,13 @@ uint64_t km_rng_u64(struct km_rng *rng);
 
 /* splitmix64's finalizer: a bijection that spreads every input bit over
  * the output, for keyed hashes of addresses (ratelimit.c, contacted.c). */
-uint64_t km_mix64(uint64_t x);
+uint64_t km_rng_mix64(uint64_t x);
 
 /* Uniform in [0, n); n must be > 0.  Unbiased (rejection sampling). */
 uint64_t km_rng_below(struct km_rng *rng, uint64_t n);
 
-/* A deterministic generator: xoshiro256** seeded through splitmix64. */
+/* A deterministic generator: xoshiro256** seeded through splitmix64
+ * (prng.c). */
 struct km_prng {
 	uint64_t s[4];
 };

@@ -42,7 +42,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 #include "dht/rng.h"
 
 struct km_table_config {

@@ -1,7 +1,8 @@
-/* The public API (include/kadmesh.h): a thin skin over km_node and
+/* The public API (include/kadmesh.h, kadmesh_uv.h): a thin skin over km_node and
  * km_uv_node that converts struct sockaddr and plain byte arrays to the
  * core's types, so that none of the internal headers leak out. */
 #include "kadmesh.h"
+#include "kadmesh_uv.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -9,10 +10,10 @@
 #include <sys/random.h>
 #include <uv.h>
 
-#include "net/logrep.h"
+#include "ops/logrep.h"
 #include "net/node.h"
-#include "net/uv_addr.h"
-#include "net/uv_node.h"
+#include "uv/addr.h"
+#include "uv/node.h"
 #include "proto/err.h"
 
 _Static_assert(KADMESH_ID_LEN == KM_ID_LEN, "ID sizes agree");
@@ -21,6 +22,10 @@ _Static_assert(KADMESH_PAYLOAD_MAX == KM_MESSAGE_PAYLOAD_MAX,
 _Static_assert(KADMESH_KEY_SEED_LEN == KM_IDENT_SEED_LEN, "key seeds agree");
 _Static_assert((int)KADMESH_LOG_DEBUG == (int)KM_LOG_DEBUG,
 	       "log levels agree");
+_Static_assert(KADMESH_ERR_NOMEM == KM_ERR_NOMEM &&
+	       KADMESH_ERR_INVAL == KM_ERR_INVAL &&
+	       KADMESH_ERR_FULL == KM_ERR_FULL &&
+	       KADMESH_ERR_TOO_LONG == KM_ERR_TOO_LONG, "error codes agree");
 
 #define RESULT_MAX 64 /* nodes or peers handed to lookup_done at most */
 #define LOG_REPEAT_WINDOW_MS 60000 /* see kadmesh_callbacks.log */
@@ -155,7 +160,7 @@ static void on_deliver(void *user, const struct km_message *m)
 {
 	struct kadmesh *k = user;
 	struct kadmesh_message out = {
-		.id = m->id, .origin = m->origin, .payload = m->payload,
+		.id = m->id, .origin = m->origin.b, .payload = m->payload,
 		.len = m->payload_len, .hops = m->hops,
 	};
 
@@ -430,38 +435,55 @@ static int done_request(struct kadmesh *k, int rc)
 	return rc;
 }
 
-/* announce: a get_peers lookup that ends with announce_peer for port. */
-static int lookup(struct kadmesh *k, const uint8_t target[KADMESH_ID_LEN],
-		  enum km_lookup_kind kind, bool announce, uint16_t port,
-		  uint64_t *lookup_id)
+int kadmesh_lookup(struct kadmesh *k, const struct kadmesh_lookup *req,
+		   uint64_t *lookup_id)
 {
 	struct km_node *n = core(k);
 	struct km_id t;
 	uint64_t id, *out = lookup_id ? lookup_id : &id;
 
-	memcpy(t.b, target, KADMESH_ID_LEN);
-	return done_request(k, announce ?
-		km_node_announce(n, &t, port, out, now_of(k)) :
-		km_node_lookup(n, &t, kind, out, now_of(k)));
+	memcpy(t.b, req->target, KADMESH_ID_LEN);
+	switch (req->kind) {
+	case KADMESH_FIND_NODE:
+		return done_request(k, km_node_lookup(n, &t, KM_LOOKUP_FIND_NODE,
+						      out, now_of(k)));
+	case KADMESH_GET_PEERS:
+		return done_request(k, km_node_lookup(n, &t, KM_LOOKUP_GET_PEERS,
+						      out, now_of(k)));
+	case KADMESH_ANNOUNCE:
+		return done_request(k, km_node_announce(n, &t, req->port, out,
+							now_of(k)));
+	}
+	return KADMESH_ERR_INVAL;
+}
+
+static int lookup_of(struct kadmesh *k, enum kadmesh_lookup_kind kind,
+		     const uint8_t target[KADMESH_ID_LEN], uint16_t port,
+		     uint64_t *lookup_id)
+{
+	struct kadmesh_lookup req = { .kind = kind, .port = port };
+
+	memcpy(req.target, target, KADMESH_ID_LEN);
+	return kadmesh_lookup(k, &req, lookup_id);
 }
 
 int kadmesh_find_node(struct kadmesh *k, const uint8_t target[KADMESH_ID_LEN],
 		      uint64_t *lookup_id)
 {
-	return lookup(k, target, KM_LOOKUP_FIND_NODE, false, 0, lookup_id);
+	return lookup_of(k, KADMESH_FIND_NODE, target, 0, lookup_id);
 }
 
 int kadmesh_get_peers(struct kadmesh *k,
 		      const uint8_t info_hash[KADMESH_ID_LEN],
 		      uint64_t *lookup_id)
 {
-	return lookup(k, info_hash, KM_LOOKUP_GET_PEERS, false, 0, lookup_id);
+	return lookup_of(k, KADMESH_GET_PEERS, info_hash, 0, lookup_id);
 }
 
 int kadmesh_announce(struct kadmesh *k, const uint8_t info_hash[KADMESH_ID_LEN],
 		     uint16_t port, uint64_t *lookup_id)
 {
-	return lookup(k, info_hash, KM_LOOKUP_GET_PEERS, true, port, lookup_id);
+	return lookup_of(k, KADMESH_ANNOUNCE, info_hash, port, lookup_id);
 }
 
 int kadmesh_broadcast(struct kadmesh *k, const void *payload, size_t len,

@@ -4,15 +4,16 @@
 #include <string.h>
 #include <uthash.h>
 
-#include "dht/ident.h"
+#include "net/ident.h"
+#include "net/origins.h"
 #include "proto/err.h"
 #include "proto/wire.h"
 
 /* Announcers remembered per missing message: GRAFT tries them in order. */
 #define MISSING_SOURCES 4
 /* Where the hop count sits in an encoded MESSAGE body. */
-#define HOPS_OFFSET (KM_MSG_ID_LEN + KM_NODE_ID_LEN + 8)
-#define SEQ_OFFSET (KM_MSG_ID_LEN + KM_NODE_ID_LEN)
+#define HOPS_OFFSET (KM_MSG_ID_LEN + KM_ID_LEN + 8)
+#define SEQ_OFFSET (KM_MSG_ID_LEN + KM_ID_LEN)
 
 struct peer {
 	uint64_t id;
@@ -36,23 +37,6 @@ struct seen {
 	UT_hash_handle hh;
 };
 
-/* What this node knows of one origin: its key (pinned on first use), the
- * sequence numbers it has accepted (top and the 64 below it, as a bitmap),
- * and its token bucket (in thousandths of a message). */
-struct origin {
-	struct km_id id;
-	uint8_t pubkey[KM_PUBKEY_LEN];
-	bool has_key;
-	bool has_seq;
-	uint64_t top;
-	uint64_t window;       /* bit i: top - i was accepted */
-	uint64_t tokens;
-	km_ms refilled, used;
-	UT_hash_handle hh;
-};
-
-#define REPLAY_WINDOW 64
-
 /* A message announced by IHAVE whose payload has not arrived. */
 struct missing {
 	uint8_t id[KM_MSG_ID_LEN];
@@ -70,8 +54,7 @@ struct km_bcast {
 	struct km_rng *rng;
 	struct km_ident ident;
 	uint64_t seq;
-	struct origin *origins;
-	size_t norigins;
+	struct km_origins *origins; /* keys, replay windows, rates */
 	struct peer *peers;
 	uint32_t *pick;       /* scratch for random choices, peers_cap long */
 	size_t npeers, peers_cap;
@@ -119,6 +102,13 @@ struct km_bcast *km_bcast_new(const struct km_id *self,
 		b->cfg = *cfg;
 	else
 		km_bcast_config_default(&b->cfg);
+	b->origins = km_origins_new(&(struct km_origins_config){
+		.max = b->cfg.origins_max, .rate = b->cfg.origin_rate,
+		.burst = b->cfg.origin_burst });
+	if (!b->origins) {
+		free(b);
+		return NULL;
+	}
 	b->cb = *cb;
 	b->user = user;
 	b->rng = rng;
@@ -130,7 +120,6 @@ struct km_bcast *km_bcast_new(const struct km_id *self,
 }
 
 static void seen_drop(struct km_bcast *b, struct seen *e);
-static void origins_clear(struct km_bcast *b);
 
 void km_bcast_del(struct km_bcast *b)
 {
@@ -144,7 +133,7 @@ void km_bcast_del(struct km_bcast *b)
 		HASH_DEL(b->missing, m);
 		free(m);
 	}
-	origins_clear(b);
+	km_origins_del(b->origins);
 	for (size_t i = 0; i < b->npeers; i++)
 		free(b->peers[i].ihave);
 	free(b->peers);
@@ -479,7 +468,7 @@ static void relay(struct km_bcast *b, const uint8_t *body, size_t len,
  * both; the hop count is left out because relays change it. */
 static const char sig_context[16] = "kadmesh msg v2";
 #define TBS_HASHED (16 + KM_MSG_ID_LEN)
-#define TBS_HEAD (TBS_HASHED + KM_NODE_ID_LEN + 8)
+#define TBS_HEAD (TBS_HASHED + KM_ID_LEN + 8)
 
 static uint8_t *message_tbs(const struct km_message *m, struct km_id *id)
 {
@@ -488,8 +477,8 @@ static uint8_t *message_tbs(const struct km_message *m, struct km_id *id)
 	if (!buf)
 		return NULL;
 	memcpy(buf, sig_context, sizeof(sig_context));
-	memcpy(buf + TBS_HASHED, m->origin, KM_NODE_ID_LEN);
-	km_wire_put_u64(buf + TBS_HASHED + KM_NODE_ID_LEN, m->seq);
+	memcpy(buf + TBS_HASHED, m->origin.b, KM_ID_LEN);
+	km_wire_put_u64(buf + TBS_HASHED + KM_ID_LEN, m->seq);
 	if (m->payload_len)
 		memcpy(buf + TBS_HEAD, m->payload, m->payload_len);
 	km_id_sha1(buf + TBS_HASHED, TBS_HEAD - TBS_HASHED + m->payload_len, id);
@@ -497,143 +486,40 @@ static uint8_t *message_tbs(const struct km_message *m, struct km_id *id)
 	return buf;
 }
 
-/* ---- Origins: keys, replay window, rate limit ---- */
-
-static void origins_clear(struct km_bcast *b)
+/* Returns 0 to accept, KM_ERR_AUTH for a forgery, KM_ERR_FULL to drop
+ * quietly (replayed or over the origin's rate), KM_ERR_NOMEM. */
+static int check_origin(struct km_bcast *b, const struct km_message *m,
+			const uint8_t *tbs, km_ms now)
 {
-	struct origin *o, *t;
-
-	HASH_ITER(hh, b->origins, o, t) {
-		HASH_DEL(b->origins, o);
-		free(o);
+	/* Nobody else may speak in our name (our own key is never evicted). */
+	if (km_id_eq(&m->origin, &b->self) &&
+	    memcmp(m->pubkey, b->ident.pub, KM_PUBKEY_LEN) != 0) {
+		b->st.forged++;
+		return KM_ERR_AUTH;
 	}
-	b->norigins = 0;
-}
-
-/* A full table forgets the origin heard from least recently: its pin, its
- * window and its bucket (a scan, only when a new origin arrives at the cap). */
-static void origin_forget_oldest(struct km_bcast *b)
-{
-	struct origin *o, *t, *old = NULL;
-
-	HASH_ITER(hh, b->origins, o, t)
-		if (!old || o->used < old->used)
-			old = o;
-	if (old) {
-		HASH_DEL(b->origins, old);
-		free(old);
-		b->norigins--;
+	switch (km_origins_check(b->origins, m, tbs, TBS_HEAD + m->payload_len,
+				 now)) {
+	case KM_ORIGIN_OK:
+		return 0;
+	case KM_ORIGIN_FORGED:
+		b->st.forged++;
+		return KM_ERR_AUTH;
+	case KM_ORIGIN_REPLAYED:
+		b->st.replayed++;
+		return KM_ERR_FULL;
+	case KM_ORIGIN_RATE_LIMITED:
+		b->st.rate_limited++;
+		return KM_ERR_FULL;
+	case KM_ORIGIN_NOMEM:
+		break;
 	}
-}
-
-static struct origin *origin_get(struct km_bcast *b, const uint8_t *id,
-				 km_ms now)
-{
-	struct origin *o;
-
-	HASH_FIND(hh, b->origins, id, KM_NODE_ID_LEN, o);
-	if (o)
-		return o;
-	if (b->norigins >= b->cfg.origins_max)
-		origin_forget_oldest(b);
-	if (!(o = calloc(1, sizeof(*o))))
-		return NULL;
-	memcpy(o->id.b, id, KM_NODE_ID_LEN);
-	o->tokens = (uint64_t)b->cfg.origin_burst * 1000;
-	o->refilled = o->used = now;
-	HASH_ADD(hh, b->origins, id.b, KM_NODE_ID_LEN, o);
-	b->norigins++;
-	return o;
+	return KM_ERR_NOMEM;
 }
 
 int km_bcast_pin(struct km_bcast *b, const struct km_id *origin,
 		 const uint8_t pubkey[static KM_PUBKEY_LEN], km_ms now)
 {
-	struct origin *o = origin_get(b, origin->b, now);
-
-	if (!o)
-		return KM_ERR_NOMEM;
-	if (o->has_key && memcmp(o->pubkey, pubkey, KM_PUBKEY_LEN) != 0)
-		return KM_ERR_AUTH;
-	memcpy(o->pubkey, pubkey, KM_PUBKEY_LEN);
-	o->has_key = true;
-	return 0;
-}
-
-/* Sequence numbers: newer than top, or one of the REPLAY_WINDOW below it
- * not yet seen.  Anything older is a replay as far as we can tell. */
-static bool seq_fresh(const struct origin *o, uint64_t seq)
-{
-	if (!o->has_seq || seq > o->top)
-		return true;
-	if (o->top - seq >= REPLAY_WINDOW)
-		return false;
-	return !(o->window & ((uint64_t)1 << (o->top - seq)));
-}
-
-static void seq_mark(struct origin *o, uint64_t seq)
-{
-	if (!o->has_seq) {
-		o->has_seq = true;
-		o->top = seq;
-		o->window = 1;
-	} else if (seq > o->top) {
-		uint64_t shift = seq - o->top;
-
-		o->window = shift >= REPLAY_WINDOW ? 1 : (o->window << shift) | 1;
-		o->top = seq;
-	} else {
-		o->window |= (uint64_t)1 << (o->top - seq);
-	}
-}
-
-static bool take_token(struct km_bcast *b, struct origin *o, km_ms now)
-{
-	uint64_t cap = (uint64_t)b->cfg.origin_burst * 1000;
-
-	o->tokens += (now - o->refilled) * b->cfg.origin_rate;
-	if (o->tokens > cap)
-		o->tokens = cap;
-	o->refilled = now;
-	if (o->tokens < 1000)
-		return false;
-	o->tokens -= 1000;
-	return true;
-}
-
-/* Returns 0 to accept, KM_ERR_AUTH for a forgery, KM_ERR_FULL to drop
- * quietly (replayed or over the origin's rate). */
-static int check_origin(struct km_bcast *b, const struct km_message *m,
-			const uint8_t *tbs, km_ms now)
-{
-	struct origin *o;
-
-	/* Nobody else may speak in our name (our own key is never evicted). */
-	if (memcmp(m->origin, b->self.b, KM_NODE_ID_LEN) == 0 &&
-	    memcmp(m->pubkey, b->ident.pub, KM_PUBKEY_LEN) != 0) {
-		b->st.forged++;
-		return KM_ERR_AUTH;
-	}
-	if (!(o = origin_get(b, m->origin, now)))
-		return KM_ERR_NOMEM;
-	if ((o->has_key && memcmp(o->pubkey, m->pubkey, KM_PUBKEY_LEN) != 0) ||
-	    !km_ident_verify(m->pubkey, tbs, TBS_HEAD + m->payload_len, m->sig)) {
-		b->st.forged++;
-		return KM_ERR_AUTH;
-	}
-	o->used = now;
-	if (!seq_fresh(o, m->seq)) {
-		b->st.replayed++;
-		return KM_ERR_FULL;
-	}
-	if (!take_token(b, o, now)) {
-		b->st.rate_limited++;
-		return KM_ERR_FULL;
-	}
-	memcpy(o->pubkey, m->pubkey, KM_PUBKEY_LEN);
-	o->has_key = true;
-	seq_mark(o, m->seq);
-	return 0;
+	return km_origins_pin(b->origins, origin, pubkey, now);
 }
 
 /* A new message: remember it, hand it up, pass it on, keep it for GRAFTs.
@@ -683,13 +569,13 @@ int km_bcast_publish(struct km_bcast *b, const uint8_t *payload, size_t len,
 
 	if (len > KM_MESSAGE_PAYLOAD_MAX)
 		return KM_ERR_TOO_LONG;
-	memcpy(m.origin, b->self.b, KM_NODE_ID_LEN);
+	m.origin = b->self;
 	if ((rv = km_bcast_sign(&m, &b->ident)) < 0)
 		return rv;
 	memcpy(id, m.id, KM_MSG_ID_LEN);
 	if (!(body = malloc(KM_MESSAGE_HEADER_LEN + len)))
 		return KM_ERR_NOMEM;
-	blen = km_message_encode(body, KM_MESSAGE_HEADER_LEN + len, &m);
+	blen = km_msg_message_encode(body, KM_MESSAGE_HEADER_LEN + len, &m);
 	m.hops = 0;
 	b->st.originated++;
 	return accept_new(b, &m, body, (size_t)blen, NULL, now);
@@ -703,7 +589,7 @@ static int on_message(struct km_bcast *b, struct peer *p, uint64_t from,
 	struct km_message m;
 	struct km_id h;
 	uint8_t *body, *tbs;
-	int rv = km_message_decode(in, len, &m);
+	int rv = km_msg_message_decode(in, len, &m);
 
 	if (rv < 0)
 		return rv;
@@ -779,7 +665,7 @@ static int on_graft(struct km_bcast *b, struct peer *p, const uint8_t *in,
 static int on_prune(struct km_bcast *b, struct peer *p, const uint8_t *in,
 		    size_t len)
 {
-	int rv = km_prune_decode(in, len);
+	int rv = km_msg_prune_decode(in, len);
 
 	if (rv == 0 && p)
 		p->eager = false;

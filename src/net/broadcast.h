@@ -35,8 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dht/contact.h"
-#include "dht/ident.h"
+#include "dht/id.h"
+#include "proto/ms.h"
+#include "net/ident.h"
 #include "dht/rng.h"
 #include "proto/msg.h"
 

@@ -51,7 +51,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 #include "dht/rng.h"
 #include "dht/table.h"
 

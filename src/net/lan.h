@@ -24,9 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dht/contact.h"
 #include "dht/id.h"
 #include "proto/addr.h"
+#include "proto/ms.h"
 
 #define KM_LAN_GROUP4 "239.192.152.143"
 #define KM_LAN_PORT 6771

@@ -213,7 +213,7 @@ static enum km_scope scope4(const uint8_t *ip)
 	return KM_SCOPE_GLOBAL;
 }
 
-enum km_scope km_addr_scope(const struct km_addr *a)
+enum km_scope km_nat_scope(const struct km_addr *a)
 {
 	static const uint8_t lo6[16] = { [15] = 1 };
 	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
@@ -231,7 +231,7 @@ enum km_scope km_addr_scope(const struct km_addr *a)
 	return KM_SCOPE_GLOBAL;
 }
 
-const char *km_reach_name(enum km_reach r)
+const char *km_nat_reach_name(enum km_reach r)
 {
 	switch (r) {
 	case KM_REACH_PUBLIC: return "public";

@@ -25,7 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dht/contact.h"
+#include "dht/id.h"
+#include "proto/ms.h"
 #include "proto/addr.h"
 
 #define KM_NAT_VOTERS_MAX 32          /* votes kept; the oldest goes first */
@@ -77,7 +78,7 @@ enum km_reach km_nat_reachability(const struct km_nat *nat);
 /* The dial-back verdict alone (KM_REACH_UNKNOWN: none stands). */
 enum km_reach km_nat_dialback(const struct km_nat *nat);
 /* "public", "private", "unknown". */
-const char *km_reach_name(enum km_reach r);
+const char *km_nat_reach_name(enum km_reach r);
 
 /* How far an address reaches, narrowest first: loopback (127/8, ::1),
  * private (RFC 1918, 100.64/10 CGNAT, 169.254/16, fc00::/7, fe80::/10),
@@ -86,6 +87,6 @@ const char *km_reach_name(enum km_reach r);
  * always reach us, the Internet perhaps not. */
 enum km_scope { KM_SCOPE_NONE, KM_SCOPE_LOOPBACK, KM_SCOPE_PRIVATE,
 		KM_SCOPE_GLOBAL };
-enum km_scope km_addr_scope(const struct km_addr *a);
+enum km_scope km_nat_scope(const struct km_addr *a);
 
 #endif

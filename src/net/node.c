@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "net/node_internal.h"
-#include "net/state.h"
+#include "dht/state.h"
 #include "proto/err.h"
 
 #define BACKOFF_BASE_MS KM_SECONDS(1)
@@ -68,7 +68,7 @@ static void on_dht_lookup_done(void *user, uint64_t id,
 	struct km_node *n = f->n;
 	struct km_lookup_stats st = km_lookup_stats(lk);
 
-	km_lookup_hist_observe(&n->stats.lookup_ms,
+	km_stats_observe_lookup(&n->stats.lookup_ms,
 			       st.finished > st.started ?
 			       st.finished - st.started : 0);
 	if (n->cb.lookup_done)
@@ -107,7 +107,7 @@ static void on_dht_observed(void *user, const struct km_addr *from,
 {
 	struct node_family *f = user;
 
-	node_observed(f->n, from, seen, now);
+	node_nat_observed(f->n, from, seen, now);
 }
 
 static void on_dht_unsolicited(void *user, const struct km_addr *from,
@@ -181,6 +181,18 @@ static int ident_init(struct km_node *n)
 	return n->pins ? 0 : KM_ERR_NOMEM;
 }
 
+/* What km_node_new made, in reverse; each is NULL if it was not. */
+static void modules_del(struct km_node *n)
+{
+	km_rendezvous_del(n->rendezvous);
+	km_punch_del(n->punch);
+	km_relay_del(n->relay);
+	km_dialback_del(n->dialback);
+	node_neighbours_free(n);
+	families_del(n);
+	km_pins_del(n->pins);
+}
+
 struct km_node *km_node_new(const struct km_node_config *cfg,
 			    const struct km_node_callbacks *cb, void *user,
 			    struct km_rng *rng, km_ms now)
@@ -200,12 +212,11 @@ struct km_node *km_node_new(const struct km_node_config *cfg,
 	n->started_at = now;
 	n->next_conn = 1;
 	km_nat_init(&n->nat);
-	node_nat_init(n, now);
 	if (ident_init(n) < 0 || families_new(n, now) < 0 ||
-	    neighbours_init(n, now) < 0) {
-		km_pins_del(n->pins);
-		neighbours_free(n);
-		families_del(n);
+	    node_neighbours_init(n, now) < 0 || node_nat_init(n, now) < 0 ||
+	    node_relay_init(n) < 0 || node_punch_init(n) < 0 ||
+	    node_rendezvous_init(n) < 0) {
+		modules_del(n);
 		free(n);
 		return NULL;
 	}
@@ -227,9 +238,7 @@ void km_node_del(struct km_node *n)
 		l->bootstrap = -1;
 		link_on_closed(n, l, 0);
 	}
-	neighbours_free(n);
-	families_del(n);
-	km_pins_del(n->pins);
+	modules_del(n);
 	free(n->saved);
 	free(n);
 }
@@ -530,7 +539,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 		if (n->fam[i].dht)
 			wake = km_ms_earliest(wake, km_dht_tick(n->fam[i].dht, now));
 	wake = km_ms_earliest(wake, links_tick(n, now));
-	wake = km_ms_earliest(wake, neighbours_tick(n, now));
+	wake = km_ms_earliest(wake, node_neighbours_tick(n, now));
 	wake = km_ms_earliest(wake, node_nat_tick(n, now));
 	check_join(n, now);
 	if (now >= n->next_save) {
@@ -616,44 +625,30 @@ const struct km_node_config *km_node_config(const struct km_node *n)
 	return &n->cfg;
 }
 
-static void stats_add(struct km_dht_stats *sum, const struct km_dht_stats *s)
-{
-	sum->packets_in += s->packets_in;
-	sum->packets_out += s->packets_out;
-	sum->bytes_in += s->bytes_in;
-	sum->bytes_out += s->bytes_out;
-	sum->queries_in += s->queries_in;
-	sum->unsolicited_in += s->unsolicited_in;
-	sum->replies_in += s->replies_in;
-	sum->errors_in += s->errors_in;
-	sum->malformed_in += s->malformed_in;
-	sum->errors_sent += s->errors_sent;
-	sum->unmatched_replies += s->unmatched_replies;
-	sum->timeouts += s->timeouts;
-	sum->tx_full += s->tx_full;
-	sum->lookups_started += s->lookups_started;
-	sum->lookups_done += s->lookups_done;
-	sum->transactions += s->transactions;
-	sum->lookups += s->lookups;
-}
-
 struct km_node_stats km_node_stats(const struct km_node *n)
 {
 	struct km_node_stats s = n->stats;
 
-	memset(&s.dht, 0, sizeof(s.dht));
-	for (unsigned i = 0; i < 2; i++) {
-		if (n->fam[i].dht) {
-			struct km_dht_stats d = km_dht_stats(n->fam[i].dht);
-
-			stats_add(&s.dht, &d);
-		}
-	}
+	memset(&s.sum, 0, sizeof(s.sum));
+	for (unsigned i = 0; i < 2; i++)
+		if (n->fam[i].dht)
+			km_stats_add_family(&s.sum, i, n->fam[i].dht);
 	s.links = n->nlinks;
 	s.neighbours = km_connmgr_counts(n->cm);
 	s.bcast = km_bcast_stats(n->bcast);
 	s.pins = km_pins_count(n->pins);
 	return s;
+}
+
+size_t km_node_banned_now(const struct km_node *n, km_ms now)
+{
+	size_t banned = 0;
+
+	for (unsigned i = 0; i < 2; i++)
+		if (n->fam[i].dht)
+			banned += km_ratelimit_banned_now(
+				km_dht_ratelimit(n->fam[i].dht), now);
+	return banned;
 }
 
 km_ms km_node_started_at(const struct km_node *n)

@@ -11,7 +11,7 @@
  * UDP is dispatched by the sender's family; bootstrap addresses, PEER_LIST
  * entries and saved contacts are verified on the table of their family.
  *
- * Like km_dht it never touches a socket or a clock.  The driver (uv_node.c
+ * Like km_dht it never touches a socket or a clock.  The driver (src/uv/
  * in the daemon, the simulator elsewhere) feeds it events and carries out
  * what the callbacks ask.  TCP connections are named by 64-bit ids that the
  * node hands out. */
@@ -23,10 +23,10 @@
 #include <stdint.h>
 
 #include "dht/dht.h"
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "net/broadcast.h"
 #include "net/connmgr.h"
-#include "net/metrics.h"
+#include "net/stats.h"
 #include "net/nat.h"
 
 #define KM_NODE_MAX_BOOTSTRAP 16
@@ -59,7 +59,7 @@ struct km_node_config {
 	km_ms ping_interval_ms;         /* PING each neighbour this often: 15 s */
 	int pings_missed_max;           /* unanswered PINGs before it is dead: 3 */
 	km_ms dialback_timeout_ms;      /* reachability check verdict: 8 s */
-	/* The node's Ed25519 key (dht/ident.h).  Without one (has_key
+	/* The node's Ed25519 key (net/ident.h).  Without one (has_key
 	 * false) the node makes an ephemeral key from its km_rng. */
 	bool has_key;
 	uint8_t key_seed[KM_IDENT_SEED_LEN];
@@ -92,7 +92,7 @@ struct km_node_callbacks {
 };
 
 struct km_node_stats {
-	struct km_dht_stats dht;                /* both families summed */
+	struct km_family_sums sum;              /* both families' DHTs */
 	unsigned long links_in, links_out;      /* accepted / opened, total */
 	unsigned long hellos_ok, hellos_bad;
 	unsigned long auth_failed;              /* AUTH did not verify */
@@ -235,6 +235,8 @@ struct km_node_goodbye {
 };
 const struct km_node_goodbye *km_node_last_goodbye(const struct km_node *n);
 struct km_node_stats km_node_stats(const struct km_node *n);
+/* Sources the flood limiters of both families ban at now. */
+size_t km_node_banned_now(const struct km_node *n, km_ms now);
 km_ms km_node_started_at(const struct km_node *n);
 
 #endif

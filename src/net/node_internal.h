@@ -1,4 +1,8 @@
-/* Private to node.c and node_link.c. */
+/* The node's core: struct km_node and struct link, node.c's helpers and
+ * link.c's link API.  Shared by node.c and link.c, and by the
+ * files that wire modules into the node (node_neighbours.c, node_nat.c,
+ * node_punch.c, node_relay.c, node_rendezvous.c), which act on links.
+ * What those files offer back is in node_hooks.h. */
 #ifndef KM_NET_NODE_INTERNAL_H
 #define KM_NET_NODE_INTERNAL_H
 
@@ -6,15 +10,16 @@
 
 #include "net/broadcast.h"
 #include "net/connmgr.h"
+#include "net/dialback.h"
 #include "net/nat.h"
 #include "net/node.h"
+#include "net/node_hooks.h"
+#include "net/pins.h"
+#include "net/punch.h"
+#include "net/relay.h"
+#include "net/rendezvous.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
-
-/* Contacts handed out in one PEER_LIST: the closest to the newcomer, then
- * a few random ones so newcomers do not all learn the same corner. */
-#define PEER_LIST_CLOSEST 16
-#define PEER_LIST_RANDOM 8
 
 enum link_state {
 	LINK_CONNECTING, /* outbound, TCP connect in progress */
@@ -43,12 +48,11 @@ struct link {
 	int pings_unanswered;
 	uint32_t rtt_ms;          /* last PING's round trip; 0 = none yet */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
-	bool punched;             /* opened by hole punching (node_punch.c) */
+	bool punched;             /* opened by hole punching (punch.h) */
 	bool probe;               /* let in over the caps during a check */
 	uint64_t relay_via;       /* relayed: the conn of the link to R, or 0 */
 	struct km_id relay_peer;  /* relayed: the peer's ID, as R knows it */
 	km_ms next_upgrade;       /* relayed: next punch to replace it */
-	bool peer_private;        /* it sent REACH (1): not publicly reachable */
 	UT_hash_handle hh;
 };
 
@@ -61,82 +65,6 @@ struct bootstrap {
 
 /* One address family's DHT; the km_dht callbacks get this as user, so
  * that lookup ids can be told apart by family. */
-/* Dial-back checks (node_nat.c).  We ask up to DIALBACK_ASK neighbours,
- * from distinct /16s first, to connect to our listening port; each answers
- * with DIAL_RESULT.  One DIALBACK carrying our nonce proves we are
- * reachable; failed dials (refused, timed out) from two distinct
- * neighbours, in distinct /16s where the askable ones span several, that
- * we are not; anything less decides nothing.  We also dial back for others,
- * at most DIALERS_MAX at once. */
-#define DIALBACK_ASK 3
-#define DIALERS_MAX 4
-/* Inbound connections let in over the caps while a check runs, until their
- * first frame shows whether they are the dial-back. */
-#define PROBES_MAX 4
-
-struct dialer {
-	uint64_t conn;            /* 0: a free slot */
-	uint64_t nonce;
-	uint64_t asker;           /* conn of the asker's link, for DIAL_RESULT */
-	km_ms deadline;
-};
-
-struct dial_ask {
-	uint64_t conn;            /* the neighbour's link */
-	struct km_addr remote;
-	struct km_addr seen;      /* where it sees us (its HELLO), our port */
-	uint8_t result;           /* enum km_dial_result; 0: none yet */
-};
-
-#define PUNCHES_MAX 4
-/* A relayed link asks its relay for a punch this often, to become direct. */
-#define KM_NODE_UPGRADE_MS KM_SECONDS(15)
-
-struct punch {
-	struct km_id id;
-	struct km_addr addr;      /* family KM_AF_NONE: a free slot */
-	uint64_t conn;            /* the attempt running now, or 0 */
-	uint64_t rendezvous;      /* conn of the link whose PUNCH_GO started it */
-	int attempts;
-	km_ms started;            /* PUNCH_GO arrived */
-	km_ms next_try;           /* 0: an attempt is running */
-	km_ms deadline;
-};
-
-/* Circuits we relay as R (node_relay.c), after libp2p circuit relay v2. */
-#define RELAY_CIRCUITS_MAX 4
-#define RELAY_DURATION_MS KM_MINUTES(10)
-#define RELAY_BYTES_MAX (4u << 20)       /* per circuit, both ways */
-#define RELAY_RATE_BYTES (64u << 10)     /* per circuit per second */
-
-struct circuit {
-	uint64_t conn[2];         /* the two links; conn[0] == 0: a free slot */
-	struct km_id id[2];
-	km_ms opened;
-	uint64_t bytes;
-	km_ms window;             /* start of the current second */
-	uint32_t window_bytes;
-};
-
-struct node_nat_state {
-	struct punch punches[PUNCHES_MAX];
-	struct circuit circuits[RELAY_CIRCUITS_MAX];
-	uint64_t nonce;           /* ours, for the check running now */
-	struct dial_ask asks[DIALBACK_ASK];
-	int asked;                /* neighbours asked in this check */
-	km_ms deadline;           /* 0: no check running */
-	enum km_scope scope;      /* of the last verdict's evidence (nat.h) */
-	km_ms next_check;
-	km_ms backoff;            /* until the check after next_check */
-	int probes;               /* links let in over the caps, now */
-	km_ms next_keepalive;
-	bool ro_configured;       /* read-only whatever the verdict */
-	bool told_private;        /* what our neighbours last heard (REACH) */
-	struct dialer dialers[DIALERS_MAX];
-	km_ms relay_asked;        /* PUNCH_GO of the punch that fell back */
-	struct km_node_nat_stats st;
-};
-
 struct node_family {
 	struct km_node *n;
 	struct km_dht *dht;       /* NULL: the node does not run this family */
@@ -169,9 +97,15 @@ struct km_node {
 	km_ms next_save;
 	km_ms next_rejoin_check;
 	bool stopping;
+	/* NAT traversal: modules that own their state (node_nat.c,
+	 * node_relay.c, node_punch.c and node_rendezvous.c wire them in). */
 	struct km_nat nat;        /* external address, reachability */
-	struct node_nat_state ns; /* dial-back checks, keepalives (node_nat.c) */
-	struct km_node_goodbye last_goodbye; /* node_link.c */
+	bool read_only_configured; /* read-only whatever the verdict */
+	struct km_dialback *dialback; /* checks, dials for others, keepalives */
+	struct km_relay *relay;   /* circuits as R, relayed links' frames */
+	struct km_punch *punch;   /* punches running, coordinating them */
+	struct km_rendezvous *rendezvous; /* REACH, private neighbours */
+	struct km_node_goodbye last_goodbye; /* link.c */
 };
 
 /* node.c */
@@ -183,7 +117,7 @@ void node_bootstrap_succeeded(struct km_node *n, int index);
 struct km_dht *node_dht_for(struct km_node *n, uint8_t family);
 void node_verify(struct km_node *n, const struct km_addr *addr, km_ms now);
 
-/* node_link.c */
+/* link.c */
 struct link *link_open(struct km_node *n, const struct km_addr *remote,
 		       bool outbound, const struct km_id *id, km_ms now);
 /* An inbound connection over the caps, let in while a check runs; its
@@ -191,6 +125,18 @@ struct link *link_open(struct km_node *n, const struct km_addr *remote,
 struct link *link_open_probe(struct km_node *n, const struct km_addr *remote,
 			     km_ms now);
 struct link *link_find(struct km_node *n, uint64_t conn);
+/* The node ID its HELLO gave (meaningful from LINK_AUTH_WAIT on). */
+struct km_id link_peer_id(const struct link *l);
+/* What link_by_peer asks of the link to a peer, or-ed. */
+enum {
+	PEER_UP = 1,        /* authenticated; matched on its HELLO's ID */
+	PEER_NEIGHBOUR = 2, /* a neighbour; matched on its HELLO's ID */
+	PEER_RELAYED = 4,   /* relayed, via the link `via` (0: any); matched
+			     * on the ID its relay knows it by */
+};
+/* The first link to the peer id that is all of want, or NULL. */
+struct link *link_by_peer(struct km_node *n, const struct km_id *id,
+			  unsigned want, uint64_t via);
 void link_close(struct km_node *n, struct link *l, int reason,
 		const char *text, km_ms now);
 void link_on_connected(struct km_node *n, struct link *l, km_ms now);
@@ -200,56 +146,11 @@ void link_on_closed(struct km_node *n, struct link *l, km_ms now);
 km_ms links_tick(struct km_node *n, km_ms now);
 void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 		     const uint8_t *payload, size_t len);
-
-/* node_neighbours.c: the connection manager and broadcast, wired in. */
-int neighbours_init(struct km_node *n, km_ms now);
-void neighbours_free(struct km_node *n);
-km_ms neighbours_tick(struct km_node *n, km_ms now);
-void neighbour_up(struct km_node *n, struct link *l, km_ms now);
-void neighbour_lost(struct km_node *n, struct link *l, km_ms now);
-
-/* node_nat.c: external address votes. */
-void node_observed(struct km_node *n, const struct km_addr *from,
-		   const struct km_addr *seen, km_ms now);
-void node_hello_observed(struct km_node *n, const struct link *l, km_ms now);
-void node_nat_init(struct km_node *n, km_ms now);
-bool node_nat_on_frame(struct km_node *n, struct link *l,
-		       const struct km_frame *f, km_ms now);
-bool node_nat_tcp_connected(struct km_node *n, uint64_t conn);
-void node_nat_tcp_closed(struct km_node *n, uint64_t conn);
-/* True while a check waits for its dial-back (caps yield to probes). */
-bool node_nat_expecting(const struct km_node *n);
-/* An authenticated inbound link: unsolicited, it proves us public. */
-void node_nat_inbound(struct km_node *n, const struct link *l);
-/* A KRPC query from an IP our DHT had not talked to: our UDP port is open. */
-void node_nat_unsolicited(struct km_node *n, const struct km_addr *from);
-km_ms node_nat_tick(struct km_node *n, km_ms now);
-
-/* node_punch.c: hole punching through a rendezvous neighbour. */
-void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
-			const struct link *about);
-bool node_punch_on_frame(struct km_node *n, struct link *l,
-			 const struct km_frame *f, km_ms now);
-void node_punch_link_up(struct km_node *n, struct link *l, km_ms now);
-void node_punch_hello(struct km_node *n, struct link *l, km_ms now);
-void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now);
-km_ms node_punch_tick(struct km_node *n, km_ms now);
-
-/* node_rendezvous.c: who is private, who can be their rendezvous. */
-void node_rendezvous_up(struct km_node *n, struct link *l);
-void node_reach_tick(struct km_node *n);
-bool node_rendezvous_on_frame(struct km_node *n, struct link *l,
-			      const struct km_frame *f, km_ms now);
-void node_rendezvous_fill(struct km_node *n, km_ms now);
-
-/* node_relay.c: relayed links when punching fails. */
-bool node_relay_on_frame(struct km_node *n, struct link *l,
-			 const struct km_frame *f, km_ms now);
-void node_relay_ask(struct km_node *n, uint64_t rendezvous,
-		    const struct km_id *id);
-void node_relay_write(struct km_node *n, struct link *l, const uint8_t *buf,
-		      size_t len);
-void node_relay_close(struct km_node *n, struct link *l);
-void node_relay_link_gone(struct km_node *n, struct link *l, km_ms now);
+/* l's peer as PUNCH_GO, RELAY_OPEN and RENDEZVOUS name it: its ID, the IP
+ * we see it at, its listening port. */
+struct km_peer link_endpoint(const struct link *l);
+/* The NAT modules' send callback: a frame on link conn, if it exists. */
+bool link_send_by_conn(void *n, uint64_t conn, uint8_t type,
+		       const uint8_t *body, size_t len);
 
 #endif

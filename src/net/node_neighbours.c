@@ -1,6 +1,6 @@
 /* Neighbours: the node's links as the connection manager keeps them, and
  * broadcast over them.  The connection manager decides (connmgr.c), the
- * links act (node_link.c), and km_bcast sees each neighbour come and go. */
+ * links act (link.c), and km_bcast sees each neighbour come and go. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +25,7 @@ static void on_bcast_deliver(void *user, const struct km_message *m)
 		n->cb.deliver(n->user, m);
 }
 
-int neighbours_init(struct km_node *n, km_ms now)
+int node_neighbours_init(struct km_node *n, km_ms now)
 {
 	static const struct km_bcast_callbacks bcast_cb = {
 		.send = on_bcast_send,
@@ -41,7 +41,7 @@ int neighbours_init(struct km_node *n, km_ms now)
 	return n->cm && n->bcast ? 0 : KM_ERR_NOMEM;
 }
 
-void neighbours_free(struct km_node *n)
+void node_neighbours_free(struct km_node *n)
 {
 	km_bcast_del(n->bcast);
 	km_connmgr_del(n->cm);
@@ -49,7 +49,7 @@ void neighbours_free(struct km_node *n)
 	n->cm = NULL;
 }
 
-void neighbour_up(struct km_node *n, struct link *l, km_ms now)
+void node_neighbours_up(struct km_node *n, struct link *l, km_ms now)
 {
 	char addr[KM_ADDR_STRLEN];
 
@@ -62,12 +62,18 @@ void neighbour_up(struct km_node *n, struct link *l, km_ms now)
 	km_addr_format(&l->remote, addr, sizeof(addr));
 	node_log(n, KM_LOG_DEBUG, "neighbour %s up (%s)", addr,
 		 l->outbound ? "out" : "in");
-	node_punch_link_up(n, l, now);
-	node_rendezvous_up(n, l);
+}
+
+/* Broadcast messages from l's peer are signed with the key it proved. */
+void node_neighbours_pin(struct km_node *n, struct link *l, km_ms now)
+{
+	struct km_id id = link_peer_id(l);
+
+	km_bcast_pin(n->bcast, &id, l->hello.pubkey, now);
 }
 
 /* Called for every link that ends, neighbour or not. */
-void neighbour_lost(struct km_node *n, struct link *l, km_ms now)
+void node_neighbours_lost(struct km_node *n, struct link *l, km_ms now)
 {
 	if (!n->cm)
 		return; /* km_node_new failing half-way */
@@ -94,7 +100,7 @@ static void fill(struct km_node *n, km_ms now)
 	node_rendezvous_fill(n, now);
 }
 
-km_ms neighbours_tick(struct km_node *n, km_ms now)
+km_ms node_neighbours_tick(struct km_node *n, km_ms now)
 {
 	km_ms wake;
 
@@ -125,7 +131,7 @@ size_t km_node_neighbours(const struct km_node *n, struct km_neighbour *out,
 		if (!l->neighbour || count++ >= max)
 			continue;
 		nb = &out[count - 1];
-		memcpy(nb->id.b, l->hello.id, KM_ID_LEN);
+		nb->id = link_peer_id(l);
 		nb->addr = l->remote;
 		nb->outbound = l->outbound;
 		nb->eager = km_bcast_peer_eager(n->bcast, l->conn);

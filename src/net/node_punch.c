@@ -1,31 +1,85 @@
-/* Hole punching through a rendezvous neighbour R (docs/PROTOCOL.md).
- *
- * A sends PUNCH_REQ (B's node ID) to its neighbours.  A neighbour R with a
- * link to B sends PUNCH_GO to both at once, each naming the other: node ID
- * and external endpoint (the IP R sees the link come from, and the HELLO's
- * listening port, which a port-preserving NAT keeps).  Each side then
- * sends a UDP probe (a KRPC find_node, which opens its NAT's UDP mapping)
- * and dials the other from its own listening port, so that the two SYNs
- * cross in the NATs and meet as a TCP simultaneous open.  A failed attempt
- * is retried after 1, 2, 4 ... s until PUNCH_TIMEOUT_MS. */
+/* The node's side of hole punching (punch.h has the protocol and owns the
+ * punches): `dht-ctl punch`, the links a punch opens, relayed links that
+ * keep asking for a punch to become direct, and the punched link that
+ * replaces a relayed one. */
+#include <stdio.h>
 #include <string.h>
 
 #include "dht/id.h"
 #include "net/node_internal.h"
 #include "proto/err.h"
 
-#define PUNCH_TIMEOUT_MS KM_SECONDS(12)
-#define PUNCH_RETRY_MS KM_SECONDS(1)
 #define PUNCH_ASK_MAX 8        /* neighbours asked to be the rendezvous */
 
-static struct link *link_to(struct km_node *n, const struct km_id *id)
+static bool punch_neighbour(void *user, const struct km_id *id, uint64_t *conn,
+			    struct km_peer *peer)
 {
-	struct link *l, *tmp;
+	struct link *l = link_by_peer(user, id, PEER_UP, 0);
 
-	HASH_ITER(hh, n->links, l, tmp)
-		if (l->state == LINK_UP && memcmp(l->hello.id, id->b, KM_ID_LEN) == 0)
-			return l;
-	return NULL;
+	if (!l || !l->neighbour)
+		return false;
+	*conn = l->conn;
+	*peer = link_endpoint(l);
+	return true;
+}
+
+static bool punch_wanted(void *user, const struct km_id *id)
+{
+	struct km_node *n = user;
+	struct link *existing = link_by_peer(n, id, PEER_UP, 0);
+
+	return n->cb.tcp_punch && (!existing || existing->relay_via) &&
+	       !km_id_eq(id, km_dht_id(n->dht));
+}
+
+static uint64_t punch_dial(void *user, const struct km_id *id,
+			   const struct km_addr *addr, km_ms now)
+{
+	struct km_node *n = user;
+	struct link *l = link_open(n, addr, true, id, now);
+
+	node_verify(n, addr, now); /* the UDP probe */
+	if (!l)
+		return 0;
+	l->punched = true;
+	return l->conn;
+}
+
+static void punch_connect(void *user, uint64_t conn, const struct km_addr *addr)
+{
+	struct km_node *n = user;
+
+	n->cb.tcp_punch(n->user, conn, addr);
+}
+
+static void upgrade_later(struct km_node *n, const struct km_id *id, km_ms now);
+
+static void punch_gave_up(void *user, uint64_t rendezvous,
+			  const struct km_id *id, km_ms now)
+{
+	node_relay_ask(user, rendezvous, id);
+	upgrade_later(user, id, now);
+}
+
+static void punch_log(void *user, const char *msg)
+{
+	node_log(user, KM_LOG_DEBUG, "%s", msg);
+}
+
+int node_punch_init(struct km_node *n)
+{
+	static const struct km_punch_callbacks cb = {
+		.send = link_send_by_conn,
+		.neighbour = punch_neighbour,
+		.wanted = punch_wanted,
+		.dial = punch_dial,
+		.connect = punch_connect,
+		.gave_up = punch_gave_up,
+		.log = punch_log,
+	};
+
+	n->punch = km_punch_new(&cb, n);
+	return n->punch ? 0 : KM_ERR_NOMEM;
 }
 
 int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
@@ -36,204 +90,57 @@ int km_node_punch(struct km_node *n, const struct km_id *id, km_ms now)
 	(void)now;
 	if (!n->cb.tcp_punch || km_id_eq(id, km_dht_id(n->dht)))
 		return KM_ERR_INVAL;
-	if (link_to(n, id))
+	if (link_by_peer(n, id, PEER_UP, 0))
 		return 0;
 	HASH_ITER(hh, n->links, l, tmp) {
 		if (!l->neighbour || asked >= PUNCH_ASK_MAX)
 			continue;
-		link_send_frame(n, l, KM_FRAME_PUNCH_REQ, id->b, KM_ID_LEN);
+		km_punch_ask(n->punch, l->conn, id, KM_PUNCH_OPERATOR);
 		asked++;
 	}
 	return asked > 0 ? 0 : KM_ERR_FULL;
 }
 
-/* PUNCH_GO's and RELAY_OPEN's body: a PEER_LIST body with one entry,
- * about's ID and external endpoint (its IP as we see it, its listening
- * port). */
-void node_send_endpoint(struct km_node *n, struct link *to, uint8_t type,
-			const struct link *about)
-{
-	struct km_peer p;
-	uint8_t body[2 + KM_PEER_ENTRY_MAX_LEN];
-	int len;
-
-	memcpy(p.id, about->hello.id, KM_ID_LEN);
-	p.addr = about->remote;
-	p.addr.port = about->hello.listen_port;
-	len = km_peer_list_encode(body, sizeof(body), &p, 1);
-	if (len > 0)
-		link_send_frame(n, to, type, body, (size_t)len);
-}
-
-static void on_req(struct km_node *n, struct link *a, const struct km_id *id)
-{
-	struct link *b = link_to(n, id);
-
-	if (!b || b == a || !b->neighbour || b->hello.listen_port == 0 ||
-	    a->hello.listen_port == 0)
-		return;
-	node_send_endpoint(n, a, KM_FRAME_PUNCH_GO, b);
-	node_send_endpoint(n, b, KM_FRAME_PUNCH_GO, a);
-	n->ns.st.punches_coordinated++;
-}
-
-static struct punch *punch_find(struct km_node *n, const struct km_id *id)
-{
-	for (size_t i = 0; i < PUNCHES_MAX; i++) {
-		struct punch *p = &n->ns.punches[i];
-
-		if (p->addr.family != KM_AF_NONE && km_id_eq(&p->id, id))
-			return p;
-	}
-	return NULL;
-}
-
-/* Punches are rare: each step is worth a debug line. */
-static void punch_log(struct km_node *n, const struct punch *p,
-		      const char *what)
-{
-	char addr[KM_ADDR_STRLEN];
-
-	km_addr_format(&p->addr, addr, sizeof(addr));
-	node_log(n, KM_LOG_DEBUG, "punch to %02x%02x%02x%02x at %s: %s (attempt %d)",
-		 p->id.b[0], p->id.b[1], p->id.b[2], p->id.b[3], addr, what,
-		 p->attempts);
-}
-
-static void attempt(struct km_node *n, struct punch *p, km_ms now)
-{
-	struct link *l = link_open(n, &p->addr, true, &p->id, now);
-
-	p->attempts++;
-	punch_log(n, p, l ? "connecting" : "no link slot");
-	p->next_try = 0;
-	n->ns.st.punch_attempts++;
-	node_verify(n, &p->addr, now); /* the UDP probe */
-	if (!l) {
-		p->next_try = now + PUNCH_RETRY_MS;
-		return;
-	}
-	l->punched = true;
-	p->conn = l->conn;
-	n->cb.tcp_punch(n->user, l->conn, &p->addr);
-}
-
-static void on_go(struct km_node *n, const struct link *r,
-		  const struct km_peer *peer, km_ms now)
-{
-	struct punch *p;
-	struct link *existing;
-	struct km_id id;
-
-	memcpy(id.b, peer->id, KM_ID_LEN);
-	existing = link_to(n, &id);
-	if (!n->cb.tcp_punch || (existing && !existing->relay_via) ||
-	    punch_find(n, &id) ||
-	    km_id_eq(&id, km_dht_id(n->dht)))
-		return;
-	p = NULL;
-	for (size_t i = 0; !p && i < PUNCHES_MAX; i++)
-		if (n->ns.punches[i].addr.family == KM_AF_NONE)
-			p = &n->ns.punches[i];
-	if (!p)
-		return;
-	memset(p, 0, sizeof(*p));
-	p->id = id;
-	p->addr = peer->addr;
-	p->deadline = now + PUNCH_TIMEOUT_MS;
-	p->started = now;
-	p->rendezvous = r->conn;
-	attempt(n, p, now);
-}
-
 bool node_punch_on_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
-	struct km_peer peer;
+	struct km_peer from = link_endpoint(l);
 
-	if (!l->neighbour)
-		goto bad;
-	if (f->type == KM_FRAME_PUNCH_REQ) {
-		struct km_id id;
-
-		if (f->len != KM_ID_LEN)
-			goto bad;
-		memcpy(id.b, f->payload, KM_ID_LEN);
-		on_req(n, l, &id);
+	if (l->neighbour && km_punch_on_frame(n->punch, l->conn, &from, f->type,
+					      f->payload, f->len, now) == 0)
 		return true;
-	}
-	if (km_peer_list_decode(f->payload, f->len, &peer, 1) != 1)
-		goto bad;
-	on_go(n, l, &peer, now);
-	return true;
-bad:
 	link_close(n, l, KM_BYE_PROTOCOL_ERROR, km_frame_type_name(f->type), now);
 	return false;
 }
 
 void node_punch_link_up(struct km_node *n, struct link *l, km_ms now)
 {
-	struct km_id id;
-	struct punch *p;
+	struct km_id id = link_peer_id(l);
 
-	/* A relayed link leaves a punch running: if it succeeds, it
-	 * replaces the relayed link (node_punch_hello). */
-	if (l->relay_via) {
-		if (n->ns.relay_asked)
-			n->ns.st.last_relay_ms = now - n->ns.relay_asked;
-		n->ns.relay_asked = 0;
-		return;
-	}
-	memcpy(id.b, l->hello.id, KM_ID_LEN);
-	p = punch_find(n, &id);
-	if (!p)
-		return;
-	/* Our SYN or theirs (inbound), the punch made it: neither NAT lets an
-	 * unsolicited connection in.  A link we dialled the usual way only
-	 * makes the punch moot. */
-	if (l->conn != p->conn && l->outbound) {
-		punch_log(n, p, "moot: linked another way");
-		memset(p, 0, sizeof(*p));
-		return;
-	}
-	n->ns.st.last_punch_ms = now - p->started;
-	l->punched = true;
-	n->ns.st.punches_ok++;
-	punch_log(n, p, "link up");
-	memset(p, 0, sizeof(*p));
+	if (km_punch_link_up(n->punch, l->conn, &id, l->outbound,
+			     l->relay_via != 0, now))
+		l->punched = true;
 }
 
 void node_punch_link_gone(struct km_node *n, struct link *l, km_ms now)
 {
-	for (size_t i = 0; i < PUNCHES_MAX; i++) {
-		struct punch *p = &n->ns.punches[i];
-		km_ms backoff;
-
-		if (p->addr.family == KM_AF_NONE || p->conn != l->conn)
-			continue;
-		p->conn = 0;
-		backoff = PUNCH_RETRY_MS << (p->attempts < 4 ? p->attempts - 1 : 3);
-		p->next_try = now + backoff;
-		punch_log(n, p, "failed");
-	}
+	if (n->punch)
+		km_punch_link_gone(n->punch, l->conn, now);
 }
 
-/* A punched link to a node we reach through a relay replaces the relayed
- * one, before the connection manager would refuse it as a duplicate. */
 void node_punch_hello(struct km_node *n, struct link *l, km_ms now)
 {
-	struct link *v, *tmp;
+	struct km_id id = link_peer_id(l);
+	struct link *v;
 
 	if (!l->punched)
 		return;
-	HASH_ITER(hh, n->links, v, tmp)
-		if (v->relay_via && memcmp(v->relay_peer.b, l->hello.id,
-					   KM_ID_LEN) == 0)
-			link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
+	while ((v = link_by_peer(n, &id, PEER_RELAYED, 0)))
+		link_close(n, v, KM_BYE_NORMAL, "upgraded to direct", now);
 }
 
 /* Relayed links keep asking their relay for a punch: only the side with
- * the lower ID (the relay's dialler) asks, KM_NODE_UPGRADE_MS after the
+ * the lower ID (the relay's dialler) asks, KM_PUNCH_UPGRADE_MS after the
  * last round ended (see upgrade_later).  Rounds must not follow each
  * other closely: a NAT gives a new connection from a source port the
  * mapping that source already has (Linux's masquerade does), so one
@@ -250,13 +157,12 @@ static km_ms upgrades(struct km_node *n, km_ms now)
 
 		if (!l->relay_via || l->state != LINK_UP ||
 		    km_id_cmp(km_dht_id(n->dht), &l->relay_peer) > 0 ||
-		    punch_find(n, &l->relay_peer))
+		    km_punch_running(n->punch, &l->relay_peer))
 			continue;
 		if (now >= l->next_upgrade && (r = link_find(n, l->relay_via))) {
-			link_send_frame(n, r, KM_FRAME_PUNCH_REQ, l->relay_peer.b,
-					KM_ID_LEN);
-			n->ns.st.upgrade_attempts++;
-			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
+			km_punch_ask(n->punch, r->conn, &l->relay_peer,
+				     KM_PUNCH_UPGRADE);
+			l->next_upgrade = now + KM_PUNCH_UPGRADE_MS;
 		}
 		wake = km_ms_earliest(wake, l->next_upgrade);
 	}
@@ -270,38 +176,14 @@ static void upgrade_later(struct km_node *n, const struct km_id *id, km_ms now)
 
 	HASH_ITER(hh, n->links, l, tmp)
 		if (l->relay_via && km_id_eq(&l->relay_peer, id))
-			l->next_upgrade = now + KM_NODE_UPGRADE_MS;
+			l->next_upgrade = now + KM_PUNCH_UPGRADE_MS;
 }
 
 km_ms node_punch_tick(struct km_node *n, km_ms now)
 {
 	km_ms wake = upgrades(n, now);
 
-	for (size_t i = 0; i < PUNCHES_MAX; i++) {
-		struct punch *p = &n->ns.punches[i];
-
-		if (p->addr.family == KM_AF_NONE)
-			continue;
-		if (now >= p->deadline && p->conn == 0) {
-			n->ns.st.punches_failed++;
-			punch_log(n, p, "gave up, asking for a relay");
-			n->ns.relay_asked = p->started;
-			node_relay_ask(n, p->rendezvous, &p->id);
-			upgrade_later(n, &p->id, now);
-			memset(p, 0, sizeof(*p));
-			continue;
-		}
-		if (p->next_try != 0 && now >= p->next_try) {
-			if (now >= p->deadline) {
-				p->next_try = 0;
-				continue;
-			}
-			attempt(n, p, now);
-		}
-		wake = km_ms_earliest(wake, p->next_try);
-		wake = km_ms_earliest(wake, p->deadline);
-	}
-	return wake;
+	return km_ms_earliest(wake, km_punch_tick(n->punch, now));
 }
 
 const char *km_via_name(enum km_via via)

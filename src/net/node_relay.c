@@ -1,38 +1,85 @@
-/* Relayed links: when punching fails (a symmetric NAT picks a new port for
- * each destination), the rendezvous R carries the link's bytes.
- *
- * A sends RELAY_REQ (B's ID) to R.  R, within its limits, opens a circuit
- * and sends RELAY_OPEN to both, each naming the other (a one-entry
- * PEER_LIST body).  Each side then runs an ordinary link over the circuit:
- * its bytes travel as RELAY_DATA (peer ID | bytes) on the link to R, which
- * forwards them with the sender's ID.  The side with the lower node ID
- * acts as the dialler and sends HELLO first.  RELAY_CLOSE (peer ID) ends
- * it, from either side or from R.  Like libp2p's circuit relay v2, R caps
- * the number of circuits, their duration, their bytes and their rate, and
- * cuts a circuit that exceeds them. */
-#include <stdlib.h>
+/* The node's side of relayed links (relay.h has the protocol and owns the
+ * circuits): links to a neighbour's ID for R, and the relayed links that
+ * are the node's own -- opened on RELAY_OPEN, fed by RELAY_DATA, ended by
+ * RELAY_CLOSE or when the link to R goes. */
 #include <string.h>
 
 #include "dht/id.h"
 #include "net/node_internal.h"
 #include "proto/err.h"
 
-#define DATA_CHUNK (16 * 1024)
-
-static struct link *link_up_to(struct km_node *n, const struct km_id *id)
+static bool relay_neighbour(void *user, const struct km_id *id, uint64_t *conn,
+			    struct km_peer *peer)
 {
-	struct link *l, *tmp;
+	struct link *l = link_by_peer(user, id, PEER_NEIGHBOUR, 0);
 
-	HASH_ITER(hh, n->links, l, tmp)
-		if (l->neighbour && memcmp(l->hello.id, id->b, KM_ID_LEN) == 0)
-			return l;
-	return NULL;
+	if (!l)
+		return false;
+	*conn = l->conn;
+	*peer = link_endpoint(l);
+	return true;
 }
 
-static void send_id(struct km_node *n, struct link *l, uint8_t type,
-		    const struct km_id *id)
+/* The side with the lower ID dials: it sends HELLO first. */
+static int relay_open(void *user, uint64_t via, const struct km_peer *peer,
+		      km_ms now)
 {
-	link_send_frame(n, l, type, id->b, KM_ID_LEN);
+	struct km_node *n = user;
+	struct km_id id = peer->id;
+	struct link *l;
+	bool dialler;
+
+	if (km_id_eq(&id, km_dht_id(n->dht)) ||
+	    link_by_peer(n, &id, PEER_NEIGHBOUR, 0) ||
+	    link_by_peer(n, &id, PEER_RELAYED, via))
+		return 1;
+	dialler = km_id_cmp(km_dht_id(n->dht), &id) < 0;
+	if (!(l = link_open(n, &peer->addr, dialler, &id, now)))
+		return KM_ERR_FULL;
+	l->relay_via = via;
+	l->relay_peer = id;
+	l->next_upgrade = now + KM_PUNCH_UPGRADE_MS;
+	if (dialler)
+		link_on_connected(n, l, now);
+	return 0;
+}
+
+static bool relay_data(void *user, uint64_t via, const struct km_id *id,
+		       const uint8_t *buf, size_t len, km_ms now)
+{
+	struct km_node *n = user;
+	struct link *l = link_by_peer(n, id, PEER_RELAYED, via);
+
+	if (!l)
+		return false;
+	link_on_bytes(n, l, buf, len, now);
+	return true;
+}
+
+static void relay_closed(void *user, uint64_t via, const struct km_id *id,
+			 km_ms now)
+{
+	struct km_node *n = user;
+	struct link *l = link_by_peer(n, id, PEER_RELAYED, via);
+
+	if (l) {
+		l->relay_via = 0; /* nothing to tell: R ended it */
+		link_on_closed(n, l, now);
+	}
+}
+
+int node_relay_init(struct km_node *n)
+{
+	static const struct km_relay_callbacks cb = {
+		.send = link_send_by_conn,
+		.neighbour = relay_neighbour,
+		.open = relay_open,
+		.data = relay_data,
+		.closed = relay_closed,
+	};
+
+	n->relay = km_relay_new(&cb, n);
+	return n->relay ? 0 : KM_ERR_NOMEM;
 }
 
 void node_relay_ask(struct km_node *n, uint64_t rendezvous,
@@ -40,169 +87,19 @@ void node_relay_ask(struct km_node *n, uint64_t rendezvous,
 {
 	struct link *r = link_find(n, rendezvous);
 
-	if (r && r->neighbour && !link_up_to(n, id))
-		send_id(n, r, KM_FRAME_RELAY_REQ, id);
-}
-
-/* ---- as R ---- */
-
-static struct circuit *circuit_find(struct km_node *n, uint64_t conn,
-				    const struct km_id *peer, int *side)
-{
-	for (size_t i = 0; i < RELAY_CIRCUITS_MAX; i++) {
-		struct circuit *c = &n->ns.circuits[i];
-
-		for (int s = 0; s < 2; s++)
-			if (c->conn[0] && c->conn[s] == conn &&
-			    km_id_eq(&c->id[1 - s], peer)) {
-				*side = s;
-				return c;
-			}
-	}
-	return NULL;
-}
-
-static void on_req(struct km_node *n, struct link *a, const struct km_id *id,
-		   km_ms now)
-{
-	struct link *b = link_up_to(n, id);
-	struct circuit *c = NULL;
-	int side;
-
-	if (!b || b == a || circuit_find(n, a->conn, id, &side))
-		return;
-	for (size_t i = 0; !c && i < RELAY_CIRCUITS_MAX; i++)
-		if (!n->ns.circuits[i].conn[0])
-			c = &n->ns.circuits[i];
-	if (!c) {
-		n->ns.st.relays_refused++;
-		return;
-	}
-	memset(c, 0, sizeof(*c));
-	c->conn[0] = a->conn;
-	c->conn[1] = b->conn;
-	memcpy(c->id[0].b, a->hello.id, KM_ID_LEN);
-	memcpy(c->id[1].b, b->hello.id, KM_ID_LEN);
-	c->opened = c->window = now;
-	node_send_endpoint(n, a, KM_FRAME_RELAY_OPEN, b);
-	node_send_endpoint(n, b, KM_FRAME_RELAY_OPEN, a);
-	n->ns.st.relays_served++;
-}
-
-static void circuit_end(struct km_node *n, struct circuit *c, int except)
-{
-	for (int s = 0; s < 2; s++) {
-		struct link *l = link_find(n, c->conn[s]);
-
-		if (s != except && l)
-			send_id(n, l, KM_FRAME_RELAY_CLOSE, &c->id[1 - s]);
-	}
-	memset(c, 0, sizeof(*c));
-}
-
-static bool within_limits(struct circuit *c, size_t len, km_ms now)
-{
-	if (now - c->window >= KM_SECONDS(1)) {
-		c->window = now;
-		c->window_bytes = 0;
-	}
-	c->bytes += len;
-	c->window_bytes += (uint32_t)len;
-	return now - c->opened < RELAY_DURATION_MS &&
-	       c->bytes <= RELAY_BYTES_MAX && c->window_bytes <= RELAY_RATE_BYTES;
-}
-
-static void forward(struct km_node *n, struct link *from,
-		    const struct km_id *to_id, const uint8_t *data, size_t len,
-		    km_ms now)
-{
-	int side;
-	struct circuit *c = circuit_find(n, from->conn, to_id, &side);
-	struct link *to;
-	uint8_t *buf;
-
-	if (!c)
-		return;
-	to = link_find(n, c->conn[1 - side]);
-	if (!to || !within_limits(c, len, now)) {
-		n->ns.st.relays_cut += to != NULL;
-		circuit_end(n, c, -1);
-		return;
-	}
-	buf = malloc(KM_ID_LEN + len);
-	if (!buf)
-		return;
-	memcpy(buf, c->id[side].b, KM_ID_LEN);
-	memcpy(buf + KM_ID_LEN, data, len);
-	link_send_frame(n, to, KM_FRAME_RELAY_DATA, buf, KM_ID_LEN + len);
-	n->ns.st.relay_bytes += len;
-	free(buf);
-}
-
-/* ---- as an end of a relayed link ---- */
-
-static struct link *relayed(struct km_node *n, uint64_t via,
-			    const struct km_id *peer)
-{
-	struct link *l, *tmp;
-
-	HASH_ITER(hh, n->links, l, tmp)
-		if (l->relay_via == via && km_id_eq(&l->relay_peer, peer))
-			return l;
-	return NULL;
-}
-
-static void on_open(struct km_node *n, struct link *r,
-		    const struct km_peer *peer, km_ms now)
-{
-	struct km_id id;
-	struct link *l;
-	bool dialler;
-
-	memcpy(id.b, peer->id, KM_ID_LEN);
-	if (km_id_eq(&id, km_dht_id(n->dht)) || link_up_to(n, &id) ||
-	    relayed(n, r->conn, &id))
-		return;
-	dialler = km_id_cmp(km_dht_id(n->dht), &id) < 0;
-	l = link_open(n, &peer->addr, dialler, &id, now);
-	if (!l) {
-		send_id(n, r, KM_FRAME_RELAY_CLOSE, &id);
-		return;
-	}
-	l->relay_via = r->conn;
-	l->relay_peer = id;
-	l->next_upgrade = now + KM_NODE_UPGRADE_MS;
-	n->ns.st.relayed_links++;
-	if (dialler)
-		link_on_connected(n, l, now);
+	if (r && r->neighbour && !link_by_peer(n, id, PEER_NEIGHBOUR, 0))
+		km_relay_ask(n->relay, rendezvous, id);
 }
 
 void node_relay_write(struct km_node *n, struct link *l, const uint8_t *buf,
 		      size_t len)
 {
-	struct link *r = link_find(n, l->relay_via);
-	uint8_t *chunk;
-
-	if (!r || !(chunk = malloc(KM_ID_LEN + DATA_CHUNK)))
-		return;
-	memcpy(chunk, l->relay_peer.b, KM_ID_LEN);
-	while (len > 0) {
-		size_t part = len < DATA_CHUNK ? len : DATA_CHUNK;
-
-		memcpy(chunk + KM_ID_LEN, buf, part);
-		link_send_frame(n, r, KM_FRAME_RELAY_DATA, chunk, KM_ID_LEN + part);
-		buf += part;
-		len -= part;
-	}
-	free(chunk);
+	km_relay_write(n->relay, l->relay_via, &l->relay_peer, buf, len);
 }
 
 void node_relay_close(struct km_node *n, struct link *l)
 {
-	struct link *r = link_find(n, l->relay_via);
-
-	if (r)
-		send_id(n, r, KM_FRAME_RELAY_CLOSE, &l->relay_peer);
+	km_relay_end(n->relay, l->relay_via, &l->relay_peer);
 }
 
 /* A link went: as R, its circuits end; as an end, the links it carried. */
@@ -210,12 +107,9 @@ void node_relay_link_gone(struct km_node *n, struct link *gone, km_ms now)
 {
 	struct link *l, *tmp;
 
-	for (size_t i = 0; i < RELAY_CIRCUITS_MAX; i++) {
-		struct circuit *c = &n->ns.circuits[i];
-
-		if (c->conn[0] && (c->conn[0] == gone->conn || c->conn[1] == gone->conn))
-			circuit_end(n, c, c->conn[0] == gone->conn ? 0 : 1);
-	}
+	if (!n->relay)
+		return; /* km_node_new failing half-way */
+	km_relay_link_gone(n->relay, gone->conn);
 	HASH_ITER(hh, n->links, l, tmp)
 		if (l != gone && l->relay_via == gone->conn) {
 			l->relay_via = 0; /* nothing to tell: R is gone */
@@ -226,44 +120,11 @@ void node_relay_link_gone(struct km_node *n, struct link *gone, km_ms now)
 bool node_relay_on_frame(struct km_node *n, struct link *l,
 			 const struct km_frame *f, km_ms now)
 {
-	struct km_peer peer;
-	struct km_id id;
-	struct link *v;
+	struct km_peer from = link_endpoint(l);
 
-	if (!l->neighbour || (f->type != KM_FRAME_RELAY_OPEN && f->len < KM_ID_LEN) ||
-	    ((f->type == KM_FRAME_RELAY_REQ || f->type == KM_FRAME_RELAY_CLOSE) &&
-	     f->len != KM_ID_LEN))
-		goto bad;
-	if (f->type == KM_FRAME_RELAY_OPEN) {
-		if (km_peer_list_decode(f->payload, f->len, &peer, 1) != 1)
-			goto bad;
-		on_open(n, l, &peer, now);
+	if (l->neighbour && km_relay_on_frame(n->relay, l->conn, &from, f->type,
+					      f->payload, f->len, now) == 0)
 		return true;
-	}
-	memcpy(id.b, f->payload, KM_ID_LEN);
-	if (f->type == KM_FRAME_RELAY_REQ) {
-		on_req(n, l, &id, now);
-		return true;
-	}
-	v = relayed(n, l->conn, &id);
-	if (f->type == KM_FRAME_RELAY_CLOSE) {
-		int side;
-		struct circuit *c = circuit_find(n, l->conn, &id, &side);
-
-		if (c)
-			circuit_end(n, c, side);
-		if (v) {
-			v->relay_via = 0;
-			link_on_closed(n, v, now);
-		}
-		return true;
-	}
-	if (v) /* RELAY_DATA for a link of ours */
-		link_on_bytes(n, v, f->payload + KM_ID_LEN, f->len - KM_ID_LEN, now);
-	else
-		forward(n, l, &id, f->payload + KM_ID_LEN, f->len - KM_ID_LEN, now);
-	return true;
-bad:
 	link_close(n, l, KM_BYE_PROTOCOL_ERROR, km_frame_type_name(f->type), now);
 	return false;
 }

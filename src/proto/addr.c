@@ -123,3 +123,38 @@ bool km_addr_parse(const char *s, struct km_addr *out)
 	out->port = port;
 	return true;
 }
+
+static bool v4_local(const uint8_t *ip)
+{
+	return ip[0] == 0 || ip[0] == 10 || ip[0] == 127 ||
+	       (ip[0] == 100 && (ip[1] & 0xc0) == 64) ||
+	       (ip[0] == 169 && ip[1] == 254) ||
+	       (ip[0] == 172 && (ip[1] & 0xf0) == 16) ||
+	       (ip[0] == 192 && ip[1] == 168);
+}
+
+bool km_addr_is_local(const struct km_addr *a)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	static const uint8_t zero[15];
+
+	if (a->family == KM_AF_INET4)
+		return v4_local(a->ip);
+	if (a->family != KM_AF_INET6)
+		return true;
+	if (memcmp(a->ip, mapped, sizeof(mapped)) == 0)
+		return v4_local(a->ip + 12);
+	if (memcmp(a->ip, zero, sizeof(zero)) == 0)
+		return a->ip[15] <= 1; /* :: and ::1 */
+	return (a->ip[0] & 0xfe) == 0xfc ||                  /* fc00::/7 */
+	       (a->ip[0] == 0xfe && (a->ip[1] & 0xc0) == 0x80); /* fe80::/10 */
+}
+
+bool km_addr_same_subnet(const struct km_addr *a, const struct km_addr *b)
+{
+	if (a->family != b->family)
+		return false;
+	if (a->family == KM_AF_INET4)
+		return memcmp(a->ip, b->ip, 3) == 0;
+	return a->family == KM_AF_INET6 && memcmp(a->ip, b->ip, 8) == 0;
+}

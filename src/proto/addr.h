@@ -41,4 +41,14 @@ bool km_addr_parse(const char *s, struct km_addr *out);
 /* Parses a bare numeric IP (no port) into out with port 0. */
 bool km_addr_parse_ip(const char *s, struct km_addr *out);
 
+/* True for addresses that are not globally routable: loopback, RFC 1918,
+ * link-local, CGNAT (100.64/10), unspecified; IPv6 ::1, ::, fc00::/7,
+ * fe80::/10, and IPv4-mapped forms of the IPv4 ones.  These are exempt from
+ * BEP 42 and, unless the table is strict, from the subnet caps
+ * (dht/bep42.h, dht/table.c). */
+bool km_addr_is_local(const struct km_addr *a);
+
+/* True if a and b are in the same /24 (IPv4) or /64 (IPv6). */
+bool km_addr_same_subnet(const struct km_addr *a, const struct km_addr *b);
+
 #endif

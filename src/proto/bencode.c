@@ -290,8 +290,8 @@ static bool node_str_eq(const uint8_t *buf, const struct km_bnode *nd,
 	       memcmp(buf + nd->u.s.off, s, slen) == 0;
 }
 
-int km_bnode_dict_get(const uint8_t *buf, const struct km_bnode *nodes,
-		      int dict, const char *key)
+int km_bencode_dict_get(const uint8_t *buf, const struct km_bnode *nodes,
+			int dict, const char *key)
 {
 	size_t klen = strlen(key);
 	uint32_t k;
@@ -305,7 +305,7 @@ int km_bnode_dict_get(const uint8_t *buf, const struct km_bnode *nodes,
 	return KM_ERR_NOT_FOUND;
 }
 
-int km_bnode_int(const struct km_bnode *nodes, int i, int64_t *out)
+int km_bencode_int(const struct km_bnode *nodes, int i, int64_t *out)
 {
 	if (nodes[i].type != KM_BINT)
 		return KM_ERR_TYPE;
@@ -313,8 +313,8 @@ int km_bnode_int(const struct km_bnode *nodes, int i, int64_t *out)
 	return 0;
 }
 
-int km_bnode_str(const uint8_t *buf, const struct km_bnode *nodes, int i,
-		 const uint8_t **p, size_t *len)
+int km_bencode_str(const uint8_t *buf, const struct km_bnode *nodes, int i,
+		   const uint8_t **p, size_t *len)
 {
 	if (nodes[i].type != KM_BSTR)
 		return KM_ERR_TYPE;
@@ -323,8 +323,8 @@ int km_bnode_str(const uint8_t *buf, const struct km_bnode *nodes, int i,
 	return 0;
 }
 
-bool km_bnode_str_eq(const uint8_t *buf, const struct km_bnode *nodes, int i,
-		     const char *s)
+bool km_bencode_str_eq(const uint8_t *buf, const struct km_bnode *nodes, int i,
+		       const char *s)
 {
 	return node_str_eq(buf, &nodes[i], s, strlen(s));
 }

@@ -81,25 +81,25 @@ int km_bencode_parse_partial(const uint8_t *buf, size_t len,
 /* Index of the value stored under key in the dict at nodes[dict] (the first
  * one if repeated), KM_ERR_NOT_FOUND, or KM_ERR_TYPE if nodes[dict] is not a
  * dict.  Linear in the dict's size. */
-int km_bnode_dict_get(const uint8_t *buf, const struct km_bnode *nodes,
-		      int dict, const char *key);
+int km_bencode_dict_get(const uint8_t *buf, const struct km_bnode *nodes,
+			int dict, const char *key);
 
-/* Walking containers: children of nodes[c] are i = km_bnode_first(c) while
+/* Walking containers: children of nodes[c] are i = km_bencode_first(c) while
  * i < nodes[c].next, stepping with i = nodes[i].next.  In a dict the
  * children alternate key, value. */
-static inline int km_bnode_first(int container)
+static inline int km_bencode_first(int container)
 {
 	return container + 1;
 }
 
 /* Typed getters: 0, or KM_ERR_TYPE if nodes[i] has another type. */
-int km_bnode_int(const struct km_bnode *nodes, int i, int64_t *out);
-int km_bnode_str(const uint8_t *buf, const struct km_bnode *nodes, int i,
-		 const uint8_t **p, size_t *len);
+int km_bencode_int(const struct km_bnode *nodes, int i, int64_t *out);
+int km_bencode_str(const uint8_t *buf, const struct km_bnode *nodes, int i,
+		   const uint8_t **p, size_t *len);
 
 /* True if nodes[i] is a string equal to the NUL-terminated s. */
-bool km_bnode_str_eq(const uint8_t *buf, const struct km_bnode *nodes, int i,
-		     const char *s);
+bool km_bencode_str_eq(const uint8_t *buf, const struct km_bnode *nodes, int i,
+		       const char *s);
 
 /* Encoder. */
 #define KM_BENCODE_WRITER_DEPTH KM_BENCODE_DEPTH_DEFAULT

@@ -29,69 +29,6 @@ void km_krpc_init(struct km_krpc_msg *m, enum km_krpc_type type)
 	m->type = type;
 }
 
-/* Compact formats. */
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-int km_compact_peer_write(const struct km_addr *a, uint8_t *out, size_t cap)
-{
-	size_t iplen = km_addr_ip_len(a);
-
-	if (iplen == 0)
-		return KM_ERR_INVAL;
-	if (cap < iplen + 2)
-		return KM_ERR_BUF;
-	memcpy(out, a->ip, iplen);
-	put_be16(out + iplen, a->port);
-	return (int)iplen + 2;
-}
-
-bool km_compact_peer_read(const uint8_t *p, size_t len, struct km_addr *out)
-{
-	if (len == KM_COMPACT_PEER4_LEN)
-		km_addr_set_v4(out, p, get_be16(p + 4));
-	else if (len == KM_COMPACT_PEER6_LEN)
-		km_addr_set_v6(out, p, get_be16(p + 16));
-	else
-		return false;
-	return true;
-}
-
-int km_compact_node_write(const struct km_contact *c, uint8_t *out, size_t cap)
-{
-	int n;
-
-	if (km_addr_ip_len(&c->addr) == 0)
-		return KM_ERR_INVAL;
-	if (cap < KM_ID_LEN)
-		return KM_ERR_BUF;
-	n = km_compact_peer_write(&c->addr, out + KM_ID_LEN, cap - KM_ID_LEN);
-	if (n < 0)
-		return n;
-	memcpy(out, c->id.b, KM_ID_LEN);
-	return KM_ID_LEN + n;
-}
-
-void km_compact_node_read(const uint8_t *list, size_t i, enum km_family family,
-			  struct km_contact *out)
-{
-	bool v6 = family == KM_AF_INET6;
-	size_t size = v6 ? KM_COMPACT_NODE6_LEN : KM_COMPACT_NODE4_LEN;
-	const uint8_t *p = list + i * size;
-
-	memcpy(out->id.b, p, KM_ID_LEN);
-	km_compact_peer_read(p + KM_ID_LEN, size - KM_ID_LEN, &out->addr);
-}
-
 /* Decoding.  A parsed packet is a buffer plus its bencode nodes; the getters
  * below return 1 (found), 0 (absent) or a negative KM_ERR_*. */
 
@@ -102,7 +39,7 @@ struct doc {
 
 static int find(const struct doc *d, int dict, const char *key)
 {
-	int i = km_bnode_dict_get(d->buf, d->n, dict, key);
+	int i = km_bencode_dict_get(d->buf, d->n, dict, key);
 
 	return i == KM_ERR_NOT_FOUND ? 0 : i;
 }
@@ -114,7 +51,7 @@ static int get_str(const struct doc *d, int dict, const char *key,
 
 	if (i <= 0)
 		return i;
-	if (km_bnode_str(d->buf, d->n, i, p, len) < 0)
+	if (km_bencode_str(d->buf, d->n, i, p, len) < 0)
 		return KM_ERR_TYPE;
 	return 1;
 }
@@ -163,7 +100,7 @@ static int get_int(const struct doc *d, int dict, const char *key, int64_t *v)
 
 	if (i <= 0)
 		return i;
-	return km_bnode_int(d->n, i, v) < 0 ? KM_ERR_TYPE : 1;
+	return km_bencode_int(d->n, i, v) < 0 ? KM_ERR_TYPE : 1;
 }
 
 /* Method names and error messages end up in logs: keep them printable. */
@@ -176,7 +113,7 @@ static void copy_printable(char *dst, const uint8_t *src, size_t len)
 
 /* The envelope: t and y, walked without lookups so that it also works on the
  * nodes a failed parse left behind.  The first occurrence of a key wins, as
- * in km_bnode_dict_get().  Without a usable y, the type is guessed from the
+ * in km_bencode_dict_get().  Without a usable y, the type is guessed from the
  * body (r or e) so that a broken response is not answered as a query. */
 struct envelope {
 	int t_err;  /* 1 seen, 0 absent, or the error */
@@ -203,11 +140,11 @@ static int read_type(const struct doc *d, int i, struct km_krpc_msg *m)
 {
 	if (d->n[i].type != KM_BSTR)
 		return KM_ERR_TYPE;
-	if (km_bnode_str_eq(d->buf, d->n, i, "q"))
+	if (km_bencode_str_eq(d->buf, d->n, i, "q"))
 		m->type = KM_KRPC_QUERY;
-	else if (km_bnode_str_eq(d->buf, d->n, i, "r"))
+	else if (km_bencode_str_eq(d->buf, d->n, i, "r"))
 		m->type = KM_KRPC_RESPONSE;
-	else if (km_bnode_str_eq(d->buf, d->n, i, "e"))
+	else if (km_bencode_str_eq(d->buf, d->n, i, "e"))
 		m->type = KM_KRPC_ERROR;
 	else
 		return KM_ERR_UNKNOWN_TYPE;
@@ -221,13 +158,13 @@ static void read_envelope(const struct doc *d, size_t used, struct km_krpc_msg *
 
 	memset(env, 0, sizeof(*env));
 	while ((v = k + 1) < used) {
-		if (!env->t_err && km_bnode_str_eq(d->buf, d->n, (int)k, "t"))
+		if (!env->t_err && km_bencode_str_eq(d->buf, d->n, (int)k, "t"))
 			env->t_err = read_tid(d, (int)v, m);
-		else if (!env->y_err && km_bnode_str_eq(d->buf, d->n, (int)k, "y"))
+		else if (!env->y_err && km_bencode_str_eq(d->buf, d->n, (int)k, "y"))
 			env->y_err = read_type(d, (int)v, m);
-		else if (km_bnode_str_eq(d->buf, d->n, (int)k, "r"))
+		else if (km_bencode_str_eq(d->buf, d->n, (int)k, "r"))
 			env->saw_r = true;
-		else if (km_bnode_str_eq(d->buf, d->n, (int)k, "e"))
+		else if (km_bencode_str_eq(d->buf, d->n, (int)k, "e"))
 			env->saw_e = true;
 		k = d->n[v].next;
 		if (k == 0) /* a container the failed parse left open */
@@ -280,12 +217,12 @@ static int decode_want(const struct doc *d, int args, struct km_krpc_msg *m)
 		return w;
 	if (d->n[w].type != KM_BLIST)
 		return KM_ERR_TYPE;
-	for (uint32_t i = (uint32_t)km_bnode_first(w); i < d->n[w].next; i = d->n[i].next) {
+	for (uint32_t i = (uint32_t)km_bencode_first(w); i < d->n[w].next; i = d->n[i].next) {
 		if (d->n[i].type != KM_BSTR)
 			return KM_ERR_TYPE;
-		if (km_bnode_str_eq(d->buf, d->n, (int)i, "n4"))
+		if (km_bencode_str_eq(d->buf, d->n, (int)i, "n4"))
 			m->want |= KM_WANT_N4;
-		else if (km_bnode_str_eq(d->buf, d->n, (int)i, "n6"))
+		else if (km_bencode_str_eq(d->buf, d->n, (int)i, "n6"))
 			m->want |= KM_WANT_N6;
 	}
 	return 0;
@@ -384,8 +321,8 @@ static int decode_values(const struct doc *d, int r, struct km_krpc_msg *m)
 		return v;
 	if (d->n[v].type != KM_BLIST)
 		return KM_ERR_TYPE;
-	for (uint32_t i = (uint32_t)km_bnode_first(v); i < d->n[v].next; i = d->n[i].next) {
-		if (km_bnode_str(d->buf, d->n, (int)i, &p, &len) < 0)
+	for (uint32_t i = (uint32_t)km_bencode_first(v); i < d->n[v].next; i = d->n[i].next) {
+		if (km_bencode_str(d->buf, d->n, (int)i, &p, &len) < 0)
 			return KM_ERR_TYPE;
 		if (len != KM_COMPACT_PEER4_LEN && len != KM_COMPACT_PEER6_LEN)
 			return KM_ERR_SYNTAX;
@@ -434,9 +371,9 @@ static int decode_error(const struct doc *d, struct km_krpc_msg *m)
 		return KM_ERR_TYPE;
 	if (d->n[e].u.count < 2)
 		return KM_ERR_MISSING;
-	c = km_bnode_first(e);
-	if (km_bnode_int(d->n, c, &code) < 0 ||
-	    km_bnode_str(d->buf, d->n, (int)d->n[c].next, &msg, &len) < 0)
+	c = km_bencode_first(e);
+	if (km_bencode_int(d->n, c, &code) < 0 ||
+	    km_bencode_str(d->buf, d->n, (int)d->n[c].next, &msg, &len) < 0)
 		return KM_ERR_TYPE;
 	if (code < INT_MIN || code > INT_MAX)
 		return KM_ERR_RANGE;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "proto/addr.h"
+#include "proto/compact.h"
 #include "proto/node.h"
 
 #define KM_KRPC_MAX_PACKET 65536
@@ -39,11 +40,6 @@
  * items fails with KM_ERR_TOO_MANY.  `nodes` is one string, so only `values`
  * lists of ~1000 peers or hostile packets reach this. */
 #define KM_KRPC_ITEMS_MAX 1024
-
-#define KM_COMPACT_NODE4_LEN 26  /* id 20 + IPv4 4 + port 2 */
-#define KM_COMPACT_NODE6_LEN 38  /* id 20 + IPv6 16 + port 2 */
-#define KM_COMPACT_PEER4_LEN 6
-#define KM_COMPACT_PEER6_LEN 18
 
 enum km_krpc_type { KM_KRPC_QUERY, KM_KRPC_RESPONSE, KM_KRPC_ERROR };
 
@@ -124,19 +120,6 @@ int km_krpc_decode(const uint8_t *buf, size_t len, struct km_krpc_msg *m);
  * out.  Returns the length
  * written, or KM_ERR_BUF / KM_ERR_INVAL. */
 int km_krpc_encode(const struct km_krpc_msg *m, uint8_t *out, size_t cap);
-
-/* Compact node info: writes 26 or 38 bytes according to c->addr's family
- * and returns the count, or KM_ERR_INVAL for an address with no family. */
-int km_compact_node_write(const struct km_contact *c, uint8_t *out, size_t cap);
-
-/* Reads the i-th entry of a validated `nodes` (KM_AF_INET4) or `nodes6`
- * (KM_AF_INET6) string. */
-void km_compact_node_read(const uint8_t *list, size_t i, enum km_family family,
-			  struct km_contact *out);
-
-/* Compact peer info: 6 or 18 bytes.  read returns false for other lengths. */
-int km_compact_peer_write(const struct km_addr *a, uint8_t *out, size_t cap);
-bool km_compact_peer_read(const uint8_t *p, size_t len, struct km_addr *out);
 
 const char *km_krpc_method_name(enum km_krpc_method m);
 

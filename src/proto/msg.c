@@ -38,7 +38,7 @@ static int read_addr(struct km_wire_reader *r, struct km_addr *a, bool allow_non
 	return r->short_read ? KM_ERR_TRUNCATED : 0;
 }
 
-int km_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h)
+int km_msg_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h)
 {
 	struct km_wire_writer w;
 	int rv;
@@ -46,7 +46,7 @@ int km_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h)
 	km_wire_writer_init(&w, out, cap);
 	km_wire_write_u8(&w, h->version);
 	km_wire_write_u32(&w, h->network);
-	km_wire_write(&w, h->id, KM_NODE_ID_LEN);
+	km_wire_write(&w, h->id.b, KM_ID_LEN);
 	km_wire_write_u16(&w, h->listen_port);
 	rv = write_addr(&w, &h->observed);
 	if (h->has_key) {
@@ -57,7 +57,7 @@ int km_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h)
 }
 
 /* Bytes after the known fields are a later version's additions: skipped. */
-int km_hello_decode(const uint8_t *in, size_t len, struct km_hello *h)
+int km_msg_hello_decode(const uint8_t *in, size_t len, struct km_hello *h)
 {
 	struct km_wire_reader r;
 	int rv;
@@ -65,7 +65,7 @@ int km_hello_decode(const uint8_t *in, size_t len, struct km_hello *h)
 	km_wire_reader_init(&r, in, len);
 	h->version = km_wire_read_u8(&r);
 	h->network = km_wire_read_u32(&r);
-	km_wire_read_copy(&r, h->id, KM_NODE_ID_LEN);
+	km_wire_read_copy(&r, h->id.b, KM_ID_LEN);
 	h->listen_port = km_wire_read_u16(&r);
 	rv = read_addr(&r, &h->observed, true);
 	h->has_key = rv == 0 && km_wire_left(&r) >= KM_PUBKEY_LEN + KM_NONCE_LEN;
@@ -76,8 +76,8 @@ int km_hello_decode(const uint8_t *in, size_t len, struct km_hello *h)
 	return rv;
 }
 
-int km_peer_list_encode(uint8_t *out, size_t cap, const struct km_peer *peers,
-			size_t n)
+int km_msg_peer_list_encode(uint8_t *out, size_t cap, const struct km_peer *peers,
+			    size_t n)
 {
 	struct km_wire_writer w;
 	int rv;
@@ -89,7 +89,7 @@ int km_peer_list_encode(uint8_t *out, size_t cap, const struct km_peer *peers,
 	for (size_t i = 0; i < n; i++) {
 		if (peers[i].addr.family == KM_AF_NONE)
 			return KM_ERR_INVAL;
-		km_wire_write(&w, peers[i].id, KM_NODE_ID_LEN);
+		km_wire_write(&w, peers[i].id.b, KM_ID_LEN);
 		rv = write_addr(&w, &peers[i].addr);
 		if (rv < 0)
 			return rv;
@@ -97,8 +97,8 @@ int km_peer_list_encode(uint8_t *out, size_t cap, const struct km_peer *peers,
 	return written(&w);
 }
 
-int km_peer_list_decode(const uint8_t *in, size_t len, struct km_peer *peers,
-			size_t cap)
+int km_msg_peer_list_decode(const uint8_t *in, size_t len, struct km_peer *peers,
+			    size_t cap)
 {
 	struct km_wire_reader r;
 	uint16_t n;
@@ -111,7 +111,7 @@ int km_peer_list_decode(const uint8_t *in, size_t len, struct km_peer *peers,
 	if (n > KM_PEER_LIST_MAX || n > cap)
 		return KM_ERR_TOO_MANY;
 	for (size_t i = 0; i < n; i++) {
-		km_wire_read_copy(&r, peers[i].id, KM_NODE_ID_LEN);
+		km_wire_read_copy(&r, peers[i].id.b, KM_ID_LEN);
 		rv = read_addr(&r, &peers[i].addr, false);
 		if (rv < 0)
 			return rv;
@@ -119,7 +119,7 @@ int km_peer_list_decode(const uint8_t *in, size_t len, struct km_peer *peers,
 	return km_wire_left(&r) ? KM_ERR_TRAILING : (int)n;
 }
 
-int km_ping_encode(uint8_t *out, size_t cap, uint64_t nonce)
+int km_msg_ping_encode(uint8_t *out, size_t cap, uint64_t nonce)
 {
 	struct km_wire_writer w;
 
@@ -128,7 +128,7 @@ int km_ping_encode(uint8_t *out, size_t cap, uint64_t nonce)
 	return written(&w);
 }
 
-int km_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce)
+int km_msg_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce)
 {
 	struct km_wire_reader r;
 
@@ -139,8 +139,8 @@ int km_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce)
 	return km_wire_left(&r) ? KM_ERR_TRAILING : 0;
 }
 
-int km_dial_result_encode(uint8_t *out, size_t cap, uint64_t nonce,
-			  uint8_t result)
+int km_msg_dial_result_encode(uint8_t *out, size_t cap, uint64_t nonce,
+			      uint8_t result)
 {
 	struct km_wire_writer w;
 
@@ -150,8 +150,8 @@ int km_dial_result_encode(uint8_t *out, size_t cap, uint64_t nonce,
 	return written(&w);
 }
 
-int km_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
-			  uint8_t *result)
+int km_msg_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
+			      uint8_t *result)
 {
 	struct km_wire_reader r;
 
@@ -163,7 +163,7 @@ int km_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
 	return km_wire_left(&r) ? KM_ERR_TRAILING : 0;
 }
 
-int km_message_encode(uint8_t *out, size_t cap, const struct km_message *m)
+int km_msg_message_encode(uint8_t *out, size_t cap, const struct km_message *m)
 {
 	struct km_wire_writer w;
 
@@ -171,7 +171,7 @@ int km_message_encode(uint8_t *out, size_t cap, const struct km_message *m)
 		return KM_ERR_TOO_LONG;
 	km_wire_writer_init(&w, out, cap);
 	km_wire_write(&w, m->id, KM_MSG_ID_LEN);
-	km_wire_write(&w, m->origin, KM_NODE_ID_LEN);
+	km_wire_write(&w, m->origin.b, KM_ID_LEN);
 	km_wire_write_u64(&w, m->seq);
 	km_wire_write_u16(&w, m->hops);
 	km_wire_write(&w, m->pubkey, KM_PUBKEY_LEN);
@@ -180,13 +180,13 @@ int km_message_encode(uint8_t *out, size_t cap, const struct km_message *m)
 	return written(&w);
 }
 
-int km_message_decode(const uint8_t *in, size_t len, struct km_message *m)
+int km_msg_message_decode(const uint8_t *in, size_t len, struct km_message *m)
 {
 	struct km_wire_reader r;
 
 	km_wire_reader_init(&r, in, len);
 	km_wire_read_copy(&r, m->id, KM_MSG_ID_LEN);
-	km_wire_read_copy(&r, m->origin, KM_NODE_ID_LEN);
+	km_wire_read_copy(&r, m->origin.b, KM_ID_LEN);
 	m->seq = km_wire_read_u64(&r);
 	m->hops = km_wire_read_u16(&r);
 	km_wire_read_copy(&r, m->pubkey, KM_PUBKEY_LEN);
@@ -231,7 +231,7 @@ int km_msg_ids_decode(const uint8_t *in, size_t len, const uint8_t **ids)
 	return km_wire_left(&r) ? KM_ERR_TRAILING : (int)n;
 }
 
-int km_prune_decode(const uint8_t *in, size_t len)
+int km_msg_prune_decode(const uint8_t *in, size_t len)
 {
 	(void)in;
 	return len ? KM_ERR_TRAILING : 0;
@@ -275,7 +275,7 @@ static bool utf8_valid(const uint8_t *s, size_t len)
 	return true;
 }
 
-int km_goodbye_encode(uint8_t *out, size_t cap, const struct km_goodbye *g)
+int km_msg_goodbye_encode(uint8_t *out, size_t cap, const struct km_goodbye *g)
 {
 	struct km_wire_writer w;
 	size_t n = strnlen(g->text, sizeof(g->text));
@@ -291,7 +291,7 @@ int km_goodbye_encode(uint8_t *out, size_t cap, const struct km_goodbye *g)
 	return written(&w);
 }
 
-int km_goodbye_decode(const uint8_t *in, size_t len, struct km_goodbye *g)
+int km_msg_goodbye_decode(const uint8_t *in, size_t len, struct km_goodbye *g)
 {
 	struct km_wire_reader r;
 	uint8_t n;
@@ -323,7 +323,7 @@ static const char *const goodbye_names[] = {
 	[KM_BYE_AUTH] = "AUTH",
 };
 
-const char *km_goodbye_reason_name(uint8_t reason)
+const char *km_msg_goodbye_reason_name(uint8_t reason)
 {
 	if (reason >= sizeof(goodbye_names) / sizeof(goodbye_names[0]) ||
 	    !goodbye_names[reason])

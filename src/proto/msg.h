@@ -17,13 +17,13 @@
 
 #include "proto/addr.h"
 #include "proto/frame.h"
+#include "proto/node.h"
 
 /* 2: HELLO carries a key and a nonce, AUTH proves the key, MESSAGE is
  * signed.  Version 1 peers are refused with GOODBYE BAD_VERSION. */
 #define KM_PROTO_VERSION 2
-#define KM_NODE_ID_LEN 20
 #define KM_MSG_ID_LEN 20
-/* Ed25519 (dht/ident.h has the same numbers). */
+/* Ed25519 (net/ident.h has the same numbers). */
 #define KM_PUBKEY_LEN 32
 #define KM_SIG_LEN 64
 #define KM_NONCE_LEN 32
@@ -36,14 +36,14 @@
 /* Known fields only: the decoder ignores bytes after the ones it knows, and
  * key and nonce are optional on the wire so that a version 1 HELLO still
  * decodes (and is then refused for its version, not as garbage). */
-#define KM_HELLO_MIN_LEN (1 + 4 + KM_NODE_ID_LEN + 2 + 1 + 2)
-#define KM_HELLO_MAX_LEN (1 + 4 + KM_NODE_ID_LEN + 2 + KM_WIRE_ADDR_MAX_LEN + \
+#define KM_HELLO_MIN_LEN (1 + 4 + KM_ID_LEN + 2 + 1 + 2)
+#define KM_HELLO_MAX_LEN (1 + 4 + KM_ID_LEN + 2 + KM_WIRE_ADDR_MAX_LEN + \
 			  KM_PUBKEY_LEN + KM_NONCE_LEN)
 
 struct km_hello {
 	uint8_t version;        /* KM_PROTO_VERSION when we send */
 	uint32_t network;       /* peers on other networks say GOODBYE */
-	uint8_t id[KM_NODE_ID_LEN];
+	struct km_id id;
 	uint16_t listen_port;   /* where the sender accepts connections */
 	struct km_addr observed; /* the receiver as the sender sees it;
 				    family KM_AF_NONE if unknown */
@@ -53,9 +53,9 @@ struct km_hello {
 };
 
 /* Errors: KM_ERR_INVAL (observed has a family other than 0, 4, 6), KM_ERR_BUF. */
-int km_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h);
+int km_msg_hello_encode(uint8_t *out, size_t cap, const struct km_hello *h);
 /* Errors: KM_ERR_TRUNCATED, KM_ERR_TYPE (bad address family). */
-int km_hello_decode(const uint8_t *in, size_t len, struct km_hello *h);
+int km_msg_hello_decode(const uint8_t *in, size_t len, struct km_hello *h);
 
 /* ---- AUTH ---- */
 
@@ -65,23 +65,23 @@ int km_hello_decode(const uint8_t *in, size_t len, struct km_hello *h);
 /* ---- PEER_LIST ---- */
 
 #define KM_PEER_LIST_MAX 64
-#define KM_PEER_ENTRY_MAX_LEN (KM_NODE_ID_LEN + KM_WIRE_ADDR_MAX_LEN)
+#define KM_PEER_ENTRY_MAX_LEN (KM_ID_LEN + KM_WIRE_ADDR_MAX_LEN)
 #define KM_PEER_LIST_MAX_LEN (2 + KM_PEER_LIST_MAX * KM_PEER_ENTRY_MAX_LEN)
 
 struct km_peer {
-	uint8_t id[KM_NODE_ID_LEN];
+	struct km_id id;
 	struct km_addr addr; /* always IPv4 or IPv6 */
 };
 
 /* Errors: KM_ERR_TOO_MANY (n > KM_PEER_LIST_MAX), KM_ERR_INVAL (a peer
  * address that is not IPv4 or IPv6), KM_ERR_BUF. */
-int km_peer_list_encode(uint8_t *out, size_t cap, const struct km_peer *peers,
-			size_t n);
+int km_msg_peer_list_encode(uint8_t *out, size_t cap, const struct km_peer *peers,
+			    size_t n);
 /* Decodes into peers[0..cap).  Returns the count, or KM_ERR_TOO_MANY (count
  * above KM_PEER_LIST_MAX or cap; checked before any entry is read),
  * KM_ERR_TRUNCATED, KM_ERR_TRAILING, KM_ERR_TYPE (family not 4 or 6). */
-int km_peer_list_decode(const uint8_t *in, size_t len, struct km_peer *peers,
-			size_t cap);
+int km_msg_peer_list_decode(const uint8_t *in, size_t len, struct km_peer *peers,
+			    size_t cap);
 
 /* ---- PING and PONG ---- */
 
@@ -89,9 +89,9 @@ int km_peer_list_decode(const uint8_t *in, size_t len, struct km_peer *peers,
 #define KM_PING_LEN 8
 
 /* Errors: KM_ERR_BUF. */
-int km_ping_encode(uint8_t *out, size_t cap, uint64_t nonce);
+int km_msg_ping_encode(uint8_t *out, size_t cap, uint64_t nonce);
 /* Errors: KM_ERR_TRUNCATED, KM_ERR_TRAILING. */
-int km_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce);
+int km_msg_ping_decode(const uint8_t *in, size_t len, uint64_t *nonce);
 
 /* ---- DIAL_RESULT ---- */
 
@@ -107,15 +107,15 @@ enum km_dial_result {
 };
 
 /* Errors: KM_ERR_BUF. */
-int km_dial_result_encode(uint8_t *out, size_t cap, uint64_t nonce,
-			  uint8_t result);
+int km_msg_dial_result_encode(uint8_t *out, size_t cap, uint64_t nonce,
+			      uint8_t result);
 /* Errors: KM_ERR_TRUNCATED, KM_ERR_TRAILING. */
-int km_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
-			  uint8_t *result);
+int km_msg_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
+			      uint8_t *result);
 
 /* ---- MESSAGE ---- */
 
-#define KM_MESSAGE_HEADER_LEN (KM_MSG_ID_LEN + KM_NODE_ID_LEN + 8 + 2 + \
+#define KM_MESSAGE_HEADER_LEN (KM_MSG_ID_LEN + KM_ID_LEN + 8 + 2 + \
 			       KM_PUBKEY_LEN + KM_SIG_LEN)
 /* The payload is the rest of the frame, so a MESSAGE fits a default-sized
  * frame exactly. */
@@ -123,7 +123,7 @@ int km_dial_result_decode(const uint8_t *in, size_t len, uint64_t *nonce,
 
 struct km_message {
 	uint8_t id[KM_MSG_ID_LEN];     /* computed by the broadcast layer */
-	uint8_t origin[KM_NODE_ID_LEN];
+	struct km_id origin;
 	uint64_t seq;
 	uint16_t hops;
 	uint8_t pubkey[KM_PUBKEY_LEN]; /* the origin's */
@@ -133,10 +133,10 @@ struct km_message {
 };
 
 /* Errors: KM_ERR_TOO_LONG (payload_len > KM_MESSAGE_PAYLOAD_MAX), KM_ERR_BUF. */
-int km_message_encode(uint8_t *out, size_t cap, const struct km_message *m);
+int km_msg_message_encode(uint8_t *out, size_t cap, const struct km_message *m);
 /* Errors: KM_ERR_TRUNCATED, KM_ERR_TOO_LONG.  m->payload is NULL when
  * payload_len is 0. */
-int km_message_decode(const uint8_t *in, size_t len, struct km_message *m);
+int km_msg_message_decode(const uint8_t *in, size_t len, struct km_message *m);
 
 /* ---- IHAVE and GRAFT ---- */
 
@@ -157,7 +157,7 @@ int km_msg_ids_decode(const uint8_t *in, size_t len, const uint8_t **ids);
 /* ---- PRUNE ---- */
 
 /* The body is empty.  Errors: KM_ERR_TRAILING if it is not. */
-int km_prune_decode(const uint8_t *in, size_t len);
+int km_msg_prune_decode(const uint8_t *in, size_t len);
 
 /* ---- GOODBYE ---- */
 
@@ -186,12 +186,12 @@ struct km_goodbye {
 
 /* Errors: KM_ERR_TOO_LONG (text over 255 bytes), KM_ERR_INVAL (text not
  * UTF-8), KM_ERR_BUF. */
-int km_goodbye_encode(uint8_t *out, size_t cap, const struct km_goodbye *g);
+int km_msg_goodbye_encode(uint8_t *out, size_t cap, const struct km_goodbye *g);
 /* Errors: KM_ERR_TRUNCATED (text length past the end), KM_ERR_TRAILING,
  * KM_ERR_SYNTAX (text not UTF-8, or contains NUL). */
-int km_goodbye_decode(const uint8_t *in, size_t len, struct km_goodbye *g);
+int km_msg_goodbye_decode(const uint8_t *in, size_t len, struct km_goodbye *g);
 
 /* "NORMAL", "SHUTDOWN", ...; "UNKNOWN" for codes this build does not know. */
-const char *km_goodbye_reason_name(uint8_t reason);
+const char *km_msg_goodbye_reason_name(uint8_t reason);
 
 #endif

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "net/control.h"
+#include "ops/control.h"
 
 #define T0 KM_SECONDS(1000)
 

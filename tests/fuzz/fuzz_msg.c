@@ -16,13 +16,13 @@ static void hello(const uint8_t *in, size_t len)
 	struct km_hello h, h2;
 	int n;
 
-	if (km_hello_decode(in, len, &h) < 0)
+	if (km_msg_hello_decode(in, len, &h) < 0)
 		return;
-	n = km_hello_encode(out, sizeof(out), &h);
+	n = km_msg_hello_encode(out, sizeof(out), &h);
 	FUZZ_ASSERT(n > 0);
-	FUZZ_ASSERT(km_hello_decode(out, (size_t)n, &h2) == 0);
+	FUZZ_ASSERT(km_msg_hello_decode(out, (size_t)n, &h2) == 0);
 	FUZZ_ASSERT(h.version == h2.version && h.network == h2.network &&
-		    memcmp(h.id, h2.id, sizeof(h.id)) == 0 &&
+		    memcmp(h.id.b, h2.id.b, KM_ID_LEN) == 0 &&
 		    h.listen_port == h2.listen_port &&
 		    km_addr_eq(&h.observed, &h2.observed) &&
 		    h.has_key == h2.has_key);
@@ -34,14 +34,14 @@ static void hello(const uint8_t *in, size_t len)
 static void peer_list(const uint8_t *in, size_t len)
 {
 	static struct km_peer p[KM_PEER_LIST_MAX], p2[KM_PEER_LIST_MAX];
-	int n = km_peer_list_decode(in, len, p, KM_PEER_LIST_MAX), w;
+	int n = km_msg_peer_list_decode(in, len, p, KM_PEER_LIST_MAX), w;
 
 	if (n < 0)
 		return;
 	FUZZ_ASSERT(n <= KM_PEER_LIST_MAX);
-	w = km_peer_list_encode(out, sizeof(out), p, (size_t)n);
+	w = km_msg_peer_list_encode(out, sizeof(out), p, (size_t)n);
 	FUZZ_ASSERT(w >= 0 && (size_t)w == len && memcmp(out, in, len) == 0);
-	FUZZ_ASSERT(km_peer_list_decode(out, (size_t)w, p2, KM_PEER_LIST_MAX) == n);
+	FUZZ_ASSERT(km_msg_peer_list_decode(out, (size_t)w, p2, KM_PEER_LIST_MAX) == n);
 }
 
 static void ping(const uint8_t *in, size_t len)
@@ -49,11 +49,11 @@ static void ping(const uint8_t *in, size_t len)
 	uint64_t nonce, again;
 	int w;
 
-	if (km_ping_decode(in, len, &nonce) < 0)
+	if (km_msg_ping_decode(in, len, &nonce) < 0)
 		return;
-	w = km_ping_encode(out, sizeof(out), nonce);
+	w = km_msg_ping_encode(out, sizeof(out), nonce);
 	FUZZ_ASSERT(w == KM_PING_LEN && memcmp(out, in, len) == 0);
-	FUZZ_ASSERT(km_ping_decode(out, (size_t)w, &again) == 0 && again == nonce);
+	FUZZ_ASSERT(km_msg_ping_decode(out, (size_t)w, &again) == 0 && again == nonce);
 }
 
 static void dial_result(const uint8_t *in, size_t len)
@@ -62,11 +62,11 @@ static void dial_result(const uint8_t *in, size_t len)
 	uint8_t result, result2;
 	int w;
 
-	if (km_dial_result_decode(in, len, &nonce, &result) < 0)
+	if (km_msg_dial_result_decode(in, len, &nonce, &result) < 0)
 		return;
-	w = km_dial_result_encode(out, sizeof(out), nonce, result);
+	w = km_msg_dial_result_encode(out, sizeof(out), nonce, result);
 	FUZZ_ASSERT(w == KM_DIAL_RESULT_LEN && memcmp(out, in, len) == 0);
-	FUZZ_ASSERT(km_dial_result_decode(out, (size_t)w, &nonce2, &result2) == 0 &&
+	FUZZ_ASSERT(km_msg_dial_result_decode(out, (size_t)w, &nonce2, &result2) == 0 &&
 		    nonce2 == nonce && result2 == result);
 }
 
@@ -75,11 +75,11 @@ static void message(const uint8_t *in, size_t len)
 	struct km_message m;
 	int w;
 
-	if (km_message_decode(in, len, &m) < 0)
+	if (km_msg_message_decode(in, len, &m) < 0)
 		return;
 	FUZZ_ASSERT(m.payload_len <= KM_MESSAGE_PAYLOAD_MAX);
 	FUZZ_ASSERT(m.payload_len == 0 || m.payload + m.payload_len <= in + len);
-	w = km_message_encode(out, sizeof(out), &m);
+	w = km_msg_message_encode(out, sizeof(out), &m);
 	FUZZ_ASSERT(w >= 0 && (size_t)w == len && memcmp(out, in, len) == 0);
 }
 
@@ -88,10 +88,10 @@ static void goodbye(const uint8_t *in, size_t len)
 	struct km_goodbye g;
 	int w;
 
-	if (km_goodbye_decode(in, len, &g) < 0)
+	if (km_msg_goodbye_decode(in, len, &g) < 0)
 		return;
 	FUZZ_ASSERT(strlen(g.text) <= KM_GOODBYE_TEXT_MAX);
-	w = km_goodbye_encode(out, sizeof(out), &g);
+	w = km_msg_goodbye_encode(out, sizeof(out), &g);
 	FUZZ_ASSERT(w >= 0 && (size_t)w == len && memcmp(out, in, len) == 0);
 }
 
@@ -110,7 +110,7 @@ static void msg_ids(const uint8_t *in, size_t len)
 
 static void prune(const uint8_t *in, size_t len)
 {
-	FUZZ_ASSERT((km_prune_decode(in, len) == 0) == (len == 0));
+	FUZZ_ASSERT((km_msg_prune_decode(in, len) == 0) == (len == 0));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

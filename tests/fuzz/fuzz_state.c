@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "net/state.h"
+#include "dht/state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -16,7 +16,7 @@ ROUNDS = 50
 
 
 def read_state(state_dir):
-    """(ok, entries) for state_dir/nodes.dat, checked as net/state.h says."""
+    """(ok, entries) for state_dir/nodes.dat, checked as dht/state.h says."""
     try:
         with open(os.path.join(state_dir, "nodes.dat"), "rb") as f:
             data = f.read()

@@ -11,7 +11,7 @@ FAST_SAVE = ["--save-interval", "1"]
 
 
 def saved_ports(state_dir):
-    """Ports of the contacts in state_dir/nodes.dat (format in net/state.h)."""
+    """Ports of the contacts in state_dir/nodes.dat (format in dht/state.h)."""
     try:
         with open(os.path.join(state_dir, "nodes.dat"), "rb") as f:
             data = f.read()

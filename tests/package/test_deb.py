@@ -65,7 +65,7 @@ def check_deb(deb):
              for l in contents.splitlines()]
     wanted = ["./usr/bin/" + p for p in PROGRAMS] + [
         "./usr/share/man/man1/" + p + ".1" for p in PROGRAMS] + [
-        "./usr/include/kadmesh.h", "." + UNIT,
+        "./usr/include/kadmesh.h", "./usr/include/kadmesh_uv.h", "." + UNIT,
         "./usr/lib/pkgconfig/kadmesh.pc", "./usr/lib/libkadmesh.a",
         "./usr/lib/libkadmesh.so.0", "./usr/lib/cmake/kadmesh/kadmeshConfig.cmake"]
     missing = [p for p in wanted if p not in paths]

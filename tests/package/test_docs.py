@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The documents match the code, so that they cannot drift apart unseen:
 
-- every control command in src/net/control.c's command table has its
+- every control command in src/ops/control.c's command table has its
   "### name" section in docs/CONTROL.md, and every section names a command;
 - every frame type in src/proto/frame.h is in docs/PROTOCOL.md's type table
   with its number, and the table lists no other;
@@ -35,7 +35,7 @@ def read(path):
 
 
 def control_commands():
-    src = read("src/net/control.c")
+    src = read("src/ops/control.c")
     table = re.search(r"static const struct command commands\[\] = \{(.*?)\n\};",
                       src, re.S)
     assert table, "control.c: no command table"

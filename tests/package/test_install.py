@@ -34,6 +34,7 @@ def check_tree(prefix):
         assert os.access(f"{prefix}/bin/{p}", os.X_OK), p
         assert os.path.isfile(f"{prefix}/share/man/man1/{p}.1"), p
     assert os.path.isfile(f"{prefix}/include/kadmesh.h")
+    assert os.path.isfile(f"{prefix}/include/kadmesh_uv.h")
     lib = os.path.dirname(one(f"{prefix}/lib*/**/libkadmesh.so.0"
                               if glob.glob(f"{prefix}/lib*/*/libkadmesh.so.0")
                               else f"{prefix}/lib*/libkadmesh.so.0"))

@@ -184,6 +184,7 @@ static bool linked(void)
 }
 static bool both_delivered(void) { return W.delivered[0] && W.delivered[1]; }
 static bool looked_up(void) { return W.lookups_done > 0; }
+static bool two_looked_up(void) { return W.lookups_done >= 2; }
 
 static void setup(void)
 {
@@ -237,6 +238,40 @@ Test(api, a_lookup_reports_the_other_node_through_lookup_done)
 	cr_assert_neq(id, 0);
 	cr_assert(run_until(looked_up, 20000));
 	cr_assert_eq(W.last_nnodes, 1);
+}
+
+Test(api, kadmesh_lookup_runs_each_kind_and_refuses_an_unknown_one)
+{
+	struct kadmesh_lookup req = { .kind = KADMESH_FIND_NODE,
+				      .target = { 0x42 } };
+	uint64_t id = 0;
+
+	cr_assert(run_until(linked, 20000));
+	cr_assert_eq(kadmesh_lookup(W.node[1], &req, &id), 0);
+	cr_assert_neq(id, 0);
+	cr_assert(run_until(looked_up, 20000));
+	cr_assert_eq(W.last_nnodes, 1);
+	W.lookups_done = 0;
+	req.kind = KADMESH_GET_PEERS;
+	cr_assert_eq(kadmesh_lookup(W.node[1], &req, NULL), 0);
+	req.kind = KADMESH_ANNOUNCE;
+	req.port = 6881;
+	cr_assert_eq(kadmesh_lookup(W.node[1], &req, NULL), 0);
+	cr_assert(run_until(two_looked_up, 20000));
+	req.kind = (enum kadmesh_lookup_kind)7;
+	cr_assert_eq(kadmesh_lookup(W.node[1], &req, NULL), KADMESH_ERR_INVAL);
+}
+
+Test(api, a_payload_over_the_cap_is_refused_with_its_own_code)
+{
+	static uint8_t big[KADMESH_PAYLOAD_MAX + 1];
+
+	cr_assert_eq(kadmesh_broadcast(W.node[0], big, sizeof(big), NULL),
+		     KADMESH_ERR_TOO_LONG);
+	cr_assert_eq(kadmesh_broadcast(W.node[0], big, KADMESH_PAYLOAD_MAX,
+				       NULL), 0);
+	cr_assert_str_neq(kadmesh_strerror(KADMESH_ERR_TOO_LONG),
+			  kadmesh_strerror(KADMESH_ERR_INVAL));
 }
 
 Test(api, a_config_without_seed_or_bootstrap_is_refused)

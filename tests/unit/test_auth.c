@@ -6,8 +6,9 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "net/node.h"
+#include "net/pins.h"
 #include "proto/err.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
@@ -89,7 +90,7 @@ static uint8_t goodbye_reason(const struct wire *w, uint64_t conn)
 
 	for (int i = 0; sent_frame(w, conn, i, &f); i++)
 		if (f.type == KM_FRAME_GOODBYE) {
-			cr_assert_eq(km_goodbye_decode(f.payload, f.len, &g), 0);
+			cr_assert_eq(km_msg_goodbye_decode(f.payload, f.len, &g), 0);
 			return g.reason;
 		}
 	return 0xff;
@@ -97,7 +98,7 @@ static uint8_t goodbye_reason(const struct wire *w, uint64_t conn)
 
 /* A peer as the test plays it. */
 struct peer {
-	uint8_t id[KM_NODE_ID_LEN];
+	struct km_id id;
 	struct km_ident key;
 	uint8_t nonce[KM_NONCE_LEN];
 };
@@ -107,7 +108,7 @@ static struct peer peer_make(uint8_t id_byte, uint8_t key_byte)
 	struct peer p;
 	uint8_t seed[KM_IDENT_SEED_LEN];
 
-	memset(p.id, id_byte, sizeof(p.id));
+	memset(p.id.b, id_byte, sizeof(p.id.b));
 	memset(seed, key_byte, sizeof(seed));
 	cr_assert_eq(km_ident_from_seed(&p.key, seed), 0);
 	km_rng_fill(&rng, p.nonce, sizeof(p.nonce));
@@ -130,10 +131,10 @@ static int hello_body(const struct peer *p, uint8_t *out, size_t cap)
 			      .network = KM_NETWORK_ID_DEFAULT,
 			      .listen_port = 0, .has_key = true };
 
-	memcpy(h.id, p->id, KM_NODE_ID_LEN);
+	h.id = p->id;
 	memcpy(h.pubkey, p->key.pub, KM_PUBKEY_LEN);
 	memcpy(h.nonce, p->nonce, KM_NONCE_LEN);
-	return km_hello_encode(out, cap, &h);
+	return km_msg_hello_encode(out, cap, &h);
 }
 
 /* docs/PROTOCOL.md, "AUTH": what the signer signs. */
@@ -158,7 +159,7 @@ static struct km_hello node_hello(const struct wire *w, uint64_t conn)
 
 	cr_assert(sent_frame(w, conn, 0, &f));
 	cr_assert_eq(f.type, KM_FRAME_HELLO);
-	cr_assert_eq(km_hello_decode(f.payload, f.len, &h), 0);
+	cr_assert_eq(km_msg_hello_decode(f.payload, f.len, &h), 0);
 	cr_assert(h.has_key);
 	return h;
 }
@@ -175,7 +176,7 @@ static void handshake_sig(struct km_node *n, struct wire *w, uint64_t conn,
 
 	feed(n, conn, KM_FRAME_HELLO, body, (size_t)len, now);
 	theirs = node_hello(w, conn);
-	transcript(tbs, p->id, p->key.pub, p->nonce, theirs.id, theirs.nonce);
+	transcript(tbs, p->id.b, p->key.pub, p->nonce, theirs.id.b, theirs.nonce);
 	cr_assert_eq(km_ident_sign(signer, tbs, sizeof(tbs), sig), 0);
 	feed(n, conn, KM_FRAME_AUTH, sig, KM_SIG_LEN, now);
 }
@@ -227,7 +228,7 @@ Test(auth, an_honest_peer_and_the_node_prove_their_keys_to_each_other)
 	cr_assert(sent_frame(&w, c, 1, &f));
 	cr_assert_eq(f.type, KM_FRAME_AUTH);
 	cr_assert_eq(f.len, KM_SIG_LEN);
-	transcript(tbs, theirs.id, theirs.pubkey, theirs.nonce, p.id, p.nonce);
+	transcript(tbs, theirs.id.b, theirs.pubkey, theirs.nonce, p.id.b, p.nonce);
 	cr_assert(km_ident_verify(theirs.pubkey, tbs, sizeof(tbs), f.payload));
 	cr_assert(sent_frame(&w, c, 2, &f));
 	cr_assert_eq(f.type, KM_FRAME_PEER_LIST, "after AUTH, not before");

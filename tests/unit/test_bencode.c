@@ -29,7 +29,7 @@ static void expect_str(const char *doc, int i, const char *want)
 	const uint8_t *p;
 	size_t len;
 
-	cr_assert_eq(km_bnode_str((const uint8_t *)doc, nodes, i, &p, &len), 0);
+	cr_assert_eq(km_bencode_str((const uint8_t *)doc, nodes, i, &p, &len), 0);
 	cr_assert_eq(len, strlen(want));
 	cr_assert_eq(memcmp(p, want, len), 0);
 }
@@ -53,7 +53,7 @@ static uint32_t reencode(const uint8_t *buf, uint32_t i, struct km_bencode_write
 		km_bencode_begin_dict(w);
 	else
 		km_bencode_begin_list(w);
-	for (c = (uint32_t)km_bnode_first((int)i); c < nd->next; key = !key) {
+	for (c = (uint32_t)km_bencode_first((int)i); c < nd->next; key = !key) {
 		if (nd->type == KM_BDICT && key) {
 			km_bencode_put_key(w, buf + nodes[c].u.s.off, nodes[c].u.s.len);
 			c = nodes[c].next;
@@ -105,15 +105,15 @@ Test(bencode, the_canonical_examples_from_bep_3_decode)
 	cr_assert_eq(parse(d), 5);
 	cr_assert_eq(nodes[0].type, KM_BDICT);
 	cr_assert_eq(nodes[0].u.count, 4);
-	i = km_bnode_dict_get((const uint8_t *)d, nodes, 0, "spam");
+	i = km_bencode_dict_get((const uint8_t *)d, nodes, 0, "spam");
 	cr_assert_eq(i, 4);
 	expect_str(d, i, "eggs");
-	cr_assert_eq(km_bnode_dict_get((const uint8_t *)d, nodes, 0, "moo"),
+	cr_assert_eq(km_bencode_dict_get((const uint8_t *)d, nodes, 0, "moo"),
 		     KM_ERR_NOT_FOUND);
 
 	d = "d4:spaml1:a1:bee";
 	cr_assert_eq(parse(d), 5);
-	i = km_bnode_dict_get((const uint8_t *)d, nodes, 0, "spam");
+	i = km_bencode_dict_get((const uint8_t *)d, nodes, 0, "spam");
 	cr_assert_eq(nodes[i].type, KM_BLIST);
 	cr_assert_eq(nodes[i].u.count, 2);
 }
@@ -216,9 +216,9 @@ Test(bencode, lenient_mode_accepts_unsorted_keys_and_lookups_see_the_first)
 	int i;
 
 	cr_assert_eq(parse_mode(s, strlen(s), false), 7);
-	i = km_bnode_dict_get((const uint8_t *)s, nodes, 0, "b");
+	i = km_bencode_dict_get((const uint8_t *)s, nodes, 0, "b");
 	cr_assert_eq(nodes[i].u.i, 1);
-	i = km_bnode_dict_get((const uint8_t *)s, nodes, 0, "a");
+	i = km_bencode_dict_get((const uint8_t *)s, nodes, 0, "a");
 	cr_assert_eq(nodes[i].u.i, 2);
 }
 
@@ -324,17 +324,17 @@ Test(bencode, typed_getters_reject_the_wrong_type)
 	int64_t v;
 
 	cr_assert_eq(parse((const char *)s), 5);
-	cr_assert_eq(km_bnode_int(nodes, 2, &v), 0);
+	cr_assert_eq(km_bencode_int(nodes, 2, &v), 0);
 	cr_assert_eq(v, 1);
-	cr_assert_eq(km_bnode_int(nodes, 4, &v), KM_ERR_TYPE);
-	cr_assert_eq(km_bnode_str(s, nodes, 2, &p, &len), KM_ERR_TYPE);
-	cr_assert_eq(km_bnode_str(s, nodes, 4, &p, &len), 0);
-	cr_assert(km_bnode_str_eq(s, nodes, 4, "x"));
-	cr_assert_not(km_bnode_str_eq(s, nodes, 4, "xy"));
-	cr_assert_not(km_bnode_str_eq(s, nodes, 2, "1"));
-	cr_assert_eq(km_bnode_dict_get(s, nodes, 4, "a"), KM_ERR_TYPE);
+	cr_assert_eq(km_bencode_int(nodes, 4, &v), KM_ERR_TYPE);
+	cr_assert_eq(km_bencode_str(s, nodes, 2, &p, &len), KM_ERR_TYPE);
+	cr_assert_eq(km_bencode_str(s, nodes, 4, &p, &len), 0);
+	cr_assert(km_bencode_str_eq(s, nodes, 4, "x"));
+	cr_assert_not(km_bencode_str_eq(s, nodes, 4, "xy"));
+	cr_assert_not(km_bencode_str_eq(s, nodes, 2, "1"));
+	cr_assert_eq(km_bencode_dict_get(s, nodes, 4, "a"), KM_ERR_TYPE);
 	cr_assert_eq(parse("li1ee"), 2);
-	cr_assert_eq(km_bnode_dict_get((const uint8_t *)"li1ee", nodes, 0, "a"), KM_ERR_TYPE);
+	cr_assert_eq(km_bencode_dict_get((const uint8_t *)"li1ee", nodes, 0, "a"), KM_ERR_TYPE);
 }
 
 static int write_sample(uint8_t *out, size_t cap)

@@ -111,13 +111,13 @@ static const struct sent *find_sent(const struct rig *r, uint64_t peer,
 static size_t make_msg(uint8_t *out, uint8_t o, uint64_t seq, uint16_t hops,
 		       uint8_t id[static KM_MSG_ID_LEN])
 {
-	struct km_message m = { .seq = seq, .hops = hops, .origin = { o },
+	struct km_message m = { .seq = seq, .hops = hops, .origin = { { o } },
 				.payload = (const uint8_t *)"ping", .payload_len = 4 };
 	struct km_ident k = origin_key(o);
 
 	cr_assert_eq(km_bcast_sign(&m, &k), 0);
 	memcpy(id, m.id, KM_MSG_ID_LEN);
-	return (size_t)km_message_encode(out, KM_MESSAGE_HEADER_LEN + 4, &m);
+	return (size_t)km_msg_message_encode(out, KM_MESSAGE_HEADER_LEN + 4, &m);
 }
 
 static int feed_msg(struct rig *r, uint64_t peer, uint8_t o, uint64_t seq,
@@ -164,7 +164,7 @@ Test(broadcast, a_published_message_is_delivered_locally_and_pushed_in_full_to_e
 		const struct sent *s = find_sent(r, p, KM_FRAME_MESSAGE);
 
 		cr_assert_not_null(s);
-		cr_assert_eq(km_message_decode(s->body, s->len, &m), 0);
+		cr_assert_eq(km_msg_message_decode(s->body, s->len, &m), 0);
 		cr_assert_eq(m.hops, 1, "the origin's copy has crossed one link");
 		cr_assert_eq(memcmp(m.id, id, KM_MSG_ID_LEN), 0);
 		cr_assert_eq(m.payload_len, 2);
@@ -184,8 +184,8 @@ Test(broadcast, a_received_message_is_relayed_to_all_but_its_sender_with_one_mor
 	cr_assert_eq(r->last.hops, 3);
 	cr_assert_eq(r->nsent, 2);
 	cr_assert_null(find_sent(r, 2, KM_FRAME_MESSAGE));
-	cr_assert_eq(km_message_decode(find_sent(r, 1, KM_FRAME_MESSAGE)->body,
-				       r->sent[0].len, &m), 0);
+	cr_assert_eq(km_msg_message_decode(find_sent(r, 1, KM_FRAME_MESSAGE)->body,
+					   r->sent[0].len, &m), 0);
 	cr_assert_eq(m.hops, 4);
 	cr_assert_eq(km_bcast_stats(r->b).relayed, 2);
 	rig_del(r);
@@ -314,7 +314,7 @@ Test(broadcast, a_graft_is_answered_with_the_cached_payload_and_makes_the_link_e
 	cr_assert(km_bcast_peer_eager(r->b, 2));
 	s = find_sent(r, 2, KM_FRAME_MESSAGE);
 	cr_assert_not_null(s);
-	cr_assert_eq(km_message_decode(s->body, s->len, &m), 0);
+	cr_assert_eq(km_msg_message_decode(s->body, s->len, &m), 0);
 	cr_assert_eq(memcmp(m.id, id, KM_MSG_ID_LEN), 0);
 	cr_assert_eq(m.hops, 4);
 	rig_del(r);
@@ -793,7 +793,7 @@ Test(broadcast, a_tampered_payload_or_signature_is_never_delivered)
 	struct km_message m;
 
 	/* A new payload with a matching ID, under the old signature. */
-	cr_assert_eq(km_message_decode(body, len, &m), 0);
+	cr_assert_eq(km_msg_message_decode(body, len, &m), 0);
 	m.payload = (const uint8_t *)"pong";
 	{
 		struct km_ident k = origin_key(7);
@@ -803,7 +803,7 @@ Test(broadcast, a_tampered_payload_or_signature_is_never_delivered)
 		cr_assert_eq(km_bcast_sign(&m, &k), 0); /* for the new ID */
 		memcpy(m.sig, sig, KM_SIG_LEN);
 	}
-	cr_assert_eq(km_message_encode(body, sizeof(body), &m), (int)len);
+	cr_assert_eq(km_msg_message_encode(body, sizeof(body), &m), (int)len);
 	cr_assert_eq(km_bcast_on_frame(r->b, 1, KM_FRAME_MESSAGE, body, len,
 				       1000), KM_ERR_AUTH);
 	/* The genuine message with one bit of its signature flipped. */
@@ -867,7 +867,7 @@ static unsigned long delivered_total(struct osim *s)
 static void inject_everywhere(struct osim *s, const struct km_message *m)
 {
 	uint8_t body[KM_MESSAGE_HEADER_LEN + 64];
-	int len = km_message_encode(body, sizeof(body), m);
+	int len = km_msg_message_encode(body, sizeof(body), m);
 
 	cr_assert_gt(len, 0);
 	for (size_t i = 0; i < osim_size(s); i++)
@@ -897,7 +897,7 @@ Test(broadcast, forged_and_tampered_broadcasts_reach_none_of_10_nodes)
 	cr_assert_eq(rep.reached, rep.live);
 	before = delivered_total(s);
 	/* 1. In node 3's name, signed with the thief's own key. */
-	memcpy(m.origin, osim_id(s, 3)->b, KM_NODE_ID_LEN);
+	m.origin = *osim_id(s, 3);
 	cr_assert_eq(km_bcast_sign(&m, &thief), 0);
 	inject_everywhere(s, &m);
 	/* 2. Node 3's genuine signature over "pay 10", payload now "pay 99"
@@ -913,7 +913,7 @@ Test(broadcast, forged_and_tampered_broadcasts_reach_none_of_10_nodes)
 	memcpy(m.sig, sig, sizeof(sig));
 	inject_everywhere(s, &m);
 	/* 3. A stranger's name with a made-up signature. */
-	memset(m.origin, 0x55, KM_NODE_ID_LEN);
+	memset(m.origin.b, 0x55, KM_ID_LEN);
 	memset(m.sig, 0x5a, KM_SIG_LEN);
 	cr_assert_eq(km_bcast_sign(&m, &thief), 0);
 	m.sig[7] ^= 0x10;

@@ -6,7 +6,7 @@
 
 #include <cJSON.h>
 
-#include "net/control.h"
+#include "ops/control.h"
 #include "proto/krpc.h"
 
 #define T0 KM_SECONDS(1000)
@@ -717,7 +717,7 @@ Test(control, announce_defaults_to_the_nodes_port)
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "net/uv_control.h"
+#include "common/control_socket.h"
 
 static uv_loop_t loop;
 static struct km_uv_control *uvc;

@@ -1,10 +1,10 @@
-/* Repeat collapsing for log lines (net/logrep.h), the one implementation
+/* Repeat collapsing for log lines (ops/logrep.h), the one implementation
  * behind the daemon's logger and libkadmesh's log callback. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "net/logrep.h"
+#include "ops/logrep.h"
 
 #define WINDOW 60000
 

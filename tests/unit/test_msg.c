@@ -31,7 +31,7 @@ static struct km_hello sample_hello(int family)
 	struct km_hello h = { .version = KM_PROTO_VERSION, .network = 0xdeadbeef,
 			      .listen_port = 6881 };
 
-	fill_id(h.id, 1);
+	fill_id(h.id.b, 1);
 	if (family == 4)
 		km_addr_set_v4(&h.observed, v4, 40000);
 	else if (family == 6)
@@ -43,7 +43,7 @@ static void assert_hello_eq(const struct km_hello *a, const struct km_hello *b)
 {
 	cr_assert_eq(a->version, b->version);
 	cr_assert_eq(a->network, b->network);
-	cr_assert_eq(memcmp(a->id, b->id, 20), 0);
+	cr_assert_eq(memcmp(a->id.b, b->id.b, 20), 0);
 	cr_assert_eq(a->listen_port, b->listen_port);
 	cr_assert(km_addr_eq(&a->observed, &b->observed));
 	cr_assert_eq(a->has_key, b->has_key);
@@ -67,15 +67,15 @@ Test(msg, hello_carries_key_and_nonce_right_after_the_address)
 {
 	struct km_hello in = keyed_hello(4), out;
 	uint8_t buf[KM_HELLO_MAX_LEN];
-	int n = km_hello_encode(buf, sizeof(buf), &in);
+	int n = km_msg_hello_encode(buf, sizeof(buf), &in);
 
 	cr_assert_eq(n, 34 + KM_PUBKEY_LEN + KM_NONCE_LEN);
 	cr_assert_eq(buf[34], 0xab);
 	cr_assert_eq(buf[34 + KM_PUBKEY_LEN], 0xcd);
-	cr_assert_eq(km_hello_decode(buf, (size_t)n, &out), 0);
+	cr_assert_eq(km_msg_hello_decode(buf, (size_t)n, &out), 0);
 	assert_hello_eq(&in, &out);
 	/* Cut inside the key: decodes as a keyless (version 1 style) HELLO. */
-	cr_assert_eq(km_hello_decode(buf, (size_t)n - 1, &out), 0);
+	cr_assert_eq(km_msg_hello_decode(buf, (size_t)n - 1, &out), 0);
 	cr_assert_not(out.has_key);
 }
 
@@ -89,8 +89,8 @@ Test(msg, hello_round_trips_with_ipv4_ipv6_and_unknown_observed_address)
 
 	for (int i = 0; i < 3; i++) {
 		in = sample_hello(families[i]);
-		cr_assert_eq(km_hello_encode(buf, sizeof(buf), &in), lens[i]);
-		cr_assert_eq(km_hello_decode(buf, (size_t)lens[i], &out), 0);
+		cr_assert_eq(km_msg_hello_encode(buf, sizeof(buf), &in), lens[i]);
+		cr_assert_eq(km_msg_hello_decode(buf, (size_t)lens[i], &out), 0);
 		assert_hello_eq(&in, &out);
 	}
 }
@@ -106,7 +106,7 @@ Test(msg, hello_encoding_matches_the_documented_layout)
 		4, 192, 0, 2, 7, 0x9c, 0x40, /* 192.0.2.7:40000 */
 	};
 
-	cr_assert_eq(km_hello_encode(buf, sizeof(buf), &h), 34);
+	cr_assert_eq(km_msg_hello_encode(buf, sizeof(buf), &h), 34);
 	cr_assert_eq(memcmp(buf, want, sizeof(want)), 0);
 }
 
@@ -114,13 +114,13 @@ Test(msg, hello_decoder_ignores_bytes_appended_by_later_versions)
 {
 	struct km_hello in = keyed_hello(6), out;
 	uint8_t buf[KM_HELLO_MAX_LEN + 40];
-	int n = km_hello_encode(buf, sizeof(buf), &in);
+	int n = km_msg_hello_encode(buf, sizeof(buf), &in);
 
 	cr_assert_eq(n, KM_HELLO_MAX_LEN);
 	memset(buf + n, 0x5a, 40); /* whatever version 3 adds */
 	in.version = 3;
 	buf[0] = 3;
-	cr_assert_eq(km_hello_decode(buf, sizeof(buf), &out), 0);
+	cr_assert_eq(km_msg_hello_decode(buf, sizeof(buf), &out), 0);
 	assert_hello_eq(&in, &out);
 }
 
@@ -128,18 +128,18 @@ Test(msg, hello_with_a_bad_address_family_is_rejected_both_ways)
 {
 	struct km_hello h = sample_hello(4), out;
 	uint8_t buf[KM_HELLO_MAX_LEN];
-	int n = km_hello_encode(buf, sizeof(buf), &h);
+	int n = km_msg_hello_encode(buf, sizeof(buf), &h);
 
 	buf[27] = 5; /* family byte */
-	cr_assert_eq(km_hello_decode(buf, (size_t)n, &out), KM_ERR_TYPE);
+	cr_assert_eq(km_msg_hello_decode(buf, (size_t)n, &out), KM_ERR_TYPE);
 	h.observed.family = 5;
-	cr_assert_eq(km_hello_encode(buf, sizeof(buf), &h), KM_ERR_INVAL);
+	cr_assert_eq(km_msg_hello_encode(buf, sizeof(buf), &h), KM_ERR_INVAL);
 }
 
 static size_t sample_peers(struct km_peer *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		fill_id(p[i].id, (uint8_t)(i * 3));
+		fill_id(p[i].id.b, (uint8_t)(i * 3));
 		if (i % 2)
 			km_addr_set_v6(&p[i].addr, v6, (uint16_t)(1000 + i));
 		else
@@ -157,11 +157,11 @@ static void assert_peers_round_trip(size_t n)
 	int len;
 
 	sample_peers(in, n);
-	len = km_peer_list_encode(buf, sizeof(buf), in, n);
+	len = km_msg_peer_list_encode(buf, sizeof(buf), in, n);
 	cr_assert_gt(len, 0);
-	cr_assert_eq(km_peer_list_decode(buf, (size_t)len, out, KM_PEER_LIST_MAX), (int)n);
+	cr_assert_eq(km_msg_peer_list_decode(buf, (size_t)len, out, KM_PEER_LIST_MAX), (int)n);
 	for (size_t i = 0; i < n; i++) {
-		cr_assert_eq(memcmp(in[i].id, out[i].id, 20), 0);
+		cr_assert_eq(memcmp(in[i].id.b, out[i].id.b, 20), 0);
 		cr_assert(km_addr_eq(&in[i].addr, &out[i].addr));
 	}
 }
@@ -179,40 +179,40 @@ Test(msg, peer_list_count_past_the_cap_is_rejected_before_reading_entries)
 	struct km_peer out[4];
 
 	/* 65 declared, no entries present: the count alone condemns it. */
-	cr_assert_eq(km_peer_list_decode((uint8_t[]){ 0, 65 }, 2, out, 4), KM_ERR_TOO_MANY);
-	cr_assert_eq(km_peer_list_decode((uint8_t[]){ 0xff, 0xff }, 2, out, 4),
+	cr_assert_eq(km_msg_peer_list_decode((uint8_t[]){ 0, 65 }, 2, out, 4), KM_ERR_TOO_MANY);
+	cr_assert_eq(km_msg_peer_list_decode((uint8_t[]){ 0xff, 0xff }, 2, out, 4),
 		     KM_ERR_TOO_MANY);
 	/* Within the protocol cap but beyond the caller's array. */
-	cr_assert_eq(km_peer_list_decode((uint8_t[]){ 0, 5 }, 2, out, 4), KM_ERR_TOO_MANY);
+	cr_assert_eq(km_msg_peer_list_decode((uint8_t[]){ 0, 5 }, 2, out, 4), KM_ERR_TOO_MANY);
 }
 
 Test(msg, peer_list_count_not_matching_the_bytes_is_truncated_or_trailing)
 {
 	struct km_peer in[3], out[3];
 	uint8_t buf[KM_PEER_LIST_MAX_LEN + 1];
-	int len = km_peer_list_encode(buf, sizeof(buf), in, sample_peers(in, 3));
+	int len = km_msg_peer_list_encode(buf, sizeof(buf), in, sample_peers(in, 3));
 
 	buf[1] = 4; /* claims one more than is there */
-	cr_assert_eq(km_peer_list_decode(buf, (size_t)len, out, 3), KM_ERR_TOO_MANY);
-	cr_assert_eq(km_peer_list_decode(buf, (size_t)len, (struct km_peer[4]){ 0 }, 4),
+	cr_assert_eq(km_msg_peer_list_decode(buf, (size_t)len, out, 3), KM_ERR_TOO_MANY);
+	cr_assert_eq(km_msg_peer_list_decode(buf, (size_t)len, (struct km_peer[4]){ 0 }, 4),
 		     KM_ERR_TRUNCATED);
 	buf[1] = 2; /* claims one fewer */
-	cr_assert_eq(km_peer_list_decode(buf, (size_t)len, out, 3), KM_ERR_TRAILING);
+	cr_assert_eq(km_msg_peer_list_decode(buf, (size_t)len, out, 3), KM_ERR_TRAILING);
 	buf[1] = 3;
 	buf[len] = 0;
-	cr_assert_eq(km_peer_list_decode(buf, (size_t)len + 1, out, 3), KM_ERR_TRAILING);
+	cr_assert_eq(km_msg_peer_list_decode(buf, (size_t)len + 1, out, 3), KM_ERR_TRAILING);
 }
 
 Test(msg, peer_list_entries_with_a_bad_family_are_rejected)
 {
 	struct km_peer in[1], out[1];
 	uint8_t buf[64];
-	int len = km_peer_list_encode(buf, sizeof(buf), in, sample_peers(in, 1));
+	int len = km_msg_peer_list_encode(buf, sizeof(buf), in, sample_peers(in, 1));
 	const uint8_t bad[] = { 0, 7, 16, 255 };
 
 	for (size_t i = 0; i < sizeof(bad); i++) {
 		buf[2 + 20] = bad[i];
-		cr_assert_eq(km_peer_list_decode(buf, (size_t)len, out, 1), KM_ERR_TYPE);
+		cr_assert_eq(km_msg_peer_list_decode(buf, (size_t)len, out, 1), KM_ERR_TYPE);
 	}
 }
 
@@ -222,12 +222,12 @@ Test(msg, peer_list_encoder_rejects_too_many_and_addressless_peers)
 	uint8_t buf[KM_PEER_LIST_MAX_LEN + 64];
 
 	sample_peers(p, KM_PEER_LIST_MAX + 1);
-	cr_assert_eq(km_peer_list_encode(buf, sizeof(buf), p, KM_PEER_LIST_MAX + 1),
+	cr_assert_eq(km_msg_peer_list_encode(buf, sizeof(buf), p, KM_PEER_LIST_MAX + 1),
 		     KM_ERR_TOO_MANY);
 	p[0].addr.family = KM_AF_NONE;
-	cr_assert_eq(km_peer_list_encode(buf, sizeof(buf), p, 1), KM_ERR_INVAL);
+	cr_assert_eq(km_msg_peer_list_encode(buf, sizeof(buf), p, 1), KM_ERR_INVAL);
 	p[0].addr.family = 9;
-	cr_assert_eq(km_peer_list_encode(buf, sizeof(buf), p, 1), KM_ERR_INVAL);
+	cr_assert_eq(km_msg_peer_list_encode(buf, sizeof(buf), p, 1), KM_ERR_INVAL);
 }
 
 Test(msg, ping_and_pong_carry_a_big_endian_nonce)
@@ -235,11 +235,11 @@ Test(msg, ping_and_pong_carry_a_big_endian_nonce)
 	uint8_t buf[9];
 	uint64_t nonce;
 
-	cr_assert_eq(km_ping_encode(buf, sizeof(buf), 0x0102030405060708ull), 8);
+	cr_assert_eq(km_msg_ping_encode(buf, sizeof(buf), 0x0102030405060708ull), 8);
 	cr_assert_eq(memcmp(buf, (uint8_t[]){ 1, 2, 3, 4, 5, 6, 7, 8 }, 8), 0);
-	cr_assert_eq(km_ping_decode(buf, 8, &nonce), 0);
+	cr_assert_eq(km_msg_ping_decode(buf, 8, &nonce), 0);
 	cr_assert_eq(nonce, 0x0102030405060708ull);
-	cr_assert_eq(km_ping_decode(buf, 9, &nonce), KM_ERR_TRAILING);
+	cr_assert_eq(km_msg_ping_decode(buf, 9, &nonce), KM_ERR_TRAILING);
 }
 
 Test(msg, a_dial_result_is_the_nonce_then_one_result_byte)
@@ -248,16 +248,16 @@ Test(msg, a_dial_result_is_the_nonce_then_one_result_byte)
 	uint64_t nonce;
 	uint8_t result;
 
-	cr_assert_eq(km_dial_result_encode(buf, sizeof(buf),
-					   0x0102030405060708ull,
-					   KM_DIAL_TIMED_OUT), KM_DIAL_RESULT_LEN);
+	cr_assert_eq(km_msg_dial_result_encode(buf, sizeof(buf),
+					       0x0102030405060708ull,
+					       KM_DIAL_TIMED_OUT), KM_DIAL_RESULT_LEN);
 	cr_assert_eq(memcmp(buf, (uint8_t[]){ 1, 2, 3, 4, 5, 6, 7, 8, 3 }, 9), 0);
-	cr_assert_eq(km_dial_result_decode(buf, 9, &nonce, &result), 0);
+	cr_assert_eq(km_msg_dial_result_decode(buf, 9, &nonce, &result), 0);
 	cr_assert_eq(nonce, 0x0102030405060708ull);
 	cr_assert_eq(result, KM_DIAL_TIMED_OUT);
-	cr_assert_eq(km_dial_result_decode(buf, 10, &nonce, &result),
+	cr_assert_eq(km_msg_dial_result_decode(buf, 10, &nonce, &result),
 		     KM_ERR_TRAILING);
-	cr_assert_eq(km_dial_result_encode(buf, 8, 1, 1), KM_ERR_BUF);
+	cr_assert_eq(km_msg_dial_result_encode(buf, 8, 1, 1), KM_ERR_BUF);
 }
 
 static struct km_message sample_message(const uint8_t *payload, size_t len)
@@ -266,7 +266,7 @@ static struct km_message sample_message(const uint8_t *payload, size_t len)
 				.payload = payload, .payload_len = len };
 
 	fill_id(m.id, 100);
-	fill_id(m.origin, 200);
+	fill_id(m.origin.b, 200);
 	return m;
 }
 
@@ -275,12 +275,12 @@ Test(msg, message_round_trips_and_points_the_payload_into_the_input)
 	const uint8_t payload[] = "hello, mesh";
 	struct km_message in = sample_message(payload, sizeof(payload)), out;
 	uint8_t buf[256];
-	int n = km_message_encode(buf, sizeof(buf), &in);
+	int n = km_msg_message_encode(buf, sizeof(buf), &in);
 
 	cr_assert_eq(n, KM_MESSAGE_HEADER_LEN + (int)sizeof(payload));
-	cr_assert_eq(km_message_decode(buf, (size_t)n, &out), 0);
+	cr_assert_eq(km_msg_message_decode(buf, (size_t)n, &out), 0);
 	cr_assert_eq(memcmp(out.id, in.id, 20), 0);
-	cr_assert_eq(memcmp(out.origin, in.origin, 20), 0);
+	cr_assert_eq(memcmp(out.origin.b, in.origin.b, 20), 0);
 	cr_assert_eq(out.seq, in.seq);
 	cr_assert_eq(out.hops, in.hops);
 	cr_assert_eq(out.payload, buf + KM_MESSAGE_HEADER_LEN);
@@ -293,15 +293,15 @@ Test(msg, message_payload_fills_a_default_frame_and_no_more)
 	uint8_t *payload = calloc(1, max + 1), *buf = malloc(KM_FRAME_MAX_DEFAULT + 1);
 	struct km_message in = sample_message(payload, max), out;
 
-	cr_assert_eq(km_message_encode(buf, KM_FRAME_MAX_DEFAULT, &in), KM_FRAME_MAX_DEFAULT);
-	cr_assert_eq(km_message_decode(buf, KM_FRAME_MAX_DEFAULT, &out), 0);
+	cr_assert_eq(km_msg_message_encode(buf, KM_FRAME_MAX_DEFAULT, &in), KM_FRAME_MAX_DEFAULT);
+	cr_assert_eq(km_msg_message_decode(buf, KM_FRAME_MAX_DEFAULT, &out), 0);
 	cr_assert_eq(out.payload_len, max);
 	in.payload_len = max + 1;
-	cr_assert_eq(km_message_encode(buf, KM_FRAME_MAX_DEFAULT + 1, &in), KM_ERR_TOO_LONG);
-	cr_assert_eq(km_message_decode(buf, KM_FRAME_MAX_DEFAULT + 1, &out), KM_ERR_TOO_LONG);
+	cr_assert_eq(km_msg_message_encode(buf, KM_FRAME_MAX_DEFAULT + 1, &in), KM_ERR_TOO_LONG);
+	cr_assert_eq(km_msg_message_decode(buf, KM_FRAME_MAX_DEFAULT + 1, &out), KM_ERR_TOO_LONG);
 	in = sample_message(NULL, 0);
-	cr_assert_eq(km_message_encode(buf, 256, &in), KM_MESSAGE_HEADER_LEN);
-	cr_assert_eq(km_message_decode(buf, KM_MESSAGE_HEADER_LEN, &out), 0);
+	cr_assert_eq(km_msg_message_encode(buf, 256, &in), KM_MESSAGE_HEADER_LEN);
+	cr_assert_eq(km_msg_message_decode(buf, KM_MESSAGE_HEADER_LEN, &out), 0);
 	cr_assert_eq(out.payload_len, 0);
 	free(payload);
 	free(buf);
@@ -312,12 +312,12 @@ Test(msg, goodbye_round_trips_reason_and_utf8_text)
 	struct km_goodbye in = { .reason = KM_BYE_WRONG_NETWORK, .text = "r\xc3\xa9seau 42" };
 	struct km_goodbye out;
 	uint8_t buf[KM_GOODBYE_MAX_LEN];
-	int n = km_goodbye_encode(buf, sizeof(buf), &in);
+	int n = km_msg_goodbye_encode(buf, sizeof(buf), &in);
 
 	cr_assert_eq(n, 2 + (int)strlen(in.text));
 	cr_assert_eq(buf[0], KM_BYE_WRONG_NETWORK);
 	cr_assert_eq(buf[1], strlen(in.text));
-	cr_assert_eq(km_goodbye_decode(buf, (size_t)n, &out), 0);
+	cr_assert_eq(km_msg_goodbye_decode(buf, (size_t)n, &out), 0);
 	cr_assert_eq(out.reason, in.reason);
 	cr_assert_str_eq(out.text, in.text);
 }
@@ -328,20 +328,20 @@ Test(msg, goodbye_text_of_255_bytes_fits_and_256_does_not)
 	uint8_t buf[KM_GOODBYE_MAX_LEN];
 
 	memset(in.text, 'x', KM_GOODBYE_TEXT_MAX);
-	cr_assert_eq(km_goodbye_encode(buf, sizeof(buf), &in), KM_GOODBYE_MAX_LEN);
-	cr_assert_eq(km_goodbye_decode(buf, sizeof(buf), &out), 0);
+	cr_assert_eq(km_msg_goodbye_encode(buf, sizeof(buf), &in), KM_GOODBYE_MAX_LEN);
+	cr_assert_eq(km_msg_goodbye_decode(buf, sizeof(buf), &out), 0);
 	cr_assert_eq(strlen(out.text), KM_GOODBYE_TEXT_MAX);
 	in.text[KM_GOODBYE_TEXT_MAX] = 'x'; /* no NUL left in the array */
-	cr_assert_eq(km_goodbye_encode(buf, sizeof(buf), &in), KM_ERR_TOO_LONG);
+	cr_assert_eq(km_msg_goodbye_encode(buf, sizeof(buf), &in), KM_ERR_TOO_LONG);
 }
 
 Test(msg, goodbye_text_length_past_the_remaining_bytes_is_truncated)
 {
 	struct km_goodbye g;
 
-	cr_assert_eq(km_goodbye_decode((uint8_t[]){ 1, 5, 'a', 'b' }, 4, &g), KM_ERR_TRUNCATED);
-	cr_assert_eq(km_goodbye_decode((uint8_t[]){ 1, 255 }, 2, &g), KM_ERR_TRUNCATED);
-	cr_assert_eq(km_goodbye_decode((uint8_t[]){ 1, 1, 'a', 'b' }, 4, &g), KM_ERR_TRAILING);
+	cr_assert_eq(km_msg_goodbye_decode((uint8_t[]){ 1, 5, 'a', 'b' }, 4, &g), KM_ERR_TRUNCATED);
+	cr_assert_eq(km_msg_goodbye_decode((uint8_t[]){ 1, 255 }, 2, &g), KM_ERR_TRUNCATED);
+	cr_assert_eq(km_msg_goodbye_decode((uint8_t[]){ 1, 1, 'a', 'b' }, 4, &g), KM_ERR_TRAILING);
 }
 
 Test(msg, goodbye_text_that_is_not_utf8_is_rejected)
@@ -359,22 +359,22 @@ Test(msg, goodbye_text_that_is_not_utf8_is_rejected)
 		buf[0] = 0;
 		buf[1] = (uint8_t)n;
 		memcpy(buf + 2, bad[i], n);
-		cr_assert_eq(km_goodbye_decode(buf, n + 2, &g), KM_ERR_SYNTAX, "case %zu", i);
+		cr_assert_eq(km_msg_goodbye_decode(buf, n + 2, &g), KM_ERR_SYNTAX, "case %zu", i);
 		strcpy(g.text, bad[i]);
-		cr_assert_eq(km_goodbye_encode(buf, sizeof(buf), &g), KM_ERR_INVAL);
+		cr_assert_eq(km_msg_goodbye_encode(buf, sizeof(buf), &g), KM_ERR_INVAL);
 	}
-	cr_assert_eq(km_goodbye_decode((uint8_t[]){ 0, 2, 'a', 0 }, 4, &g), KM_ERR_SYNTAX);
-	cr_assert_eq(km_goodbye_decode((uint8_t[]){ 0, 4, 0xf0, 0x9f, 0x91, 0x8b }, 6, &g), 0);
+	cr_assert_eq(km_msg_goodbye_decode((uint8_t[]){ 0, 2, 'a', 0 }, 4, &g), KM_ERR_SYNTAX);
+	cr_assert_eq(km_msg_goodbye_decode((uint8_t[]){ 0, 4, 0xf0, 0x9f, 0x91, 0x8b }, 6, &g), 0);
 }
 
 Test(msg, goodbye_reasons_have_names_and_unknown_codes_do_not_crash)
 {
-	cr_assert_str_eq(km_goodbye_reason_name(KM_BYE_NORMAL), "NORMAL");
-	cr_assert_str_eq(km_goodbye_reason_name(KM_BYE_DUPLICATE), "DUPLICATE");
-	cr_assert_str_eq(km_goodbye_reason_name(KM_BYE_SELF), "SELF");
-	cr_assert_str_eq(km_goodbye_reason_name(200), "UNKNOWN");
+	cr_assert_str_eq(km_msg_goodbye_reason_name(KM_BYE_NORMAL), "NORMAL");
+	cr_assert_str_eq(km_msg_goodbye_reason_name(KM_BYE_DUPLICATE), "DUPLICATE");
+	cr_assert_str_eq(km_msg_goodbye_reason_name(KM_BYE_SELF), "SELF");
+	cr_assert_str_eq(km_msg_goodbye_reason_name(200), "UNKNOWN");
 	for (int r = 0; r < 256; r++)
-		cr_assert_not_null(km_goodbye_reason_name((uint8_t)r));
+		cr_assert_not_null(km_msg_goodbye_reason_name((uint8_t)r));
 }
 
 static const uint8_t sample_ids[3 * KM_MSG_ID_LEN] = { 1, [20] = 2, [40] = 3 };
@@ -426,8 +426,8 @@ Test(msg, id_lists_over_the_cap_or_not_matching_their_count_are_rejected)
 
 Test(msg, prune_body_is_empty)
 {
-	cr_assert_eq(km_prune_decode(NULL, 0), 0);
-	cr_assert_eq(km_prune_decode((uint8_t[]){ 0 }, 1), KM_ERR_TRAILING);
+	cr_assert_eq(km_msg_prune_decode(NULL, 0), 0);
+	cr_assert_eq(km_msg_prune_decode((uint8_t[]){ 0 }, 1), KM_ERR_TRAILING);
 }
 
 /* ---- Sweeps over every body ---- */
@@ -438,52 +438,52 @@ static int enc_hello4(uint8_t *out, size_t cap)
 {
 	struct km_hello h = sample_hello(4);
 
-	return km_hello_encode(out, cap, &h);
+	return km_msg_hello_encode(out, cap, &h);
 }
 
 static int enc_hello6(uint8_t *out, size_t cap)
 {
 	struct km_hello h = sample_hello(6);
 
-	return km_hello_encode(out, cap, &h);
+	return km_msg_hello_encode(out, cap, &h);
 }
 
 static int dec_hello(const uint8_t *in, size_t len)
 {
 	struct km_hello h;
 
-	return km_hello_decode(in, len, &h);
+	return km_msg_hello_decode(in, len, &h);
 }
 
 static int enc_peers(uint8_t *out, size_t cap)
 {
 	struct km_peer p[5];
 
-	return km_peer_list_encode(out, cap, p, sample_peers(p, 5));
+	return km_msg_peer_list_encode(out, cap, p, sample_peers(p, 5));
 }
 
 static int dec_peers(const uint8_t *in, size_t len)
 {
 	struct km_peer p[KM_PEER_LIST_MAX];
 
-	return km_peer_list_decode(in, len, p, KM_PEER_LIST_MAX);
+	return km_msg_peer_list_decode(in, len, p, KM_PEER_LIST_MAX);
 }
 
 static int enc_ping(uint8_t *out, size_t cap)
 {
-	return km_ping_encode(out, cap, 77);
+	return km_msg_ping_encode(out, cap, 77);
 }
 
 static int dec_ping(const uint8_t *in, size_t len)
 {
 	uint64_t nonce;
 
-	return km_ping_decode(in, len, &nonce);
+	return km_msg_ping_decode(in, len, &nonce);
 }
 
 static int enc_dial_result(uint8_t *out, size_t cap)
 {
-	return km_dial_result_encode(out, cap, 77, KM_DIAL_BUSY);
+	return km_msg_dial_result_encode(out, cap, 77, KM_DIAL_BUSY);
 }
 
 static int dec_dial_result(const uint8_t *in, size_t len)
@@ -491,35 +491,35 @@ static int dec_dial_result(const uint8_t *in, size_t len)
 	uint64_t nonce;
 	uint8_t result;
 
-	return km_dial_result_decode(in, len, &nonce, &result);
+	return km_msg_dial_result_decode(in, len, &nonce, &result);
 }
 
 static int enc_message(uint8_t *out, size_t cap)
 {
 	struct km_message m = sample_message((const uint8_t *)"xyz", 3);
 
-	return km_message_encode(out, cap, &m);
+	return km_msg_message_encode(out, cap, &m);
 }
 
 static int dec_message(const uint8_t *in, size_t len)
 {
 	struct km_message m;
 
-	return km_message_decode(in, len, &m);
+	return km_msg_message_decode(in, len, &m);
 }
 
 static int enc_goodbye(uint8_t *out, size_t cap)
 {
 	struct km_goodbye g = { .reason = KM_BYE_FULL, .text = "full" };
 
-	return km_goodbye_encode(out, cap, &g);
+	return km_msg_goodbye_encode(out, cap, &g);
 }
 
 static int dec_goodbye(const uint8_t *in, size_t len)
 {
 	struct km_goodbye g;
 
-	return km_goodbye_decode(in, len, &g);
+	return km_msg_goodbye_decode(in, len, &g);
 }
 
 static int enc_ids(uint8_t *out, size_t cap)

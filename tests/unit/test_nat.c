@@ -149,7 +149,7 @@ Test(nat, an_address_of_our_own_is_public_and_any_other_private)
 	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_PUBLIC);
 	cr_assert(km_nat_set_dialback(&nat, KM_REACH_PRIVATE, NULL));
 	cr_assert_eq(km_nat_reachability(&nat), KM_REACH_PRIVATE);
-	cr_assert_str_eq(km_reach_name(KM_REACH_PRIVATE), "private");
+	cr_assert_str_eq(km_nat_reach_name(KM_REACH_PRIVATE), "private");
 }
 
 Test(nat, a_dial_back_verdict_adopts_its_address_when_the_votes_have_none)
@@ -181,7 +181,7 @@ static enum km_scope scope_of(const char *ip)
 	struct km_addr a;
 
 	cr_assert(km_addr_parse(ip, &a), "%s", ip);
-	return km_addr_scope(&a);
+	return km_nat_scope(&a);
 }
 
 Test(nat, addresses_are_loopback_private_or_global)
@@ -201,7 +201,7 @@ Test(nat, addresses_are_loopback_private_or_global)
 		cr_assert_eq(scope_of(priv[i]), KM_SCOPE_PRIVATE, "%s", priv[i]);
 	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
 		cr_assert_eq(scope_of(global[i]), KM_SCOPE_GLOBAL, "%s", global[i]);
-	cr_assert_eq(km_addr_scope(&(struct km_addr){ 0 }), KM_SCOPE_NONE);
+	cr_assert_eq(km_nat_scope(&(struct km_addr){ 0 }), KM_SCOPE_NONE);
 	cr_assert(KM_SCOPE_LOOPBACK < KM_SCOPE_PRIVATE &&
 		  KM_SCOPE_PRIVATE < KM_SCOPE_GLOBAL, "ordered narrowest first");
 }

@@ -136,3 +136,28 @@ Test(node, a_table_that_loses_every_node_rejoins_through_the_bootstrap)
 	cr_assert_eq(km_table_usable(km_dht_table(km_node_dht(n)), t), 0);
 	km_node_del(n);
 }
+
+/* The node's stats sum every family's counters; a one-family node's sum is
+ * its one DHT's counters, member for member (a member left out of the sum
+ * read 0 in `status` whatever the DHT did, as `resent` once did). */
+Test(node, a_one_family_nodes_stats_are_its_dhts_counters_member_for_member)
+{
+	struct fake f = { 0 };
+	struct km_node *n = node_with_bootstrap(&f, 1000);
+	struct km_dht_stats d, summed;
+	struct km_id target;
+
+	km_node_start(n, NULL, 0, 1000);
+	km_node_tcp_closed(n, f.last_conn, 1010); /* KRPC fallback */
+	answer_last(n, &f, 0x55, 1020);          /* the bootstrap, now known */
+	memset(target.b, 0x50, KM_ID_LEN);
+	cr_assert_eq(km_node_lookup(n, &target, KM_LOOKUP_FIND_NODE, NULL,
+				    1100), 0);
+	for (km_ms t = 1100; t < 10000; t += 100)
+		km_node_tick(n, t);          /* and then silent */
+	d = km_dht_stats(km_node_dht(n));
+	summed = km_node_stats(n).sum.dht;
+	cr_assert_gt(d.timeouts, 0);
+	cr_assert_eq(memcmp(&summed, &d, sizeof(d)), 0);
+	km_node_del(n);
+}

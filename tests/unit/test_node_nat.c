@@ -5,7 +5,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "net/node.h"
 #include "proto/err.h"
 #include "proto/msg.h"
@@ -90,7 +90,7 @@ static void feed_nonce(uint64_t conn, uint8_t type, uint64_t nonce, km_ms now)
 {
 	uint8_t body[KM_PING_LEN];
 
-	km_ping_encode(body, sizeof(body), nonce);
+	km_msg_ping_encode(body, sizeof(body), nonce);
 	feed(conn, type, body, sizeof(body), now);
 }
 
@@ -106,7 +106,7 @@ static bool sent_nonce(uint8_t type, uint64_t *nonce)
 		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
 			break;
 		if (fr.type == type &&
-		    km_ping_decode(fr.payload, fr.len, nonce) == 0)
+		    km_msg_ping_decode(fr.payload, fr.len, nonce) == 0)
 			found = true;
 		i += used;
 	}
@@ -124,7 +124,7 @@ static struct km_hello node_hello(uint64_t conn)
 		cr_assert_eq(km_frame_decode(f.out[conn] + off, f.len[conn] - off,
 					     0, &fr, &used), 0);
 		if (fr.type == KM_FRAME_HELLO) {
-			cr_assert_eq(km_hello_decode(fr.payload, fr.len, &h), 0);
+			cr_assert_eq(km_msg_hello_decode(fr.payload, fr.len, &h), 0);
 			return h;
 		}
 		off += used;
@@ -152,20 +152,20 @@ static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 
 	memset(seed, id_byte, sizeof(seed));
 	cr_assert_eq(km_ident_from_seed(&key, seed), 0);
-	memset(h.id, id_byte, sizeof(h.id));
+	memset(h.id.b, id_byte, sizeof(h.id.b));
 	memcpy(h.pubkey, key.pub, KM_PUBKEY_LEN);
 	memset(h.nonce, id_byte ^ 0x5a, KM_NONCE_LEN);
 	/* Like every kadmesh peer, it says where it sees us. */
 	km_addr_set_v4(&h.observed, us_ip, 50000);
-	len = km_hello_encode(body, sizeof(body), &h);
+	len = km_msg_hello_encode(body, sizeof(body), &h);
 	feed(conn, KM_FRAME_HELLO, body, (size_t)len, now);
 	theirs = node_hello(conn);
 	memcpy(tbs, "kadmesh auth v2", 16);
 	km_wire_put_u32(tbs + 16, KM_NETWORK_ID_DEFAULT);
-	memcpy(tbs + 20, h.id, 20);
+	memcpy(tbs + 20, h.id.b, 20);
 	memcpy(tbs + 40, key.pub, 32);
 	memcpy(tbs + 72, h.nonce, 32);
-	memcpy(tbs + 104, theirs.id, 20);
+	memcpy(tbs + 104, theirs.id.b, 20);
 	memcpy(tbs + 124, theirs.nonce, 32);
 	cr_assert_eq(km_ident_sign(&key, tbs, sizeof(tbs), sig), 0);
 	feed(conn, KM_FRAME_AUTH, sig, sizeof(sig), now);
@@ -399,7 +399,7 @@ static int last_rendezvous(struct km_peer *peers)
 		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
 			break;
 		if (fr.type == KM_FRAME_RENDEZVOUS)
-			count = km_peer_list_decode(fr.payload, fr.len, peers, 16);
+			count = km_msg_peer_list_decode(fr.payload, fr.len, peers, 16);
 		i += used;
 	}
 	return count;
@@ -461,9 +461,9 @@ static uint64_t private_node_told_of(uint8_t id_byte, km_ms *now)
 	km_node_tick(n, *now);
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PRIVATE);
 	cr_assert_geq(sent_count(KM_FRAME_REACH), 1, "it says it is private");
-	memset(p.id, id_byte, KM_ID_LEN);
+	memset(p.id.b, id_byte, KM_ID_LEN);
 	km_addr_set_v4(&p.addr, (uint8_t[4]){ 198, 18, 2, 2 }, 7001);
-	len = km_peer_list_encode(body, sizeof(body), &p, 1);
+	len = km_msg_peer_list_encode(body, sizeof(body), &p, 1);
 	f.nsent = 0;
 	feed(x, KM_FRAME_RENDEZVOUS, body, (size_t)len, *now);
 	*now += KM_SECONDS(2);
@@ -593,7 +593,7 @@ static void feed_result(uint64_t conn, uint64_t nonce, uint8_t result,
 {
 	uint8_t body[KM_DIAL_RESULT_LEN];
 
-	km_dial_result_encode(body, sizeof(body), nonce, result);
+	km_msg_dial_result_encode(body, sizeof(body), nonce, result);
 	feed(conn, KM_FRAME_DIAL_RESULT, body, sizeof(body), now);
 }
 
@@ -698,8 +698,8 @@ static bool sent_result(uint64_t *nonce, uint8_t *result)
 		if (km_frame_decode(f.sent + i, f.nsent - i, 0, &fr, &used) < 0)
 			break;
 		if (fr.type == KM_FRAME_DIAL_RESULT)
-			found = km_dial_result_decode(fr.payload, fr.len, nonce,
-						      result) == 0;
+			found = km_msg_dial_result_decode(fr.payload, fr.len, nonce,
+							  result) == 0;
 		i += used;
 	}
 	return found;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "dht/id.h"
-#include "net/state.h"
+#include "dht/state.h"
 #include "proto/err.h"
 
 /* A snapshot with n contacts, every third one IPv6, all fields distinct. */

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "dht/peers.h"
-#include "dht/token.h"
+#include "dht/tokens.h"
 #include "proto/err.h"
 
 static struct km_addr v4(uint8_t last, uint16_t port)

@@ -203,7 +203,7 @@ Test(bep42, the_example_ids_verify_and_a_changed_prefix_does_not)
 
 Test(bep42, crc32c_matches_the_standard_check_value)
 {
-	cr_expect_eq(km_crc32c((const uint8_t *)"123456789", 9), 0xe3069283u);
+	cr_expect_eq(km_bep42_crc32c((const uint8_t *)"123456789", 9), 0xe3069283u);
 }
 
 Test(bep42, local_addresses_are_recognised)

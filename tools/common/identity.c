@@ -9,10 +9,10 @@
 #include <sys/random.h>
 
 #include "dht/id.h"
-#include "dht/ident.h"
+#include "net/ident.h"
 #include "log.h"
-#include "net/state.h"
-#include "net/uv_fs.h"
+#include "dht/state.h"
+#include "common/fs.h"
 #include "proto/err.h"
 
 static void random_bytes(uint8_t *p, size_t len)

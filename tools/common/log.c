@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "net/logrep.h"
+#include "ops/logrep.h"
 
 /* Process-wide on purpose: a program has one stderr and one node. */
 static enum km_log_level log_max = KM_LOG_INFO;
@@ -37,7 +37,7 @@ bool km_tool_log_enabled(enum km_log_level level)
 	return level <= log_max;
 }
 
-/* Repeats collapse within a minute (net/logrep.h); a timer on the
+/* Repeats collapse within a minute (ops/logrep.h); a timer on the
  * program's loop, once attached, reports a count when its window ends. */
 static struct km_logrep rep;
 static bool rep_ready;

@@ -4,7 +4,7 @@
  * A line identical to the one before (within a minute) is not printed
  * again: the next different line, the end of the minute (once
  * km_tool_log_attach() gave the logger a loop), or km_tool_log_flush()
- * prints "<line> (repeated N times)" instead (net/logrep.h). */
+ * prints "<line> (repeated N times)" instead (ops/logrep.h). */
 #ifndef KM_TOOLS_LOG_H
 #define KM_TOOLS_LOG_H
 

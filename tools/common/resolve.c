@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "net/uv_addr.h"
+#include "uv/addr.h"
 
 bool km_tool_parse_long(const char *prog, const char *opt, const char *s,
 			long lo, long hi, long *out)

@@ -1,6 +1,6 @@
 /* The broadcast overlay for dht-sim: every node's km_connmgr picks its
  * outbound neighbours from its own km_dht routing table, and the links
- * carry unmodified km_bcast instances (tests/support/overlaysim).
+ * carry unmodified km_bcast instances (tools/sim/overlaysim).
  *
  * Links come up at once (no TCP handshake is timed); a dial to a node that
  * is down fails at once and puts it on the connection manager's backoff.
