@@ -234,12 +234,12 @@ void dht_offer(struct km_dht *d, const struct km_contact *c,
  * all it could hand out are nodes that found it -- newcomers that
  * bootstrapped from it -- and if its own join query was lost, it and they
  * would form an island that every later joiner through any of them
- * enlarges, and that no lookup of the main network enters.  Measured: one
- * lost join query of the 17th joiner of a 2,000-node flash crowd left 63%
- * of lookups exact at the end (docs/BENCHMARKS.md).  Its newcomers then
- * know only it, and look again through it once it has joined (their
- * tables are short).  After AWAIT_MAX_MS it stops waiting: a seed whose
- * own seed is dead must serve in the end. */
+ * enlarges, and that no lookup of the main network enters (measured: the
+ * lost join query of node 17 of a 2,000-node flash crowd left 63% of
+ * lookups exact at the end, docs/BENCHMARKS.md).  Its newcomers now know
+ * only it, and look again through it once it has joined (their tables are
+ * short).  After AWAIT_MAX_MS it stops waiting: a seed whose own seed is
+ * dead must serve in the end. */
 bool dht_awaiting(const struct km_dht *d, km_ms now)
 {
 	return d->awaiting && !d->answered && now < d->awaiting_until;
