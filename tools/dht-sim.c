@@ -32,7 +32,7 @@ static void usage(FILE *f)
 	      "               [--dead 0.1] [--churn 0.3] [--lookups 1000]\n"
 	      "               [--session-median SECONDS]\n"
 	      "               [--broadcasts 100] [--payload 1024] [--join-over 1000]\n"
-	      "               [--settle 30] [--json] [--no-timing]\n"
+	      "               [--settle 30] [--lose-join I] [--json] [--no-timing]\n"
 	      "\n"
 	      "Simulates N kadmesh nodes -- the real km_dht code over a virtual network\n"
 	      "with per-pair RTTs of 20-300 ms and packet loss -- and measures one\n"
@@ -66,6 +66,9 @@ static void usage(FILE *f)
 	      "                        a few seconds make a flash crowd\n"
 	      "      --settle SECONDS  then the network settles this long before the\n"
 	      "                        scenario measures anything (default 30)\n"
+	      "      --lose-join I     node I's join query is lost, as --loss may\n"
+	      "                        lose any (they join in order from node 0,\n"
+	      "                        which asks no one; default: none)\n"
 	      "      --json            end with one JSON object on its own line\n"
 	      "      --no-timing       leave out wall_s, peak_rss_mb and heap figures,\n"
 	      "                        so that the whole output repeats byte for byte\n"
@@ -122,7 +125,7 @@ static int parse_scenario(const char *arg, enum sim_scenario *out)
 
 enum { O_K = 256, O_ALPHA, O_MAX_OUT, O_LOSS, O_DEAD, O_CHURN, O_LOOKUPS,
        O_BROADCASTS, O_PAYLOAD, O_JOIN_OVER, O_SETTLE, O_JSON, O_NO_TIMING,
-       O_SESSION_MEDIAN };
+       O_SESSION_MEDIAN, O_LOSE_JOIN };
 
 /* Longest --join-over or --settle: about 11.5 days of virtual time. */
 #define MAX_SECONDS 1000000
@@ -145,6 +148,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 		{ "payload", required_argument, NULL, O_PAYLOAD },
 		{ "join-over", required_argument, NULL, O_JOIN_OVER },
 		{ "settle", required_argument, NULL, O_SETTLE },
+		{ "lose-join", required_argument, NULL, O_LOSE_JOIN },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "no-timing", no_argument, NULL, O_NO_TIMING },
 		{ "help", no_argument, NULL, 'h' },
@@ -206,6 +210,10 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 		case O_SETTLE:
 			rc = parse_size("settle", optarg, 0, MAX_SECONDS, &v);
 			o->settle_ms = KM_SECONDS(v);
+			break;
+		case O_LOSE_JOIN:
+			rc = parse_size("lose-join", optarg, 1, MAX_NODES,
+					&o->lose_join);
 			break;
 		case O_JSON: o->json = true; break;
 		case O_NO_TIMING: o->timing = false; break;

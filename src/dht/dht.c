@@ -13,6 +13,9 @@
 /* One questionable node pinged per interval: slow enough to cost nothing,
  * fast enough to find a whole table's dead nodes within minutes. */
 #define MAINTENANCE_EVERY_MS KM_SECONDS(1)
+/* The longest a node that asked to join and heard nothing back waits
+ * before it serves what it has anyway (see dht_awaiting()). */
+#define AWAIT_MAX_MS KM_SECONDS(30)
 
 void km_dht_config_default(struct km_dht_config *cfg)
 {
@@ -192,7 +195,10 @@ void dht_ping(struct km_dht *d, const struct km_contact *c, km_ms now)
 
 	km_krpc_init(&m, KM_KRPC_QUERY);
 	m.method = KM_KRPC_PING;
-	dht_send_query(d, c, true, TX_PING, 0, &m, now);
+	/* Unsent, it would be awaited forever: the table asks for no second
+	 * ping of a node whose first is pending. */
+	if (dht_send_query(d, c, true, TX_PING, 0, &m, now) < 0)
+		km_table_cancel_ping(d->table, &c->id);
 }
 
 void dht_offer(struct km_dht *d, const struct km_contact *c,
@@ -202,8 +208,62 @@ void dht_offer(struct km_dht *d, const struct km_contact *c,
 
 	if (c->addr.family != d->cfg.family)
 		return;
-	if (km_table_offer(d->table, c, kind, rtt_ms, now, &to_ping) == KM_OFFER_PING)
+	switch (km_table_offer(d->table, c, kind, rtt_ms, now, &to_ping)) {
+	case KM_OFFER_PING:
 		dht_ping(d, &to_ping, now);
+		break;
+	case KM_OFFER_ADDED:
+		/* A node that entered by its query is served only once it
+		 * has answered one of ours: asked at once, it is served
+		 * within a round trip, not once maintenance (a ping a
+		 * second) has come round to it.  One ping for one query
+		 * that won a slot: no amplification. */
+		if (kind == KM_SEEN_QUERY) {
+			km_table_ping_sent(d->table, &c->id);
+			dht_ping(d, c, now);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* A node that has asked to join (a bootstrap, a saved contact, a LAN
+ * peer) and has had no answer yet is not part of any network.  Until it
+ * is, it files none of the nodes that query it, and so hands none out:
+ * all it could hand out are nodes that found it -- newcomers that
+ * bootstrapped from it -- and if its own join query was lost, it and they
+ * would form an island that every later joiner through any of them
+ * enlarges, and that no lookup of the main network enters (measured: the
+ * lost join query of node 17 of a 2,000-node flash crowd left 63% of
+ * lookups exact at the end, docs/BENCHMARKS.md).  Its newcomers now know
+ * only it, and look again through it once it has joined (their tables are
+ * short).  After AWAIT_MAX_MS it stops waiting: a seed whose own seed is
+ * dead must serve in the end. */
+bool dht_awaiting(const struct km_dht *d, km_ms now)
+{
+	return d->awaiting && !d->answered && now < d->awaiting_until;
+}
+
+static void verify_query(const struct km_dht *d, struct km_krpc_msg *m)
+{
+	km_krpc_init(m, KM_KRPC_QUERY);
+	m->method = KM_KRPC_FIND_NODE;
+	m->target = d->cfg.id;
+}
+
+/* A join query that went unanswered is sent once more, as a lookup's is:
+ * one lost datagram should not leave a joiner alone for the driver's
+ * whole retry interval (see dht_awaiting()). */
+static void resend_verify(struct km_dht *d, const struct tx *tx)
+{
+	struct km_krpc_msg m;
+
+	verify_query(d, &m);
+	memcpy(m.tid, tx->tid, sizeof(tx->tid));
+	m.tid_len = sizeof(tx->tid);
+	m.id = d->cfg.id;
+	dht_send_msg(d, &tx->to, &m);
 }
 
 int km_dht_ping_addr(struct km_dht *d, const struct km_addr *addr, km_ms now)
@@ -211,10 +271,28 @@ int km_dht_ping_addr(struct km_dht *d, const struct km_addr *addr, km_ms now)
 	struct km_contact c = { .addr = *addr };
 	struct km_krpc_msg m;
 
-	km_krpc_init(&m, KM_KRPC_QUERY);
-	m.method = KM_KRPC_FIND_NODE;
-	m.target = d->cfg.id;
+	if (!d->awaiting && !d->answered) {
+		d->awaiting = true;
+		d->awaiting_until = now + AWAIT_MAX_MS;
+	}
+	verify_query(d, &m);
 	return dht_send_query(d, &c, false, TX_VERIFY, 0, &m, now);
+}
+
+/* The address we asked answered under another ID: the node we knew there
+ * is gone (a restart draws a new ID, a NAT may hand its port to someone
+ * else), so its entry goes, as libtorrent evicts it.  The answer is
+ * evidence for neither ID, so it credits no one: not the old ID, which did
+ * not answer, and not the new, which we never asked. */
+static void reply_under_other_id(struct km_dht *d, const struct tx *tx,
+				 km_ms now)
+{
+	const struct km_table_entry *e = km_table_find(d->table, &tx->expect_id);
+
+	if (!e || km_addr_eq(&e->c.addr, &tx->to))
+		km_table_remove(d->table, &tx->expect_id);
+	if (tx->kind == TX_LOOKUP)
+		dht_search_on_failure(d, tx, now);
 }
 
 static void handle_reply(struct km_dht *d, const struct km_addr *from,
@@ -235,11 +313,18 @@ static void handle_reply(struct km_dht *d, const struct km_addr *from,
 
 		d->stats.replies_in++;
 		km_ratelimit_verify(d->rl, from, now);
+		if (tx->kind == TX_VERIFY || tx->kind == TX_LOOKUP)
+			d->answered = true;
 		if (m->has_ip && d->cb.observed)
 			d->cb.observed(d->user, from, &m->ip, now);
-		dht_offer(d, &c, KM_SEEN_REPLY, (uint32_t)(now - tx->sent), now);
-		if (tx->kind == TX_LOOKUP)
-			dht_search_on_reply(d, tx, m, now);
+		if (tx->id_known && !km_id_eq(&m->id, &tx->expect_id)) {
+			reply_under_other_id(d, tx, now);
+		} else {
+			dht_offer(d, &c, KM_SEEN_REPLY,
+				  (uint32_t)(now - tx->sent), now);
+			if (tx->kind == TX_LOOKUP)
+				dht_search_on_reply(d, tx, m, now);
+		}
 	} else {
 		d->stats.errors_in++;
 		/* Every DHT node answers ping.  An error instead (some peers
@@ -328,6 +413,25 @@ static bool superseded(const struct tx *tx)
 	return false;
 }
 
+/* Sends tx's query once more, if it is a first try that may have one: a
+ * lookup's (when the lookup still wants it) or a join query's (see
+ * resend_verify()).  Same tid, so a late answer to the first try counts. */
+static bool resend(struct km_dht *d, struct tx *tx, km_ms now)
+{
+	if (tx->resent)
+		return false;
+	if (tx->kind == TX_VERIFY)
+		resend_verify(d, tx);
+	else if (tx->kind != TX_LOOKUP || !dht_search_resend(d, tx))
+		return false;
+	tx->resent = true;
+	tx->deadline = now + d->cfg.query_timeout_ms;
+	DL_DELETE(d->tx_queue, tx);
+	DL_APPEND(d->tx_queue, tx);
+	d->stats.resent++;
+	return true;
+}
+
 static void expire_transactions(struct km_dht *d, km_ms now)
 {
 	while (d->tx_queue && d->tx_queue->deadline <= now) {
@@ -337,15 +441,8 @@ static void expire_transactions(struct km_dht *d, km_ms now)
 			tx_free(d, tx);
 			continue;
 		}
-		if (tx->kind == TX_LOOKUP && !tx->resent && dht_search_resend(d, tx)) {
-			/* Same tid, so a late answer to the first try counts. */
-			tx->resent = true;
-			tx->deadline = now + d->cfg.query_timeout_ms;
-			DL_DELETE(d->tx_queue, tx);
-			DL_APPEND(d->tx_queue, tx);
-			d->stats.resent++;
+		if (resend(d, tx, now))
 			continue;
-		}
 		d->stats.timeouts++;
 		if (tx->id_known)
 			km_table_on_failure(d->table, &tx->expect_id, now);

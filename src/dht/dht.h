@@ -81,7 +81,8 @@ struct km_dht_stats {
 	unsigned long unmatched_replies;/* no such transaction, or wrong sender */
 	unsigned long unsolicited_in;   /* queries from IPs not talked to lately */
 	unsigned long timeouts;
-	unsigned long resent;           /* lookup queries sent a second time */
+	unsigned long resent;           /* lookup and join queries sent a
+					   second time */
 	unsigned long tx_full;          /* queries not sent: transaction cap */
 	unsigned long lookups_started, lookups_done;
 	unsigned long replies_trimmed;  /* cut down for an unverified source */

@@ -34,7 +34,8 @@ struct tx {
 	struct km_addr to;
 	struct km_id expect_id;   /* valid when id_known */
 	bool id_known;
-	bool resent;              /* TX_LOOKUP: the one retry has been sent */
+	bool resent;              /* TX_LOOKUP, TX_VERIFY: the one retry has
+				     been sent */
 	uint64_t lookup_id;       /* TX_LOOKUP */
 	km_ms sent, deadline;
 	UT_hash_handle hh;
@@ -73,6 +74,10 @@ struct km_dht {
 	uint64_t next_lookup_id;
 
 	bool joined;              /* the self-lookup after joining has run */
+	/* See dht_awaiting(): we have asked to join (km_dht_ping_addr) and
+	 * had no answer yet, until awaiting_until. */
+	bool awaiting, answered;
+	km_ms awaiting_until;
 	km_ms next_short_lookup;  /* see look_again_while_short() */
 	km_ms short_every;
 	/* After a flash crowd (dht_search.c): the table as it was at the last
@@ -101,6 +106,7 @@ int dht_send_query(struct km_dht *d, const struct km_contact *to, bool id_known,
 void dht_ping(struct km_dht *d, const struct km_contact *c, km_ms now);
 void dht_offer(struct km_dht *d, const struct km_contact *c,
 	       enum km_seen_kind kind, uint32_t rtt_ms, km_ms now);
+bool dht_awaiting(const struct km_dht *d, km_ms now);
 
 /* dht_server.c */
 void dht_handle_query(struct km_dht *d, const struct km_addr *from,

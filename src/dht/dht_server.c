@@ -31,10 +31,14 @@ static void reply_init(struct km_dht *d, struct km_krpc_msg *r,
 }
 
 /* Writes the k closest contacts of d's table to target, the asker left
- * out, as compact node info into buf, and returns the bytes written.  With
- * the asker among them, a reply carried only k - 1 nodes it could use: in
- * a 20-node swarm, the one slot that could name a node from the other
- * half of the ID space, which the asker's full far bucket left out. */
+ * out, as compact node info into buf, and returns the bytes written.  Only
+ * nodes that have answered us go out (BEP 5's "good nodes"): one that
+ * merely sent us a query may have forged its source address, and serving
+ * it would let anyone plant contacts -- reflection targets -- in other
+ * nodes' lookups.  With the asker among them, a reply carried only k - 1
+ * nodes it could use: in a 20-node swarm, the one slot that could name a
+ * node from the other half of the ID space, which the asker's full far
+ * bucket left out. */
 static size_t closest_compact(const struct km_dht *d, const struct km_id *target,
 			      const struct km_id *asker, uint8_t *buf,
 			      size_t cap)
@@ -44,7 +48,7 @@ static size_t closest_compact(const struct km_dht *d, const struct km_id *target
 
 	if (k > sizeof(c) / sizeof(c[0]))
 		k = sizeof(c) / sizeof(c[0]);
-	n = km_table_closest_live(d->table, target, asker, k, c);
+	n = km_table_closest_served(d->table, target, asker, k, c);
 	for (size_t i = 0; i < n; i++) {
 		int w = km_compact_node_write(&c[i], buf + used, cap - used);
 
@@ -144,8 +148,11 @@ void dht_handle_query(struct km_dht *d, const struct km_addr *from,
 	d->stats.queries_in++;
 	if (d->cfg.read_only)
 		return; /* BEP 43: a read-only node does not answer */
-	if (!m->ro) {
-		/* BEP 43: read-only queriers stay out of routing tables. */
+	if (!m->ro && m->has_id && !dht_awaiting(d, now)) {
+		/* BEP 43: read-only queriers stay out of routing tables, and
+		 * a query without an ID (an unknown method's may lack one) has
+		 * nothing to file; nor do we file anyone before we have
+		 * joined (dht_awaiting()). */
 		struct km_contact c = { .id = m->id, .addr = *from };
 
 		dht_offer(d, &c, KM_SEEN_QUERY, 0, now);

@@ -173,7 +173,7 @@ enum km_node_state km_table_state(const struct km_table *t,
 
 	if (is_bad(t, e))
 		return KM_NODE_BAD;
-	if (e->last_reply == 0)
+	if (!km_table_confirmed(e))
 		return KM_NODE_QUESTIONABLE;
 	if (e->last_reply + window > now ||
 	    (e->last_query != 0 && e->last_query + window > now))
@@ -292,10 +292,15 @@ static int split(struct km_table *t)
 	return 0;
 }
 
+/* The all-zero ID is what a message without one would decode to: no node
+ * draws it by chance, so it is never filed. */
 static bool contact_usable(const struct km_table *t, const struct km_contact *c)
 {
+	static const struct km_id zero;
+
 	return (c->addr.family == KM_AF_INET4 || c->addr.family == KM_AF_INET6) &&
-	       c->addr.port != 0 && !km_id_eq(&c->id, &t->self);
+	       c->addr.port != 0 && !km_id_eq(&c->id, &t->self) &&
+	       !km_id_eq(&c->id, &zero);
 }
 
 /* Sybil defences.  Counting by scan keeps no second structure in sync with
@@ -355,6 +360,18 @@ static bool bucket_admits(struct km_table *t, int i, const struct km_contact *c)
 	return false;
 }
 
+/* e moves to c's address with a clean slate: what it answered from the
+ * old address says nothing of the new, so it is unconfirmed again. */
+static void entry_move(struct km_table_entry *e, const struct km_contact *c)
+{
+	e->c.addr = c->addr;
+	e->id_verified = km_bep42_id_valid(&c->id, &c->addr);
+	e->failures = 0;
+	e->last_reply = 0;
+	e->rtt_ms = 0;
+	e->ping_pending = false;
+}
+
 /* A known ID heard again.  A bad entry may move to the new address: it is
  * about to be replaced anyway, and this is how a node behind a rebinding NAT
  * comes back.  Otherwise a different address is ignored outright -- letting
@@ -371,12 +388,7 @@ static enum km_offer_result update_known(struct km_table *t, int i, int j,
 		if (!is_bad(t, &e) || !table_admits(t, c) ||
 		    !bucket_admits(t, i, c))
 			return KM_OFFER_REJECTED;
-		e.c.addr = c->addr;
-		e.id_verified = km_bep42_id_valid(&c->id, &c->addr);
-		e.failures = 0;
-		e.last_reply = 0;
-		e.rtt_ms = 0;
-		e.ping_pending = false;
+		entry_move(&e, c);
 	}
 	entry_seen(&e, kind, rtt_ms, now);
 	slot_remove(nodes_of(t, i), &b->n, j);
@@ -399,9 +411,11 @@ static int make_room(struct km_table *t, const struct km_id *id)
 }
 
 /* The newcomer as an entry: taken out of the replacement cache if it was
- * waiting there (keeping its history), fresh otherwise.  Returns false if
- * the cache holds the ID at another address. */
-static bool candidate(struct km_table *t, int i, const struct km_contact *c,
+ * waiting there (keeping its history), fresh otherwise.  A replacement
+ * heard from a new address moves there, as a bad node does (see
+ * update_known()): it is how a node behind a rebinding NAT keeps its
+ * place in the queue, and it serves no one until it answers from there. */
+static void candidate(struct km_table *t, int i, const struct km_contact *c,
 		      km_ms now, struct km_table_entry *out)
 {
 	struct km_table_entry *repl = repl_of(t, i);
@@ -412,13 +426,12 @@ static bool candidate(struct km_table *t, int i, const struct km_contact *c,
 			.c = *c, .first_seen = now,
 			.id_verified = km_bep42_id_valid(&c->id, &c->addr),
 		};
-		return true;
+		return;
 	}
-	if (!km_addr_eq(&repl[j].c.addr, &c->addr))
-		return false;
 	*out = repl[j];
 	slot_remove(repl, &t->b[i].nrepl, j);
-	return true;
+	if (!km_addr_eq(&out->c.addr, &c->addr))
+		entry_move(out, c);
 }
 
 static int find_bad(const struct km_table *t, int i)
@@ -551,8 +564,9 @@ static enum km_offer_result offer_new(struct km_table *t,
 		return KM_OFFER_REJECTED;
 	i = make_room(t, &c->id);
 	b = &t->b[i];
-	if (!bucket_admits(t, i, c) || !candidate(t, i, c, now, &e))
+	if (!bucket_admits(t, i, c))
 		return KM_OFFER_REJECTED;
+	candidate(t, i, c, now, &e);
 	entry_seen(&e, kind, rtt_ms, now);
 	if (b->n < t->cfg.k && t->size >= (size_t)t->cfg.max_nodes)
 		t->stats.capped++;
@@ -640,6 +654,26 @@ void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now)
 	drop_node(t, i, j);
 }
 
+static void set_ping_pending(struct km_table *t, const struct km_id *id,
+			     bool pending)
+{
+	int i = bucket_of(t, id);
+	int j = slot_find(nodes_of(t, i), t->b[i].n, id);
+
+	if (j >= 0)
+		nodes_of(t, i)[j].ping_pending = pending;
+}
+
+void km_table_cancel_ping(struct km_table *t, const struct km_id *id)
+{
+	set_ping_pending(t, id, false);
+}
+
+void km_table_ping_sent(struct km_table *t, const struct km_id *id)
+{
+	set_ping_pending(t, id, true);
+}
+
 bool km_table_remove(struct km_table *t, const struct km_id *id)
 {
 	int i = bucket_of(t, id);
@@ -685,9 +719,12 @@ static size_t keep_closest(struct km_contact *out, size_t got, size_t n,
 }
 
 /* Which entries closest() may return: live ones (not bad, and their last
- * query did not fail) or any, and never `except` (NULL: no exception). */
+ * query did not fail), live ones that have answered us, or any -- and
+ * never `except` (NULL: no exception). */
+enum pick_kind { PICK_ANY, PICK_LIVE, PICK_SERVED };
+
 struct pick {
-	bool live;
+	enum pick_kind kind;
 	const struct km_id *except;
 };
 
@@ -696,7 +733,11 @@ static bool pickable(const struct km_table *t, const struct km_table_entry *e,
 {
 	if (pick->except && km_id_eq(&e->c.id, pick->except))
 		return false;
-	return !pick->live || (!is_bad(t, e) && e->failures == 0);
+	if (pick->kind == PICK_ANY)
+		return true;
+	if (is_bad(t, e) || e->failures != 0)
+		return false;
+	return pick->kind == PICK_LIVE || km_table_confirmed(e);
 }
 
 static size_t collect(const struct km_table *t, int i, const struct pick *pick,
@@ -735,20 +776,20 @@ static size_t closest(const struct km_table *t, const struct pick *pick,
 	return got;
 }
 
-size_t km_table_closest_live(const struct km_table *t,
-			     const struct km_id *target,
-			     const struct km_id *except, size_t n,
-			     struct km_contact *out)
+size_t km_table_closest_served(const struct km_table *t,
+			       const struct km_id *target,
+			       const struct km_id *except, size_t n,
+			       struct km_contact *out)
 {
-	struct pick live = { .live = true, .except = except };
+	struct pick served = { .kind = PICK_SERVED, .except = except };
 
-	return closest(t, &live, target, n, out);
+	return closest(t, &served, target, n, out);
 }
 
 size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out)
 {
-	struct pick live = { .live = true }, any = { .live = false };
+	struct pick live = { .kind = PICK_LIVE }, any = { .kind = PICK_ANY };
 	size_t got = closest(t, &live, target, n, out);
 
 	/* A bad node is never dropped without a replacement, so a table this
@@ -760,7 +801,6 @@ size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 		got = closest(t, &any, target, n, out);
 	return got;
 }
-
 
 size_t km_table_size(const struct km_table *t)
 {

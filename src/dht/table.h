@@ -9,8 +9,16 @@
  * Node states follow BEP 5:
  *   good          answered one of our queries within good_ms, or answered
  *                 at some time and sent us a query within good_ms;
- *   questionable  no such activity for good_ms;
+ *   questionable  no such activity for good_ms, or never answered us;
  *   bad           failed to answer bad_after_failures queries in a row.
+ *
+ * A node heard only through its own queries may sit in the table, but it
+ * is unconfirmed until it answers one of ours: a query proves nothing about
+ * its source address, which anyone can forge.  Only confirmed, non-bad
+ * nodes are served to others (km_table_closest_served(), for find_node
+ * and get_peers replies, as jech/dht and libtorrent do); our own lookups
+ * may start from any non-bad node (km_table_closest()), and asking one is
+ * how it gets confirmed.
  *
  * When a full bucket is offered a new node, a bad entry is replaced at once.
  * Otherwise the newcomer waits in the bucket's replacement cache and, if the
@@ -132,10 +140,12 @@ void km_table_del(struct km_table *t); /* NULL is a no-op */
 const struct km_id *km_table_self(const struct km_table *t);
 
 /* Tells the table we heard from c.  rtt_ms is 0 when unknown (queries).
- * A known ID seen at a different address keeps its old address: an ID does
- * not move just because someone claims it from elsewhere, so such a message
- * refreshes nothing and returns KM_OFFER_REJECTED -- unless the entry is
- * bad, in which case it takes the new address with a clean slate.
+ * The all-zero ID is rejected.  A known ID seen at a different address
+ * keeps its old address: an ID does not move just because someone claims it
+ * from elsewhere, so such a message refreshes nothing and returns
+ * KM_OFFER_REJECTED -- unless the entry is bad or waits in the replacement
+ * cache, in which case it takes the new address with a clean slate
+ * (unconfirmed): a node behind a rebinding NAT comes back that way.
  * KM_OFFER_PING is returned only while the bucket has fewer pings pending
  * than replacements waiting; a node already pending is never asked for
  * twice, so the owner must report each ping's outcome (a REPLY offer or
@@ -153,6 +163,16 @@ enum km_offer_result km_table_offer(struct km_table *t,
  * is dropped from the cache. */
 void km_table_on_failure(struct km_table *t, const struct km_id *id, km_ms now);
 
+/* The ping the table asked for (KM_OFFER_PING, km_table_next_stale) could
+ * not be sent, the transaction table being full, say: the node is no
+ * longer awaited, and counts no failure, so it may be asked for again. */
+void km_table_cancel_ping(struct km_table *t, const struct km_id *id);
+
+/* The owner pings id of its own accord (to confirm a node heard only by
+ * its query, say): the table awaits the outcome as for KM_OFFER_PING, and
+ * asks for no other ping of it meanwhile. */
+void km_table_ping_sent(struct km_table *t, const struct km_id *id);
+
 /* Removes id from its bucket or replacement cache (for example after
  * GOODBYE); true if found.  A freed slot is filled from the cache. */
 bool km_table_remove(struct km_table *t, const struct km_id *id);
@@ -165,19 +185,28 @@ const struct km_table_entry *km_table_find(const struct km_table *t,
 enum km_node_state km_table_state(const struct km_table *t,
 				  const struct km_table_entry *e, km_ms now);
 
+/* Whether e has ever answered a query of ours (and not moved since). */
+static inline bool km_table_confirmed(const struct km_table_entry *e)
+{
+	return e->last_reply != 0;
+}
+
 /* Up to n non-bad contacts closest to target by XOR, closest first, or,
- * when every entry is bad, bad ones.  Returns how many were written. */
+ * when every entry is bad, bad ones.  Returns how many were written.  For
+ * our own lookups, which may ask unconfirmed nodes: asking is how they get
+ * confirmed. */
 size_t km_table_closest(const struct km_table *t, const struct km_id *target,
 			size_t n, struct km_contact *out);
 
-/* Live contacts only, with no fallback to bad ones: what we hand to others
- * in replies and peer lists.  except (NULL for none) is left out: the
- * asker, which has no use for its own contact -- among the n closest it
- * would take the place of a node the asker may not know. */
-size_t km_table_closest_live(const struct km_table *t,
-			     const struct km_id *target,
-			     const struct km_id *except, size_t n,
-			     struct km_contact *out);
+/* Confirmed, live contacts only (not bad, last query not failed, and they
+ * have answered one of our queries), with no fallback: what we hand to
+ * others in replies and peer lists.  except (NULL for none) is left out:
+ * the asker, which has no use for its own contact -- among the n closest
+ * it would take the place of a node the asker may not know. */
+size_t km_table_closest_served(const struct km_table *t,
+			       const struct km_id *target,
+			       const struct km_id *except, size_t n,
+			       struct km_contact *out);
 
 size_t km_table_size(const struct km_table *t);     /* entries in buckets */
 struct km_table_stats km_table_stats(const struct km_table *t);

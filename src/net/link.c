@@ -300,9 +300,10 @@ static size_t add_from_table(struct km_node *n, const struct km_table *t,
 	struct km_contact close[PEER_LIST_CLOSEST];
 	size_t found;
 
-	/* The newcomer itself left out: it would be the closest. */
-	found = km_table_closest_live(t, &asker->id, &asker->id,
-				      PEER_LIST_CLOSEST, close);
+	/* Served nodes only, the newcomer itself left out: it would be the
+	 * closest. */
+	found = km_table_closest_served(t, &asker->id, &asker->id,
+					PEER_LIST_CLOSEST, close);
 	for (size_t i = 0; i < found; i++)
 		count = add_peer(peers, count, &close[i], asker);
 	for (int i = 0; i < PEER_LIST_RANDOM; i++) {

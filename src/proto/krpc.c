@@ -262,6 +262,7 @@ static int decode_args(const struct doc *d, int a, struct km_krpc_msg *m)
 		return rc;
 	if (rc == 0 && m->method != KM_KRPC_UNKNOWN_METHOD)
 		return KM_ERR_MISSING;
+	m->has_id = rc > 0;
 	switch (m->method) {
 	case KM_KRPC_FIND_NODE:
 		if ((rc = need_id(d, a, "target", &m->target)) < 0)
@@ -343,6 +344,7 @@ static int decode_response(const struct doc *d, struct km_krpc_msg *m)
 		return KM_ERR_TYPE;
 	if ((rc = need_id(d, r, "id", &m->id)) < 0)
 		return rc;
+	m->has_id = true;
 	rc = get_nodes(d, r, "nodes", KM_COMPACT_NODE4_LEN, &m->nodes, &m->nodes_len);
 	if (rc < 0)
 		return rc;

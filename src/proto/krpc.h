@@ -80,6 +80,8 @@ struct km_krpc_msg {
 
 	/* Query arguments ("a") or response values ("r"). */
 	struct km_id id;          /* required in queries and responses */
+	bool has_id;              /* false only for an unknown method's query
+				     sent without one: id is zero then */
 	struct km_id target;      /* find_node */
 	struct km_id info_hash;   /* get_peers, announce_peer */
 	uint16_t port;            /* announce_peer */

@@ -9,8 +9,12 @@ import os
 
 import simtest
 
+# 1,000 lookups, not 300: at 300 the 99.5% bar allowed one miss, and any
+# change that moves the random draws moves a lookup across it (seed 11:
+# 300/300 before only verified nodes were served, 298/300 after; over
+# seeds 11-16, 1,792 and 1,791 of 1,800; with 1,000 lookups 99.8% / 99.6%).
 out, j = simtest.run_json("--nodes", 1000, "--seed", 11, "--scenario",
-                          "lookup", "--lookups", 300, "--loss", 0.01)
+                          "lookup", "--lookups", 1000, "--loss", 0.01)
 print(out)
 simtest.check(j["lookup_success_rate"] >= 0.995, "lookup success >= 99.5%")
 simtest.check(j["lookup_rounds_median"] <= 4, "median rounds <= 4")

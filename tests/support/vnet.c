@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/krpc.h"
+
 /* An event: a datagram in flight, or (data == NULL) a node's timer.  A
  * timer event whose gen no longer matches its node's is stale: the node was
  * ticked since and armed a newer one. */
@@ -53,6 +55,15 @@ struct vnet {
 };
 
 static void tick_node(struct vnet *v, struct vnode *node);
+
+/* A query of the node's own (the ping that confirms a newcomer) is no
+ * reply. */
+static bool is_query(const uint8_t *buf, size_t len)
+{
+	struct km_krpc_msg m;
+
+	return km_krpc_decode(buf, len, &m) >= 0 && m.type == KM_KRPC_QUERY;
+}
 
 static bool packet_before(const struct packet *a, const struct packet *b)
 {
@@ -123,7 +134,8 @@ static void on_send(void *user, const struct km_addr *to, const uint8_t *buf,
 	struct packet p = { .from = f->addr, .to = *to, .len = len };
 
 	if (v->capture_buf && km_addr_eq(to, &v->capture_to)) {
-		if (v->capture_len == 0 && len <= v->capture_cap) {
+		if (v->capture_len == 0 && len <= v->capture_cap &&
+		    !is_query(buf, len)) {
 			memcpy(v->capture_buf, buf, len);
 			v->capture_len = len;
 		}

@@ -76,7 +76,8 @@ bool vnet_same_ids(const struct km_lookup_result *r, size_t nr,
 		   const struct km_id *truth, size_t nt);
 
 /* Injects a raw datagram to node i from addr, and returns the first reply
- * node i sends back to that address (copied to buf), or 0 if none. */
+ * node i sends back to that address (copied to buf), or 0 if none.  Its
+ * own queries to that address (a ping to confirm a newcomer) are dropped. */
 size_t vnet_exchange(struct vnet *v, size_t i, const struct km_addr *from,
 		     const uint8_t *pkt, size_t len, uint8_t *buf, size_t cap);
 

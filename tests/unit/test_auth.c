@@ -27,8 +27,24 @@ struct wire {
 	bool closed[CONNS];
 };
 
+/* The datagrams the node sent lately, so that a test can answer a query. */
+#define SENT_MAX 8
+static struct sent {
+	struct km_addr to;
+	uint8_t buf[512];
+	size_t len;
+} sent[SENT_MAX];
+static size_t nsent;
+
 static void w_udp(void *user, const struct km_addr *to, const uint8_t *buf,
-		  size_t len) {}
+		  size_t len)
+{
+	struct sent *s = &sent[nsent++ % SENT_MAX];
+
+	s->to = *to;
+	s->len = len < sizeof(s->buf) ? len : sizeof(s->buf);
+	memcpy(s->buf, buf, s->len);
+}
 static void w_connect(void *user, uint64_t conn, const struct km_addr *to) {}
 
 static void w_send(void *user, uint64_t conn, const uint8_t *buf, size_t len)
@@ -367,12 +383,16 @@ Test(auth, ed25519_signatures_fail_on_any_changed_byte)
 }
 
 /* id pings the node from ip:6881, so its DHT files id as a live node. */
+/* A node at ip with ID id pings n, and answers n's ping back if n sends
+ * one (it does when the node wins a slot in its table), so that n files
+ * and confirms it: only confirmed nodes are served. */
 static void pinged_by(struct km_node *n, const struct km_id *id,
 		      const uint8_t ip[static 4], km_ms now)
 {
-	struct km_krpc_msg q;
+	struct km_krpc_msg q, r;
 	struct km_addr from;
 	uint8_t pkt[128];
+	bool answered = false;
 	int len;
 
 	km_krpc_init(&q, KM_KRPC_QUERY);
@@ -383,7 +403,22 @@ static void pinged_by(struct km_node *n, const struct km_id *id,
 	len = km_krpc_encode(&q, pkt, sizeof(pkt));
 	cr_assert_gt(len, 0);
 	km_addr_set_v4(&from, ip, 6881);
+	nsent = 0;
 	km_node_udp_recv(n, &from, pkt, (size_t)len, now);
+	for (size_t i = 0; i < nsent && i < SENT_MAX && !answered; i++) {
+		if (!km_addr_eq(&sent[i].to, &from) ||
+		    km_krpc_decode(sent[i].buf, sent[i].len, &q) < 0 ||
+		    q.type != KM_KRPC_QUERY)
+			continue;
+		km_krpc_init(&r, KM_KRPC_RESPONSE);
+		memcpy(r.tid, q.tid, q.tid_len);
+		r.tid_len = q.tid_len;
+		r.id = *id;
+		len = km_krpc_encode(&r, pkt, sizeof(pkt));
+		cr_assert_gt(len, 0);
+		km_node_udp_recv(n, &from, pkt, (size_t)len, now + 10);
+		answered = true;
+	}
 }
 
 /* The table's nodes other than except, closest to it first, by brute

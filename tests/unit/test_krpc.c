@@ -97,6 +97,7 @@ Test(krpc, the_bep_5_ping_query_and_response_decode)
 	cr_assert_str_eq(m.method_name, "ping");
 	expect_tid("aa");
 	expect_id(&m.id, "abcdefghij0123456789");
+	cr_assert(m.has_id);
 	cr_assert_eq(m.v_len, 0);
 	cr_assert_not(m.has_ip);
 	cr_assert_not(m.ro);
@@ -716,9 +717,13 @@ Test(krpc, an_unknown_method_decodes_with_its_name_and_a_checked_id)
 	cr_assert_eq(m.method, KM_KRPC_UNKNOWN_METHOD);
 	cr_assert_str_eq(m.method_name, "vote");
 	expect_id(&m.id, "abcdefghij0123456789");
+	cr_assert(m.has_id);
 
+	/* Its id is optional, and has_id says whether there was one: an
+	 * absent id must not pass for the all-zero one. */
 	cr_assert_eq(decode_str("d1:ade1:q4:vote1:t2:aa1:y1:qe"), 0);
 	cr_assert_eq(m.method, KM_KRPC_UNKNOWN_METHOD);
+	cr_assert_not(m.has_id);
 
 	cr_assert_eq(decode_str("d1:ad2:id3:abce1:q4:vote1:t2:aa1:y1:qe"), KM_ERR_SYNTAX);
 	cr_assert_str_eq(m.method_name, "vote");

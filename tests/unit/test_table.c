@@ -262,7 +262,7 @@ Test(table, when_every_entry_is_bad_our_lookups_still_get_the_bad_ones)
 	cr_assert_eq(km_table_closest(t, &zero_id, 4, out), 1,
 		     "the bad node is all there is to ask");
 	cr_assert(km_id_eq(&out[0].id, &only));
-	cr_assert_eq(km_table_closest_live(t, &zero_id, NULL, 4, out), 0,
+	cr_assert_eq(km_table_closest_served(t, &zero_id, NULL, 4, out), 0,
 		     "but it is still served to no one");
 	km_table_del(t);
 }
@@ -357,6 +357,60 @@ Test(table, a_replacement_that_fails_is_dropped_from_the_cache)
 	cr_assert_eq(offer(t, far(9), KM_SEEN_QUERY, T0), KM_OFFER_CACHED);
 	km_table_on_failure(t, FAR(9), 2000);
 	cr_assert_eq(km_table_replacement_count(t, 0), 0);
+	km_table_del(t);
+}
+
+Test(table, a_replacement_may_come_back_from_a_new_address_after_a_nat_rebinding)
+{
+	struct km_table *t = full_far_bucket(NULL, KM_SEEN_REPLY);
+	struct km_contact moved = contact(FAR(9), 2009);
+	const struct km_table_entry *e;
+
+	cr_assert_eq(offer(t, far(9), KM_SEEN_REPLY, T0), KM_OFFER_CACHED);
+	/* Its NAT gave it a new public address while it waited. */
+	cr_assert_eq(offer(t, moved, KM_SEEN_QUERY, T0 + 100), KM_OFFER_CACHED);
+	cr_assert_eq(km_table_replacement_count(t, 0), 1);
+	km_table_on_failure(t, FAR(1), T0 + 200);
+	km_table_on_failure(t, FAR(1), T0 + 300);
+	e = km_table_find(t, FAR(9));
+	cr_assert_not_null(e, "promoted into the slot far(1) left");
+	cr_assert(km_addr_eq(&e->c.addr, &moved.addr));
+	/* What it answered from the old address says nothing of the new. */
+	cr_assert_eq(e->last_reply, 0);
+	cr_assert_eq(km_table_state(t, e, T0 + 300), KM_NODE_QUESTIONABLE);
+	km_table_del(t);
+}
+
+Test(table, only_nodes_that_answered_us_are_served_but_lookups_may_start_anywhere)
+{
+	struct km_table *t = table_with(NULL);
+	struct km_contact out[4];
+
+	cr_assert_eq(offer(t, far(1), KM_SEEN_QUERY, T0), KM_OFFER_ADDED);
+	cr_assert_eq(offer(t, far(2), KM_SEEN_REPLY, T0), KM_OFFER_ADDED);
+	cr_assert_eq(km_table_closest_served(t, FAR(1), NULL, 4, out), 1);
+	cr_assert(km_id_eq(&out[0].id, FAR(2)));
+	cr_assert_eq(km_table_closest(t, FAR(1), 4, out), 2,
+		     "our own lookups may ask an unconfirmed node");
+	cr_assert(km_id_eq(&out[0].id, FAR(1)));
+	cr_assert_eq(offer(t, far(1), KM_SEEN_REPLY, T0 + 10), KM_OFFER_UPDATED);
+	cr_assert_eq(km_table_closest_served(t, FAR(1), NULL, 4, out), 2);
+	cr_assert(km_id_eq(&out[0].id, FAR(1)));
+	/* A bad node is served by neither, confirmed or not. */
+	km_table_on_failure(t, FAR(2), T0 + 20);
+	km_table_on_failure(t, FAR(2), T0 + 30);
+	cr_assert_eq(km_table_closest_served(t, FAR(1), NULL, 4, out), 1);
+	km_table_del(t);
+}
+
+Test(table, the_all_zero_id_is_never_taken)
+{
+	struct km_id self = far_id(1);
+	struct km_table *t = km_table_new(&self, NULL, T0);
+
+	cr_assert_eq(offer(t, contact(&zero_id, 7), KM_SEEN_QUERY, T0),
+		     KM_OFFER_REJECTED);
+	cr_assert_eq(km_table_size(t), 0);
 	km_table_del(t);
 }
 
@@ -695,7 +749,7 @@ Test(table, closest_equals_a_brute_force_xor_sort_of_the_table)
 /* What a reply carries: the asker, here the closest node to the target,
  * is left out and the next closest takes its place, so the answer still
  * holds n nodes the asker can use. */
-Test(table, closest_live_leaves_the_asker_out_and_the_next_closest_takes_its_place)
+Test(table, closest_served_leaves_the_asker_out_and_the_next_closest_takes_its_place)
 {
 	struct many *m = fill_many(44);
 	size_t size = km_table_size(m->t);
@@ -709,10 +763,10 @@ Test(table, closest_live_leaves_the_asker_out_and_the_next_closest_takes_its_pla
 		size_t n;
 
 		/* Checked against a brute-force sort by the test above. */
-		n = km_table_closest_live(m->t, &asker, NULL, 9, sorted);
+		n = km_table_closest_served(m->t, &asker, NULL, 9, sorted);
 		cr_assert_eq(n, 9);
 		cr_assert(km_id_eq(&sorted[0].id, &asker), "itself is closest");
-		n = km_table_closest_live(m->t, &asker, &asker, 8, got);
+		n = km_table_closest_served(m->t, &asker, &asker, 8, got);
 		cr_assert_eq(n, 8);
 		for (size_t i = 0; i < n; i++)
 			cr_assert(km_id_eq(&got[i].id, &sorted[i + 1].id),

@@ -35,6 +35,7 @@ struct sim_options {
 	size_t payload;        /* broadcast payload bytes: 1024 */
 	km_ms join_over_ms;    /* the joins spread over this: 1,000 s */
 	km_ms settle_ms;       /* then the network settles this long: 30 s */
+	size_t lose_join;      /* this joiner's join query is lost; 0 = none */
 	bool json;
 	bool progress;         /* stderr is a terminal */
 	bool timing;           /* report wall time, RSS and heap bytes */
@@ -75,6 +76,7 @@ struct sim {
 	uint64_t seq;
 	unsigned long packets, packets_lost;
 	unsigned long replaced; /* nodes that left and had a newcomer */
+	bool join_lost;        /* --lose-join has taken its datagram */
 	/* Called for every user lookup that ends; may be NULL. */
 	void (*lookup_done)(struct sim *s, size_t node, uint64_t id,
 			    const struct km_lookup *lk);

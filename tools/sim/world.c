@@ -173,6 +173,12 @@ static void on_send(void *user, const struct km_addr *to, const uint8_t *buf,
 			       .len = (uint32_t)len };
 
 	s->packets++;
+	/* A joiner's first datagram is its join query (sim_join()). */
+	if (!s->join_lost && s->opt.lose_join && from == s->opt.lose_join) {
+		s->join_lost = true;
+		s->packets_lost++;
+		return;
+	}
 	if (dst == SIZE_MAX || (s->opt.loss > 0 && sim_uniform(s) < s->opt.loss)) {
 		s->packets_lost++;
 		return;
