@@ -104,7 +104,7 @@ void km_dht_del(struct km_dht *d)
 		return;
 	DL_FOREACH_SAFE(d->tx_queue, tx, tmp)
 		tx_free(d, tx);
-	dht_searches_free(d);
+	dht_search_free_all(d);
 	if (d->sibling && d->sibling->sibling == d)
 		d->sibling->sibling = NULL;
 	km_table_del(d->table);
@@ -370,14 +370,14 @@ static void receive(struct km_dht *d, const struct km_addr *from,
 	if (rc < 0) {
 		d->stats.malformed_in++;
 		if (m.type == KM_KRPC_QUERY && m.tid_len > 0 && !d->cfg.read_only)
-			dht_send_error(d, from, &m, KM_KRPC_ERR_PROTOCOL,
-				       km_strerror(rc));
+			dht_server_send_error(d, from, &m, KM_KRPC_ERR_PROTOCOL,
+					      km_strerror(rc));
 		d->in_len = 0;
 		return;
 	}
 	if (m.type == KM_KRPC_QUERY) {
 		judge_query(d, from, now);
-		dht_handle_query(d, from, &m, now);
+		dht_server_handle_query(d, from, &m, now);
 	} else {
 		handle_reply(d, from, &m, now);
 	}

@@ -109,10 +109,10 @@ void dht_offer(struct km_dht *d, const struct km_contact *c,
 bool dht_awaiting(const struct km_dht *d, km_ms now);
 
 /* dht_server.c */
-void dht_handle_query(struct km_dht *d, const struct km_addr *from,
-		      struct km_krpc_msg *m, km_ms now);
-void dht_send_error(struct km_dht *d, const struct km_addr *to,
-		    const struct km_krpc_msg *q, int code, const char *msg);
+void dht_server_handle_query(struct km_dht *d, const struct km_addr *from,
+			     struct km_krpc_msg *m, km_ms now);
+void dht_server_send_error(struct km_dht *d, const struct km_addr *to,
+			   const struct km_krpc_msg *q, int code, const char *msg);
 
 /* dht_guard.c */
 bool dht_guard_receive(struct km_dht *d, const struct km_addr *from,
@@ -127,11 +127,11 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 void dht_search_on_failure(struct km_dht *d, const struct tx *tx, km_ms now);
 bool dht_search_resend(struct km_dht *d, const struct tx *tx);
 km_ms dht_search_tick(struct km_dht *d, km_ms now);
-void dht_searches_free(struct km_dht *d);
+void dht_search_free_all(struct km_dht *d);
 /* The reply's usable nodes of `family` (nodes or nodes6), minus d itself
  * and port 0; when there are more than max, the max closest to target. */
-size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
-			  enum km_family family, const struct km_id *target,
-			  struct km_contact *out, size_t max);
+size_t dht_search_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
+				 enum km_family family, const struct km_id *target,
+				 struct km_contact *out, size_t max);
 
 #endif

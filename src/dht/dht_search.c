@@ -47,7 +47,7 @@ static void search_free(struct km_dht *d, struct search *s)
 	free(s);
 }
 
-void dht_searches_free(struct km_dht *d)
+void dht_search_free_all(struct km_dht *d)
 {
 	struct search *s, *tmp;
 
@@ -80,9 +80,9 @@ static void heap_sift_down(const struct km_id *target, struct km_contact *out,
 /* The usable contacts a reply carries; when there are more than max, the max
  * closest to target.  A hostile reply can carry ~2,500 contacts: keeping
  * only the closest costs O(count log max) time and no memory beyond out. */
-size_t dht_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
-			  enum km_family family, const struct km_id *target,
-			  struct km_contact *out, size_t max)
+size_t dht_search_reply_contacts(struct km_dht *d, const struct km_krpc_msg *m,
+				 enum km_family family, const struct km_id *target,
+				 struct km_contact *out, size_t max)
 {
 	bool v4 = family == KM_AF_INET4;
 	const uint8_t *list = v4 ? m->nodes : m->nodes6;
@@ -133,8 +133,8 @@ static void feed_sibling(struct km_dht *d, const struct km_krpc_msg *m,
 
 	if (!sibling_hungry(d))
 		return;
-	n = dht_reply_contacts(sib, m, sib->cfg.family, &sib->cfg.id, c,
-			       SIBLING_FEED_MAX);
+	n = dht_search_reply_contacts(sib, m, sib->cfg.family, &sib->cfg.id, c,
+				      SIBLING_FEED_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (!km_table_find(sib->table, &c[i].id))
 			dht_ping(sib, &c[i], now);
@@ -320,8 +320,8 @@ void dht_search_on_reply(struct km_dht *d, const struct tx *tx,
 
 	if (!s)
 		return; /* the lookup ended before this late reply */
-	n = dht_reply_contacts(d, m, d->cfg.family, km_lookup_target(s->lk),
-			       scratch, KM_DHT_SCRATCH_NODES);
+	n = dht_search_reply_contacts(d, m, d->cfg.family, km_lookup_target(s->lk),
+				      scratch, KM_DHT_SCRATCH_NODES);
 	feed_sibling(d, m, now);
 	if (m->values_count > 0)
 		km_lookup_on_peers(s->lk, m->values, m->values_count);

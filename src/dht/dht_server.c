@@ -4,8 +4,8 @@
 #include "dht/dht_internal.h"
 #include "proto/err.h"
 
-void dht_send_error(struct km_dht *d, const struct km_addr *to,
-		    const struct km_krpc_msg *q, int code, const char *msg)
+void dht_server_send_error(struct km_dht *d, const struct km_addr *to,
+			   const struct km_krpc_msg *q, int code, const char *msg)
 {
 	struct km_krpc_msg e;
 
@@ -129,21 +129,21 @@ static void answer_announce(struct km_dht *d, const struct km_addr *from,
 	struct km_addr peer = *from;
 
 	if (!km_tokens_check(&d->tokens, from, q->token, q->token_len)) {
-		dht_send_error(d, from, q, KM_KRPC_ERR_PROTOCOL, "bad token");
+		dht_server_send_error(d, from, q, KM_KRPC_ERR_PROTOCOL, "bad token");
 		return;
 	}
 	if (!q->implied_port)
 		peer.port = q->port;
 	if (km_peers_add(d->peers, &q->info_hash, &peer, now) < 0) {
-		dht_send_error(d, from, q, KM_KRPC_ERR_SERVER, "peer store full");
+		dht_server_send_error(d, from, q, KM_KRPC_ERR_SERVER, "peer store full");
 		return;
 	}
 	reply_init(d, &r, q, from);
 	dht_send_msg(d, from, &r);
 }
 
-void dht_handle_query(struct km_dht *d, const struct km_addr *from,
-		      struct km_krpc_msg *m, km_ms now)
+void dht_server_handle_query(struct km_dht *d, const struct km_addr *from,
+			     struct km_krpc_msg *m, km_ms now)
 {
 	d->stats.queries_in++;
 	if (d->cfg.read_only)
@@ -171,7 +171,7 @@ void dht_handle_query(struct km_dht *d, const struct km_addr *from,
 		answer_announce(d, from, m, now);
 		break;
 	default:
-		dht_send_error(d, from, m, KM_KRPC_ERR_METHOD, "Method Unknown");
+		dht_server_send_error(d, from, m, KM_KRPC_ERR_METHOD, "Method Unknown");
 		break;
 	}
 }

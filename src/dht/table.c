@@ -1,4 +1,5 @@
 #include "dht/table.h"
+#include "dht/table_internal.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -15,27 +16,6 @@
  * A node in a network of N peers ends up with about log2(N / k) buckets, so
  * most tables never reach the full 160. */
 #define INITIAL_BUCKETS 8
-
-/* Each bucket owns one slab of k + replacements entries: its nodes first,
- * then its replacement cache.  Both are kept in ascending last_seen order, so
- * index 0 is the least recently seen and the end is the most recent. */
-struct bucket {
-	int n;              /* nodes in use */
-	int nrepl;          /* replacement cache entries in use */
-	km_ms last_changed; /* node added, or a reply from one of its nodes */
-};
-
-struct km_table {
-	struct km_id self;
-	struct km_table_config cfg;
-	int nbuckets;
-	int cap; /* buckets the slab storage has room for */
-	size_t size;
-	struct km_table_entry *slabs;
-	struct km_table_stats stats;
-	struct km_table_changes changes;
-	struct bucket b[KM_ID_BITS];
-};
 
 void km_table_config_default(struct km_table_config *cfg)
 {
@@ -59,21 +39,6 @@ static bool config_valid(const struct km_table_config *cfg)
 	       cfg->replacements >= 0 && cfg->replacements <= MAX_PER_BUCKET &&
 	       cfg->max_nodes >= 0 && cfg->bad_after_failures >= 1 &&
 	       cfg->bucket_subnet_max >= 1 && cfg->table_subnet_max >= 1;
-}
-
-static size_t slab_len(const struct km_table *t)
-{
-	return (size_t)t->cfg.k + (size_t)t->cfg.replacements;
-}
-
-static struct km_table_entry *nodes_of(const struct km_table *t, int i)
-{
-	return t->slabs + (size_t)i * slab_len(t);
-}
-
-static struct km_table_entry *repl_of(const struct km_table *t, int i)
-{
-	return nodes_of(t, i) + t->cfg.k;
 }
 
 struct km_table *km_table_new(const struct km_id *self,
@@ -115,13 +80,6 @@ const struct km_id *km_table_self(const struct km_table *t)
 	return &t->self;
 }
 
-static int bucket_of(const struct km_table *t, const struct km_id *id)
-{
-	int cpl = km_id_cpl(&t->self, id);
-
-	return cpl < t->nbuckets - 1 ? cpl : t->nbuckets - 1;
-}
-
 /* A node has just entered bucket i. */
 static void count_added(struct km_table *t, int i)
 {
@@ -159,26 +117,21 @@ static void slot_insert(struct km_table_entry *arr, int *n,
 	(*n)++;
 }
 
-static bool is_bad(const struct km_table *t, const struct km_table_entry *e)
-{
-	return e->failures >= t->cfg.bad_after_failures;
-}
-
-enum km_node_state km_table_state(const struct km_table *t,
-				  const struct km_table_entry *e, km_ms now)
+enum km_entry_state km_table_state(const struct km_table *t,
+				   const struct km_table_entry *e, km_ms now)
 {
 	/* "t + good_ms > now" rather than "now - t < good_ms", so a clock that
 	 * steps backwards cannot wrap around into "long ago". */
 	km_ms window = t->cfg.good_ms;
 
 	if (is_bad(t, e))
-		return KM_NODE_BAD;
+		return KM_ENTRY_BAD;
 	if (!km_table_confirmed(e))
-		return KM_NODE_QUESTIONABLE;
+		return KM_ENTRY_QUESTIONABLE;
 	if (e->last_reply + window > now ||
 	    (e->last_query != 0 && e->last_query + window > now))
-		return KM_NODE_GOOD;
-	return KM_NODE_QUESTIONABLE;
+		return KM_ENTRY_GOOD;
+	return KM_ENTRY_QUESTIONABLE;
 }
 
 /* Records a valid message from e (a node or a cached replacement). */
@@ -480,7 +433,7 @@ static enum km_offer_result ask_ping(struct km_table *t, int i, km_ms now,
 
 		if (e->ping_pending)
 			pending++;
-		else if (km_table_state(t, e, now) == KM_NODE_QUESTIONABLE &&
+		else if (km_table_state(t, e, now) == KM_ENTRY_QUESTIONABLE &&
 			 ping_before(e, pick))
 			pick = e;
 	}
@@ -514,13 +467,13 @@ static bool unheard_of_too_long(const struct km_table *t, int i,
 static int stale_rank(const struct km_table *t, int i,
 		      const struct km_table_entry *e, km_ms now)
 {
-	enum km_node_state st = km_table_state(t, e, now);
+	enum km_entry_state st = km_table_state(t, e, now);
 
-	if (e->ping_pending || st == KM_NODE_BAD)
+	if (e->ping_pending || st == KM_ENTRY_BAD)
 		return 0;
 	if (e->failures > 0)
 		return 3;
-	if (st == KM_NODE_QUESTIONABLE)
+	if (st == KM_ENTRY_QUESTIONABLE)
 		return 2;
 	return unheard_of_too_long(t, i, e, now) ? 1 : 0;
 }
@@ -700,170 +653,6 @@ const struct km_table_entry *km_table_find(const struct km_table *t,
 	return j < 0 ? NULL : &nodes_of(t, i)[j];
 }
 
-/* Adds c to out[0..got) if it is among the n closest so far; out stays
- * sorted by distance.  Returns the new count. */
-static size_t keep_closest(struct km_contact *out, size_t got, size_t n,
-			   const struct km_id *target,
-			   const struct km_contact *c)
-{
-	size_t pos = got, keep;
-
-	while (pos > 0 && km_id_cmp_distance(target, &c->id, &out[pos - 1].id) < 0)
-		pos--;
-	if (pos >= n)
-		return got;
-	keep = got < n ? got : n - 1;
-	memmove(&out[pos + 1], &out[pos], (keep - pos) * sizeof(*out));
-	out[pos] = *c;
-	return keep + 1;
-}
-
-/* Which entries closest() may return: live ones (not bad, and their last
- * query did not fail), live ones that have answered us, or any -- and
- * never `except` (NULL: no exception). */
-enum pick_kind { PICK_ANY, PICK_LIVE, PICK_SERVED };
-
-struct pick {
-	enum pick_kind kind;
-	const struct km_id *except;
-};
-
-static bool pickable(const struct km_table *t, const struct km_table_entry *e,
-		     const struct pick *pick)
-{
-	if (pick->except && km_id_eq(&e->c.id, pick->except))
-		return false;
-	if (pick->kind == PICK_ANY)
-		return true;
-	if (is_bad(t, e) || e->failures != 0)
-		return false;
-	return pick->kind == PICK_LIVE || km_table_confirmed(e);
-}
-
-static size_t collect(const struct km_table *t, int i, const struct pick *pick,
-		      const struct km_id *target, size_t n,
-		      struct km_contact *out, size_t got)
-{
-	const struct km_table_entry *nodes = nodes_of(t, i);
-
-	for (int j = 0; j < t->b[i].n; j++)
-		if (pickable(t, &nodes[j], pick))
-			got = keep_closest(out, got, n, target, &nodes[j].c);
-	return got;
-}
-
-/* Visits buckets nearest-first and stops as soon as no farther bucket can
- * improve the answer.  With c the target's bucket: every node in bucket c
- * shares more than c bits with the target; every node in buckets above c
- * shares exactly c bits (so those come next, as one group); and a node in
- * bucket i < c shares exactly i bits, so those follow in descending i.
- * A typical query reads one or two buckets, not the whole table. */
-static size_t closest(const struct km_table *t, const struct pick *pick,
-		      const struct km_id *target, size_t n,
-		      struct km_contact *out)
-{
-	int c = bucket_of(t, target);
-	size_t got;
-
-	if (n == 0)
-		return 0;
-	got = collect(t, c, pick, target, n, out, 0);
-	if (got < n)
-		for (int i = c + 1; i < t->nbuckets; i++)
-			got = collect(t, i, pick, target, n, out, got);
-	for (int i = c - 1; i >= 0 && got < n; i--)
-		got = collect(t, i, pick, target, n, out, got);
-	return got;
-}
-
-size_t km_table_closest_served(const struct km_table *t,
-			       const struct km_id *target,
-			       const struct km_id *except, size_t n,
-			       struct km_contact *out)
-{
-	struct pick served = { .kind = PICK_SERVED, .except = except };
-
-	return closest(t, &served, target, n, out);
-}
-
-size_t km_table_closest(const struct km_table *t, const struct km_id *target,
-			size_t n, struct km_contact *out)
-{
-	struct pick live = { .kind = PICK_LIVE }, any = { .kind = PICK_ANY };
-	size_t got = closest(t, &live, target, n, out);
-
-	/* A bad node is never dropped without a replacement, so a table this
-	 * small may hold nothing else: a joiner whose find_node to its only
-	 * node was lost twice marked it bad and, skipping it, would never send
-	 * another query nor be found.  Asking a bad node is all it has left,
-	 * and an answer clears its failures. */
-	if (got == 0)
-		got = closest(t, &any, target, n, out);
-	return got;
-}
-
-size_t km_table_size(const struct km_table *t)
-{
-	return t->size;
-}
-
-struct km_table_changes km_table_changes(const struct km_table *t)
-{
-	return t->changes;
-}
-
-struct km_table_stats km_table_stats(const struct km_table *t)
-{
-	return t->stats;
-}
-
-size_t km_table_usable(const struct km_table *t, km_ms now)
-{
-	size_t usable = 0;
-
-	for (int i = 0; i < t->nbuckets; i++) {
-		const struct km_table_entry *nodes = nodes_of(t, i);
-
-		for (int j = 0; j < t->b[i].n; j++)
-			usable += km_table_state(t, &nodes[j], now) != KM_NODE_BAD;
-	}
-	return usable;
-}
-
-int km_table_bucket_count(const struct km_table *t)
-{
-	return t->nbuckets;
-}
-
-size_t km_table_bucket_size(const struct km_table *t, int bucket)
-{
-	if (bucket < 0 || bucket >= t->nbuckets)
-		return 0;
-	return (size_t)t->b[bucket].n;
-}
-
-const struct km_table_entry *km_table_bucket_entry(const struct km_table *t,
-						   int bucket, size_t i)
-{
-	if (bucket < 0 || bucket >= t->nbuckets || i >= (size_t)t->b[bucket].n)
-		return NULL;
-	return &nodes_of(t, bucket)[i];
-}
-
-size_t km_table_replacement_count(const struct km_table *t, int bucket)
-{
-	if (bucket < 0 || bucket >= t->nbuckets)
-		return 0;
-	return (size_t)t->b[bucket].nrepl;
-}
-
-const struct km_table_entry *km_table_replacement_entry(const struct km_table *t,
-							int bucket, size_t i)
-{
-	if (bucket < 0 || bucket >= t->nbuckets || i >= (size_t)t->b[bucket].nrepl)
-		return NULL;
-	return &repl_of(t, bucket)[i];
-}
 
 static bool refresh_due(const struct km_table *t, int i, km_ms now)
 {

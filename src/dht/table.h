@@ -80,7 +80,7 @@ struct km_table_stats {
  * BEP 42 preferred but not required. */
 void km_table_config_default(struct km_table_config *cfg);
 
-enum km_node_state { KM_NODE_GOOD, KM_NODE_QUESTIONABLE, KM_NODE_BAD };
+enum km_entry_state { KM_ENTRY_GOOD, KM_ENTRY_QUESTIONABLE, KM_ENTRY_BAD };
 
 struct km_table_entry {
 	struct km_contact c;
@@ -182,8 +182,8 @@ bool km_table_remove(struct km_table *t, const struct km_id *id);
 const struct km_table_entry *km_table_find(const struct km_table *t,
 					   const struct km_id *id);
 
-enum km_node_state km_table_state(const struct km_table *t,
-				  const struct km_table_entry *e, km_ms now);
+enum km_entry_state km_table_state(const struct km_table *t,
+				   const struct km_table_entry *e, km_ms now);
 
 /* Whether e has ever answered a query of ours (and not moved since). */
 static inline bool km_table_confirmed(const struct km_table_entry *e)

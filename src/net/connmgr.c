@@ -492,7 +492,7 @@ static void outbound_per_bucket(const struct km_connmgr *cm, int nbuckets,
 static bool dialable(const struct km_connmgr *cm, const struct km_table *t,
 		     const struct km_table_entry *e, km_ms now)
 {
-	return km_table_state(t, e, now) != KM_NODE_BAD &&
+	return km_table_state(t, e, now) != KM_ENTRY_BAD &&
 	       !km_id_eq(&e->c.id, &cm->self) &&
 	       !link_with_id(cm, &e->c.id, false, NULL) &&
 	       !backing_off(cm, &e->c.id, now) && !subnet_full(cm, &e->c.addr);
@@ -525,7 +525,7 @@ static unsigned score(const struct km_connmgr *cm, const struct km_table *t,
 		s += SCORE_YOUNG;
 	if (group_used(cm, &e->c.addr))
 		s += SCORE_GROUP_USED;
-	if (km_table_state(t, e, now) == KM_NODE_QUESTIONABLE)
+	if (km_table_state(t, e, now) == KM_ENTRY_QUESTIONABLE)
 		s += SCORE_QUESTIONABLE;
 	return s;
 }

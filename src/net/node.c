@@ -355,7 +355,7 @@ static size_t table_contacts_of(const struct km_table *t,
 		for (size_t i = 0; i < km_table_bucket_size(t, b) && count < max; i++) {
 			const struct km_table_entry *e = km_table_bucket_entry(t, b, i);
 
-			if (km_table_state(t, e, now) != KM_NODE_BAD)
+			if (km_table_state(t, e, now) != KM_ENTRY_BAD)
 				out[count++] = e->c;
 		}
 	}

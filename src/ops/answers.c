@@ -15,11 +15,11 @@
 /* Neighbours listed by `peers`: max_in + max_out stay well below. */
 #define NEIGHBOURS_MAX 1024
 
-static const char *state_name(enum km_node_state st)
+static const char *state_name(enum km_entry_state st)
 {
 	switch (st) {
-	case KM_NODE_GOOD: return "good";
-	case KM_NODE_QUESTIONABLE: return "questionable";
+	case KM_ENTRY_GOOD: return "good";
+	case KM_ENTRY_QUESTIONABLE: return "questionable";
 	default: return "bad";
 	}
 }

@@ -252,7 +252,7 @@ Test(habits, a_node_that_answers_table_pings_with_errors_goes_bad)
 	e = km_table_find(km_dht_table(d), &peers[1].id);
 	cr_assert_not_null(e);
 	cr_assert_geq(pings, 2);
-	cr_assert_eq(km_table_state(km_dht_table(d), e, now), KM_NODE_BAD);
+	cr_assert_eq(km_table_state(km_dht_table(d), e, now), KM_ENTRY_BAD);
 	km_dht_del(d);
 }
 

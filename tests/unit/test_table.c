@@ -119,12 +119,12 @@ Test(table, a_known_id_from_another_address_keeps_its_old_address)
 	/* Once the entry is bad, the ID may come back from a new address. */
 	km_table_on_failure(t, &c.id, T0 + 600);
 	km_table_on_failure(t, &c.id, T0 + 700);
-	cr_assert_eq(km_table_state(t, e, T0 + 700), KM_NODE_BAD);
+	cr_assert_eq(km_table_state(t, e, T0 + 700), KM_ENTRY_BAD);
 	cr_assert_eq(offer(t, moved, KM_SEEN_QUERY, T0 + 800), KM_OFFER_UPDATED);
 	e = km_table_find(t, &c.id);
 	cr_assert(km_addr_eq(&e->c.addr, &moved.addr));
 	cr_assert_eq(e->failures, 0);
-	cr_assert_eq(km_table_state(t, e, T0 + 800), KM_NODE_QUESTIONABLE);
+	cr_assert_eq(km_table_state(t, e, T0 + 800), KM_ENTRY_QUESTIONABLE);
 	km_table_del(t);
 }
 
@@ -139,27 +139,27 @@ Test(table, node_states_follow_bep5_with_literal_times)
 
 	cr_assert_eq(offer(t, c, KM_SEEN_QUERY, T0), KM_OFFER_ADDED);
 	e = km_table_find(t, &c.id);
-	cr_assert_eq(km_table_state(t, e, T0), KM_NODE_QUESTIONABLE,
+	cr_assert_eq(km_table_state(t, e, T0), KM_ENTRY_QUESTIONABLE,
 		     "a node that never answered us is not good");
 	cr_assert_eq(offer(t, c, KM_SEEN_REPLY, r), KM_OFFER_UPDATED);
 	e = km_table_find(t, &c.id);
-	cr_assert_eq(km_table_state(t, e, r), KM_NODE_GOOD);
-	cr_assert_eq(km_table_state(t, e, r + KM_MINUTES(15) - 1), KM_NODE_GOOD);
-	cr_assert_eq(km_table_state(t, e, r + KM_MINUTES(15)), KM_NODE_QUESTIONABLE);
+	cr_assert_eq(km_table_state(t, e, r), KM_ENTRY_GOOD);
+	cr_assert_eq(km_table_state(t, e, r + KM_MINUTES(15) - 1), KM_ENTRY_GOOD);
+	cr_assert_eq(km_table_state(t, e, r + KM_MINUTES(15)), KM_ENTRY_QUESTIONABLE);
 
 	/* Answered once, and queried us recently: good again. */
 	cr_assert_eq(offer(t, c, KM_SEEN_QUERY, q), KM_OFFER_UPDATED);
 	e = km_table_find(t, &c.id);
-	cr_assert_eq(km_table_state(t, e, q), KM_NODE_GOOD);
-	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(15)), KM_NODE_QUESTIONABLE);
+	cr_assert_eq(km_table_state(t, e, q), KM_ENTRY_GOOD);
+	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(15)), KM_ENTRY_QUESTIONABLE);
 
 	km_table_on_failure(t, &c.id, q + KM_MINUTES(16));
-	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(16)), KM_NODE_QUESTIONABLE);
+	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(16)), KM_ENTRY_QUESTIONABLE);
 	km_table_on_failure(t, &c.id, q + KM_MINUTES(17));
-	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(17)), KM_NODE_BAD);
+	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(17)), KM_ENTRY_BAD);
 	cr_assert_eq(offer(t, c, KM_SEEN_REPLY, q + KM_MINUTES(18)), KM_OFFER_UPDATED);
 	e = km_table_find(t, &c.id);
-	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(18)), KM_NODE_GOOD);
+	cr_assert_eq(km_table_state(t, e, q + KM_MINUTES(18)), KM_ENTRY_GOOD);
 	cr_assert_eq(e->failures, 0);
 	km_table_del(t);
 }
@@ -238,7 +238,7 @@ Test(table, a_questionable_node_that_answers_the_ping_stays)
 		     KM_OFFER_UPDATED);
 	cr_assert_not(km_table_find(t, &ping.id)->ping_pending);
 	cr_assert_eq(km_table_state(t, km_table_find(t, &ping.id), LATER + 100),
-		     KM_NODE_GOOD);
+		     KM_ENTRY_GOOD);
 	cr_assert_null(km_table_find(t, &c.id));
 	cr_assert_eq(km_table_replacement_count(t, 0), 1,
 		     "the newcomer is still waiting");
@@ -258,7 +258,7 @@ Test(table, when_every_entry_is_bad_our_lookups_still_get_the_bad_ones)
 	km_table_on_failure(t, &only, T0 + 20000);
 	km_table_on_failure(t, &only, T0 + 40000);
 	cr_assert_eq(km_table_state(t, km_table_find(t, &only), T0 + 40000),
-		     KM_NODE_BAD);
+		     KM_ENTRY_BAD);
 	cr_assert_eq(km_table_closest(t, &zero_id, 4, out), 1,
 		     "the bad node is all there is to ask");
 	cr_assert(km_id_eq(&out[0].id, &only));
@@ -278,7 +278,7 @@ Test(table, a_bad_entry_is_replaced_at_once_and_never_returned_as_closest)
 	cr_assert(km_table_remove(t, FAR(9)), "empty the cache");
 	km_table_on_failure(t, &bad, 2000);
 	km_table_on_failure(t, &bad, 3000);
-	cr_assert_eq(km_table_state(t, km_table_find(t, &bad), 3000), KM_NODE_BAD,
+	cr_assert_eq(km_table_state(t, km_table_find(t, &bad), 3000), KM_ENTRY_BAD,
 		     "with nothing cached, the bad node stays for now");
 	n = km_table_closest(t, &bad, 16, out);
 	cr_assert_eq(n, 7);
@@ -377,7 +377,7 @@ Test(table, a_replacement_may_come_back_from_a_new_address_after_a_nat_rebinding
 	cr_assert(km_addr_eq(&e->c.addr, &moved.addr));
 	/* What it answered from the old address says nothing of the new. */
 	cr_assert_eq(e->last_reply, 0);
-	cr_assert_eq(km_table_state(t, e, T0 + 300), KM_NODE_QUESTIONABLE);
+	cr_assert_eq(km_table_state(t, e, T0 + 300), KM_ENTRY_QUESTIONABLE);
 	km_table_del(t);
 }
 
@@ -986,6 +986,6 @@ Test(table, a_failure_within_the_grace_after_a_reply_is_not_counted)
 	cr_assert_eq(km_table_find(t, FAR(3))->failures, 1);
 	km_table_on_failure(t, FAR(3), T0 + 3000);
 	cr_assert_eq(km_table_state(t, km_table_find(t, FAR(3)), T0 + 3000),
-		     KM_NODE_BAD);
+		     KM_ENTRY_BAD);
 	km_table_del(t);
 }

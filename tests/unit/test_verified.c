@@ -224,7 +224,7 @@ Test(verified, a_node_heard_only_by_its_query_is_served_once_it_answers_ours)
 	query_from(d, &peers[1], KM_KRPC_PING, NULL, false, T0, &r);
 	e = km_table_find(km_dht_table(d), &peers[1].id);
 	cr_assert_not_null(e, "it may sit in the table");
-	cr_assert_eq(km_table_state(km_dht_table(d), e, T0), KM_NODE_QUESTIONABLE);
+	cr_assert_eq(km_table_state(km_dht_table(d), e, T0), KM_ENTRY_QUESTIONABLE);
 	cr_assert_not(served(d, &peers[2], &peers[1], T0 + 500));
 	cr_assert_not(served(d, &peers[2], &peers[1], T0 + 2000));
 
@@ -235,7 +235,7 @@ Test(verified, a_node_heard_only_by_its_query_is_served_once_it_answers_ours)
 	cr_assert_geq(i, 0, "maintenance pings the unverified node");
 	answer_as(d, (size_t)i, &peers[1].addr, &peers[1].id, T0 + 2050);
 	e = km_table_find(km_dht_table(d), &peers[1].id);
-	cr_assert_eq(km_table_state(km_dht_table(d), e, T0 + 2050), KM_NODE_GOOD);
+	cr_assert_eq(km_table_state(km_dht_table(d), e, T0 + 2050), KM_ENTRY_GOOD);
 	cr_assert(served(d, &peers[2], &peers[1], T0 + 2100));
 	km_dht_del(d);
 }
@@ -259,7 +259,7 @@ Test(verified, a_node_that_never_answers_is_never_served)
 	cr_assert_eq(km_table_state(km_dht_table(d),
 				    km_table_find(km_dht_table(d), &peers[1].id),
 				    T0 + KM_SECONDS(10)),
-		     KM_NODE_BAD, "and bad once it failed twice");
+		     KM_ENTRY_BAD, "and bad once it failed twice");
 	km_dht_del(d);
 }
 
