@@ -735,7 +735,7 @@ static bool ping_due(struct km_node *n, struct link *l, km_ms now)
 	return true;
 }
 
-km_ms links_tick(struct km_node *n, km_ms now)
+km_ms link_tick_all(struct km_node *n, km_ms now)
 {
 	struct link *l, *tmp;
 	km_ms wake = 0;

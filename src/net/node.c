@@ -538,7 +538,7 @@ km_ms km_node_tick(struct km_node *n, km_ms now)
 	for (unsigned i = 0; i < 2; i++)
 		if (n->fam[i].dht)
 			wake = km_ms_earliest(wake, km_dht_tick(n->fam[i].dht, now));
-	wake = km_ms_earliest(wake, links_tick(n, now));
+	wake = km_ms_earliest(wake, link_tick_all(n, now));
 	wake = km_ms_earliest(wake, node_neighbours_tick(n, now));
 	wake = km_ms_earliest(wake, node_nat_tick(n, now));
 	check_join(n, now);

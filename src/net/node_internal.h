@@ -143,7 +143,7 @@ void link_on_connected(struct km_node *n, struct link *l, km_ms now);
 void link_on_bytes(struct km_node *n, struct link *l, const uint8_t *buf,
 		   size_t len, km_ms now);
 void link_on_closed(struct km_node *n, struct link *l, km_ms now);
-km_ms links_tick(struct km_node *n, km_ms now);
+km_ms link_tick_all(struct km_node *n, km_ms now);
 void link_send_frame(struct km_node *n, struct link *l, uint8_t type,
 		     const uint8_t *payload, size_t len);
 /* l's peer as PUNCH_GO, RELAY_OPEN and RENDEZVOUS name it: its ID, the IP
