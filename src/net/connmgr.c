@@ -25,6 +25,7 @@ struct cm_link {
 	bool outbound;
 	bool up;
 	bool anchor;       /* dialled as an old node (see anchor_slots) */
+	bool seed;         /* dialled by address, not picked: a way in */
 	km_ms since;       /* opened, then up */
 	UT_hash_handle hh;
 };
@@ -233,6 +234,7 @@ int km_connmgr_opened(struct km_connmgr *cm, uint64_t conn,
 	l->remote = *remote;
 	l->outbound = outbound;
 	l->since = now;
+	l->seed = outbound && !id;
 	if (id) {
 		l->id = *id;
 		l->have_id = true;
@@ -387,6 +389,10 @@ enum km_cm_verdict km_connmgr_hello(struct km_connmgr *cm, uint64_t conn,
 		return KM_CM_DUPLICATE;
 	l->id = *id;
 	l->have_id = true;
+	/* Kept, a seed link would make the seed every joiner's neighbour;
+	 * the table's picks spread links over buckets and subnets. */
+	if (l->seed)
+		return KM_CM_JOIN_ONLY;
 	dup = link_with_id(cm, id, true, l);
 	in_after = cm->counts.in + (!l->outbound) -
 		   (dup && !dup->outbound);
@@ -431,7 +437,7 @@ bool km_connmgr_closed(struct km_connmgr *cm, uint64_t conn, km_ms now)
 	/* Dials that failed back off; so does any neighbour lost, so that a
 	 * node that just left is not dialled straight back.  One that stayed
 	 * long starts over from the base delay. */
-	if (l->have_id && (l->outbound || was_up))
+	if (l->have_id && !l->seed && (l->outbound || was_up))
 		backoff_fail(cm, &l->id, was_up && protected(cm, l, now), now);
 	if (was_up)
 		cm->next_fill = now;

@@ -83,8 +83,9 @@ enum km_cm_verdict {
 	KM_CM_EVICT,     /* a neighbour now; close *other (FULL) to make room */
 	KM_CM_DUPLICATE, /* close this link (DUPLICATE) */
 	KM_CM_FULL,      /* inbound: PEER_LIST, then close this link (FULL) */
-	KM_CM_JOIN_ONLY, /* outbound beyond max_out (a bootstrap link): take
-			    the PEER_LIST, then close it (NORMAL) */
+	KM_CM_JOIN_ONLY, /* a seed dialled by address, or outbound beyond
+			    max_out: take the PEER_LIST, then close it
+			    (NORMAL) */
 };
 
 struct km_cm_counts {

@@ -332,6 +332,33 @@ Test(connmgr, a_lost_neighbour_makes_the_next_dial_due_at_once)
 	km_table_del(t);
 }
 
+/* Every joiner dials its seed by address.  Kept as a neighbour, that link
+ * made the seed everyone's: in a 20-node swarm it had 19 inbound links and
+ * could dial no one, and its slots went to the first joiners, not to the
+ * picks of the table that spread links over buckets and subnets. */
+Test(connmgr, a_seed_dialled_by_address_is_a_way_in_and_may_be_picked_later)
+{
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm = cm_new(8, 8);
+	struct km_id seed = id_with(0x80, 1);
+	struct km_addr a = ip4(10, 0, 0, 1);
+	struct km_contact c;
+	uint64_t other;
+
+	cr_assert_eq(km_connmgr_opened(cm, 1, &a, true, NULL, 1000), 0);
+	cr_assert_eq(km_connmgr_hello(cm, 1, &seed, 1000, &other),
+		     KM_CM_JOIN_ONLY, "outbound slots are free, yet the seed "
+		     "link ends after its PEER_LIST");
+	cr_assert_eq(km_connmgr_counts(cm).out, 0);
+	cr_assert(!km_connmgr_closed(cm, 1, 1010));
+	add(t, &seed, &a, 1010);
+	cr_assert(km_connmgr_next_dial(cm, t, 1010, &c),
+		  "leaving a seed after the join is no failure to back off");
+	cr_assert(km_id_eq(&c.id, &seed));
+	km_connmgr_del(cm);
+	km_table_del(t);
+}
+
 /* Opens an inbound link from addr and hands it a HELLO from id. */
 static enum km_cm_verdict inbound_hello(struct km_connmgr *cm, uint64_t conn,
 					struct km_addr addr, uint8_t id_last,

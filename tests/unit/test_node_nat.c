@@ -8,15 +8,21 @@
 #include "net/ident.h"
 #include "net/node.h"
 #include "proto/err.h"
+#include "proto/krpc.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
-#define CONNS 8
+#define CONNS 16
+#define QUERIES 256 /* the start pings 64 saved contacts, and then some */
 #define OUT_MAX 16384
 
 struct fake {
 	uint64_t conns[CONNS];    /* every tcp_connect, in order */
+	struct km_addr dials[CONNS]; /* ... and where each went */
 	int nconns;
+	struct km_krpc_msg queries[QUERIES]; /* every KRPC query sent */
+	struct km_addr query_to[QUERIES];
+	int nqueries;
 	uint64_t last_conn;
 	struct km_addr last_dial;
 	int connects, closes;
@@ -27,15 +33,27 @@ struct fake {
 };
 
 static void fake_udp(void *user, const struct km_addr *to, const uint8_t *buf,
-		     size_t len) {}
+		     size_t len)
+{
+	struct fake *f = user;
+	struct km_krpc_msg m;
+
+	if (km_krpc_decode(buf, len, &m) == 0 && m.type == KM_KRPC_QUERY &&
+	    f->nqueries < QUERIES) {
+		f->query_to[f->nqueries] = *to;
+		f->queries[f->nqueries++] = m;
+	}
+}
 
 static void fake_connect(void *user, uint64_t conn, const struct km_addr *to)
 {
 	struct fake *f = user;
 
 	f->connects++;
-	if (f->nconns < CONNS)
+	if (f->nconns < CONNS) {
+		f->dials[f->nconns] = *to;
 		f->conns[f->nconns++] = conn;
+	}
 	f->last_conn = conn;
 	f->last_dial = *to;
 }
@@ -176,11 +194,38 @@ static void handshake(uint64_t conn, uint8_t id_byte, uint16_t listen_port,
 static const struct km_contact *saved_at_start;
 static size_t nsaved_at_start;
 
-/* A node whose bootstrap peer has become its neighbour; returns its conn. */
-static uint64_t node_with_neighbour(void)
+/* Answers every KRPC query sent to ip:6881 as the node with ID id_byte...,
+ * which puts it in the routing table. */
+static void answer_queries_to(const uint8_t ip[4], uint8_t id_byte, km_ms now)
+{
+	for (int j = 0; j < f.nqueries; j++) {
+		struct km_krpc_msg r;
+		uint8_t buf[512];
+		int len;
+
+		if (memcmp(f.query_to[j].ip, ip, 4) != 0 ||
+		    f.query_to[j].port != 6881)
+			continue;
+		km_krpc_init(&r, KM_KRPC_RESPONSE);
+		memcpy(r.tid, f.queries[j].tid, f.queries[j].tid_len);
+		r.tid_len = f.queries[j].tid_len;
+		memset(r.id.b, id_byte, KM_ID_LEN);
+		len = km_krpc_encode(&r, buf, sizeof(buf));
+		cr_assert_gt(len, 0);
+		km_node_udp_recv(n, &f.query_to[j], buf, (size_t)len, now);
+	}
+}
+
+/* A node joined through seeds at ips (IDs 0x70..., 0x71..., ...) the way
+ * every node joins: each seed link ends after its PEER_LIST, and the
+ * seeds, verified over KRPC, are picked from the table and dialled at
+ * 1001; conns[i] is the dial to ips[i], not yet connected. */
+static void node_joined_through(const uint8_t (*ips)[4], int count,
+				uint64_t *conns)
 {
 	struct km_node_config cfg;
-	uint64_t conn;
+	uint8_t empty[4];
+	int len = km_msg_peer_list_encode(empty, sizeof(empty), NULL, 0);
 
 	memset(&f, 0, sizeof(f));
 	km_prng_seed(&prng, 3);
@@ -188,14 +233,45 @@ static uint64_t node_with_neighbour(void)
 	km_node_config_default(&cfg);
 	km_id_random(&rng, &cfg.dht.id);
 	cfg.port = 7000;
-	km_addr_set_v4(&cfg.bootstrap[0], peer_ip, 6881);
-	cfg.nbootstrap = 1;
-	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
+	for (int i = 0; i < count; i++)
+		km_addr_set_v4(&cfg.bootstrap[i], ips[i], 6881);
+	cfg.nbootstrap = (size_t)count;
+	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1);
 	cr_assert_not_null(n);
-	km_node_start(n, saved_at_start, nsaved_at_start, 1000);
-	conn = f.last_conn;
-	km_node_tcp_connected(n, conn, 1000);
-	handshake(conn, 0x77, 6881, 1001);
+	km_node_start(n, saved_at_start, nsaved_at_start, 1);
+	cr_assert_eq(f.nconns, count);
+	cr_assert_gt(len, 0);
+	for (int i = 0; i < count; i++) {
+		km_node_tcp_connected(n, f.conns[i], 1);
+		handshake(f.conns[i], (uint8_t)(0x70 + i), 6881, 1);
+		answer_queries_to(ips[i], (uint8_t)(0x70 + i), 1);
+		feed(f.conns[i], KM_FRAME_PEER_LIST, empty, (size_t)len, 1);
+	}
+	km_node_tick(n, 1001);
+	cr_assert_eq(f.nconns, 2 * count, "every seed picked and dialled");
+	for (int k = count; k < 2 * count; k++)
+		for (int i = 0; i < count; i++)
+			if (memcmp(f.dials[k].ip, ips[i], 4) == 0)
+				conns[i] = f.conns[k];
+	f.nqueries = 0;
+}
+
+/* The dial conn connects and its peer, ID id_byte..., completes the
+ * handshake: a neighbour. */
+static void link_up(uint64_t conn, uint8_t id_byte, km_ms now)
+{
+	km_node_tcp_connected(n, conn, now);
+	handshake(conn, id_byte, 6881, now);
+}
+
+/* A node whose seed has become its neighbour (ID 0x70...), asked to dial
+ * back; returns the neighbour link's conn. */
+static uint64_t node_with_neighbour(void)
+{
+	uint64_t conn;
+
+	node_joined_through((const uint8_t (*)[4])peer_ip, 1, &conn);
+	link_up(conn, 0x70, 1001);
 	/* Asked once the link has been up a second. */
 	km_node_tick(n, 2001);
 	return conn;
@@ -496,26 +572,12 @@ Test(node_nat, an_internet_neighbour_rechecks_what_a_lan_dialback_proved)
 {
 	static const uint8_t ips[3][4] = {
 		{ 10, 1, 0, 5 }, { 203, 0, 113, 9 }, { 198, 51, 100, 7 } };
-	struct km_node_config cfg;
 	struct km_addr from;
 	uint64_t nonce, in, c[3];
 
-	memset(&f, 0, sizeof(f));
-	km_prng_seed(&prng, 3);
-	rng = km_prng_rng(&prng);
-	km_node_config_default(&cfg);
-	km_id_random(&rng, &cfg.dht.id);
-	cfg.port = 7000;
-	for (int i = 0; i < 3; i++)
-		km_addr_set_v4(&cfg.bootstrap[i], ips[i], 6881);
-	cfg.nbootstrap = 3;
-	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
-	cr_assert_not_null(n);
-	km_node_start(n, NULL, 0, 1000);
-	memcpy(c, f.conns, sizeof(c));
-	/* The LAN peer answers first: a LAN-only node asks its LAN. */
-	km_node_tcp_connected(n, c[0], 1000);
-	handshake(c[0], 0x70, 6881, 1001);
+	/* Joined through a LAN peer: a LAN-only node asks its LAN. */
+	node_joined_through(ips, 1, c);
+	link_up(c[0], 0x70, 1001);
 	km_node_tick(n, 2001);
 	cr_assert(sent_nonce(KM_FRAME_DIAL_ME, &nonce));
 	km_addr_set_v4(&from, ips[0], 40000);
@@ -524,9 +586,14 @@ Test(node_nat, an_internet_neighbour_rechecks_what_a_lan_dialback_proved)
 	cr_assert_eq(km_nat_reachability(km_node_nat(n)), KM_REACH_PUBLIC);
 
 	f.nsent = 0;
+	/* Then two Internet peers link up. */
 	for (int i = 1; i < 3; i++) {
-		km_node_tcp_connected(n, c[i], 2500);
-		handshake(c[i], (uint8_t)(0x70 + i), 6881, 2501);
+		struct km_addr at;
+
+		km_addr_set_v4(&at, ips[i], 50000);
+		c[i] = km_node_tcp_accepted(n, &at, 2500);
+		cr_assert_neq(c[i], 0);
+		handshake(c[i], (uint8_t)(0x70 + i), 6881, 2500);
 	}
 	km_node_tick(n, 3600);
 	cr_assert_eq(sent_count(KM_FRAME_DIAL_ME), 2, "only the Internet ones");
@@ -564,26 +631,9 @@ Test(node_nat, dht_ctl_punch_asks_every_neighbour_to_be_the_rendezvous)
 static void node_with_neighbours(const uint8_t (*ips)[4], int count,
 				 uint64_t *conns)
 {
-	struct km_node_config cfg;
-
-	memset(&f, 0, sizeof(f));
-	km_prng_seed(&prng, 3);
-	rng = km_prng_rng(&prng);
-	km_node_config_default(&cfg);
-	km_id_random(&rng, &cfg.dht.id);
-	cfg.port = 7000;
+	node_joined_through(ips, count, conns);
 	for (int i = 0; i < count; i++)
-		km_addr_set_v4(&cfg.bootstrap[i], ips[i], 6881);
-	cfg.nbootstrap = (size_t)count;
-	n = km_node_new(&cfg, &fake_cb, &f, &rng, 1000);
-	cr_assert_not_null(n);
-	km_node_start(n, NULL, 0, 1000);
-	cr_assert_eq(f.nconns, count);
-	for (int i = 0; i < count; i++) {
-		conns[i] = f.conns[i];
-		km_node_tcp_connected(n, conns[i], 1000);
-		handshake(conns[i], (uint8_t)(0x70 + i), 6881, 1001);
-	}
+		link_up(conns[i], (uint8_t)(0x70 + i), 1001);
 	km_node_tick(n, 2001);
 	cr_assert_eq(km_node_nat_stats(n).dialbacks_asked, (unsigned long)count);
 }
