@@ -70,6 +70,10 @@ def test_swarm_of_20_finds_every_lookup_and_reaches_every_node(tmp):
     # every run (BENCHMARKS.md, Real sockets).
     assert res["broadcast_copies_per_node"] <= 1.2, out   # broadcasts 2-20
     assert res["broadcast_control_bytes_ratio"] <= 0.15, out
+    # 0.9: a node others dialled first may have fewer than 8 nodes left to
+    # dial (in + out <= 19).  It failed at 141-143 while every joiner kept
+    # its seed link: the seed ended with 19 inbound links and none out, 8
+    # of the 160 gone in every run (150-159 in ten runs since).
     assert res["connections_total"] >= 20 * 8 * 0.9, out
     assert res["unclean_exits"] == 0, out
     assert "lookups exact" in out
