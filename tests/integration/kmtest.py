@@ -429,6 +429,21 @@ def wait_until(pred, timeout=10.0, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
+def linked(a, b):
+    """True when a and b list each other as neighbours.  The acceptor's
+    list alone is no proof: a joiner's seed link is listed there until the
+    joiner, having its PEER_LIST, closes it and dials whom its table picks
+    (docs/PROTOCOL.md); that link never counts on the joiner's side."""
+    return (any(p["id"] == b.id for p in control(a, "peers")) and
+            any(p["id"] == a.id for p in control(b, "peers")))
+
+
+def wait_linked(a, b, timeout=30.0):
+    """Waits until linked(a, b)."""
+    wait_until(lambda: linked(a, b), timeout=timeout,
+               what="%s and %s to be neighbours" % (a.id[:8], b.id[:8]))
+
+
 def wait_stable(fn, window=1.5, interval=0.25, timeout=30.0,
                 what="values to stop changing"):
     """Polls fn() until it returns the same value for window seconds (and at

@@ -97,8 +97,7 @@ def main():
     with kmtest.Cluster() as c:
         seed = c.start(seed=True)
         node = c.start(bootstrap=[seed])
-        kmtest.wait_until(lambda: len(c.ctl(seed, "--json", "peers")) == 1,
-                          timeout=30, what="a neighbour")
+        kmtest.wait_linked(seed, node)
         # Hostile KRPC from the network: method names, versions, ids.
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for h in HOSTILE:

@@ -18,8 +18,7 @@ def main():
     with kmtest.Cluster(log_level="info") as c:
         seed = c.start(seed=True)
         node = c.start(bootstrap=[seed])
-        kmtest.wait_until(lambda: len(c.ctl(seed, "--json", "peers")) == 1,
-                          timeout=30, what="a neighbour")
+        kmtest.wait_linked(seed, node)
         before = len(seed.stderr().splitlines())
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for i in range(500):

@@ -57,9 +57,7 @@ def main():
     with kmtest.Cluster() as c:
         a = c.start(seed=True, extra=opts)
         b = c.start(bootstrap=[a], extra=opts)
-        kmtest.wait_until(lambda: any(p["id"] == b.id for p in
-                                      kmtest.control(a, "peers")),
-                          timeout=30, what="B to become A's neighbour")
+        kmtest.wait_linked(a, b)
         os.kill(b.pid, signal.SIGSTOP)
         try:
             rss_before = rss_kib(a.pid)
