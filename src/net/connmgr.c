@@ -536,44 +536,64 @@ static unsigned score(const struct km_connmgr *cm, const struct km_table *t,
 	return s;
 }
 
-/* The lowest score wins; ties are broken uniformly (reservoir sampling). */
+/* The best candidate so far: the lowest score wins; ties are broken
+ * uniformly (reservoir sampling). */
+struct pick_state {
+	unsigned per_bucket[BUCKETS_MAX];
+	int nbuckets;
+	bool want_anchor;
+	unsigned best;
+	uint64_t ties;
+};
+
+static void consider(struct km_connmgr *cm, const struct km_table *t,
+		     struct pick_state *ps, const struct km_table_entry *e,
+		     km_ms now, struct km_contact *out)
+{
+	unsigned s;
+
+	if (!dialable(cm, t, e, now))
+		return;
+	s = score(cm, t, e, ps->per_bucket[bucket_of(cm, &e->c.id,
+						       ps->nbuckets)],
+		  ps->want_anchor, now);
+	if (s < ps->best) {
+		ps->best = s;
+		ps->ties = 0;
+	}
+	if (s == ps->best && km_rng_below(cm->rng, ++ps->ties) == 0) {
+		*out = e->c;
+		cm->anchor_picked = ps->want_anchor && is_old(cm, e, now);
+	}
+}
+
+/* Table entries first; then, should none be dialable (all linked, or
+ * backing off after refusals), the nodes waiting in replacement caches: a
+ * joiner's seed may wait there behind a full bucket. */
 static bool pick(struct km_connmgr *cm, const struct km_table *t, km_ms now,
 		 struct km_contact *out)
 {
-	unsigned per_bucket[BUCKETS_MAX], best = UINT32_MAX;
-	int nbuckets = km_table_bucket_count(t);
-	uint64_t ties = 0;
-	bool want_anchor = anchors_open(cm) < cm->cfg.anchor_slots;
+	struct pick_state ps = {
+		.nbuckets = km_table_bucket_count(t),
+		.want_anchor = anchors_open(cm) < cm->cfg.anchor_slots,
+		.best = UINT32_MAX,
+	};
 
 	cm->anchor_picked = false;
-
-	if (nbuckets > BUCKETS_MAX)
-		nbuckets = BUCKETS_MAX;
-	outbound_per_bucket(cm, nbuckets, per_bucket);
-	for (int b = 0; b < nbuckets; b++) {
-		for (size_t i = 0; i < km_table_bucket_size(t, b); i++) {
-			const struct km_table_entry *e = km_table_bucket_entry(t, b, i);
-			unsigned s;
-
-			if (!dialable(cm, t, e, now))
-				continue;
-			s = score(cm, t, e, per_bucket[bucket_of(cm, &e->c.id,
-								  nbuckets)],
-				  want_anchor, now);
-			if (s < best) {
-				best = s;
-				ties = 0;
-			}
-			if (s == best && km_rng_below(cm->rng, ++ties) == 0) {
-				*out = e->c;
-				cm->anchor_picked = want_anchor &&
-						    is_old(cm, e, now);
-			}
-		}
-	}
+	if (ps.nbuckets > BUCKETS_MAX)
+		ps.nbuckets = BUCKETS_MAX;
+	outbound_per_bucket(cm, ps.nbuckets, ps.per_bucket);
+	for (int b = 0; b < ps.nbuckets; b++)
+		for (size_t i = 0; i < km_table_bucket_size(t, b); i++)
+			consider(cm, t, &ps, km_table_bucket_entry(t, b, i),
+				 now, out);
+	for (int b = 0; ps.ties == 0 && b < ps.nbuckets; b++)
+		for (size_t i = 0; i < km_table_replacement_count(t, b); i++)
+			consider(cm, t, &ps, km_table_replacement_entry(t, b, i),
+				 now, out);
 	if (cm->anchor_picked)
 		cm->anchor_pick = out->id;
-	return ties > 0;
+	return ps.ties > 0;
 }
 
 bool km_connmgr_next_dial(struct km_connmgr *cm, const struct km_table *t,

@@ -359,6 +359,42 @@ Test(connmgr, a_seed_dialled_by_address_is_a_way_in_and_may_be_picked_later)
 	km_table_del(t);
 }
 
+/* A joiner whose full bucket left its seed in the replacement cache, and
+ * whose table holds only nodes that refuse it (--max-in 0), must still
+ * reach the seed: in tools/bench/neighbour-mem one client of 20 never did. */
+Test(connmgr, when_every_table_entry_is_backing_off_the_replacements_are_tried)
+{
+	struct km_table *t = km_table_new(&self, NULL, 1);
+	struct km_connmgr *cm = cm_new(1, 8);
+	struct km_contact c, ping, seed = { .id = id_with(0x80, 99) };
+	uint64_t conn = 1, other;
+	bool seed_dialled = false;
+
+	for (uint8_t i = 0; i < 8; i++) {
+		struct km_id id = id_with(0x80, i + 1);
+		struct km_addr a = ip4(10, 0, i, 1);
+
+		add(t, &id, &a, 1);
+	}
+	seed.addr = ip4(10, 9, 0, 1);
+	cr_assert_eq(km_table_offer(t, &seed, KM_SEEN_REPLY, 10, 1, &ping),
+		     KM_OFFER_CACHED, "bucket 0 is full");
+	for (km_ms now = 1000; now < 20000 && !seed_dialled; now += 100) {
+		if (!km_connmgr_next_dial(cm, t, now, &c))
+			continue;
+		seed_dialled = km_id_eq(&c.id, &seed.id);
+		cr_assert_eq(km_connmgr_opened(cm, conn, &c.addr, true, &c.id,
+					       now), 0);
+		cr_assert_eq(km_connmgr_hello(cm, conn, &c.id, now, &other),
+			     KM_CM_ACCEPT);
+		km_connmgr_closed(cm, conn++, now); /* GOODBYE FULL */
+	}
+	cr_assert(seed_dialled, "the seed in the replacement cache was never "
+		  "dialled");
+	km_connmgr_del(cm);
+	km_table_del(t);
+}
+
 /* Opens an inbound link from addr and hands it a HELLO from id. */
 static enum km_cm_verdict inbound_hello(struct km_connmgr *cm, uint64_t conn,
 					struct km_addr addr, uint8_t id_last,
