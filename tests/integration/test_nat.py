@@ -244,8 +244,14 @@ def check_nat_awareness(c, lab, kind):
                           timeout=30, what="a public node to say public")
     t1 = time.monotonic()
     for node in (a, b):
-        kmtest.wait_until(lambda: status(node)["nat"]["dialbacks_failed"] >= 1,
-                          timeout=30, what="a private node's dial-back check")
+        try:
+            kmtest.wait_until(
+                lambda: status(node)["nat"]["dialbacks_failed"] >= 1,
+                timeout=30, what="a private node's dial-back check")
+        except AssertionError as e:
+            # Seen once in the plain flake runs of 2026-12-03: say what it knew.
+            raise AssertionError("%s: %s; peers %s" % (
+                e, status(node), kmtest.control(node, "peers"))) from e
         st = status(node)
         assert st["reachability"] == "private" and st["read_only"], st
         kmtest.wait_until(lambda: status(node)["nat"]["keepalives"] >= 1,
